@@ -1,0 +1,146 @@
+"""The identity provider: one trusted login for every government department."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+from idp.settings import Settings, load_settings
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+# Paths answered in JSON rather than HTML pages.
+API_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app factory: settings in, a configured Flask app out."""
+    from idp.accounts.sessions import apply_session_cookie
+    from idp.extensions import csrf, db, migrate
+    from idp.oidc.server import create_authorization_server
+    from idp.security.secrets import resolve_key_encryption_key, resolve_secret_key
+
+    settings = settings or load_settings()
+    Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=settings.instance_path)
+    _configure_logging(settings)
+    app.config.update(
+        IDP_SETTINGS=settings,
+        SECRET_KEY=resolve_secret_key(settings.secret_key, settings.instance_path),
+        IDP_KEY_FERNET=resolve_key_encryption_key(
+            settings.key_encryption_key, settings.instance_path
+        ),
+        SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # Flask's own cookie carries only the CSRF token; the SSO session is server side.
+        SESSION_COOKIE_NAME="idp_csrf",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.cookies_secure,
+        WTF_CSRF_TIME_LIMIT=settings.interaction_lifetime,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+    app.config.update(settings.extra)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    csrf.init_app(app)
+    create_authorization_server(app)
+    _register_blueprints(app)
+    _register_error_pages(app)
+
+    @app.after_request
+    def finish_response(response: Response) -> Response:
+        """Session cookie changes and security headers on every response."""
+        apply_session_cookie(response)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Authorization URLs carry state and codes: never leak them in Referer headers.
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
+            "form-action 'self' http: https:",
+        )
+        if not request.path.startswith(("/static/", "/jwks.json", "/.well-known/")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    """Every area's pages and endpoints."""
+    from idp.accounts.views import bp as accounts_bp
+    from idp.oidc.authorize import bp as authorize_bp
+    from idp.oidc.discovery import bp as discovery_bp
+    from idp.oidc.jwks import bp as jwks_bp
+    from idp.oidc.token import bp as token_bp
+    from idp.oidc.userinfo import bp as userinfo_bp
+
+    for bp in (accounts_bp, authorize_bp, discovery_bp, jwks_bp, token_bp, userinfo_bp):
+        app.register_blueprint(bp)
+
+
+def _register_error_pages(app: Flask) -> None:
+    """Every error is a clear page (or JSON for API paths), never a stack trace."""
+
+    def wants_json() -> bool:
+        return request.path.startswith(API_PATHS)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        message = "This form has expired or was not sent from this site. Go back and try again."
+        return render_template("error.html", message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if wants_json():
+            body = {"error": "invalid_request", "error_description": error.description}
+            if error.code == 405:
+                body["error_description"] = "This method is not allowed on this endpoint."
+            return jsonify(body), error.code
+        return render_template("error.html", message=error.description), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        logging.getLogger("idp").exception("unexpected error on %s", request.path)
+        from idp.extensions import db
+
+        db.session.rollback()
+        if wants_json():
+            return jsonify(
+                {"error": "server_error", "error_description": "Something went wrong."}
+            ), 500
+        message = "Sorry, something went wrong. Try again later."
+        return render_template("error.html", message=message), 500
+
+
+def _configure_logging(settings: Settings) -> None:
+    """One line per event on standard output."""
+    logger = logging.getLogger("idp")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(settings.log_level)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """SQLite: enforce foreign keys, wait for locks, allow readers beside a writer (WAL)."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

@@ -1,0 +1,1 @@
+"""Citizen pages: sign up, sign in, sign out."""

@@ -1,0 +1,100 @@
+"""The single sign-on session: create, find, end. The cookie holds only a random value."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Response, current_app, g, request
+
+from idp.extensions import db
+from idp.models import BrowserSession, Citizen
+from idp.models.timestamps import utcnow
+from idp.security.secrets import hash_token, new_token
+
+# Refresh last_active_at at most this often, so every page view is not a database write.
+ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
+
+
+def _settings():
+    """The IdP settings of the current app."""
+    return current_app.config["IDP_SETTINGS"]
+
+
+def start_session(citizen: Citizen, amr: list[str]) -> tuple[BrowserSession, str]:
+    """Open a new session (a new identifier at every sign-in) and end the browser's old one."""
+    previous = current_session()
+    if previous is not None:
+        end_session(previous, reason="replaced")
+    cookie_value = new_token(32)
+    now = utcnow()
+    session = BrowserSession(
+        token_hash=hash_token(cookie_value),
+        sid=new_token(24),
+        citizen_id=citizen.id,
+        auth_time=now,
+        amr=amr,
+        user_agent=request.user_agent.string[:300] if request else None,
+        created_at=now,
+        last_active_at=now,
+        expires_at=now + timedelta(seconds=_settings().session_absolute_lifetime),
+    )
+    db.session.add(session)
+    db.session.commit()
+    g.browser_session = session
+    g.new_session_cookie = cookie_value
+    return session, cookie_value
+
+
+def current_session() -> BrowserSession | None:
+    """The live session of this browser, or None when absent, ended, idle or expired."""
+    if "browser_session" in g:
+        return g.browser_session
+    g.browser_session = None
+    cookie_value = request.cookies.get(_settings().session_cookie_name)
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    session = db.session.scalar(
+        db.select(BrowserSession).filter_by(token_hash=hash_token(cookie_value), ended_at=None)
+    )
+    if session is None:
+        return None
+    now = utcnow()
+    idle_limit = session.last_active_at + timedelta(seconds=_settings().session_idle_timeout)
+    if now >= session.expires_at or now >= idle_limit:
+        end_session(session, reason="expired")
+        return None
+    if now - session.last_active_at >= ACTIVITY_WRITE_INTERVAL:
+        session.last_active_at = now
+        db.session.commit()
+    g.browser_session = session
+    return session
+
+
+def end_session(session: BrowserSession, reason: str) -> None:
+    """End a session for good."""
+    if session.ended_at is None:
+        session.ended_at = utcnow()
+        session.ended_reason = reason
+        db.session.commit()
+    if g.get("browser_session") is session:
+        g.browser_session = None
+
+
+def apply_session_cookie(response: Response) -> Response:
+    """Set or clear the session cookie after a request that changed the session."""
+    s = _settings()
+    if g.get("new_session_cookie"):
+        response.set_cookie(
+            s.session_cookie_name,
+            g.new_session_cookie,
+            max_age=s.session_absolute_lifetime,
+            httponly=True,
+            samesite="Lax",
+            secure=s.cookies_secure,
+            path="/",
+        )
+    elif g.get("clear_session_cookie"):
+        response.delete_cookie(
+            s.session_cookie_name, path="/", httponly=True, samesite="Lax", secure=s.cookies_secure
+        )
+    return response

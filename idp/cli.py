@@ -1,0 +1,151 @@
+"""The `idp` command: serve, demo, citizens, clients, and Flask-Migrate's `db`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from idp import create_app
+from idp.settings import SettingsError
+
+
+def _create_app():
+    """Build the app, turning a bad setting into a one-line message."""
+    try:
+        return create_app()
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def cli() -> None:
+    """Government sign in: the OpenID Connect identity provider."""
+
+
+def prepare_database() -> None:
+    """Bring the schema up to date and make sure signing keys exist."""
+    from flask_migrate import upgrade
+
+    from idp.oidc.keys import ensure_signing_keys
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    ensure_signing_keys()
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Interface to listen on (default from settings).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--threads", default=8, type=click.IntRange(1, 64), show_default=True)
+@with_appcontext
+def serve(host: str | None, port: int | None, threads: int) -> None:
+    """Migrate, register the configured departments, and serve the IdP with waitress."""
+    from waitress import serve as waitress_serve
+
+    from idp.departments.registry import ClientMetadataError, register_departments
+
+    settings = current_app.config["IDP_SETTINGS"]
+    prepare_database()
+    try:
+        register_departments(settings)
+    except ClientMetadataError as exc:
+        raise click.ClickException(f"departments file: {exc}") from None
+    app = current_app._get_current_object()
+    click.echo(f"IdP serving {settings.issuer} on {host or settings.host}:{port or settings.port}")
+    waitress_serve(app, host=host or settings.host, port=port or settings.port, threads=threads)
+
+
+@cli.command("demo")
+@with_appcontext
+def demo() -> None:
+    """Start the IdP and every demo department until Ctrl-C (what `make run` does)."""
+    from idp.demo import run_demo
+
+    run_demo(current_app._get_current_object())
+
+
+@cli.group("citizens")
+def citizens() -> None:
+    """Citizen accounts."""
+
+
+@citizens.command("create")
+@click.option("--email", required=True, help="The citizen's email address.")
+@click.option("--password", required=True, help="The password (at least 8 characters).")
+@click.option("--given-name", default=None)
+@click.option("--family-name", default=None)
+@with_appcontext
+def citizens_create(
+    email: str, password: str, given_name: str | None, family_name: str | None
+) -> None:
+    """Create a citizen account."""
+    from idp.accounts.services import AccountError, create_citizen
+
+    try:
+        citizen = create_citizen(
+            email, password, given_name=given_name, family_name=family_name, email_verified=True
+        )
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created citizen {citizen.email} (subject {citizen.subject})")
+
+
+@cli.group("clients")
+def clients() -> None:
+    """Department services registered as clients."""
+
+
+@clients.command("add")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def clients_add(file: Path) -> None:
+    """Add or update a client from a JSON file of RFC 7591 metadata plus client_id and secret."""
+    from idp.departments.registry import ClientMetadataError, register_client
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.ClickException(f"{file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{file} must hold a JSON object of client metadata")
+    metadata = dict(data)
+    client_id = metadata.pop("client_id", None)
+    client_secret = metadata.pop("client_secret", None)
+    if not client_id:
+        raise click.ClickException(f"{file} has no client_id")
+    try:
+        client = register_client(client_id, metadata, client_secret)
+    except ClientMetadataError as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    click.echo(f"registered client {client.client_id} ({client.token_endpoint_auth_method})")
+
+
+@clients.command("list")
+@with_appcontext
+def clients_list() -> None:
+    """List registered clients."""
+    from idp.extensions import db
+    from idp.models import Client
+
+    rows = db.session.scalars(db.select(Client).order_by(Client.client_id)).all()
+    if not rows:
+        click.echo("no clients registered")
+        return
+    for client in rows:
+        click.echo(
+            f"{client.client_id}\t{client.status}\t{client.token_endpoint_auth_method}\t"
+            f"{client.client_name}"
+        )
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli.main(prog_name="idp", args=sys.argv[1:])

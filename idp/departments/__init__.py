@@ -1,0 +1,1 @@
+"""Departments: client registration and the demo departments of config/departments.toml."""

@@ -1,0 +1,116 @@
+"""A department's registered service: an OAuth client (RFC 7591 metadata)."""
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.extensions import db
+from idp.models.timestamps import UTCDateTime, utcnow
+
+CLIENT_STATUS_ACTIVE = "active"
+
+
+def hash_client_secret(secret: str) -> str:
+    """SHA-256 of a client secret; secrets are long random strings, so no slow hash is needed."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class Client(db.Model, ClientMixin):
+    """A department service allowed to ask the IdP who a citizen is."""
+
+    __tablename__ = "client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128), unique=True)
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=CLIENT_STATUS_ACTIVE)
+    client_id_issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Metadata, read with the RFC 7591 names and the IdP's secure defaults.
+
+    @property
+    def client_name(self) -> str:
+        """The name citizens see on the sign-in and consent pages."""
+        return self.client_metadata.get("client_name") or self.client_id
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        """Registered redirect URIs, matched exactly."""
+        return list(self.client_metadata.get("redirect_uris", []))
+
+    @property
+    def token_endpoint_auth_method(self) -> str:
+        """How the client authenticates at the token endpoint."""
+        return self.client_metadata.get("token_endpoint_auth_method", "client_secret_basic")
+
+    @property
+    def id_token_signed_response_alg(self) -> str | None:
+        """ES256 unless the department registered RS256."""
+        return self.client_metadata.get("id_token_signed_response_alg")
+
+    @property
+    def require_pkce(self) -> bool:
+        """PKCE is required unless a confidential client registered it as optional."""
+        if self.token_endpoint_auth_method == "none":
+            return True
+        return bool(self.client_metadata.get("require_pkce", True))
+
+    @property
+    def jwks(self) -> dict[str, Any] | None:
+        """Public keys registered by value, for private_key_jwt."""
+        return self.client_metadata.get("jwks")
+
+    @property
+    def jwks_uri(self) -> str | None:
+        """Where the department publishes its public keys, for private_key_jwt."""
+        return self.client_metadata.get("jwks_uri")
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the service may be used now."""
+        return self.status == CLIENT_STATUS_ACTIVE
+
+    # Authlib's ClientMixin hooks.
+
+    def get_client_id(self) -> str:
+        """The client identifier."""
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        """None: OpenID Connect requires redirect_uri in every authorization request."""
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        """The requested scopes this client may have."""
+        if not scope:
+            return ""
+        allowed = set(scope_to_list(self.client_metadata.get("scope", "openid")))
+        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact, byte-for-byte match against a registered redirect URI (RFC 9700 4.1.3)."""
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        """Compare a presented secret with the stored hash in constant time."""
+        if not self.client_secret_hash:
+            return False
+        return hmac.compare_digest(self.client_secret_hash, hash_client_secret(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        """Only the authentication method the client registered is accepted."""
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        """Only the code flow."""
+        return response_type in self.client_metadata.get("response_types", ["code"])
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        """Grant types the client registered (authorization_code by default)."""
+        return grant_type in self.client_metadata.get("grant_types", ["authorization_code"])

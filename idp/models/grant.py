@@ -1,0 +1,111 @@
+"""Authorization codes and the access tokens issued for them."""
+
+from datetime import datetime
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.extensions import db
+from idp.models.citizen import Citizen
+from idp.models.client import Client
+from idp.models.timestamps import UTCDateTime, utcnow
+
+
+class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+    """A single-use code, stored only as a hash, bound to client, redirect URI and PKCE."""
+
+    __tablename__ = "authorization_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    sid: Mapped[str] = mapped_column(String(64))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    citizen: Mapped[Citizen] = relationship(lazy="joined")
+
+    def get_redirect_uri(self) -> str:
+        """The redirect URI the code was issued to."""
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        """The scopes the citizen granted."""
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        """The nonce to carry into the ID token."""
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        """When the citizen authenticated, in seconds since the epoch."""
+        return int(self.auth_time.timestamp())
+
+    def get_amr(self) -> list[str]:
+        """How the citizen authenticated."""
+        return list(self.amr or [])
+
+    def get_acr(self) -> None:
+        """Levels of assurance arrive with a later change."""
+        return None
+
+
+class Token(db.Model, TokenMixin):
+    """An access token, stored only as a SHA-256 hash."""
+
+    __tablename__ = "token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(Text)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    authorization_code_id: Mapped[int | None] = mapped_column(
+        ForeignKey("authorization_code.id", ondelete="SET NULL"), index=True
+    )
+    claims: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    citizen: Mapped[Citizen] = relationship(lazy="joined")
+
+    def get_client(self) -> Client | None:
+        """The client the token was issued to."""
+        return db.session.scalar(db.select(Client).filter_by(client_id=self.client_id))
+
+    def get_user(self) -> Citizen:
+        """The citizen the token speaks for."""
+        return self.citizen
+
+    def get_scope(self) -> str:
+        """The scopes granted."""
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        """Lifetime in seconds."""
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+    def check_client(self, client: Client) -> bool:
+        """Whether the token belongs to this client."""
+        return self.client_id == client.client_id
+
+    def is_expired(self) -> bool:
+        """Whether the token's lifetime is over."""
+        return self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        """Whether the token was revoked."""
+        return self.revoked_at is not None

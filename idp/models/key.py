@@ -1,0 +1,24 @@
+"""The IdP's own signing keys; private parts are stored encrypted."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.extensions import db
+from idp.models.timestamps import UTCDateTime, utcnow
+
+
+class SigningKey(db.Model):
+    """A key that signs ID tokens, published in the JWKS by its public part."""
+
+    __tablename__ = "signing_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    alg: Mapped[str] = mapped_column(String(8), index=True)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_jwk_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

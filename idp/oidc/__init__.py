@@ -1,0 +1,1 @@
+"""The OpenID Connect protocol: one module per endpoint, Authlib doing the protocol."""

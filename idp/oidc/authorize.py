@@ -1,0 +1,237 @@
+"""The authorization endpoint (OIDC Core 3.1.2): validate, sign in, consent, issue a code."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from authlib.oauth2.rfc6749 import OAuth2Error, scope_to_list
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from idp import audit
+from idp.accounts.sessions import current_session
+from idp.extensions import csrf, db
+from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
+from idp.models.timestamps import utcnow
+from idp.oidc.journey import (
+    AuthorizationRequest,
+    find_interaction,
+    finish_interaction,
+    interaction_params,
+    start_interaction,
+)
+from idp.oidc.server import authorization_server, query_client
+
+bp = Blueprint("authorize", __name__)
+
+
+def untrusted_request_problem(params: MultiDict) -> str | None:
+    """Why the client or redirect URI cannot be trusted (never redirect then), or None."""
+    for name in ("client_id", "redirect_uri"):
+        if len(params.getlist(name)) > 1:
+            return f"The request repeats the {name} parameter."
+    client_id = params.get("client_id")
+    if not client_id:
+        return "The request does not say which service is asking (client_id is missing)."
+    client = query_client(client_id)
+    if client is None:
+        return "The service asking you to sign in is not registered with this sign-in service."
+    redirect_uri = params.get("redirect_uri")
+    if not redirect_uri:
+        return "The request does not say where to return to (redirect_uri is missing)."
+    if not client.check_redirect_uri(redirect_uri):
+        return "The address the service asked to return to is not one it registered."
+    return None
+
+
+def error_page(message: str, status: int = 400) -> tuple[str, int]:
+    """An HTML error page, for errors that must not be redirected."""
+    return render_template("error.html", message=message), status
+
+
+def error_response(error: OAuth2Error, oauth_request: AuthorizationRequest) -> Response:
+    """Redirect the error to the client with state and iss, or show a page when untrusted."""
+    audit.record(
+        "authorization.failed",
+        outcome="failure",
+        reason=error.error,
+        client_id=oauth_request.payload.client_id,
+    )
+    if not error.redirect_uri:
+        return error_page(error.description or error.error)
+    server = authorization_server()
+    error.state = oauth_request.payload.state
+    response = server.handle_error_response(oauth_request, error)
+    server.issuer_parameter.add_issuer_parameter(server, response)
+    return response
+
+
+def _signed_in_during(session: BrowserSession, interaction: Interaction | None) -> bool:
+    """Whether the citizen authenticated after this journey began."""
+    return interaction is not None and session.auth_time >= interaction.created_at
+
+
+def needs_authentication(
+    session: BrowserSession | None, data: MultiDict, interaction: Interaction | None
+) -> bool:
+    """No session, prompt=login, or an auth_time older than max_age (OIDC Core 3.1.2.1)."""
+    if session is None:
+        return True
+    if _signed_in_during(session, interaction):
+        return False
+    prompts = (data.get("prompt") or "").split()
+    if "login" in prompts:
+        return True
+    max_age = data.get("max_age")
+    if max_age is not None:
+        return utcnow() - session.auth_time > timedelta(seconds=int(max_age))
+    return False
+
+
+def needs_consent(
+    citizen: Citizen, client: Client, scope: str, data: MultiDict, interaction: Interaction | None
+) -> bool:
+    """First time a department asks, prompt=consent, or new scopes."""
+    if interaction is not None and interaction.consent_given:
+        return False
+    if "consent" in (data.get("prompt") or "").split():
+        return True
+    consent = db.session.scalar(
+        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
+    )
+    if consent is None:
+        return True
+    return not set(scope_to_list(scope)).issubset(scope_to_list(consent.scope))
+
+
+def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
+    """Take an authorization request as far as it can go: sign-in, consent, or a code."""
+    problem = untrusted_request_problem(params)
+    if problem:
+        audit.record(
+            "authorization.failed",
+            outcome="failure",
+            reason="untrusted client or redirect_uri",
+            client_id=params.get("client_id", "")[:128] or None,
+        )
+        return error_page(problem)
+    oauth_request = AuthorizationRequest(params)
+    session = current_session()
+    citizen = session.citizen if session else None
+    server = authorization_server()
+    try:
+        grant = server.get_consent_grant(oauth_request, end_user=citizen)
+    except OAuth2Error as error:
+        return error_response(error, oauth_request)
+    data = oauth_request.payload.data
+    prompts = (data.get("prompt") or "").split()
+
+    if needs_authentication(session, data, interaction):
+        if "none" in prompts:
+            return error_response(
+                LoginRequiredError(redirect_uri=grant.redirect_uri), oauth_request
+            )
+        interaction = interaction or start_interaction(params)
+        return redirect(url_for("accounts.sign_in", journey=interaction.handle))
+
+    if needs_consent(citizen, grant.client, oauth_request.scope, data, interaction):
+        if "none" in prompts:
+            return error_response(
+                ConsentRequiredError(redirect_uri=grant.redirect_uri), oauth_request
+            )
+        interaction = interaction or start_interaction(params)
+        return redirect(url_for("authorize.consent", journey=interaction.handle))
+
+    response = server.create_authorization_response(
+        request=oauth_request, grant_user=citizen, grant=grant
+    )
+    if interaction is not None:
+        finish_interaction(interaction)
+    return response
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt
+def authorize() -> Response:
+    """OIDC Core 3.1.2.1: the request arrives by GET or by form POST."""
+    return proceed(MultiDict(request.values.items(multi=True)), None)
+
+
+@bp.get("/authorize/resume")
+def resume() -> Response:
+    """Continue a journey after sign-in or consent."""
+    interaction = find_interaction(request.args.get("journey"))
+    if interaction is None:
+        return expired_journey_page()
+    return proceed(interaction_params(interaction), interaction)
+
+
+def expired_journey_page() -> tuple[str, int]:
+    """The journey is unknown or too old: start again at the department."""
+    return error_page(
+        "Your sign-in took too long or the link is no longer valid. "
+        "Go back to the service you were using and start again."
+    )
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent() -> Response:
+    """Ask the citizen whether the department may receive the listed information."""
+    from idp.accounts.forms import ConsentForm
+    from idp.oidc.claims import claims_for_scope
+
+    interaction = find_interaction(request.args.get("journey"))
+    if interaction is None:
+        return expired_journey_page()
+    session = current_session()
+    if session is None:
+        return redirect(url_for("accounts.sign_in", journey=interaction.handle))
+    params = interaction_params(interaction)
+    oauth_request = AuthorizationRequest(params)
+    server = authorization_server()
+    try:
+        grant = server.get_consent_grant(oauth_request, end_user=session.citizen)
+    except OAuth2Error as error:
+        return error_response(error, oauth_request)
+    form = ConsentForm()
+    if form.validate_on_submit():
+        if form.allow.data:
+            record_consent(session.citizen, grant.client, oauth_request.scope)
+            interaction.consent_given = True
+            db.session.commit()
+            return redirect(url_for("authorize.resume", journey=interaction.handle))
+        audit.record(
+            "consent.refused",
+            outcome="failure",
+            citizen_id=session.citizen_id,
+            client_id=grant.client.client_id,
+        )
+        response = server.create_authorization_response(
+            request=oauth_request, grant_user=None, grant=grant
+        )
+        finish_interaction(interaction)
+        return response
+    return render_template(
+        "consent.html",
+        form=form,
+        client=grant.client,
+        claims=[c for c in claims_for_scope(oauth_request.scope) if c != "sub"],
+        journey=interaction.handle,
+    )
+
+
+def record_consent(citizen: Citizen, client: Client, scope: str) -> None:
+    """Remember what the citizen agreed to share with this department."""
+    consent = db.session.scalar(
+        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
+    )
+    if consent is None:
+        consent = Consent(citizen_id=citizen.id, client_id=client.client_id, scope=scope)
+        db.session.add(consent)
+    else:
+        granted = scope_to_list(consent.scope) + scope_to_list(scope)
+        consent.scope = " ".join(dict.fromkeys(granted))
+        consent.granted_at = utcnow()
+    db.session.commit()
+    audit.record("consent.given", citizen_id=citizen.id, client_id=client.client_id, scope=scope)

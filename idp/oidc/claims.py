@@ -1,0 +1,49 @@
+"""What a department learns about a citizen: the subject and the claims of each scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import scope_to_list
+
+from idp.models import Citizen, Client
+
+# OIDC Core 5.4: the claims each scope asks for.
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "openid": ("sub",),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "profile": ("name", "given_name", "family_name"),
+}
+
+SCOPES_SUPPORTED = tuple(SCOPE_CLAIMS)
+
+
+def subject_for(citizen: Citizen, client: Client) -> str:
+    """The sub a department sees for a citizen (public subjects; pairwise arrives later)."""
+    return citizen.subject
+
+
+def claims_for_scope(scope: str) -> list[str]:
+    """Every claim the scopes release, in a stable order."""
+    names: list[str] = []
+    for s in scope_to_list(scope) or []:
+        for claim in SCOPE_CLAIMS.get(s, ()):
+            if claim not in names:
+                names.append(claim)
+    return names
+
+
+def user_info(citizen: Citizen, client: Client, scope: str) -> dict[str, Any]:
+    """The UserInfo claims for a token's scope; claims the citizen never gave are left out."""
+    values: dict[str, Any] = {
+        "sub": subject_for(citizen, client),
+        "email": citizen.email,
+        "email_verified": citizen.email_verified,
+        "phone_number": citizen.phone_number,
+        "phone_number_verified": citizen.phone_number_verified if citizen.phone_number else None,
+        "name": citizen.name,
+        "given_name": citizen.given_name,
+        "family_name": citizen.family_name,
+    }
+    return {c: values[c] for c in claims_for_scope(scope) if values.get(c) is not None}

@@ -1,0 +1,157 @@
+"""private_key_jwt client authentication (RFC 7523 section 2.2, OIDC Core 9)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy.exc import IntegrityError
+
+from idp.extensions import db
+from idp.models import Client, UsedClientAssertion
+from idp.oidc.client_keys import ClientKeysUnavailable, client_key_set
+from idp.security.secrets import hash_token
+
+ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
+
+
+def _invalid(description: str) -> InvalidClientError:
+    """An invalid_client error with a description safe for RFC 6749's character set."""
+    safe = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "'" for ch in description)
+    return InvalidClientError(description=safe, status_code=401)
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """Checks a client assertion: signature, iss = sub = client_id, aud, exp, iat and jti."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, issuer: str, token_endpoint: str):
+        super().__init__(validate_jti=True)
+        self.issuer = issuer
+        self.token_endpoint = token_endpoint
+
+    def get_audiences(self) -> list[str]:
+        """The issuer or the token endpoint URL (OIDC Core 9 and RFC 7523 3)."""
+        return [self.issuer, self.token_endpoint]
+
+    def resolve_client_public_key(self, client: Client):
+        """The client's keys (a KeySet); the signature check picks from it."""
+        try:
+            return client_key_set(client)
+        except ClientKeysUnavailable as exc:
+            raise _invalid(f"The client's public keys are unavailable: {exc}") from None
+
+    def __call__(self, query_client, request):
+        """Authenticate a client by its assertion, or return None when none was sent."""
+        assertion = request.form.get("client_assertion")
+        if request.form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
+            return None
+        try:
+            headers, unverified = self.extract_assertion(assertion)
+        except InvalidClientError:
+            raise _invalid("The client assertion is not a signed JWT.") from None
+        client_id = unverified.get("sub")
+        if not isinstance(client_id, str) or not client_id:
+            raise _invalid("The client assertion has no sub naming the client.")
+        client = query_client(client_id)
+        if client is None:
+            raise _invalid("The client does not exist on this server.")
+        self.authenticate_client(client)
+        key_set = self.resolve_client_public_key(client)
+        token = self._decode_with_client_keys(assertion, headers, client, key_set)
+        self.verify_claims(token.claims)
+        request.client = client
+        return client
+
+    def authenticate_client(self, client: Client) -> Client:
+        """Only clients registered for private_key_jwt may use it."""
+        if client.check_endpoint_auth_method(self.CLIENT_AUTH_METHOD, "token"):
+            return client
+        raise _invalid("The client is not registered for private_key_jwt.")
+
+    def _decode_with_client_keys(self, assertion: str, headers: dict, client: Client, key_set):
+        """Verify against the key named by kid (refetching once if unknown), else every key."""
+        alg = headers.get("alg")
+        if alg not in ASSERTION_ALGORITHMS:
+            raise _invalid(f"The client assertion alg {alg} is not accepted.")
+        kid = headers.get("kid")
+        candidates = list(key_set.keys)
+        if kid is not None:
+            named = [k for k in candidates if k.kid == kid]
+            if not named and client.jwks_uri:
+                # The department may have rotated its keys: look again before refusing.
+                try:
+                    candidates = list(client_key_set(client, refresh=True).keys)
+                except ClientKeysUnavailable as exc:
+                    raise _invalid(f"The client's public keys are unavailable: {exc}") from None
+                named = [k for k in candidates if k.kid == kid]
+            if not named:
+                raise _invalid(f"No registered key of the client has kid {kid}.")
+            candidates = named
+        for key in candidates:
+            try:
+                return jwt.decode(assertion, key, algorithms=[alg])
+            except (JoseError, ValueError):
+                continue
+        raise _invalid("The client assertion signature does not verify with any registered key.")
+
+    def verify_claims(self, claims) -> None:
+        """iss = sub = client_id, aud, exp in the future, a bounded lifetime, iat, fresh jti."""
+        settings = current_app.config["IDP_SETTINGS"]
+        now = int(time.time())
+        skew = settings.clock_skew
+        client_id = claims.get("sub")
+        if claims.get("iss") != client_id:
+            raise _invalid("The client assertion iss and sub must both be the client_id.")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if not set(self.get_audiences()).intersection(a for a in audiences if isinstance(a, str)):
+            raise _invalid("The client assertion aud must be the issuer or the token endpoint URL.")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise _invalid("The client assertion has no exp.")
+        if exp <= now - skew:
+            raise _invalid("The client assertion has expired.")
+        if exp > now + settings.client_assertion_max_lifetime + skew:
+            raise _invalid(
+                "The client assertion lives longer than "
+                f"{settings.client_assertion_max_lifetime} seconds."
+            )
+        iat = claims.get("iat")
+        if iat is not None:
+            if not isinstance(iat, int | float) or isinstance(iat, bool):
+                raise _invalid("The client assertion iat is not a number.")
+            if iat > now + skew:
+                raise _invalid("The client assertion was issued in the future.")
+        nbf = claims.get("nbf")
+        if isinstance(nbf, int | float) and nbf > now + skew:
+            raise _invalid("The client assertion is not valid yet.")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise _invalid("The client assertion has no jti.")
+        if not self._remember_jti(client_id, jti, exp + skew):
+            raise _invalid("The client assertion jti has been used before.")
+
+    @staticmethod
+    def _remember_jti(client_id: str, jti: str, until: float) -> bool:
+        """Store the jti; False when it was already stored (a replay), on any IdP process."""
+        row = UsedClientAssertion(
+            client_id=client_id,
+            jti_hash=hash_token(jti),
+            expires_at=datetime.fromtimestamp(until, UTC),
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            return False
+        return True

@@ -1,0 +1,90 @@
+"""A department's public keys, by value (jwks) or by reference (jwks_uri, fetched and cached)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+from flask import current_app
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from idp.models import Client
+
+# Refetch a jwks_uri for an unknown kid at most this often, so assertions cannot make us a
+# request amplifier.
+MIN_REFETCH_INTERVAL = 10.0
+
+
+class ClientKeysUnavailable(Exception):
+    """The department's keys could not be obtained; the message says why."""
+
+
+@dataclass
+class _CachedKeySet:
+    keys: KeySet
+    fetched_at: float
+
+
+_cache: dict[str, _CachedKeySet] = {}
+_lock = threading.Lock()
+
+
+def _import_key_set(data: object, where: str) -> KeySet:
+    """Parse a JWKS document, refusing private members and unusable keys."""
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise ClientKeysUnavailable(f"{where} is not a JWKS document with a keys list")
+    try:
+        key_set = KeySet.import_key_set(data)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise ClientKeysUnavailable(f"{where} holds a key that cannot be used: {exc}") from None
+    if any(key.is_private for key in key_set.keys):
+        raise ClientKeysUnavailable(f"{where} holds private key material")
+    return key_set
+
+
+def _fetch(jwks_uri: str) -> KeySet:
+    """Fetch a department's JWKS with a timeout."""
+    timeout = current_app.config["IDP_SETTINGS"].jwks_fetch_timeout
+    try:
+        response = httpx.get(jwks_uri, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ClientKeysUnavailable(
+            f"jwks_uri could not be fetched: {type(exc).__name__}"
+        ) from None
+    if response.status_code != 200:
+        raise ClientKeysUnavailable(f"jwks_uri answered HTTP {response.status_code}")
+    try:
+        data = response.json()
+    except ValueError:
+        raise ClientKeysUnavailable("jwks_uri did not return JSON") from None
+    return _import_key_set(data, "jwks_uri")
+
+
+def client_key_set(client: Client, *, refresh: bool = False) -> KeySet:
+    """The client's public keys; refresh=True refetches a jwks_uri (for an unknown kid)."""
+    if client.jwks is not None:
+        return _import_key_set(client.jwks, "jwks")
+    if not client.jwks_uri:
+        raise ClientKeysUnavailable("the client registered neither jwks nor jwks_uri")
+    lifetime = current_app.config["IDP_SETTINGS"].jwks_cache_lifetime
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(client.jwks_uri)
+    if cached is not None:
+        fresh = now - cached.fetched_at < lifetime
+        may_refetch = now - cached.fetched_at >= MIN_REFETCH_INTERVAL
+        if fresh and not (refresh and may_refetch):
+            return cached.keys
+    keys = _fetch(client.jwks_uri)
+    with _lock:
+        _cache[client.jwks_uri] = _CachedKeySet(keys=keys, fetched_at=now)
+    return keys
+
+
+def forget_cached_keys() -> None:
+    """Drop every cached JWKS (tests, and key compromise handling)."""
+    with _lock:
+        _cache.clear()

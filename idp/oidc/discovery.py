@@ -1,0 +1,58 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 section 3): exactly what is supported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
+from idp.oidc.client_auth import ASSERTION_ALGORITHMS
+from idp.oidc.keys import SUPPORTED_ALGS
+from idp.oidc.server import TOKEN_ENDPOINT_AUTH_METHODS
+
+bp = Blueprint("discovery", __name__)
+
+DISCOVERY_MAX_AGE = 3600
+
+
+def provider_metadata() -> dict[str, Any]:
+    """The discovery document."""
+    settings = current_app.config["IDP_SETTINGS"]
+    issuer = settings.issuer
+    claims: list[str] = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr"]
+    for names in SCOPE_CLAIMS.values():
+        claims.extend(n for n in names if n not in claims)
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", *claims],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": list(settings.ui_locales_supported),
+        "claim_types_supported": ["normal"],
+    }
+
+
+@bp.get("/.well-known/openid-configuration")
+def openid_configuration() -> Response:
+    """Discovery, cacheable."""
+    response = jsonify(provider_metadata())
+    response.headers["Cache-Control"] = f"public, max-age={DISCOVERY_MAX_AGE}"
+    return response

@@ -1,0 +1,328 @@
+"""Authlib wiring: the authorization server, the code grant and its extensions.
+
+Authlib does the protocol; this module fills its hooks and holds the IdP's policy.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Request,
+    UnauthorizedClientError,
+    grants,
+    scope_to_list,
+)
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import grants as oidc_grants
+from flask import Flask, current_app
+from sqlalchemy import update
+
+from idp import audit
+from idp.accounts.sessions import current_session
+from idp.extensions import db
+from idp.models import AuthorizationCode, Client, Token
+from idp.models.timestamps import utcnow
+from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
+from idp.oidc.client_auth import PrivateKeyJWT
+from idp.oidc.keys import signing_key
+from idp.security.secrets import hash_token
+
+PROMPT_VALUES = {"none", "login", "consent", "select_account"}
+TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+def _settings():
+    """The IdP settings of the current app."""
+    return current_app.config["IDP_SETTINGS"]
+
+
+def query_client(client_id: str) -> Client | None:
+    """Find a registered client by its identifier."""
+    if not isinstance(client_id, str) or len(client_id) > 128:
+        return None
+    return db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+
+
+def save_token(token: dict, request: OAuth2Request) -> None:
+    """Store an issued access token by its hash only."""
+    code: AuthorizationCode | None = request.authorization_code
+    now = utcnow()
+    db.session.add(
+        Token(
+            access_token_hash=hash_token(token["access_token"]),
+            client_id=request.client.client_id,
+            citizen_id=request.user.id,
+            scope=token.get("scope", ""),
+            sid=code.sid if code else None,
+            authorization_code_id=code.id if code else None,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=int(token["expires_in"])),
+        )
+    )
+    db.session.commit()
+    audit.record(
+        "token.issued",
+        citizen_id=request.user.id,
+        client_id=request.client.client_id,
+        grant_type=request.payload.grant_type,
+        scope=token.get("scope"),
+    )
+
+
+class IdPAuthorizationServer(AuthorizationServer):
+    """Authlib's Flask server, taking stored authorization requests and answering errors well."""
+
+    def create_oauth2_request(self, request):
+        """Use an already-built request (a resumed journey) as it is."""
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
+
+    def handle_error_response(self, request, error):
+        """invalid_client is always 401 with WWW-Authenticate (RFC 6749 5.2)."""
+        if isinstance(error, InvalidClientError):
+            error.status_code = 401
+        return super().handle_error_response(request, error)
+
+
+class PKCE(CodeChallenge):
+    """PKCE with S256 only; required unless a confidential client registered it optional."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        """Refuse plain, a challenge without a method, and a missing challenge where required."""
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        method = data.get("code_challenge_method")
+        if challenge and not method:
+            raise InvalidRequestError("code_challenge_method is required; only S256 is supported.")
+        if method == "plain":
+            raise InvalidRequestError("code_challenge_method plain is not allowed; use S256.")
+        if method and method not in self.SUPPORTED_CODE_CHALLENGE_METHOD:
+            raise InvalidRequestError("Unsupported code_challenge_method; use S256.")
+        if not challenge:
+            if method:
+                raise InvalidRequestError("Missing code_challenge.")
+            client: Client = grant.request.client
+            if client.require_pkce:
+                raise InvalidRequestError(
+                    "PKCE is required: send code_challenge with code_challenge_method=S256."
+                )
+            if not data.get("nonce"):
+                # A client registered without PKCE must bind the response with a nonce.
+                raise InvalidRequestError("Missing nonce: required when PKCE is not used.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationPolicy:
+    """The IdP's own checks on every authorization request, as grant hooks."""
+
+    def __call__(self, grant):
+        """Register the checks on the grant."""
+        grant.register_hook("after_validate_authorization_request_payload", self.validate_request)
+
+    def validate_request(self, grant, redirect_uri):
+        """openid scope, supported parameters, prompt and max_age values, client status."""
+        data = grant.request.payload.data
+        client: Client = grant.request.client
+        if not client.is_active:
+            raise UnauthorizedClientError("This service is not active on the IdP.")
+        if "openid" not in (scope_to_list(data.get("scope")) or []):
+            raise InvalidScopeError("The scope must contain openid.")
+        # OIDC Core 6: request objects are not supported here, and say so.
+        if "request" in data:
+            raise RequestNotSupportedError()
+        if "request_uri" in data:
+            raise RequestUriNotSupportedError()
+        response_mode = data.get("response_mode")
+        if response_mode not in (None, "query"):
+            raise InvalidRequestError("Only response_mode=query is supported.")
+        prompts = (data.get("prompt") or "").split()
+        unknown = [p for p in prompts if p not in PROMPT_VALUES]
+        if unknown:
+            raise InvalidRequestError("Unsupported prompt value.")
+        max_age = data.get("max_age")
+        if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
+            raise InvalidRequestError("max_age must be a whole number of seconds.")
+        if len(data.get("nonce") or "") > 512:
+            raise InvalidRequestError("nonce is too long (512 characters at most).")
+        if len(data.get("state") or "") > 2048:
+            raise InvalidRequestError("state is too long (2048 characters at most).")
+
+
+class RequestNotSupportedError(InvalidRequestError):
+    """OIDC Core 3.1.2.6: request objects are not supported."""
+
+    error = "request_not_supported"
+    description = "Request objects are not supported."
+
+
+class RequestUriNotSupportedError(InvalidRequestError):
+    """OIDC Core 3.1.2.6: request_uri is not supported."""
+
+    error = "request_uri_not_supported"
+    description = "request_uri is not supported."
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    """The code grant: codes hashed, single use, short lived, bound to client and redirect."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43  # 43 characters of [A-Za-z0-9]: about 256 bits
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        """Store the code's hash with everything it is bound to."""
+        session = current_session()
+        data = request.payload.data
+        now = utcnow()
+        row = AuthorizationCode(
+            code_hash=hash_token(code),
+            client_id=request.client.client_id,
+            citizen_id=request.user.id,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            sid=session.sid,
+            auth_time=session.auth_time,
+            amr=list(session.amr or []),
+            created_at=now,
+            expires_at=now + timedelta(seconds=_settings().authorization_code_lifetime),
+        )
+        db.session.add(row)
+        db.session.commit()
+        audit.record(
+            "authorization_code.issued",
+            citizen_id=request.user.id,
+            client_id=request.client.client_id,
+            scope=request.scope,
+        )
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
+        """Claim the code atomically; a second use revokes what the first use issued."""
+        if not isinstance(code, str) or len(code) > 256:
+            raise InvalidGrantError("The authorization code is not valid.")
+        row = db.session.scalar(db.select(AuthorizationCode).filter_by(code_hash=hash_token(code)))
+        if row is None or row.client_id != client.client_id:
+            raise InvalidGrantError("The authorization code is not valid for this client.")
+        now = utcnow()
+        claimed = db.session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        ).rowcount
+        db.session.commit()
+        if claimed != 1:
+            # RFC 6749 4.1.2: a replayed code revokes the tokens issued with it.
+            db.session.execute(
+                update(Token)
+                .where(Token.authorization_code_id == row.id, Token.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            db.session.commit()
+            audit.record(
+                "authorization_code.replayed",
+                outcome="failure",
+                reason="code already used",
+                citizen_id=row.citizen_id,
+                client_id=client.client_id,
+            )
+            raise InvalidGrantError(
+                "The authorization code has already been used; tokens issued with it are revoked."
+            )
+        if row.expires_at <= now:
+            raise InvalidGrantError("The authorization code has expired.")
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Keep the used code (marked used) so a replay can be recognised."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode):
+        """The citizen the code was issued for."""
+        return authorization_code.citizen
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    """ID tokens: ES256 by default (RS256 on request), kid in the header, sid and amr."""
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        """Never for resumed journeys: nonce reuse is the department's concern to detect."""
+        return False
+
+    def get_client_algorithm(self, client: Client) -> str:
+        """The department's registered algorithm, else the IdP default."""
+        return client.id_token_signed_response_alg or _settings().default_id_token_alg
+
+    def resolve_client_private_key(self, client: Client):
+        """The current private key for the client's algorithm."""
+        return signing_key(self.get_client_algorithm(client))
+
+    def get_encode_header(self, client: Client) -> dict:
+        """alg, kid and typ."""
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "kid": signing_key(alg).kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: Client) -> dict:
+        """iss, aud and exp."""
+        return {
+            "iss": _settings().issuer,
+            "aud": client.client_id,
+            "exp": int(time.time()) + _settings().id_token_lifetime,
+        }
+
+    def get_compatible_claims(self, request: OAuth2Request) -> dict:
+        """The standard claims, with the department's view of the subject."""
+        claims = super().get_compatible_claims(request)
+        claims["sub"] = subject_for(request.user, request.client)
+        return claims
+
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
+        """nonce, auth_time and amr from the code, and the session id (sid)."""
+        claims = super().get_authorization_code_claims(authorization_code)
+        claims["sid"] = authorization_code.sid
+        claims["auth_time"] = authorization_code.get_auth_time()
+        return claims
+
+    def generate_user_info(self, user, scope: str) -> dict:
+        """No profile claims in the ID token: departments read them from UserInfo."""
+        return {}
+
+
+class Issuer(IssuerParameter):
+    """RFC 9207: iss in every authorization response."""
+
+    def get_issuer(self) -> str:
+        """The issuer identifier."""
+        return _settings().issuer
+
+
+def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
+    """A server for this app: the code grant, client authentication and the iss parameter."""
+    settings = app.config["IDP_SETTINGS"]
+    app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": settings.access_token_lifetime}
+    app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES_SUPPORTED)
+    server = IdPAuthorizationServer(app, query_client=query_client, save_token=save_token)
+    server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
+    server.register_client_auth_method(
+        "private_key_jwt", PrivateKeyJWT(settings.issuer, settings.issuer + "/token")
+    )
+    server.issuer_parameter = Issuer()
+    server.register_extension(lambda s: server.issuer_parameter(s))
+    app.extensions["authorization_server"] = server
+    return server
+
+
+def authorization_server() -> IdPAuthorizationServer:
+    """The authorization server of the current app."""
+    return current_app.extensions["authorization_server"]

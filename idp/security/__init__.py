@@ -1,0 +1,1 @@
+"""Passwords, secrets at rest and response headers."""

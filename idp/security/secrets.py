@@ -1,0 +1,76 @@
+"""Secrets at rest: the Flask secret and the key that encrypts private signing keys.
+
+Production sets IDP_SECRET_KEY and IDP_KEY_ENCRYPTION_KEY. A developer's machine gets
+generated values kept in the instance folder, and a loud warning says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+log = logging.getLogger("idp")
+
+
+def hash_token(value: str) -> str:
+    """SHA-256 hex digest of a high-entropy token (codes, access tokens, cookies)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def new_token(nbytes: int = 32) -> str:
+    """A random URL-safe token with nbytes of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def _instance_secret(instance_path: str, name: str, make) -> str:
+    """Read a generated development secret, creating it (mode 0600) on first use."""
+    path = Path(instance_path) / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    log.warning(
+        "DEVELOPMENT ONLY: generated %s in the instance folder; set IDP_%s in production",
+        name,
+        name.upper().replace("-", "_"),
+    )
+    return value
+
+
+def resolve_secret_key(configured: str, instance_path: str) -> str:
+    """The Flask secret key: configured, or generated for development."""
+    if configured:
+        return configured
+    return _instance_secret(instance_path, "secret-key", lambda: secrets.token_hex(32))
+
+
+def resolve_key_encryption_key(configured: str, instance_path: str) -> Fernet:
+    """The Fernet key that encrypts private signing keys at rest."""
+    value = configured or _instance_secret(
+        instance_path, "key-encryption-key", lambda: Fernet.generate_key().decode()
+    )
+    try:
+        return Fernet(value.encode())
+    except (ValueError, TypeError):
+        raise ValueError(
+            "IDP_KEY_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
+        ) from None
+
+
+def decrypt(fernet: Fernet, token: str) -> bytes:
+    """Decrypt a value encrypted at rest, naming the likely cause when it fails."""
+    try:
+        return fernet.decrypt(token.encode())
+    except InvalidToken:
+        raise ValueError(
+            "a private signing key cannot be decrypted: IDP_KEY_ENCRYPTION_KEY is not the key "
+            "it was encrypted with"
+        ) from None

@@ -1,0 +1,163 @@
+"""Settings: defaults < config file (TOML) < IDP_* environment variables.
+
+Every default is here with a one-line comment. Values that are only safe for a developer's
+machine (generated secrets in ``instance/``) are announced loudly at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the IdP cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the IdP, with secure defaults."""
+
+    # The issuer identifier: the URL departments put in their discovery configuration.
+    issuer: str = "http://localhost:8000"
+    # Host and port `idp serve` listens on.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Where SQLite, generated development secrets and the mail outbox live.
+    instance_path: str = str(PROJECT_ROOT / "instance")
+    # SQLAlchemy URL; empty means SQLite in the instance folder (the embedded default).
+    database_url: str = ""
+    # Redis URL for shared throttling counters in production; empty means the database.
+    redis_url: str = ""
+    # Flask secret (signs the CSRF cookie only); empty means generated into instance/ (dev).
+    secret_key: str = ""
+    # Fernet key that encrypts private signing keys at rest; empty means generated (dev).
+    key_encryption_key: str = ""
+    # Authorization codes live this many seconds (RFC 9700 asks for short-lived codes).
+    authorization_code_lifetime: int = 60
+    # Access tokens live this many seconds.
+    access_token_lifetime: int = 300
+    # ID tokens are valid for this many seconds.
+    id_token_lifetime: int = 300
+    # A pending sign-in journey (between /authorize and the code) may take this long.
+    interaction_lifetime: int = 1800
+    # Single sign-on session: idle timeout and absolute lifetime (NIST SP 800-63B AAL2).
+    session_idle_timeout: int = 1800
+    session_absolute_lifetime: int = 43200
+    # Name of the single sign-on session cookie.
+    session_cookie_name: str = "idp_session"
+    # Accept client assertions (private_key_jwt) whose lifetime is at most this long.
+    client_assertion_max_lifetime: int = 3600
+    # Allowed clock skew, in seconds, when checking client assertions.
+    clock_skew: int = 60
+    # A client's jwks_uri is fetched with this timeout and cached this long.
+    jwks_fetch_timeout: float = 5.0
+    jwks_cache_lifetime: int = 300
+    # Default ID token signing algorithm (GOV.UK One Login uses ES256).
+    default_id_token_alg: str = "ES256"
+    # argon2id parameters (OWASP Password Storage Cheat Sheet: m=19 MiB, t=2, p=1).
+    argon2_time_cost: int = 2
+    argon2_memory_cost: int = 19456
+    argon2_parallelism: int = 1
+    # Longest password accepted, in characters (NIST SP 800-63B asks for at least 64).
+    password_max_length: int = 256
+    # Shortest password accepted (every account gets a second factor in a later step).
+    password_min_length: int = 8
+    # Languages the pages are offered in, first is the default.
+    ui_locales_supported: tuple[str, ...] = ("en", "cy")
+    # The demo departments registered at start; empty disables registration.
+    departments_file: str = str(PROJECT_ROOT / "config" / "departments.toml")
+    # The first demo department listens here, the next one port + 1, and so on.
+    departments_base_port: int = 8001
+    # Set cookies with the Secure flag; defaults to true when the issuer is https.
+    secure_cookies: bool | None = None
+    # Log level of the IdP's own logger.
+    log_level: str = "INFO"
+    # Anything else a test or deployment wants to pass to Flask.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://") :]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{Path(self.instance_path) / 'idp.sqlite3'}"
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether cookies carry the Secure flag."""
+        if self.secure_cookies is None:
+            return self.issuer.startswith("https://")
+        return self.secure_cookies
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    """Turn a config or environment value into the type of the default."""
+    try:
+        if isinstance(default, bool) or name == "secure_cookies":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            if isinstance(raw, str):
+                return tuple(part.strip() for part in raw.split(",") if part.strip())
+            return tuple(raw)
+        if isinstance(default, dict):
+            if not isinstance(raw, dict):
+                raise ValueError("expected a table")
+            return raw
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name!r} has an unusable value {raw!r}: {exc}") from None
+
+
+def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, then the TOML file, then IDP_* variables, then overrides."""
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    path = Path(config_file or os.environ.get("IDP_CONFIG", PROJECT_ROOT / "config" / "idp.toml"))
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path.name} is not valid TOML: {exc}") from None
+        for name, raw in data.get("idp", data).items():
+            if name not in {f.name for f in dataclasses.fields(Settings)}:
+                raise SettingsError(f"config file {path.name} has an unknown setting {name!r}")
+            values[name] = _coerce(name, raw, getattr(defaults, name))
+    for f in dataclasses.fields(Settings):
+        env_name = "IDP_" + f.name.upper()
+        if env_name in os.environ and f.name != "extra":
+            values[f.name] = _coerce(f.name, os.environ[env_name], getattr(defaults, f.name))
+    values.update(overrides)
+    settings = Settings(**values)
+    if settings.issuer.endswith("/"):
+        settings = settings.replace(issuer=settings.issuer.rstrip("/"))
+    if settings.default_id_token_alg not in {"ES256", "RS256"}:
+        raise SettingsError("setting 'default_id_token_alg' must be ES256 or RS256")
+    return settings

@@ -1,0 +1,188 @@
+"""Fixtures: the IdP on SQLite and on PostgreSQL, served over real HTTP, and test data."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from flask import Flask
+from waitress import create_server
+
+from idp import create_app
+from idp.departments.registry import register_client
+from idp.extensions import db
+from idp.oidc.client_keys import forget_cached_keys
+from idp.settings import load_settings
+from tests.support.oidc_client import DepartmentClient, make_rsa_key
+
+SERVICES_REQUIRED = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+KEPT_TABLES = {"signing_key", "alembic_version"}
+CITIZEN_PASSWORD = "a long and memorable passphrase"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_or_skip() -> str:
+    """A fresh PostgreSQL database for this test session, or a skip with the reason."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_URL, connect_timeout=3, autocommit=True)
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL is not reachable at {urlsplit(POSTGRES_URL).netloc}: {exc}"
+        if SERVICES_REQUIRED:
+            pytest.fail(f"IDP_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    name = f"idp_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(POSTGRES_URL)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _drop_postgres(url: str) -> None:
+    """Drop a test database."""
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """Every test that touches the IdP runs on the embedded default and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'idp.sqlite3'}"
+        return
+    url = _postgres_or_skip()
+    yield url
+    _drop_postgres(url)
+
+
+@pytest.fixture(scope="session")
+def live_idp(database_url, tmp_path_factory) -> Iterator[LiveIdP]:
+    """The IdP, migrated and served over HTTP by waitress on a free port."""
+    from flask_migrate import upgrade
+
+    from idp.oidc.keys import ensure_signing_keys
+
+    port = free_port()
+    settings = load_settings(
+        config_file=os.devnull,
+        issuer=f"http://127.0.0.1:{port}",
+        port=port,
+        database_url=database_url,
+        instance_path=str(tmp_path_factory.mktemp("instance")),
+        departments_file="",
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+        ensure_signing_keys()
+    server = create_server(app, host="127.0.0.1", port=port, threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield LiveIdP(app=app, issuer=settings.issuer)
+    server.close()
+    with app.app_context():
+        db.engine.dispose()
+
+
+class LiveIdP:
+    """A running IdP: its app (for test data) and its issuer URL (for HTTP)."""
+
+    def __init__(self, app: Flask, issuer: str):
+        self.app = app
+        self.issuer = issuer
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the IdP."""
+        return self.issuer + path
+
+
+@pytest.fixture
+def idp(live_idp) -> Iterator[LiveIdP]:
+    """The live IdP with empty tables (signing keys kept) for each test."""
+    with live_idp.app.app_context():
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name not in KEPT_TABLES:
+                db.session.execute(table.delete())
+        db.session.commit()
+    forget_cached_keys()
+    yield live_idp
+
+
+@pytest.fixture
+def app(idp) -> Flask:
+    """The IdP's Flask app, for unit tests of service functions."""
+    return idp.app
+
+
+@pytest.fixture
+def make_citizen(idp):
+    """Create citizens through the account service."""
+    from idp.accounts.services import create_citizen
+
+    def factory(email: str = "citizen@example.com", password: str = CITIZEN_PASSWORD, **kw):
+        with idp.app.app_context():
+            citizen = create_citizen(email, password, email_verified=True, **kw)
+            return {
+                "id": citizen.id,
+                "email": citizen.email,
+                "password": password,
+                "subject": citizen.subject,
+            }
+
+    return factory
+
+
+@pytest.fixture
+def make_client(idp):
+    """Register a department client and return an independent OIDC client for it."""
+
+    def factory(
+        client_id: str = "dept-a",
+        *,
+        auth_method: str = "client_secret_basic",
+        redirect_uri: str = "https://dept-a.example.gov.uk/callback",
+        **metadata,
+    ) -> DepartmentClient:
+        secret = None
+        key = None
+        meta = {
+            "client_name": f"Department {client_id}",
+            "redirect_uris": [redirect_uri],
+            "token_endpoint_auth_method": auth_method,
+            "scope": "openid email phone profile",
+            **metadata,
+        }
+        if auth_method.startswith("client_secret"):
+            secret = secrets.token_urlsafe(32)
+        elif auth_method == "private_key_jwt" and "jwks_uri" not in meta:
+            key = make_rsa_key()
+            meta.setdefault("jwks", {"keys": [key.public_jwk()]})
+        with idp.app.app_context():
+            register_client(client_id, meta, secret)
+        return DepartmentClient(
+            issuer=idp.issuer,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            auth_method=auth_method,
+            client_secret=secret,
+            private_key=key,
+        )
+
+    return factory

@@ -1,0 +1,98 @@
+"""A citizen's browser over plain HTTP: cookies, redirects and forms with CSRF tokens."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+
+CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+JOURNEY_PATTERN = re.compile(r'name="journey"[^>]*value="([^"]*)"')
+FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
+
+
+@dataclass
+class Callback:
+    """The redirect back to the department."""
+
+    url: str
+    params: dict[str, str]
+
+
+class CitizenBrowser:
+    """Follows the IdP's pages the way a person in a browser would."""
+
+    def __init__(self, idp_issuer: str):
+        self.issuer = idp_issuer
+        self.http = httpx.Client(timeout=15, follow_redirects=False)
+        self.last: httpx.Response | None = None
+
+    def get(self, url: str) -> httpx.Response:
+        """Load a page."""
+        self.last = self.http.get(url)
+        return self.last
+
+    def follow(self, response: httpx.Response) -> httpx.Response:
+        """Follow redirects within the IdP; stop at a redirect that leaves it."""
+        while response.status_code in (301, 302, 303, 307, 308):
+            location = urljoin(str(response.url), response.headers["location"])
+            if not location.startswith(self.issuer):
+                return response
+            response = self.http.get(location)
+        self.last = response
+        return response
+
+    def submit(
+        self,
+        page: httpx.Response,
+        fields: dict[str, str],
+        button: str | None = None,
+        action: str | None = None,
+    ) -> httpx.Response:
+        """Submit the page's form with its CSRF token and hidden journey."""
+        text = page.text
+        data = dict(fields)
+        token = CSRF_PATTERN.search(text)
+        if token:
+            data["csrf_token"] = html.unescape(token.group(1))
+        journey = JOURNEY_PATTERN.search(text)
+        if journey and "journey" not in data:
+            data["journey"] = html.unescape(journey.group(1))
+        if button:
+            data[button] = button
+        target = action or html.unescape(FORM_ACTION.search(text).group(1))
+        self.last = self.http.post(urljoin(str(page.url), target), data=data)
+        return self.last
+
+    def sign_in(self, page: httpx.Response, email: str, password: str) -> httpx.Response:
+        """Fill in the sign-in page."""
+        assert "Sign in" in page.text, page.text[:500]
+        return self.follow(self.submit(page, {"email": email, "password": password}))
+
+    def consent(self, page: httpx.Response, allow: bool = True) -> httpx.Response:
+        """Answer the consent page."""
+        assert "wants to know who you are" in page.text, page.text[:500]
+        return self.follow(self.submit(page, {}, button="allow" if allow else "deny"))
+
+    def authorize(
+        self, url: str, email: str | None = None, password: str | None = None, allow: bool = True
+    ) -> Callback:
+        """Run a whole authorization: sign in if asked, consent if asked, return the callback."""
+        response = self.follow(self.get(url))
+        if response.status_code == 200 and 'name="password"' in response.text:
+            assert email and password, "the IdP asked for a password"
+            response = self.sign_in(response, email, password)
+        if response.status_code == 200 and "wants to know who you are" in response.text:
+            response = self.consent(response, allow)
+        return callback(response)
+
+
+def callback(response: httpx.Response) -> Callback:
+    """The redirect to the department, parsed."""
+    assert response.status_code == 302, (response.status_code, response.text[:800])
+    location = response.headers["location"]
+    query = parse_qs(urlsplit(location).query, keep_blank_values=True)
+    return Callback(url=location, params={k: v[0] for k, v in query.items()})
