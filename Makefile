@@ -1,0 +1,51 @@
+# The one entry point: install, run, test, lint.
+# `make run` and `make test` work on a fresh machine: they create the virtual environment
+# and install what they need first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install run test test-fast lint format browser clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## Start the IdP on :8000 and the demo departments on :8001 upward (SQLite in instance/).
+run: install
+	$(VENV)/bin/idp demo
+
+## Headless Chromium for the browser tests, from Debian's packages.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		echo "Installing Chromium (Debian package) for the browser tests..."; \
+		SUDO=""; [ "$$(id -u)" = "0" ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+## Every test, on SQLite and PostgreSQL, including the browser journey.
+test: install browser
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+## Quick run without the browser and without PostgreSQL.
+test-fast: install
+	$(PY) -m pytest -m "not browser" -k "not postgresql"
+
+lint: install
+	$(VENV)/bin/ruff check idp relying_parties tests
+	$(VENV)/bin/ruff format --check idp relying_parties tests
+
+format: install
+	$(VENV)/bin/ruff format idp relying_parties tests
+	$(VENV)/bin/ruff check --fix idp relying_parties tests
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache
