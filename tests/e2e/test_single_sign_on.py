@@ -1,0 +1,45 @@
+"""The promise of the product, in a real browser: sign in once, be recognised everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_sign_in_at_one_department_and_arrive_signed_in_at_the_next(
+    idp, make_citizen, departments, browser_page
+):
+    citizen = make_citizen("journey@example.com", given_name="Sam", family_name="Citizen")
+    tax, driving = departments
+    page = browser_page
+
+    # Department A: sign in with email and password, agree to share.
+    page.goto(tax.url)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#requesting-service")).to_contain_text("HMRC: Your tax account")
+    page.get_by_label("Email address").fill(citizen["email"])
+    page.get_by_label("Password").fill(citizen["password"])
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("HMRC: Your tax account")
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(f"{tax.url}/account")
+    expect(page.locator("body")).to_contain_text(citizen["email"])
+    tax_sub = page.locator("body").inner_text()
+
+    # Department B: no password prompt at all.
+    page.goto(driving.url)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("DVLA: View your driving licence")
+    assert page.locator("input[type=password]").count() == 0
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(f"{driving.url}/account")
+    expect(page.locator("body")).to_contain_text(citizen["email"])
+    expect(page.locator("body")).to_contain_text("Sam Citizen")
+    assert citizen["subject"] in tax_sub
+    expect(page.locator("body")).to_contain_text(citizen["subject"])
+
+    # Signing in to department B again: straight through the IdP, no page shown there.
+    page.goto(f"{driving.url}/sign-in")
+    expect(page).to_have_url(f"{driving.url}/account")
