@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test test-fast lint format browser clean
+.PHONY: install run test test-fast lint format browser clean translations
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,9 @@ format: install
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+## Extract page text and recompile the Welsh catalogue after editing messages.po.
+translations: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o idp/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i idp/translations/messages.pot -d idp/translations --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d idp/translations

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings in, a configured Flask app out."""
     from idp.accounts.sessions import apply_session_cookie
     from idp.extensions import csrf, db, migrate
+    from idp.i18n import init_i18n
     from idp.oidc.server import create_authorization_server
     from idp.security.secrets import resolve_key_encryption_key, resolve_secret_key
 
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
+    init_i18n(app)
     create_authorization_server(app)
     _register_blueprints(app)
     _register_error_pages(app)
@@ -96,7 +99,9 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        message = "This form has expired or was not sent from this site. Go back and try again."
+        message = gettext(
+            "This form has expired or was not sent from this site. Go back and try again."
+        )
         return render_template("error.html", message=message), 400
 
     @app.errorhandler(HTTPException)
@@ -118,7 +123,7 @@ def _register_error_pages(app: Flask) -> None:
             return jsonify(
                 {"error": "server_error", "error_description": "Something went wrong."}
             ), 500
-        message = "Sorry, something went wrong. Try again later."
+        message = gettext("Sorry, something went wrong. Try again later.")
         return render_template("error.html", message=message), 500
 
 

@@ -149,5 +149,7 @@ def clients_list() -> None:
 def main() -> None:
     """Console script entry point."""
     cli.main(prog_name="idp", args=sys.argv[1:])
+
+
 if __name__ == "__main__":
     main()

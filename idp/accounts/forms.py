@@ -1,5 +1,6 @@
 """Citizen forms (Flask-WTF: CSRF on every form)."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
@@ -11,56 +12,56 @@ class SignInForm(FlaskForm):
     """Email and password."""
 
     email = EmailField(
-        "Email address",
-        validators=[DataRequired("Enter your email address"), Length(max=EMAIL_MAX)],
+        _l("Email address"),
+        validators=[DataRequired(_l("Enter your email address")), Length(max=EMAIL_MAX)],
         render_kw={"autocomplete": "email", "spellcheck": "false"},
     )
     password = PasswordField(
-        "Password",
-        validators=[DataRequired("Enter your password")],
+        _l("Password"),
+        validators=[DataRequired(_l("Enter your password"))],
         render_kw={"autocomplete": "current-password"},
     )
     journey = HiddenField()
-    submit = SubmitField("Continue")
+    submit = SubmitField(_l("Continue"))
 
 
 class SignUpForm(FlaskForm):
     """A new account: email, password (twice), optional name."""
 
     email = EmailField(
-        "Email address",
+        _l("Email address"),
         validators=[
-            DataRequired("Enter your email address"),
-            Email("Enter an email address in the correct format, like name@example.com"),
-            Length(max=EMAIL_MAX, message="Email address must be 320 characters or fewer"),
+            DataRequired(_l("Enter your email address")),
+            Email(_l("Enter an email address in the correct format, like name@example.com")),
+            Length(max=EMAIL_MAX, message=_l("Email address must be 320 characters or fewer")),
         ],
     )
-    given_name = StringField("First name (optional)", validators=[Optional(), Length(max=200)])
-    family_name = StringField("Last name (optional)", validators=[Optional(), Length(max=200)])
+    given_name = StringField(_l("First name (optional)"), validators=[Optional(), Length(max=200)])
+    family_name = StringField(_l("Last name (optional)"), validators=[Optional(), Length(max=200)])
     password = PasswordField(
-        "Create a password",
-        validators=[DataRequired("Enter a password")],
+        _l("Create a password"),
+        validators=[DataRequired(_l("Enter a password"))],
         render_kw={"autocomplete": "new-password"},
     )
     confirm = PasswordField(
-        "Confirm your password",
+        _l("Confirm your password"),
         validators=[
-            DataRequired("Confirm your password"),
-            EqualTo("password", "The passwords you entered do not match"),
+            DataRequired(_l("Confirm your password")),
+            EqualTo("password", _l("The passwords you entered do not match")),
         ],
     )
     journey = HiddenField()
-    submit = SubmitField("Create your account")
+    submit = SubmitField(_l("Create your account"))
 
 
 class ConsentForm(FlaskForm):
     """Allow or refuse sharing with a department."""
 
-    allow = SubmitField("Allow")
-    deny = SubmitField("Do not allow")
+    allow = SubmitField(_l("Allow"))
+    deny = SubmitField(_l("Do not allow"))
 
 
 class SignOutForm(FlaskForm):
     """A button: signing out is a POST with a CSRF token."""
 
-    submit = SubmitField("Sign out")
+    submit = SubmitField(_l("Sign out"))

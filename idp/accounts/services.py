@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
@@ -30,7 +31,7 @@ def normalise_email(email: str) -> str:
         result = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError:
         raise AccountError(
-            "Enter an email address in the correct format, like name@example.com", "email"
+            _("Enter an email address in the correct format, like name@example.com"), "email"
         ) from None
     return result.normalized.lower()
 
@@ -70,7 +71,9 @@ def create_citizen(
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise AccountError("An account already exists with this email address", "email") from None
+        raise AccountError(
+            _("An account already exists with this email address"), "email"
+        ) from None
     audit.record("citizen.signed_up", citizen_id=citizen.id)
     return citizen
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
@@ -51,10 +52,10 @@ def sign_in() -> Response:
     elif form.validate_on_submit():
         citizen = authenticate_citizen(form.email.data, form.password.data)
         if citizen is not None:
-            session, _ = start_session(citizen, amr=["pwd"])
+            session = start_session(citizen, amr=["pwd"])[0]
             audit.record("sign_in.succeeded", citizen_id=citizen.id, amr=session.amr)
             return _continue(form.journey.data)
-        error = "Enter the correct email address and password"
+        error = _("Enter the correct email address and password")
     status = 400 if request.method == "POST" else 200
     return render_template("sign_in.html", form=form, error=error, **context), status
 

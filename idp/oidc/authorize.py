@@ -7,6 +7,7 @@ from datetime import timedelta
 from authlib.oauth2.rfc6749 import OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
@@ -30,18 +31,18 @@ def untrusted_request_problem(params: MultiDict) -> str | None:
     """Why the client or redirect URI cannot be trusted (never redirect then), or None."""
     for name in ("client_id", "redirect_uri"):
         if len(params.getlist(name)) > 1:
-            return f"The request repeats the {name} parameter."
+            return _("The request repeats the %(name)s parameter.", name=name)
     client_id = params.get("client_id")
     if not client_id:
-        return "The request does not say which service is asking (client_id is missing)."
+        return _("The request does not say which service is asking (client_id is missing).")
     client = query_client(client_id)
     if client is None:
-        return "The service asking you to sign in is not registered with this sign-in service."
+        return _("The service asking you to sign in is not registered with this sign-in service.")
     redirect_uri = params.get("redirect_uri")
     if not redirect_uri:
-        return "The request does not say where to return to (redirect_uri is missing)."
+        return _("The request does not say where to return to (redirect_uri is missing).")
     if not client.check_redirect_uri(redirect_uri):
-        return "The address the service asked to return to is not one it registered."
+        return _("The address the service asked to return to is not one it registered.")
     return None
 
 
@@ -170,8 +171,10 @@ def resume() -> Response:
 def expired_journey_page() -> tuple[str, int]:
     """The journey is unknown or too old: start again at the department."""
     return error_page(
-        "Your sign-in took too long or the link is no longer valid. "
-        "Go back to the service you were using and start again."
+        _(
+            "Your sign-in took too long or the link is no longer valid. "
+            "Go back to the service you were using and start again."
+        )
     )
 
 
@@ -179,7 +182,7 @@ def expired_journey_page() -> tuple[str, int]:
 def consent() -> Response:
     """Ask the citizen whether the department may receive the listed information."""
     from idp.accounts.forms import ConsentForm
-    from idp.oidc.claims import claims_for_scope
+    from idp.oidc.claims import CLAIM_DESCRIPTIONS, claims_for_scope
 
     interaction = find_interaction(request.args.get("journey"))
     if interaction is None:
@@ -216,7 +219,7 @@ def consent() -> Response:
         "consent.html",
         form=form,
         client=grant.client,
-        claims=[c for c in claims_for_scope(oauth_request.scope) if c != "sub"],
+        claims=[CLAIM_DESCRIPTIONS[c] for c in claims_for_scope(oauth_request.scope) if c != "sub"],
         journey=interaction.handle,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
+from flask_babel import lazy_gettext as _l
 
 from idp.models import Citizen, Client
 
@@ -17,6 +18,17 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 }
 
 SCOPES_SUPPORTED = tuple(SCOPE_CLAIMS)
+
+# What the consent page tells the citizen each claim is.
+CLAIM_DESCRIPTIONS = {
+    "email": _l("your email address"),
+    "email_verified": _l("whether your email address is confirmed"),
+    "phone_number": _l("your phone number"),
+    "phone_number_verified": _l("whether your phone number is confirmed"),
+    "name": _l("your full name"),
+    "given_name": _l("your first name"),
+    "family_name": _l("your last name"),
+}
 
 
 def subject_for(citizen: Citizen, client: Client) -> str:

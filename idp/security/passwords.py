@@ -8,6 +8,7 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
+from flask_babel import gettext as _
 
 
 class PasswordPolicyError(ValueError):
@@ -39,11 +40,11 @@ def check_password_policy(password: str) -> None:
     s = current_app.config["IDP_SETTINGS"]
     if len(password) < s.password_min_length:
         raise PasswordPolicyError(
-            f"Your password must be at least {s.password_min_length} characters long"
+            _("Your password must be at least %(n)d characters long", n=s.password_min_length)
         )
     if len(password) > s.password_max_length:
         raise PasswordPolicyError(
-            f"Your password must be {s.password_max_length} characters or fewer"
+            _("Your password must be %(n)d characters or fewer", n=s.password_max_length)
         )
 
 

@@ -1,0 +1,99 @@
+"""Page language: English or Welsh, from the citizen, the department's ui_locales, or a cookie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import Flask, Response, current_app, g, has_request_context, request
+from flask_babel import Babel
+
+LANGUAGE_COOKIE = "idp_lang"
+TRANSLATIONS_DIR = str(Path(__file__).parent / "translations")
+
+babel = Babel()
+
+
+def _supported() -> tuple[str, ...]:
+    """Languages the pages are offered in; the first is the default."""
+    return current_app.config["IDP_SETTINGS"].ui_locales_supported
+
+
+def first_supported(ui_locales: str | None) -> str | None:
+    """OIDC Core 3.1.2.1: the first of the space-separated BCP47 tags that we offer."""
+    for tag in (ui_locales or "").split()[:10]:
+        language = tag.split("-")[0].lower()
+        if language in _supported():
+            return language
+    return None
+
+
+def _journey_ui_locales() -> str | None:
+    """ui_locales of the authorization request this page belongs to."""
+    if request.endpoint == "authorize.authorize":
+        return request.values.get("ui_locales")
+    handle = request.values.get("journey")
+    if not handle:
+        return None
+    from idp.oidc.journey import find_interaction
+
+    interaction = find_interaction(handle)
+    if interaction is None:
+        return None
+    return (interaction.params.get("ui_locales") or [None])[0]
+
+
+def select_locale() -> str:
+    """An explicit choice (?lang=), then the department's ui_locales, then the cookie."""
+    if not has_request_context():
+        return _supported()[0]
+    if "page_lang" in g:
+        return g.page_lang
+    chosen = first_supported(request.args.get("lang"))
+    if chosen:
+        g.language_chosen = chosen
+    language = (
+        chosen
+        or first_supported(_journey_ui_locales())
+        or first_supported(request.cookies.get(LANGUAGE_COOKIE))
+        or _supported()[0]
+    )
+    g.page_lang = language
+    return language
+
+
+def language_context() -> dict:
+    """The page language and a link to the other language, for every template."""
+    language = select_locale()
+    others = [lang for lang in _supported() if lang != language]
+    if not others:
+        return {"page_lang": language, "language_switch_url": None, "other_language": None}
+    args = {k: v for k, v in request.args.items() if k != "lang"}
+    args["lang"] = others[0]
+    return {
+        "page_lang": language,
+        "other_language": others[0],
+        "language_switch_url": f"{request.path}?{urlencode(args)}",
+    }
+
+
+def remember_language(response: Response) -> Response:
+    """Keep an explicit language choice for the citizen's next pages."""
+    if g.get("language_chosen"):
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            g.language_chosen,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=current_app.config["IDP_SETTINGS"].cookies_secure,
+        )
+    return response
+
+
+def init_i18n(app: Flask) -> None:
+    """Flask-Babel with the IdP's locale selector."""
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = TRANSLATIONS_DIR
+    babel.init_app(app, locale_selector=select_locale)
+    app.context_processor(language_context)
+    app.after_request(remember_language)
