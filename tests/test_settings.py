@@ -1,0 +1,55 @@
+"""Settings: defaults < config file < IDP_* environment variables, with named errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_are_secure(monkeypatch, tmp_path):
+    for name in list(__import__("os").environ):
+        if name.startswith("IDP_"):
+            monkeypatch.delenv(name)
+    settings = load_settings(config_file=tmp_path / "missing.toml")
+    assert settings == Settings()
+    assert settings.authorization_code_lifetime == 60
+    assert settings.session_idle_timeout == 1800
+    assert settings.session_absolute_lifetime == 12 * 3600
+    assert settings.default_id_token_alg == "ES256"
+    assert settings.sqlalchemy_url.startswith("sqlite:///")
+
+
+def test_config_file_then_environment_override(monkeypatch, tmp_path):
+    config = tmp_path / "idp.toml"
+    config.write_text(
+        '[idp]\nissuer = "https://login.example.gov.uk/"\naccess_token_lifetime = 120\n'
+    )
+    monkeypatch.setenv("IDP_ACCESS_TOKEN_LIFETIME", "90")
+    monkeypatch.setenv("IDP_UI_LOCALES_SUPPORTED", "en, cy")
+    monkeypatch.setenv("IDP_DATABASE_URL", "postgresql://idp@db/idp")
+    settings = load_settings(config_file=config)
+    assert settings.issuer == "https://login.example.gov.uk"
+    assert settings.access_token_lifetime == 90
+    assert settings.ui_locales_supported == ("en", "cy")
+    assert settings.sqlalchemy_url == "postgresql+psycopg://idp@db/idp"
+    assert settings.cookies_secure is True
+
+
+@pytest.mark.parametrize(
+    ("content", "env", "message"),
+    [
+        ("[idp]\nport = 'eighty'\n", {}, "'port'"),
+        ("[idp]\nnot_a_setting = 1\n", {}, "unknown setting 'not_a_setting'"),
+        ("[idp\n", {}, "is not valid TOML"),
+        ("", {"IDP_SECURE_COOKIES": "maybe"}, "'secure_cookies'"),
+        ("", {"IDP_DEFAULT_ID_TOKEN_ALG": "HS256"}, "ES256 or RS256"),
+    ],
+)
+def test_bad_settings_name_the_problem(monkeypatch, tmp_path, content, env, message):
+    config = tmp_path / "idp.toml"
+    config.write_text(content)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings(config_file=config)

@@ -1,0 +1,41 @@
+"""Storage: migrations match the models, and private keys are encrypted at rest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from cryptography.fernet import Fernet
+
+from idp.extensions import db
+from idp.models import SigningKey
+from idp.oidc.keys import signing_key
+from idp.security.secrets import decrypt
+
+
+def test_migrations_create_exactly_the_models_schema(app):
+    with app.app_context(), db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    assert differences == [], "models changed without a migration: run `idp db migrate`"
+
+
+def test_signing_keys_exist_for_es256_and_rs256_with_private_parts_encrypted(app):
+    with app.app_context():
+        rows = db.session.scalars(db.select(SigningKey)).all()
+        assert {row.alg for row in rows} >= {"ES256", "RS256"}
+        for row in rows:
+            assert "d" not in row.public_jwk
+            assert '"d"' not in row.private_jwk_encrypted
+            private = json.loads(decrypt(app.config["IDP_KEY_FERNET"], row.private_jwk_encrypted))
+            assert private["kid"] == row.kid
+            assert "d" in private
+        assert signing_key("ES256").kid in {row.kid for row in rows}
+
+
+def test_a_wrong_key_encryption_key_is_named(app):
+    with app.app_context():
+        row = db.session.scalars(db.select(SigningKey)).first()
+        with pytest.raises(ValueError, match="IDP_KEY_ENCRYPTION_KEY is not the key"):
+            decrypt(Fernet(Fernet.generate_key()), row.private_jwk_encrypted)
