@@ -24,8 +24,8 @@ class SettingsError(ValueError):
 class Settings:
     """Every knob of the IdP, with secure defaults."""
 
-    # The issuer identifier: the URL departments put in their discovery configuration.
-    issuer: str = "http://localhost:8000"
+    # The issuer identifier departments configure; empty means http://localhost:<port>.
+    issuer: str = ""
     # Host and port `idp serve` listens on.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -156,6 +156,8 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
             values[f.name] = _coerce(f.name, os.environ[env_name], getattr(defaults, f.name))
     values.update(overrides)
     settings = Settings(**values)
+    if not settings.issuer:
+        settings = settings.replace(issuer=f"http://localhost:{settings.port}")
     if settings.issuer.endswith("/"):
         settings = settings.replace(issuer=settings.issuer.rstrip("/"))
     if settings.default_id_token_alg not in {"ES256", "RS256"}:

@@ -12,7 +12,7 @@ def test_defaults_are_secure(monkeypatch, tmp_path):
         if name.startswith("IDP_"):
             monkeypatch.delenv(name)
     settings = load_settings(config_file=tmp_path / "missing.toml")
-    assert settings == Settings()
+    assert settings == Settings(issuer="http://localhost:8000")
     assert settings.authorization_code_lifetime == 60
     assert settings.session_idle_timeout == 1800
     assert settings.session_absolute_lifetime == 12 * 3600
@@ -53,3 +53,13 @@ def test_bad_settings_name_the_problem(monkeypatch, tmp_path, content, env, mess
         monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError, match=message):
         load_settings(config_file=config)
+
+
+def test_issuer_follows_the_port_unless_set(monkeypatch, tmp_path):
+    monkeypatch.delenv("IDP_ISSUER", raising=False)
+    monkeypatch.setenv("IDP_PORT", "8100")
+    assert load_settings(config_file=tmp_path / "none.toml").issuer == "http://localhost:8100"
+    monkeypatch.setenv("IDP_ISSUER", "https://login.example.gov.uk")
+    assert (
+        load_settings(config_file=tmp_path / "none.toml").issuer == "https://login.example.gov.uk"
+    )

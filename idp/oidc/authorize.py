@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from authlib.oauth2.rfc6749 import OAuth2Error, scope_to_list
+from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -210,11 +210,12 @@ def consent() -> Response:
             citizen_id=session.citizen_id,
             client_id=grant.client.client_id,
         )
-        response = server.create_authorization_response(
-            request=oauth_request, grant_user=None, grant=grant
-        )
         finish_interaction(interaction)
-        return response
+        refused = AccessDeniedError(
+            description="The citizen chose not to share their information with this service.",
+            redirect_uri=grant.redirect_uri,
+        )
+        return error_response(refused, oauth_request)
     return render_template(
         "consent.html",
         form=form,

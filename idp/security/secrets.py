@@ -31,14 +31,15 @@ def _instance_secret(instance_path: str, name: str, make) -> str:
     """Read a generated development secret, creating it (mode 0600) on first use."""
     path = Path(instance_path) / name
     if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+        value = path.read_text().strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = make()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
     log.warning(
-        "DEVELOPMENT ONLY: generated %s in the instance folder; set IDP_%s in production",
+        "DEVELOPMENT ONLY: using a generated %s from the instance folder; set IDP_%s in production",
         name,
         name.upper().replace("-", "_"),
     )
