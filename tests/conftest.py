@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -136,9 +138,21 @@ def make_citizen(idp):
     """Create citizens through the account service."""
     from idp.accounts.services import create_citizen
 
-    def factory(email: str = "citizen@example.com", password: str = CITIZEN_PASSWORD, **kw):
+    def factory(
+        email: str = "citizen@example.com",
+        password: str = CITIZEN_PASSWORD,
+        *,
+        phone_number: str | None = None,
+        phone_number_verified: bool = False,
+        **kw,
+    ):
         with idp.app.app_context():
             citizen = create_citizen(email, password, email_verified=True, **kw)
+            if phone_number is not None:
+                # Sign-up does not ask for a phone number yet: store one as test data.
+                citizen.phone_number = phone_number
+                citizen.phone_number_verified = phone_number_verified
+                db.session.commit()
             return {
                 "id": citizen.id,
                 "email": citizen.email,
@@ -158,6 +172,7 @@ def make_client(idp):
         *,
         auth_method: str = "client_secret_basic",
         redirect_uri: str = "https://dept-a.example.gov.uk/callback",
+        client_secret: str | None = None,
         **metadata,
     ) -> DepartmentClient:
         secret = None
@@ -170,7 +185,7 @@ def make_client(idp):
             **metadata,
         }
         if auth_method.startswith("client_secret"):
-            secret = secrets.token_urlsafe(32)
+            secret = client_secret or secrets.token_urlsafe(32)
         elif auth_method == "private_key_jwt" and "jwks_uri" not in meta:
             key = make_rsa_key()
             meta.setdefault("jwks", {"keys": [key.public_jwk()]})
@@ -186,3 +201,49 @@ def make_client(idp):
         )
 
     return factory
+
+
+class JWKSServer:
+    """A department's jwks_uri: a tiny HTTP server whose document and status a test changes."""
+
+    def __init__(self) -> None:
+        self.jwks: dict = {"keys": []}
+        self.status = 200
+        self.fetches = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.fetches += 1
+                body = json.dumps(owner.jwks).encode()
+                self.send_response(owner.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args) -> None:
+                """Keep test output quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/jwks.json"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def publish(self, *public_jwks: dict) -> None:
+        """Serve exactly these public keys from now on."""
+        self.jwks = {"keys": list(public_jwks)}
+
+    def close(self) -> None:
+        """Stop serving (a second call does nothing)."""
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JWKSServer]:
+    """A department's own JWKS endpoint on a loopback port."""
+    server = JWKSServer()
+    yield server
+    server.close()

@@ -1,9 +1,13 @@
-"""private_key_jwt client authentication (RFC 7523 section 2.2, OIDC Core 9)."""
+"""Client authentication at the token endpoint: client_secret_basic (RFC 6749 2.3.1) and
+private_key_jwt (RFC 7523 section 2.2, OIDC Core 9)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -25,6 +29,39 @@ def _invalid(description: str) -> InvalidClientError:
     """An invalid_client error with a description safe for RFC 6749's character set."""
     safe = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "'" for ch in description)
     return InvalidClientError(description=safe, status_code=401)
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """The client_id and secret of an HTTP Basic header, or None when Basic is not used.
+
+    RFC 6749 2.3.1: both are form-urlencoded before they are joined with a colon, so a '+'
+    is a space and '%3A' a colon.
+    """
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise _invalid("The Authorization header does not hold Basic credentials.") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id or not secret:
+        raise _invalid("The Basic credentials must be client_id:client_secret.")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def authenticate_client_secret_basic(query_client, request) -> Client | None:
+    """client_secret_basic, with credentials form-urldecoded as RFC 6749 2.3.1 asks."""
+    credentials = basic_credentials(request.headers.get("Authorization"))
+    if credentials is None:
+        return None
+    client_id, secret = credentials
+    client = query_client(client_id)
+    if client is None:
+        raise _invalid("The client does not exist on this server.")
+    if not client.check_client_secret(secret):
+        raise _invalid("The client secret is not valid.")
+    return client
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):

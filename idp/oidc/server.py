@@ -31,7 +31,7 @@ from idp.extensions import db
 from idp.models import AuthorizationCode, Client, Token
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
-from idp.oidc.client_auth import PrivateKeyJWT
+from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oidc.keys import signing_key
 from idp.security.secrets import hash_token
 
@@ -46,7 +46,8 @@ def _settings():
 
 def query_client(client_id: str) -> Client | None:
     """Find a registered client by its identifier."""
-    if not isinstance(client_id, str) or len(client_id) > 128:
+    if not isinstance(client_id, str) or len(client_id) > 128 or "\x00" in client_id:
+        # PostgreSQL text cannot hold NUL, and no registered client_id contains one.
         return None
     return db.session.scalar(db.select(Client).filter_by(client_id=client_id))
 
@@ -314,6 +315,7 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
     app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES_SUPPORTED)
     server = IdPAuthorizationServer(app, query_client=query_client, save_token=save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method(
         "private_key_jwt", PrivateKeyJWT(settings.issuer, settings.issuer + "/token")
     )

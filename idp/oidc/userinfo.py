@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from authlib.integrations.flask_oauth2 import ResourceProtector
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from flask import Blueprint, Response, jsonify
 
 from idp.extensions import csrf, db
@@ -30,14 +33,38 @@ require_token = ResourceProtector()
 require_token.register_token_validator(AccessTokenValidator())
 
 
+def bearer_error_response(error: OAuth2Error) -> Response:
+    """RFC 6750 3: the error as JSON and in a Bearer challenge.
+
+    A missing token, another scheme or an unknown token all answer invalid_token, so a
+    department's library refreshes or restarts sign-in the same way for each.
+    """
+    if error.error not in ("invalid_token", "insufficient_scope"):
+        error = InvalidTokenError(
+            "No access token was presented: send it as Authorization: Bearer <token>."
+        )
+    description = error.get_error_description()
+    body = {"error": error.error, "error_description": description}
+    challenge = f'Bearer error="{error.error}", error_description="{description}"'
+    return Response(
+        json.dumps(body),
+        status=error.status_code,
+        headers={
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            "WWW-Authenticate": challenge,
+        },
+    )
+
+
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
-@require_token("openid")
 def userinfo() -> Response:
     """The claims the token's scope releases."""
-    from authlib.integrations.flask_oauth2 import current_token
-
-    token: Token = current_token
+    try:
+        token: Token = require_token.acquire_token(["openid"])
+    except OAuth2Error as error:
+        return bearer_error_response(error)
     response = jsonify(user_info(token.citizen, token.get_client(), token.scope))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,0 +1,185 @@
+"""The UserInfo endpoint (OIDC Core 5.3, RFC 6750): claims by scope for a bearer token."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from idp.extensions import db
+from idp.models import Token
+from idp.models.timestamps import utcnow
+from tests.support.oauth_errors import ERROR_DESCRIPTION_CHARSET
+
+
+@pytest.fixture
+def tokens_for(issue_code, make_client):
+    """Tokens for a department after the citizen agreed to the given scope."""
+
+    def obtain(scope: str = "openid email") -> dict:
+        client = make_client("dept-a")
+        attempt, code = issue_code(client, scope=scope)
+        response = client.token_request(code, attempt.code_verifier)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return obtain
+
+
+def userinfo(idp, access_token: str, method: str = "GET") -> httpx.Response:
+    """Call UserInfo the way OIDC Core 5.3.1 recommends: the token in the header."""
+    return httpx.request(
+        method, idp.url("/userinfo"), headers={"Authorization": f"Bearer {access_token}"}
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_userinfo_answers_get_and_post(idp, tokens_for, citizen, method):
+    response = userinfo(idp, tokens_for()["access_token"], method)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == {
+        "sub": citizen["subject"],
+        "email": citizen["email"],
+        "email_verified": True,
+    }
+
+
+def test_userinfo_sub_matches_the_id_token(idp, make_client, issue_code):
+    client = make_client("dept-a")
+    attempt, code = issue_code(client)
+    tokens = client.token_request(code, attempt.code_verifier).json()
+    claims = client.validate_id_token(tokens["id_token"], attempt.nonce)
+    assert userinfo(idp, tokens["access_token"]).json()["sub"] == claims["sub"]
+
+
+def test_the_bearer_scheme_is_case_insensitive(idp, tokens_for):
+    """RFC 7235 2.1: auth-scheme names are case-insensitive."""
+    access_token = tokens_for()["access_token"]
+    response = httpx.get(idp.url("/userinfo"), headers={"Authorization": f"bearer {access_token}"})
+    assert response.status_code == 200, response.text
+
+
+def test_openid_alone_releases_only_the_subject(idp, tokens_for, citizen):
+    response = userinfo(idp, tokens_for("openid")["access_token"])
+    assert response.json() == {"sub": citizen["subject"]}
+
+
+def test_phone_scope_releases_the_phone_number_when_the_citizen_has_one(
+    idp, make_citizen, make_client, browser
+):
+    citizen = make_citizen(
+        "phoned@example.com", phone_number="+447700900123", phone_number_verified=True
+    )
+    client = make_client("dept-a")
+    attempt = client.authorization(scope="openid phone")
+    cb = browser.authorize(attempt.url, citizen["email"], citizen["password"])
+    tokens = client.token_request(cb.params["code"], attempt.code_verifier).json()
+    assert userinfo(idp, tokens["access_token"]).json() == {
+        "sub": citizen["subject"],
+        "phone_number": "+447700900123",
+        "phone_number_verified": True,
+    }
+
+
+def test_phone_scope_releases_nothing_for_a_citizen_without_a_phone(idp, tokens_for, citizen):
+    response = userinfo(idp, tokens_for("openid phone")["access_token"])
+    assert response.json() == {"sub": citizen["subject"]}
+
+
+def test_profile_scope_releases_the_name(idp, make_citizen, make_client, browser):
+    citizen = make_citizen("named@example.com", given_name="Ada", family_name="Lovelace")
+    client = make_client("dept-a")
+    attempt = client.authorization(scope="openid profile email")
+    cb = browser.authorize(attempt.url, citizen["email"], citizen["password"])
+    tokens = client.token_request(cb.params["code"], attempt.code_verifier).json()
+    assert userinfo(idp, tokens["access_token"]).json() == {
+        "sub": citizen["subject"],
+        "email": "named@example.com",
+        "email_verified": True,
+        "name": "Ada Lovelace",
+        "given_name": "Ada",
+        "family_name": "Lovelace",
+    }
+
+
+def test_scope_the_client_did_not_register_releases_nothing_more(
+    idp, make_client, issue_code, citizen
+):
+    client = make_client("dept-a", scope="openid email")
+    attempt, code = issue_code(client, scope="openid email phone profile")
+    tokens = client.token_request(code, attempt.code_verifier).json()
+    assert set(userinfo(idp, tokens["access_token"]).json()) == {"sub", "email", "email_verified"}
+
+
+def _expire_tokens(idp) -> None:
+    """Test setup: every access token is past its lifetime."""
+    with idp.app.app_context():
+        db.session.execute(update(Token).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+def assert_invalid_token(response: httpx.Response) -> None:
+    """RFC 6750 3.1: 401, a Bearer challenge with error=invalid_token, and the same in JSON."""
+    assert response.status_code == 401, response.text
+    challenge = response.headers.get("www-authenticate", "")
+    assert challenge.startswith("Bearer "), challenge
+    assert 'error="invalid_token"' in challenge
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == "invalid_token"
+    assert ERROR_DESCRIPTION_CHARSET.match(body["error_description"])
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer garbage",
+        "Bearer " + "x" * 5000,
+        "Basic ZGVwdC1hOnNlY3JldA==",
+        "DPoP some-token",
+    ],
+    ids=[
+        "none",
+        "empty",
+        "scheme-only",
+        "garbage",
+        "very-long",
+        "basic",
+        "other-scheme",
+    ],
+)
+def test_without_a_usable_token_userinfo_is_401_invalid_token(idp, method, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    assert_invalid_token(httpx.request(method, idp.url("/userinfo"), headers=headers))
+
+
+def test_expired_token_is_401_invalid_token(idp, tokens_for):
+    access_token = tokens_for()["access_token"]
+    assert userinfo(idp, access_token).status_code == 200
+    _expire_tokens(idp)
+    assert_invalid_token(userinfo(idp, access_token))
+
+
+def test_revoked_token_is_401_invalid_token(idp, make_client, issue_code):
+    client = make_client("dept-a")
+    attempt, code = issue_code(client)
+    access_token = client.token_request(code, attempt.code_verifier).json()["access_token"]
+    assert userinfo(idp, access_token).status_code == 200
+    # Replaying the code revokes what it issued (RFC 6749 4.1.2).
+    assert client.token_request(code, attempt.code_verifier).status_code == 400
+    assert_invalid_token(userinfo(idp, access_token))
+
+
+def test_token_in_the_query_string_is_not_accepted(idp, tokens_for):
+    """RFC 6750 2.3 / RFC 9700 2.4.1: tokens in URLs leak into logs and Referer headers."""
+    access_token = tokens_for()["access_token"]
+    response = httpx.get(idp.url("/userinfo"), params={"access_token": access_token})
+    assert_invalid_token(response)
