@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import time
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
@@ -29,6 +30,11 @@ def _invalid(description: str) -> InvalidClientError:
     """An invalid_client error with a description safe for RFC 6749's character set."""
     safe = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "'" for ch in description)
     return InvalidClientError(description=safe, status_code=401)
+
+
+def _is_time(value: object) -> bool:
+    """A NumericDate (RFC 7519 2): a finite number; JSON parsers also accept NaN and Infinity."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
@@ -114,30 +120,38 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         raise _invalid("The client is not registered for private_key_jwt.")
 
     def _decode_with_client_keys(self, assertion: str, headers: dict, client: Client, key_set):
-        """Verify against the key named by kid (refetching once if unknown), else every key."""
+        """Verify with the registered keys; for a jwks_uri, look again once before refusing."""
         alg = headers.get("alg")
         if alg not in ASSERTION_ALGORITHMS:
             raise _invalid(f"The client assertion alg {alg} is not accepted.")
         kid = headers.get("kid")
-        candidates = list(key_set.keys)
+        token = self._verify_signature(assertion, alg, kid, key_set)
+        if token is None and client.jwks_uri:
+            # The department may have rotated its keys (with or without a kid): look again.
+            try:
+                key_set = client_key_set(client, refresh=True)
+            except ClientKeysUnavailable as exc:
+                raise _invalid(f"The client's public keys are unavailable: {exc}") from None
+            token = self._verify_signature(assertion, alg, kid, key_set)
+        if token is not None:
+            return token
+        if kid is not None and not any(key.kid == kid for key in key_set.keys):
+            raise _invalid(f"No registered key of the client has kid {kid}.")
+        raise _invalid("The client assertion signature does not verify with any registered key.")
+
+    @staticmethod
+    def _verify_signature(assertion: str, alg: str, kid, key_set):
+        """The verified token, trying the key named by kid first, else every key; or None."""
+        keys = list(key_set.keys)
+        # RFC 7515 4.1.4: kid is a hint. Registered keys without one get a thumbprint kid.
         if kid is not None:
-            named = [k for k in candidates if k.kid == kid]
-            if not named and client.jwks_uri:
-                # The department may have rotated its keys: look again before refusing.
-                try:
-                    candidates = list(client_key_set(client, refresh=True).keys)
-                except ClientKeysUnavailable as exc:
-                    raise _invalid(f"The client's public keys are unavailable: {exc}") from None
-                named = [k for k in candidates if k.kid == kid]
-            if not named:
-                raise _invalid(f"No registered key of the client has kid {kid}.")
-            candidates = named
-        for key in candidates:
+            keys = [k for k in keys if k.kid == kid] or keys
+        for key in keys:
             try:
                 return jwt.decode(assertion, key, algorithms=[alg])
             except (JoseError, ValueError):
                 continue
-        raise _invalid("The client assertion signature does not verify with any registered key.")
+        return None
 
     def verify_claims(self, claims) -> None:
         """iss = sub = client_id, aud, exp in the future, a bounded lifetime, iat, fresh jti."""
@@ -152,8 +166,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not set(self.get_audiences()).intersection(a for a in audiences if isinstance(a, str)):
             raise _invalid("The client assertion aud must be the issuer or the token endpoint URL.")
         exp = claims.get("exp")
-        if not isinstance(exp, int | float) or isinstance(exp, bool):
-            raise _invalid("The client assertion has no exp.")
+        if not _is_time(exp):
+            raise _invalid("The client assertion has no exp, or its exp is not a number.")
         if exp <= now - skew:
             raise _invalid("The client assertion has expired.")
         if exp > now + settings.client_assertion_max_lifetime + skew:
@@ -163,12 +177,12 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             )
         iat = claims.get("iat")
         if iat is not None:
-            if not isinstance(iat, int | float) or isinstance(iat, bool):
+            if not _is_time(iat):
                 raise _invalid("The client assertion iat is not a number.")
             if iat > now + skew:
                 raise _invalid("The client assertion was issued in the future.")
         nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf > now + skew:
+        if nbf is not None and (not _is_time(nbf) or nbf > now + skew):
             raise _invalid("The client assertion is not valid yet.")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
