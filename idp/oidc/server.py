@@ -14,8 +14,10 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    OAuth2Error,
     OAuth2Request,
     UnauthorizedClientError,
+    UnsupportedResponseTypeError,
     grants,
     scope_to_list,
 )
@@ -52,6 +54,17 @@ def query_client(client_id: str) -> Client | None:
     return db.session.scalar(db.select(Client).filter_by(client_id=client_id))
 
 
+def trusted_redirect_uri(payload) -> str | None:
+    """The request's redirect_uri when it is given once and registered by the named client."""
+    datalist = payload.datalist
+    if len(datalist.get("client_id", [])) != 1 or len(datalist.get("redirect_uri", [])) != 1:
+        return None
+    client = query_client(payload.client_id)
+    if client is None or not client.check_redirect_uri(payload.redirect_uri):
+        return None
+    return payload.redirect_uri
+
+
 def save_token(token: dict, request: OAuth2Request) -> None:
     """Store an issued access token by its hash only."""
     code: AuthorizationCode | None = request.authorization_code
@@ -86,6 +99,29 @@ class IdPAuthorizationServer(AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         return super().create_oauth2_request(request)
+
+    def get_authorization_grant(self, request):
+        """Only the code flow. Authlib would echo any other response_type in the error's
+        description, and fail on characters RFC 6749 does not allow there."""
+        response_type = request.payload.response_type
+        if response_type != "code":
+            raise UnsupportedResponseTypeError(
+                response_type,
+                "Only response_type=code is supported.",
+                redirect_uri=trusted_redirect_uri(request.payload),
+            )
+        return super().get_authorization_grant(request)
+
+    def get_consent_grant(self, request=None, end_user=None):
+        """As Authlib, but errors found before the grant's own checks (a repeated parameter)
+        are redirected too once the client and its redirect URI are known (RFC 6749 4.1.2.1)."""
+        request = self.create_oauth2_request(request)
+        try:
+            return super().get_consent_grant(request, end_user)
+        except OAuth2Error as error:
+            if error.redirect_uri is None and not isinstance(error, InvalidClientError):
+                error.redirect_uri = trusted_redirect_uri(request.payload)
+            raise
 
     def handle_error_response(self, request, error):
         """invalid_client is always 401 with WWW-Authenticate (RFC 6749 5.2)."""
@@ -135,6 +171,10 @@ class AuthorizationPolicy:
     def validate_request(self, grant, redirect_uri):
         """openid scope, supported parameters, prompt and max_age values, client status."""
         data = grant.request.payload.data
+        values = grant.request.payload.datalist.values()
+        if any("\x00" in value for repeated in values for value in repeated):
+            # Nothing legitimate holds NUL, and PostgreSQL text cannot store it.
+            raise InvalidRequestError("Parameters must not contain NUL characters.")
         client: Client = grant.request.client
         if not client.is_active:
             raise UnauthorizedClientError("This service is not active on the IdP.")
@@ -153,7 +193,10 @@ class AuthorizationPolicy:
         if unknown:
             raise InvalidRequestError("Unsupported prompt value.")
         max_age = data.get("max_age")
-        if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
+        # ASCII only: isdigit() alone accepts digits such as superscript two, which int() refuses.
+        if max_age is not None and not (
+            max_age.isascii() and max_age.isdigit() and len(max_age) <= 9
+        ):
             raise InvalidRequestError("max_age must be a whole number of seconds.")
         if len(data.get("nonce") or "") > 512:
             raise InvalidRequestError("nonce is too long (512 characters at most).")
