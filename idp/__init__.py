@@ -110,7 +110,12 @@ def _register_error_pages(app: Flask) -> None:
             body = {"error": "invalid_request", "error_description": error.description}
             if error.code == 405:
                 body["error_description"] = "This method is not allowed on this endpoint."
-            return jsonify(body), error.code
+            response = jsonify(body)
+            response.status_code = error.code or 400
+            for name, value in error.get_headers():
+                if name.lower() not in {"content-type", "content-length"}:
+                    response.headers[name] = value
+            return response
         return render_template("error.html", message=error.description), error.code
 
     @app.errorhandler(Exception)

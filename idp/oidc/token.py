@@ -1,7 +1,9 @@
 """The token endpoint (RFC 6749 3.2, OIDC Core 3.1.3): codes for tokens."""
 
-from flask import Blueprint, Response
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from flask import Blueprint, Response, request
 
+from idp import audit
 from idp.extensions import csrf
 from idp.oidc.server import authorization_server
 
@@ -12,7 +14,22 @@ bp = Blueprint("token", __name__)
 @csrf.exempt
 def token() -> Response:
     """Exchange an authorization code; errors are RFC 6749 JSON, never cached."""
-    response = authorization_server().create_token_response()
+    server = authorization_server()
+    if not request.form.get("grant_type"):
+        # RFC 6749 5.2: a missing required parameter is invalid_request.
+        error = InvalidRequestError("Missing grant_type.")
+        response = server.handle_error_response(server.create_oauth2_request(None), error)
+    else:
+        response = server.create_token_response()
+    if response.status_code >= 400:
+        body = response.get_json(silent=True) or {}
+        audit.record(
+            "token.failed",
+            outcome="failure",
+            reason=body.get("error"),
+            client_id=(request.form.get("client_id") or "")[:128] or None,
+            detail=(body.get("error_description") or "")[:200],
+        )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

@@ -6,7 +6,7 @@ import json
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
+from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import Blueprint, Response, jsonify
 
 from idp.extensions import csrf, db
@@ -36,12 +36,19 @@ require_token.register_token_validator(AccessTokenValidator())
 def bearer_error_response(error: OAuth2Error) -> Response:
     """RFC 6750 3: the error as JSON and in a Bearer challenge.
 
-    A missing token, another scheme or an unknown token all answer invalid_token, so a
-    department's library refreshes or restarts sign-in the same way for each.
+    With no bearer token at all the challenge carries no error code (RFC 6750 3.1); a token
+    that is unknown, expired or revoked answers invalid_token.
     """
     if error.error not in ("invalid_token", "insufficient_scope"):
-        error = InvalidTokenError(
-            "No access token was presented: send it as Authorization: Bearer <token>."
+        description = "No access token was presented: send it as Authorization: Bearer <token>."
+        return Response(
+            json.dumps({"error_description": description}),
+            status=401,
+            headers={
+                "Content-Type": "application/json",
+                "Cache-Control": "no-store",
+                "WWW-Authenticate": 'Bearer realm="userinfo"',
+            },
         )
     description = error.get_error_description()
     body = {"error": error.error, "error_description": description}

@@ -153,7 +153,7 @@ def expired_code(ex):
 
 
 BAD_EXCHANGES = [
-    (missing_grant_type, "unsupported_grant_type"),
+    (missing_grant_type, "invalid_request"),
     (unsupported_grant_type, "unsupported_grant_type"),
     (refresh_grant_type, "unsupported_grant_type"),
     (missing_code, "invalid_request"),
@@ -371,3 +371,10 @@ def test_second_redemption_is_refused_and_revokes_the_first_access_token(exchang
     )
     assert userinfo.status_code == 401
     assert 'error="invalid_token"' in userinfo.headers["www-authenticate"]
+
+
+def test_get_on_the_token_endpoint_is_405_json_with_allow(idp):
+    response = httpx.get(idp.url("/token"))
+    assert response.status_code == 405
+    assert response.json()["error"] == "invalid_request"
+    assert "POST" in response.headers["allow"]

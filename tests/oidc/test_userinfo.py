@@ -134,31 +134,35 @@ def assert_invalid_token(response: httpx.Response) -> None:
     assert ERROR_DESCRIPTION_CHARSET.match(body["error_description"])
 
 
+def assert_bearer_challenge_without_error(response: httpx.Response) -> None:
+    """RFC 6750 3.1: no authentication information, so a challenge with no error code."""
+    assert response.status_code == 401, response.text
+    challenge = response.headers.get("www-authenticate", "")
+    assert challenge.startswith("Bearer"), challenge
+    assert "error=" not in challenge
+    assert response.headers["cache-control"] == "no-store"
+    assert "Authorization: Bearer" in response.json()["error_description"]
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize(
     "authorization",
-    [
-        None,
-        "",
-        "Bearer",
-        "Bearer garbage",
-        "Bearer " + "x" * 5000,
-        "Basic ZGVwdC1hOnNlY3JldA==",
-        "DPoP some-token",
-    ],
-    ids=[
-        "none",
-        "empty",
-        "scheme-only",
-        "garbage",
-        "very-long",
-        "basic",
-        "other-scheme",
-    ],
+    [None, "", "Bearer", "Basic ZGVwdC1hOnNlY3JldA==", "DPoP some-token"],
+    ids=["none", "empty", "scheme-only", "basic", "other-scheme"],
 )
-def test_without_a_usable_token_userinfo_is_401_invalid_token(idp, method, authorization):
+def test_without_a_bearer_token_userinfo_is_401_with_a_bare_challenge(idp, method, authorization):
     headers = {} if authorization is None else {"Authorization": authorization}
-    assert_invalid_token(httpx.request(method, idp.url("/userinfo"), headers=headers))
+    response = httpx.request(method, idp.url("/userinfo"), headers=headers)
+    assert_bearer_challenge_without_error(response)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    "authorization", ["Bearer garbage", "Bearer " + "x" * 5000], ids=["garbage", "very-long"]
+)
+def test_an_unknown_token_is_401_invalid_token(idp, method, authorization):
+    response = httpx.request(method, idp.url("/userinfo"), headers={"Authorization": authorization})
+    assert_invalid_token(response)
 
 
 def test_expired_token_is_401_invalid_token(idp, tokens_for):
@@ -182,4 +186,4 @@ def test_token_in_the_query_string_is_not_accepted(idp, tokens_for):
     """RFC 6750 2.3 / RFC 9700 2.4.1: tokens in URLs leak into logs and Referer headers."""
     access_token = tokens_for()["access_token"]
     response = httpx.get(idp.url("/userinfo"), params={"access_token": access_token})
-    assert_invalid_token(response)
+    assert_bearer_challenge_without_error(response)
