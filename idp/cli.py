@@ -31,10 +31,12 @@ def prepare_database() -> None:
     """Bring the schema up to date and make sure signing keys exist."""
     from flask_migrate import upgrade
 
+    from idp.housekeeping import purge_expired
     from idp.oidc.keys import ensure_signing_keys
 
     upgrade(directory=current_app.extensions["migrate"].directory)
     ensure_signing_keys()
+    purge_expired()
 
 
 @cli.command("serve")
@@ -57,6 +59,16 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     app = current_app._get_current_object()
     click.echo(f"IdP serving {settings.issuer} on {host or settings.host}:{port or settings.port}")
     waitress_serve(app, host=host or settings.host, port=port or settings.port, threads=threads)
+
+
+@cli.command("purge")
+@with_appcontext
+def purge() -> None:
+    """Delete expired journeys, codes, tokens, sessions and client assertion ids."""
+    from idp.housekeeping import purge_expired
+
+    counts = purge_expired()
+    click.echo(", ".join(f"{count} {name}" for name, count in counts.items()) + " deleted")
 
 
 @cli.command("demo")

@@ -1,0 +1,48 @@
+"""Deleting what can no longer be used: expired journeys, codes, tokens, sessions, jtis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete, or_
+
+from idp.extensions import db
+from idp.models import (
+    AuthorizationCode,
+    BrowserSession,
+    Interaction,
+    Token,
+    UsedClientAssertion,
+)
+from idp.models.timestamps import utcnow
+
+# Ended and expired sessions stay this long, so a citizen can see recent sign-ins.
+ENDED_SESSION_RETENTION = timedelta(days=30)
+
+
+def purge_expired() -> dict[str, int]:
+    """Delete expired rows; returns how many of each kind went."""
+    settings = current_app.config["IDP_SETTINGS"]
+    now = utcnow()
+    # A used code must outlive the tokens it issued, so a replay can still revoke them.
+    code_horizon = now - timedelta(seconds=settings.access_token_lifetime)
+    statements = {
+        "interactions": delete(Interaction).where(Interaction.expires_at < now),
+        "tokens": delete(Token).where(Token.expires_at < now),
+        "authorization_codes": delete(AuthorizationCode).where(
+            AuthorizationCode.expires_at < code_horizon
+        ),
+        "client_assertions": delete(UsedClientAssertion).where(
+            UsedClientAssertion.expires_at < now
+        ),
+        "sessions": delete(BrowserSession).where(
+            or_(
+                BrowserSession.ended_at < now - ENDED_SESSION_RETENTION,
+                BrowserSession.expires_at < now - ENDED_SESSION_RETENTION,
+            )
+        ),
+    }
+    counts = {name: db.session.execute(stmt).rowcount for name, stmt in statements.items()}
+    db.session.commit()
+    return counts

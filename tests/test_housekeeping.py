@@ -1,0 +1,38 @@
+"""Purging expired rows keeps what is still needed (replay detection) and drops the rest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, update
+
+from idp.extensions import db
+from idp.housekeeping import purge_expired
+from idp.models import AuthorizationCode, Token
+from idp.models.timestamps import utcnow
+from tests.support.browser import CitizenBrowser
+
+
+def count(model) -> int:
+    """Rows of a model."""
+    return db.session.scalar(db.select(func.count()).select_from(model))
+
+
+def test_purge_keeps_live_rows_and_deletes_expired_ones(idp, make_citizen, make_client):
+    citizen = make_citizen()
+    client = make_client()
+    attempt = client.authorization()
+    cb = CitizenBrowser(idp.issuer).authorize(attempt.url, citizen["email"], citizen["password"])
+    assert client.token_request(cb.params["code"], attempt.code_verifier).status_code == 200
+    with idp.app.app_context():
+        purge_expired()
+        assert count(AuthorizationCode) == 1, "a used code is kept while its tokens live"
+        assert count(Token) == 1
+        long_ago = utcnow() - timedelta(days=1)
+        db.session.execute(update(AuthorizationCode).values(expires_at=long_ago))
+        db.session.execute(update(Token).values(expires_at=long_ago))
+        db.session.commit()
+        counts = purge_expired()
+        assert counts["authorization_codes"] == 1
+        assert counts["tokens"] == 1
+        assert count(AuthorizationCode) == 0
