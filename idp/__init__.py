@@ -18,6 +18,7 @@ from idp.settings import Settings, load_settings
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 # Paths answered in JSON rather than HTML pages.
 API_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/")
+OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.accounts.sessions import apply_session_cookie
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
+    from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
     from idp.security.secrets import resolve_key_encryption_key, resolve_secret_key
 
@@ -39,7 +41,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             settings.key_encryption_key, settings.instance_path
         ),
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # hide_parameters: a database error must never log the values (hashes) being written.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         # Flask's own cookie carries only the CSRF token; the SSO session is server side.
         SESSION_COOKIE_NAME="idp_csrf",
         SESSION_COOKIE_HTTPONLY=True,
@@ -58,10 +61,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_blueprints(app)
     _register_error_pages(app)
 
+    @app.before_request
+    def refuse_nul_characters():
+        """NUL is never valid in a parameter, and PostgreSQL cannot store it: refuse it early."""
+        if request.endpoint in OAUTH_ENDPOINTS:
+            return None  # the protocol endpoints answer NUL with their own OAuth errors
+        values = list(request.args.items(multi=True))
+        if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+            values += list(request.form.items(multi=True))
+        if any("\x00" in k or "\x00" in v for k, v in values):
+            message = gettext("The link or form contains characters that are not allowed.")
+            return render_template("error.html", message=message), 400
+        return None
+
     @app.after_request
     def finish_response(response: Response) -> Response:
         """Session cookie changes and security headers on every response."""
         apply_session_cookie(response)
+        apply_browser_cookie(response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         # Authorization URLs carry state and codes: never leak them in Referer headers.

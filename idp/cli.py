@@ -87,7 +87,13 @@ def citizens() -> None:
 
 @citizens.command("create")
 @click.option("--email", required=True, help="The citizen's email address.")
-@click.option("--password", required=True, help="The password (at least 8 characters).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The password (at least 8 characters); asked for, hidden, when not given.",
+)
 @click.option("--given-name", default=None)
 @click.option("--family-name", default=None)
 @with_appcontext

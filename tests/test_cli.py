@@ -174,3 +174,18 @@ def test_bad_setting_is_named(idp_env):
     assert result.returncode != 0
     assert "port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_create_citizen_asks_for_the_password_when_not_given(idp_env):
+    result = subprocess.run(
+        [*IDP, "citizens", "create", "--email", "asked@example.com"],
+        env=idp_env,
+        input="a long passphrase\na long passphrase\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "created citizen asked@example.com" in result.stdout
+    assert "a long passphrase" not in result.stdout

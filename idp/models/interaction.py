@@ -20,4 +20,7 @@ class Interaction(db.Model):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    consent_given: Mapped[bool] = mapped_column(default=False)
+    # The hash of the browser's journey cookie: only the browser that started it may continue.
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    # The session (sid) in which the citizen agreed on the consent page, if they did.
+    consented_sid: Mapped[str | None] = mapped_column(String(64))

@@ -8,6 +8,7 @@ from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
@@ -69,7 +70,7 @@ def error_response(error: OAuth2Error, oauth_request: AuthorizationRequest) -> R
 
 
 def _signed_in_during(session: BrowserSession, interaction: Interaction | None) -> bool:
-    """Whether the citizen authenticated after this journey began."""
+    """Whether the citizen authenticated in this browser after this journey began."""
     return interaction is not None and session.auth_time >= interaction.created_at
 
 
@@ -91,11 +92,17 @@ def needs_authentication(
 
 
 def needs_consent(
-    citizen: Citizen, client: Client, scope: str, data: MultiDict, interaction: Interaction | None
+    session: BrowserSession,
+    client: Client,
+    scope: str,
+    data: MultiDict,
+    interaction: Interaction | None,
 ) -> bool:
     """First time a department asks, prompt=consent, or new scopes."""
-    if interaction is not None and interaction.consent_given:
+    if interaction is not None and interaction.consented_sid == session.sid:
+        # This very sign-in agreed on the consent page of this journey.
         return False
+    citizen = session.citizen
     if "consent" in (data.get("prompt") or "").split():
         return True
     consent = db.session.scalar(
@@ -136,7 +143,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("accounts.sign_in", journey=interaction.handle))
 
-    if needs_consent(citizen, grant.client, oauth_request.scope, data, interaction):
+    if needs_consent(session, grant.client, oauth_request.scope, data, interaction):
         if "none" in prompts:
             return error_response(
                 ConsentRequiredError(redirect_uri=grant.redirect_uri), oauth_request
@@ -144,12 +151,12 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("authorize.consent", journey=interaction.handle))
 
-    response = server.create_authorization_response(
+    if interaction is not None and not finish_interaction(interaction):
+        # Another request (a double click) already finished this journey.
+        return expired_journey_page()
+    return server.create_authorization_response(
         request=oauth_request, grant_user=citizen, grant=grant
     )
-    if interaction is not None:
-        finish_interaction(interaction)
-    return response
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -187,10 +194,10 @@ def consent() -> Response:
     interaction = find_interaction(request.args.get("journey"))
     if interaction is None:
         return expired_journey_page()
-    session = current_session()
-    if session is None:
-        return redirect(url_for("accounts.sign_in", journey=interaction.handle))
     params = interaction_params(interaction)
+    session = current_session()
+    if needs_authentication(session, params, interaction):
+        return redirect(url_for("accounts.sign_in", journey=interaction.handle))
     oauth_request = AuthorizationRequest(params)
     server = authorization_server()
     try:
@@ -201,7 +208,7 @@ def consent() -> Response:
     if form.validate_on_submit():
         if form.allow.data:
             record_consent(session.citizen, grant.client, oauth_request.scope)
-            interaction.consent_given = True
+            interaction.consented_sid = session.sid
             db.session.commit()
             return redirect(url_for("authorize.resume", journey=interaction.handle))
         audit.record(
@@ -210,7 +217,8 @@ def consent() -> Response:
             citizen_id=session.citizen_id,
             client_id=grant.client.client_id,
         )
-        finish_interaction(interaction)
+        if not finish_interaction(interaction):
+            return expired_journey_page()
         refused = AccessDeniedError(
             description="The citizen chose not to share their information with this service.",
             redirect_uri=grant.redirect_uri,
@@ -227,15 +235,23 @@ def consent() -> Response:
 
 def record_consent(citizen: Citizen, client: Client, scope: str) -> None:
     """Remember what the citizen agreed to share with this department."""
-    consent = db.session.scalar(
-        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
-    )
-    if consent is None:
-        consent = Consent(citizen_id=citizen.id, client_id=client.client_id, scope=scope)
-        db.session.add(consent)
-    else:
-        granted = scope_to_list(consent.scope) + scope_to_list(scope)
-        consent.scope = " ".join(dict.fromkeys(granted))
-        consent.granted_at = utcnow()
-    db.session.commit()
+    for attempt in range(2):
+        consent = db.session.scalar(
+            db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
+        )
+        if consent is None:
+            consent = Consent(citizen_id=citizen.id, client_id=client.client_id, scope=scope)
+            db.session.add(consent)
+        else:
+            granted = scope_to_list(consent.scope) + scope_to_list(scope)
+            consent.scope = " ".join(dict.fromkeys(granted))
+            consent.granted_at = utcnow()
+        try:
+            db.session.commit()
+            break
+        except IntegrityError:
+            # A second tab or a double click inserted it first: update that row instead.
+            db.session.rollback()
+            if attempt:
+                raise
     audit.record("consent.given", citizen_id=citizen.id, client_id=client.client_id, scope=scope)

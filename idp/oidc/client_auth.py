@@ -103,6 +103,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         client_id = unverified.get("sub")
         if not isinstance(client_id, str) or not client_id:
             raise _invalid("The client assertion has no sub naming the client.")
+        form_client_id = request.form.get("client_id")
+        if form_client_id is not None and form_client_id != client_id:
+            # RFC 7521 4.2: a client_id sent beside the assertion must name the same client.
+            raise _invalid("client_id does not match the client assertion sub.")
         client = query_client(client_id)
         if client is None:
             raise _invalid("The client does not exist on this server.")
@@ -179,6 +183,11 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if iat is not None:
             if not _is_time(iat):
                 raise _invalid("The client assertion iat is not a number.")
+            if exp - iat > settings.client_assertion_max_lifetime + skew:
+                raise _invalid(
+                    "The client assertion lives longer than "
+                    f"{settings.client_assertion_max_lifetime} seconds."
+                )
             if iat > now + skew:
                 raise _invalid("The client assertion was issued in the future.")
         nbf = claims.get("nbf")

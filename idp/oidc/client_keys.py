@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from idp.models import Client
 # Refetch a jwks_uri for an unknown kid at most this often, so assertions cannot make us a
 # request amplifier.
 MIN_REFETCH_INTERVAL = 10.0
+# A JWKS is a few keys; anything bigger is refused rather than read into memory.
+MAX_JWKS_BYTES = 64 * 1024
 
 
 class ClientKeysUnavailable(Exception):
@@ -49,15 +52,20 @@ def _fetch(jwks_uri: str) -> KeySet:
     """Fetch a department's JWKS with a timeout."""
     timeout = current_app.config["IDP_SETTINGS"].jwks_fetch_timeout
     try:
-        response = httpx.get(jwks_uri, timeout=timeout, follow_redirects=False)
+        with httpx.stream("GET", jwks_uri, timeout=timeout, follow_redirects=False) as response:
+            if response.status_code != 200:
+                raise ClientKeysUnavailable(f"jwks_uri answered HTTP {response.status_code}")
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ClientKeysUnavailable(f"jwks_uri is larger than {MAX_JWKS_BYTES} bytes")
     except httpx.HTTPError as exc:
         raise ClientKeysUnavailable(
             f"jwks_uri could not be fetched: {type(exc).__name__}"
         ) from None
-    if response.status_code != 200:
-        raise ClientKeysUnavailable(f"jwks_uri answered HTTP {response.status_code}")
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError:
         raise ClientKeysUnavailable("jwks_uri did not return JSON") from None
     return _import_key_set(data, "jwks_uri")

@@ -44,7 +44,7 @@ def provider_metadata() -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": list(settings.ui_locales_supported),
         "claim_types_supported": ["normal"],
     }

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from flask import current_app, request
+from flask import Response, current_app, g, request
 from sqlalchemy import delete
 from werkzeug.datastructures import MultiDict
 
 from idp.extensions import db
 from idp.models import Interaction
 from idp.models.timestamps import utcnow
-from idp.security.secrets import new_token
+from idp.security.secrets import hash_token, new_token
+
+# A random value identifying this browser to its own journeys; HttpOnly, never shared.
+BROWSER_COOKIE = "idp_browser"
+HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class _StoredPayload(OAuth2Payload):
@@ -51,13 +56,37 @@ class AuthorizationRequest(OAuth2Request):
         return MultiDict()
 
 
+def _browser_value() -> str:
+    """This browser's journey cookie value, minted on first use."""
+    value = request.cookies.get(BROWSER_COOKIE)
+    if not value or not HANDLE_PATTERN.match(value) or len(value) < 32:
+        value = g.get("new_browser_cookie") or new_token(32)
+        g.new_browser_cookie = value
+    return value
+
+
+def apply_browser_cookie(response: Response) -> Response:
+    """Set the journey cookie when this request minted one."""
+    if g.get("new_browser_cookie"):
+        response.set_cookie(
+            BROWSER_COOKIE,
+            g.new_browser_cookie,
+            httponly=True,
+            samesite="Lax",
+            secure=current_app.config["IDP_SETTINGS"].cookies_secure,
+            path="/",
+        )
+    return response
+
+
 def start_interaction(params: MultiDict) -> Interaction:
-    """Store the request so the journey can continue after sign-in or consent."""
+    """Store the request, bound to this browser, so the journey can continue later."""
     now = utcnow()
     lifetime = current_app.config["IDP_SETTINGS"].interaction_lifetime
     interaction = Interaction(
         handle=new_token(24),
         params=params.to_dict(flat=False),
+        browser_hash=hash_token(_browser_value()),
         created_at=now,
         expires_at=now + timedelta(seconds=lifetime),
     )
@@ -67,12 +96,22 @@ def start_interaction(params: MultiDict) -> Interaction:
 
 
 def find_interaction(handle: str | None) -> Interaction | None:
-    """A journey that is still in progress, or None."""
-    if not handle or len(handle) > 64:
+    """A journey still in progress that this browser started, or None."""
+    if not handle or not HANDLE_PATTERN.match(handle):
         return None
+    if "interactions" not in g:
+        g.interactions = {}
+    if handle in g.interactions:
+        return g.interactions[handle]
     interaction = db.session.scalar(db.select(Interaction).filter_by(handle=handle))
-    if interaction is None or interaction.expires_at <= utcnow():
-        return None
+    cookie = request.cookies.get(BROWSER_COOKIE) or ""
+    if (
+        interaction is None
+        or interaction.expires_at <= utcnow()
+        or interaction.browser_hash != hash_token(cookie)
+    ):
+        interaction = None
+    g.interactions[handle] = interaction
     return interaction
 
 
@@ -81,7 +120,8 @@ def interaction_params(interaction: Interaction) -> MultiDict:
     return MultiDict([(k, v) for k, values in interaction.params.items() for v in values])
 
 
-def finish_interaction(interaction: Interaction) -> None:
-    """A journey that produced its answer cannot be replayed."""
-    db.session.execute(delete(Interaction).where(Interaction.id == interaction.id))
+def finish_interaction(interaction: Interaction) -> bool:
+    """End a journey before it answers; False if another request already ended it."""
+    deleted = db.session.execute(delete(Interaction).where(Interaction.id == interaction.id))
     db.session.commit()
+    return deleted.rowcount == 1

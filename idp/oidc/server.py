@@ -260,13 +260,17 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         row = db.session.scalar(db.select(AuthorizationCode).filter_by(code_hash=hash_token(code)))
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("The authorization code is not valid for this client.")
+        if not client.is_active:
+            raise UnauthorizedClientError("This service is not active on the IdP.")
         now = utcnow()
+        # The claim stays uncommitted until save_token commits it with the token, so a
+        # concurrent second use waits on the row and then revokes what the first issued.
+        # A failed redemption rolls back at the end of the request, leaving the code usable.
         claimed = db.session.execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
             .values(used_at=now)
         ).rowcount
-        db.session.commit()
         if claimed != 1:
             # RFC 6749 4.1.2: a replayed code revokes the tokens issued with it.
             db.session.execute(

@@ -6,7 +6,7 @@ import json
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from flask import Blueprint, Response, jsonify
 
 from idp.extensions import csrf, db
@@ -72,6 +72,11 @@ def userinfo() -> Response:
         token: Token = require_token.acquire_token(["openid"])
     except OAuth2Error as error:
         return bearer_error_response(error)
-    response = jsonify(user_info(token.citizen, token.get_client(), token.scope))
+    client = token.get_client()
+    if client is None or not client.is_active:
+        return bearer_error_response(
+            InvalidTokenError("The service this token was issued to is not active.")
+        )
+    response = jsonify(user_info(token.citizen, client, token.scope))
     response.headers["Cache-Control"] = "no-store"
     return response

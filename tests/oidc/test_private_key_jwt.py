@@ -166,6 +166,9 @@ REFUSED = {
     "aud-missing": lambda c: sign(c, aud=None),
     "aud-not-a-string": lambda c: sign(c, aud=42),
     "lifetime-one-day": lambda c: sign(c, exp=int(time.time()) + 86400),
+    "issued-ten-hours-ago-lifetime-too-long": lambda c: sign(
+        c, iat=int(time.time()) - 36000, exp=int(time.time()) + 3000
+    ),
     "expired": lambda c: sign(c, iat=int(time.time()) - 900, exp=int(time.time()) - 600),
     "exp-missing": lambda c: sign(c, exp=None),
     "exp-a-string": lambda c: sign(c, exp=str(int(time.time()) + 300)),
@@ -337,3 +340,9 @@ def test_a_jwks_uri_publishing_a_private_key_is_refused(jwks_department, jwks_se
     jwks_server.jwks = {"keys": [jwk]}
     description = assert_invalid_client(token_request(jwks_department, sign(jwks_department)))
     assert "private key material" in description
+
+
+def test_a_client_id_beside_the_assertion_must_name_the_same_client(department, make_client):
+    make_client("another-dept")
+    response = token_request(department, sign(department), client_id="another-dept")
+    assert "does not match" in assert_invalid_client(response)

@@ -1,15 +1,16 @@
 """initial schema
 
-Revision ID: 4b88650f069e
+Revision ID: b7abfa1b5ae0
 Revises: 
-Create Date: 2026-11-24 16:13:46.482018
+Create Date: 2026-11-24 16:44:52.806430
 
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 # revision identifiers, used by Alembic.
-revision = '4b88650f069e'
+revision = 'b7abfa1b5ae0'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -48,7 +49,8 @@ def upgrade():
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('consent_given', sa.Boolean(), nullable=False),
+    sa.Column('browser_hash', sa.String(length=64), nullable=False),
+    sa.Column('consented_sid', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_interaction')),
     sa.UniqueConstraint('handle', name=op.f('uq_interaction_handle'))
     )
