@@ -7,18 +7,23 @@ import threading
 from tests.support.browser import CitizenBrowser, callback
 
 
+def reach_consent(idp, client, citizen) -> tuple[CitizenBrowser, object]:
+    """A browser that started a journey and signed in; returns it and the consent page."""
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.follow(browser.get(client.authorization().url))
+    consent = browser.follow(
+        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    )
+    assert "wants to know who you are" in consent.text
+    return browser, consent
+
+
 def test_another_browser_cannot_continue_a_journey(idp, make_citizen, make_client):
     victim = make_citizen("victim@example.com")
     attacker = make_citizen("attacker@example.com")
     client = make_client()
     # The attacker starts a journey, signs in, agrees, and stops before the code is issued.
-    attacker_browser = CitizenBrowser(idp.issuer)
-    page = attacker_browser.follow(attacker_browser.get(client.authorization().url))
-    consent = attacker_browser.submit(
-        page, {"email": attacker["email"], "password": attacker["password"]}
-    )
-    consent = attacker_browser.follow(consent)
-    assert "wants to know who you are" in consent.text
+    attacker_browser, consent = reach_consent(idp, client, attacker)
     allowed = attacker_browser.submit(consent, {}, button="allow")
     resume_url = allowed.headers["location"]
     assert "/authorize/resume?journey=" in resume_url
@@ -39,11 +44,7 @@ def test_consent_given_in_a_journey_does_not_carry_over_to_a_new_sign_in(
     first = make_citizen("first@example.com")
     second = make_citizen("second@example.com")
     client = make_client()
-    browser = CitizenBrowser(idp.issuer)
-    page = browser.follow(browser.get(client.authorization().url))
-    consent = browser.follow(
-        browser.submit(page, {"email": first["email"], "password": first["password"]})
-    )
+    browser, consent = reach_consent(idp, client, first)
     allowed = browser.submit(consent, {}, button="allow")
     journey = allowed.headers["location"].split("journey=")[1]
     # Someone else signs in on the same device before the journey resumes.
@@ -57,11 +58,7 @@ def test_a_journey_finishes_once_even_when_resumed_twice_at_the_same_time(
 ):
     citizen = make_citizen()
     client = make_client()
-    browser = CitizenBrowser(idp.issuer)
-    page = browser.follow(browser.get(client.authorization().url))
-    consent = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    browser, consent = reach_consent(idp, client, citizen)
     resume_url = browser.submit(consent, {}, button="allow").headers["location"]
     url = resume_url if resume_url.startswith("http") else idp.url(resume_url)
     results = []
@@ -88,11 +85,7 @@ def test_a_nul_in_a_journey_link_is_a_clear_400(idp):
 def test_allow_clicked_twice_at_once_is_not_an_error(idp, make_citizen, make_client):
     citizen = make_citizen()
     client = make_client()
-    browser = CitizenBrowser(idp.issuer)
-    page = browser.follow(browser.get(client.authorization().url))
-    consent = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    browser, consent = reach_consent(idp, client, citizen)
     results = []
     threads = [
         threading.Thread(target=lambda: results.append(browser.submit(consent, {}, button="allow")))
