@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from idp import create_app
-from idp.settings import SettingsError
+from idp.settings import SettingsError, current_settings
 
 
 def _create_app():
@@ -50,7 +50,7 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
 
     from idp.departments.registry import ClientMetadataError, register_departments
 
-    settings = current_app.config["IDP_SETTINGS"]
+    settings = current_settings()
     prepare_database()
     try:
         register_departments(settings)

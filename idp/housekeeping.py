@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import delete, or_
 
 from idp.extensions import db
@@ -16,6 +15,7 @@ from idp.models import (
     UsedClientAssertion,
 )
 from idp.models.timestamps import utcnow
+from idp.settings import current_settings
 
 # Ended and expired sessions stay this long, so a citizen can see recent sign-ins.
 ENDED_SESSION_RETENTION = timedelta(days=30)
@@ -23,7 +23,7 @@ ENDED_SESSION_RETENTION = timedelta(days=30)
 
 def purge_expired() -> dict[str, int]:
     """Delete expired rows; returns how many of each kind went."""
-    settings = current_app.config["IDP_SETTINGS"]
+    settings = current_settings()
     now = utcnow()
     # A used code must outlive the tokens it issued, so a replay can still revoke them.
     code_horizon = now - timedelta(seconds=settings.access_token_lifetime)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel
+
+from idp.settings import current_settings
 
 LANGUAGE_COOKIE = "idp_lang"
 TRANSLATIONS_DIR = str(Path(__file__).parent / "translations")
@@ -16,7 +18,7 @@ babel = Babel()
 
 def _supported() -> tuple[str, ...]:
     """Languages the pages are offered in; the first is the default."""
-    return current_app.config["IDP_SETTINGS"].ui_locales_supported
+    return current_settings().ui_locales_supported
 
 
 def first_supported(ui_locales: str | None) -> str | None:
@@ -86,7 +88,7 @@ def remember_language(response: Response) -> Response:
             max_age=365 * 24 * 3600,
             httponly=True,
             samesite="Lax",
-            secure=current_app.config["IDP_SETTINGS"].cookies_secure,
+            secure=current_settings().cookies_secure,
         )
     return response
 

@@ -135,6 +135,13 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
         raise SettingsError(f"setting {name!r} has an unusable value {raw!r}: {exc}") from None
 
 
+def current_settings() -> Settings:
+    """The settings of the Flask app handling the current request or command."""
+    from flask import current_app
+
+    return current_app.config["IDP_SETTINGS"]
+
+
 def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any) -> Settings:
     """Build settings from defaults, then the TOML file, then IDP_* variables, then overrides."""
     defaults = Settings()

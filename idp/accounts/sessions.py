@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen
 from idp.models.timestamps import utcnow
 from idp.security.secrets import hash_token, new_token
+from idp.settings import current_settings
 
 # Refresh last_active_at at most this often, so every page view is not a database write.
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
-
-
-def _settings():
-    """The IdP settings of the current app."""
-    return current_app.config["IDP_SETTINGS"]
 
 
 def start_session(citizen: Citizen, amr: list[str]) -> tuple[BrowserSession, str]:
@@ -36,7 +32,7 @@ def start_session(citizen: Citizen, amr: list[str]) -> tuple[BrowserSession, str
         user_agent=request.user_agent.string[:300] if request else None,
         created_at=now,
         last_active_at=now,
-        expires_at=now + timedelta(seconds=_settings().session_absolute_lifetime),
+        expires_at=now + timedelta(seconds=current_settings().session_absolute_lifetime),
     )
     db.session.add(session)
     db.session.commit()
@@ -50,7 +46,7 @@ def current_session() -> BrowserSession | None:
     if "browser_session" in g:
         return g.browser_session
     g.browser_session = None
-    cookie_value = request.cookies.get(_settings().session_cookie_name)
+    cookie_value = request.cookies.get(current_settings().session_cookie_name)
     if not cookie_value or len(cookie_value) > 128:
         return None
     session = db.session.scalar(
@@ -59,7 +55,7 @@ def current_session() -> BrowserSession | None:
     if session is None:
         return None
     now = utcnow()
-    idle_limit = session.last_active_at + timedelta(seconds=_settings().session_idle_timeout)
+    idle_limit = session.last_active_at + timedelta(seconds=current_settings().session_idle_timeout)
     if now >= session.expires_at or now >= idle_limit:
         end_session(session, reason="expired")
         return None
@@ -82,7 +78,7 @@ def end_session(session: BrowserSession, reason: str) -> None:
 
 def apply_session_cookie(response: Response) -> Response:
     """Set or clear the session cookie after a request that changed the session."""
-    s = _settings()
+    s = current_settings()
     if g.get("new_session_cookie"):
         response.set_cookie(
             s.session_cookie_name,

@@ -13,7 +13,6 @@ from urllib.parse import unquote_plus
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +21,7 @@ from idp.extensions import db
 from idp.models import Client, UsedClientAssertion
 from idp.oidc.client_keys import ClientKeysUnavailable, client_key_set
 from idp.security.secrets import hash_token
+from idp.settings import current_settings
 
 ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 
@@ -159,7 +159,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def verify_claims(self, claims) -> None:
         """iss = sub = client_id, aud, exp in the future, a bounded lifetime, iat, fresh jti."""
-        settings = current_app.config["IDP_SETTINGS"]
+        settings = current_settings()
         now = int(time.time())
         skew = settings.clock_skew
         client_id = claims.get("sub")

@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.models import Client
+from idp.settings import current_settings
 
 # Refetch a jwks_uri for an unknown kid at most this often, so assertions cannot make us a
 # request amplifier.
@@ -50,7 +50,7 @@ def _import_key_set(data: object, where: str) -> KeySet:
 
 def _fetch(jwks_uri: str) -> KeySet:
     """Fetch a department's JWKS with a timeout."""
-    timeout = current_app.config["IDP_SETTINGS"].jwks_fetch_timeout
+    timeout = current_settings().jwks_fetch_timeout
     try:
         with httpx.stream("GET", jwks_uri, timeout=timeout, follow_redirects=False) as response:
             if response.status_code != 200:
@@ -77,7 +77,7 @@ def client_key_set(client: Client, *, refresh: bool = False) -> KeySet:
         return _import_key_set(client.jwks, "jwks")
     if not client.jwks_uri:
         raise ClientKeysUnavailable("the client registered neither jwks nor jwks_uri")
-    lifetime = current_app.config["IDP_SETTINGS"].jwks_cache_lifetime
+    lifetime = current_settings().jwks_cache_lifetime
     now = time.monotonic()
     with _lock:
         cached = _cache.get(client.jwks_uri)

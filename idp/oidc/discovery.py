@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.keys import SUPPORTED_ALGS
 from idp.oidc.server import TOKEN_ENDPOINT_AUTH_METHODS
+from idp.settings import current_settings
 
 bp = Blueprint("discovery", __name__)
 
@@ -18,7 +19,7 @@ DISCOVERY_MAX_AGE = 3600
 
 def provider_metadata() -> dict[str, Any]:
     """The discovery document."""
-    settings = current_app.config["IDP_SETTINGS"]
+    settings = current_settings()
     issuer = settings.issuer
     claims: list[str] = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr"]
     for names in SCOPE_CLAIMS.values():

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from sqlalchemy import delete
 from werkzeug.datastructures import MultiDict
 
@@ -14,6 +14,7 @@ from idp.extensions import db
 from idp.models import Interaction
 from idp.models.timestamps import utcnow
 from idp.security.secrets import hash_token, new_token
+from idp.settings import current_settings
 
 # A random value identifying this browser to its own journeys; HttpOnly, never shared.
 BROWSER_COOKIE = "idp_browser"
@@ -73,7 +74,7 @@ def apply_browser_cookie(response: Response) -> Response:
             g.new_browser_cookie,
             httponly=True,
             samesite="Lax",
-            secure=current_app.config["IDP_SETTINGS"].cookies_secure,
+            secure=current_settings().cookies_secure,
             path="/",
         )
     return response
@@ -82,7 +83,7 @@ def apply_browser_cookie(response: Response) -> Response:
 def start_interaction(params: MultiDict) -> Interaction:
     """Store the request, bound to this browser, so the journey can continue later."""
     now = utcnow()
-    lifetime = current_app.config["IDP_SETTINGS"].interaction_lifetime
+    lifetime = current_settings().interaction_lifetime
     interaction = Interaction(
         handle=new_token(24),
         params=params.to_dict(flat=False),

@@ -36,14 +36,10 @@ from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
 from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oidc.keys import signing_key
 from idp.security.secrets import hash_token
+from idp.settings import current_settings
 
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-
-def _settings():
-    """The IdP settings of the current app."""
-    return current_app.config["IDP_SETTINGS"]
 
 
 def query_client(client_id: str) -> Client | None:
@@ -242,7 +238,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=session.auth_time,
             amr=list(session.amr or []),
             created_at=now,
-            expires_at=now + timedelta(seconds=_settings().authorization_code_lifetime),
+            expires_at=now + timedelta(seconds=current_settings().authorization_code_lifetime),
         )
         db.session.add(row)
         db.session.commit()
@@ -310,7 +306,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
 
     def get_client_algorithm(self, client: Client) -> str:
         """The department's registered algorithm, else the IdP default."""
-        return client.id_token_signed_response_alg or _settings().default_id_token_alg
+        return client.id_token_signed_response_alg or current_settings().default_id_token_alg
 
     def resolve_client_private_key(self, client: Client):
         """The current private key for the client's algorithm."""
@@ -324,9 +320,9 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     def get_client_claims(self, client: Client) -> dict:
         """iss, aud and exp."""
         return {
-            "iss": _settings().issuer,
+            "iss": current_settings().issuer,
             "aud": client.client_id,
-            "exp": int(time.time()) + _settings().id_token_lifetime,
+            "exp": int(time.time()) + current_settings().id_token_lifetime,
         }
 
     def get_compatible_claims(self, request: OAuth2Request) -> dict:
@@ -352,7 +348,7 @@ class Issuer(IssuerParameter):
 
     def get_issuer(self) -> str:
         """The issuer identifier."""
-        return _settings().issuer
+        return current_settings().issuer
 
 
 def create_authorization_server(app: Flask) -> IdPAuthorizationServer:

@@ -7,8 +7,9 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask import current_app
 from flask_babel import gettext as _
+
+from idp.settings import current_settings
 
 
 class PasswordPolicyError(ValueError):
@@ -31,13 +32,13 @@ def _hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHashe
 
 def password_hasher() -> PasswordHasher:
     """The hasher configured for this IdP."""
-    s = current_app.config["IDP_SETTINGS"]
+    s = current_settings()
     return _hasher(s.argon2_time_cost, s.argon2_memory_cost, s.argon2_parallelism)
 
 
 def check_password_policy(password: str) -> None:
     """Refuse passwords that are too short or too long (NIST SP 800-63B 3.1.1.2)."""
-    s = current_app.config["IDP_SETTINGS"]
+    s = current_settings()
     if len(password) < s.password_min_length:
         raise PasswordPolicyError(
             _("Your password must be at least %(n)d characters long", n=s.password_min_length)
@@ -56,7 +57,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> PasswordCheck:
     """Check a password; with no hash, still spend the time of one check (no user enumeration)."""
     hasher = password_hasher()
-    s = current_app.config["IDP_SETTINGS"]
+    s = current_settings()
     if len(password) > s.password_max_length:
         # Never hash megabytes; an oversized password cannot be anyone's.
         return PasswordCheck(ok=False)
