@@ -9,8 +9,8 @@ from idp import audit
 from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
 from idp.accounts.services import AccountError, authenticate_citizen, create_citizen
 from idp.accounts.sessions import current_session, end_session, start_session
+from idp.models.client import find_client
 from idp.oidc.journey import find_interaction, interaction_params
-from idp.oidc.server import query_client
 
 bp = Blueprint("accounts", __name__)
 
@@ -23,7 +23,7 @@ def _journey_context(handle: str | None) -> dict:
     params = interaction_params(interaction)
     return {
         "journey": interaction.handle,
-        "client": query_client(params.get("client_id", "")),
+        "client": find_client(params.get("client_id", "")),
         "login_hint": params.get("login_hint"),
     }
 

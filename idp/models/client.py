@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
+from flask import g
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -114,3 +115,14 @@ class Client(db.Model, ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         """Grant types the client registered (authorization_code by default)."""
         return grant_type in self.client_metadata.get("grant_types", ["authorization_code"])
+
+
+def find_client(client_id: str) -> Client | None:
+    """The registered client with this identifier, looked up once per request."""
+    if not isinstance(client_id, str) or len(client_id) > 128 or "\x00" in client_id:
+        # PostgreSQL text cannot hold NUL, and no registered client_id contains one.
+        return None
+    found = g.setdefault("clients_found", {})
+    if client_id not in found:
+        found[client_id] = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+    return found[client_id]

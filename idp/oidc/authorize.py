@@ -23,28 +23,10 @@ from idp.oidc.journey import (
     interaction_params,
     start_interaction,
 )
-from idp.oidc.server import authorization_server, query_client
+from idp.oidc.redirect_uri import untrusted_request_problem
+from idp.oidc.server import authorization_server
 
 bp = Blueprint("authorize", __name__)
-
-
-def untrusted_request_problem(params: MultiDict) -> str | None:
-    """Why the client or redirect URI cannot be trusted (never redirect then), or None."""
-    for name in ("client_id", "redirect_uri"):
-        if len(params.getlist(name)) > 1:
-            return _("The request repeats the %(name)s parameter.", name=name)
-    client_id = params.get("client_id")
-    if not client_id:
-        return _("The request does not say which service is asking (client_id is missing).")
-    client = query_client(client_id)
-    if client is None:
-        return _("The service asking you to sign in is not registered with this sign-in service.")
-    redirect_uri = params.get("redirect_uri")
-    if not redirect_uri:
-        return _("The request does not say where to return to (redirect_uri is missing).")
-    if not client.check_redirect_uri(redirect_uri):
-        return _("The address the service asked to return to is not one it registered.")
-    return None
 
 
 def error_page(message: str, status: int = 400) -> tuple[str, int]:
@@ -115,7 +97,7 @@ def needs_consent(
 
 def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     """Take an authorization request as far as it can go: sign-in, consent, or a code."""
-    problem = untrusted_request_problem(params)
+    problem = untrusted_request_problem(params.to_dict(flat=False))
     if problem:
         audit.record(
             "authorization.failed",

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 from joserfc.jwk import ECKey, RSAKey, import_key
 from sqlalchemy.exc import IntegrityError
 
@@ -65,7 +65,15 @@ def current_signing_key_row(alg: str) -> SigningKey | None:
 
 
 def signing_key(alg: str):
-    """The private key (joserfc) that signs with this algorithm now."""
+    """The private key (joserfc) that signs with this algorithm now, looked up once a request."""
+    chosen = g.setdefault("signing_keys", {})
+    if alg not in chosen:
+        chosen[alg] = _load_signing_key(alg)
+    return chosen[alg]
+
+
+def _load_signing_key(alg: str):
+    """The newest key for the algorithm, decrypted once per process."""
     row = current_signing_key_row(alg)
     if row is None:
         ensure_signing_keys()

@@ -31,34 +31,17 @@ from idp import audit
 from idp.accounts.sessions import current_session
 from idp.extensions import db
 from idp.models import AuthorizationCode, Client, Token
+from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
 from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oidc.keys import signing_key
+from idp.oidc.redirect_uri import trusted_redirect_uri
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
 
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
 TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-
-def query_client(client_id: str) -> Client | None:
-    """Find a registered client by its identifier."""
-    if not isinstance(client_id, str) or len(client_id) > 128 or "\x00" in client_id:
-        # PostgreSQL text cannot hold NUL, and no registered client_id contains one.
-        return None
-    return db.session.scalar(db.select(Client).filter_by(client_id=client_id))
-
-
-def trusted_redirect_uri(payload) -> str | None:
-    """The request's redirect_uri when it is given once and registered by the named client."""
-    datalist = payload.datalist
-    if len(datalist.get("client_id", [])) != 1 or len(datalist.get("redirect_uri", [])) != 1:
-        return None
-    client = query_client(payload.client_id)
-    if client is None or not client.check_redirect_uri(payload.redirect_uri):
-        return None
-    return payload.redirect_uri
 
 
 def save_token(token: dict, request: OAuth2Request) -> None:
@@ -356,7 +339,7 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
     settings = app.config["IDP_SETTINGS"]
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": settings.access_token_lifetime}
     app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES_SUPPORTED)
-    server = IdPAuthorizationServer(app, query_client=query_client, save_token=save_token)
+    server = IdPAuthorizationServer(app, query_client=find_client, save_token=save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method(
