@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -14,6 +13,9 @@ from idp import audit
 from idp.extensions import db
 from idp.models import Client
 from idp.models.client import hash_client_secret
+from idp.oidc.claims import SCOPES_SUPPORTED
+from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
+from idp.security.secrets import secret_file
 from idp.settings import Settings
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -34,21 +36,23 @@ def _is_loopback(host: str | None) -> bool:
     return host in {"localhost", "127.0.0.1", "::1"}
 
 
+def _web_uri_problem(uri: str) -> str | None:
+    """Why a URI is not an absolute https URI (http allowed on loopback), or None."""
+    parts = urlsplit(uri)
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        return "is not an absolute http(s) URI"
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return "must use https (http is allowed only on loopback)"
+    return None
+
+
 def validate_redirect_uri(uri: Any) -> str:
     """An absolute https URI (http only on loopback), with no fragment and no wildcard."""
     if not isinstance(uri, str) or not uri:
         raise ClientMetadataError("redirect_uris must be a list of URIs", "invalid_redirect_uri")
-    parts = urlsplit(uri)
-    if parts.scheme not in {"https", "http"} or not parts.netloc:
-        raise ClientMetadataError(
-            f"redirect_uris: {uri} is not an absolute http(s) URI", "invalid_redirect_uri"
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ClientMetadataError(
-            f"redirect_uris: {uri} must use https (http is allowed only on loopback)",
-            "invalid_redirect_uri",
-        )
-    if parts.fragment or "#" in uri:
+    if problem := _web_uri_problem(uri):
+        raise ClientMetadataError(f"redirect_uris: {uri} {problem}", "invalid_redirect_uri")
+    if "#" in uri or "#" in uri:
         raise ClientMetadataError(
             f"redirect_uris: {uri} must not have a fragment", "invalid_redirect_uri"
         )
@@ -89,19 +93,16 @@ def validate_client_metadata(metadata: Any, client_secret: str | None) -> dict[s
         if has_jwks == has_uri:
             raise ClientMetadataError("private_key_jwt needs exactly one of jwks or jwks_uri")
         if has_jwks:
-            from idp.oidc.client_keys import ClientKeysUnavailable, _import_key_set
-
             try:
-                _import_key_set(metadata["jwks"], "jwks")
+                import_key_set(metadata["jwks"], "jwks")
             except ClientKeysUnavailable as exc:
                 raise ClientMetadataError(str(exc)) from None
         else:
             uri = metadata["jwks_uri"]
-            parts = urlsplit(uri) if isinstance(uri, str) else None
-            if parts is None or parts.scheme not in {"https", "http"} or not parts.netloc:
+            if not isinstance(uri, str):
                 raise ClientMetadataError("jwks_uri must be an absolute https URI")
-            if parts.scheme == "http" and not _is_loopback(parts.hostname):
-                raise ClientMetadataError("jwks_uri must use https (http only on loopback)")
+            if problem := _web_uri_problem(uri):
+                raise ClientMetadataError(f"jwks_uri {problem}")
     alg = metadata.get("id_token_signed_response_alg", "ES256")
     if alg not in ID_TOKEN_ALGS:
         raise ClientMetadataError("id_token_signed_response_alg must be ES256 or RS256")
@@ -114,8 +115,6 @@ def validate_client_metadata(metadata: Any, client_secret: str | None) -> dict[s
     scope = metadata.get("scope", "openid")
     if not isinstance(scope, str) or "openid" not in scope.split():
         raise ClientMetadataError("scope must be a space-separated string containing openid")
-    from idp.oidc.claims import SCOPES_SUPPORTED
-
     unknown = [s for s in scope.split() if s not in SCOPES_SUPPORTED]
     if unknown:
         raise ClientMetadataError(f"scope: unsupported scope {unknown[0]}")
@@ -177,14 +176,7 @@ def _substitute(value: Any, base_url: str) -> Any:
 def department_secret(settings: Settings, client_id: str) -> str:
     """A demo department's client secret, generated once into the instance folder."""
     path = Path(settings.instance_path) / "department-secrets" / client_id
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
-    return value
+    return secret_file(path, lambda: secrets.token_urlsafe(32))
 
 
 def load_departments(settings: Settings) -> list[Department]:

@@ -84,10 +84,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         """The issuer or the token endpoint URL (OIDC Core 9 and RFC 7523 3)."""
         return [self.issuer, self.token_endpoint]
 
-    def resolve_client_public_key(self, client: Client):
-        """The client's keys (a KeySet); the signature check picks from it."""
+    def resolve_client_public_key(self, client: Client, *, refresh: bool = False):
+        """The client's keys (a KeySet); refresh=True looks at its jwks_uri again."""
         try:
-            return client_key_set(client)
+            return client_key_set(client, refresh=refresh)
         except ClientKeysUnavailable as exc:
             raise _invalid(f"The client's public keys are unavailable: {exc}") from None
 
@@ -132,10 +132,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         token = self._verify_signature(assertion, alg, kid, key_set)
         if token is None and client.jwks_uri:
             # The department may have rotated its keys (with or without a kid): look again.
-            try:
-                key_set = client_key_set(client, refresh=True)
-            except ClientKeysUnavailable as exc:
-                raise _invalid(f"The client's public keys are unavailable: {exc}") from None
+            key_set = self.resolve_client_public_key(client, refresh=True)
             token = self._verify_signature(assertion, alg, kid, key_set)
         if token is not None:
             return token

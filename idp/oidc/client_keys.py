@@ -35,7 +35,7 @@ _cache: dict[str, _CachedKeySet] = {}
 _lock = threading.Lock()
 
 
-def _import_key_set(data: object, where: str) -> KeySet:
+def import_key_set(data: object, where: str) -> KeySet:
     """Parse a JWKS document, refusing private members and unusable keys."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise ClientKeysUnavailable(f"{where} is not a JWKS document with a keys list")
@@ -55,9 +55,9 @@ def _fetch(jwks_uri: str) -> KeySet:
         with httpx.stream("GET", jwks_uri, timeout=timeout, follow_redirects=False) as response:
             if response.status_code != 200:
                 raise ClientKeysUnavailable(f"jwks_uri answered HTTP {response.status_code}")
-            body = b""
+            body = bytearray()
             for chunk in response.iter_bytes():
-                body += chunk
+                body.extend(chunk)
                 if len(body) > MAX_JWKS_BYTES:
                     raise ClientKeysUnavailable(f"jwks_uri is larger than {MAX_JWKS_BYTES} bytes")
     except httpx.HTTPError as exc:
@@ -68,13 +68,13 @@ def _fetch(jwks_uri: str) -> KeySet:
         data = json.loads(body)
     except ValueError:
         raise ClientKeysUnavailable("jwks_uri did not return JSON") from None
-    return _import_key_set(data, "jwks_uri")
+    return import_key_set(data, "jwks_uri")
 
 
 def client_key_set(client: Client, *, refresh: bool = False) -> KeySet:
     """The client's public keys; refresh=True refetches a jwks_uri (for an unknown kid)."""
     if client.jwks is not None:
-        return _import_key_set(client.jwks, "jwks")
+        return import_key_set(client.jwks, "jwks")
     if not client.jwks_uri:
         raise ClientKeysUnavailable("the client registered neither jwks nor jwks_uri")
     lifetime = current_settings().jwks_cache_lifetime

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -27,17 +28,21 @@ def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
-def _instance_secret(instance_path: str, name: str, make) -> str:
-    """Read a generated development secret, creating it (mode 0600) on first use."""
-    path = Path(instance_path) / name
+def secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in a file, created (mode 0600) with make() on first use."""
     if path.exists():
-        value = path.read_text().strip()
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = make()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def _instance_secret(instance_path: str, name: str, make: Callable[[], str]) -> str:
+    """A generated development secret from the instance folder, announced loudly."""
+    value = secret_file(Path(instance_path) / name, make)
     log.warning(
         "DEVELOPMENT ONLY: using a generated %s from the instance folder; set IDP_%s in production",
         name,
