@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel
 
+from idp.oidc.journey import find_interaction
 from idp.settings import current_settings
 
 LANGUAGE_COOKIE = "idp_lang"
@@ -37,8 +38,6 @@ def _journey_ui_locales() -> str | None:
     handle = request.values.get("journey")
     if not handle:
         return None
-    from idp.oidc.journey import find_interaction
-
     interaction = find_interaction(handle)
     if interaction is None:
         return None

@@ -16,7 +16,7 @@ from idp.settings import current_settings
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
 
 
-def start_session(citizen: Citizen, amr: list[str]) -> tuple[BrowserSession, str]:
+def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
     """Open a new session (a new identifier at every sign-in) and end the browser's old one."""
     previous = current_session()
     if previous is not None:
@@ -38,7 +38,7 @@ def start_session(citizen: Citizen, amr: list[str]) -> tuple[BrowserSession, str
     db.session.commit()
     g.browser_session = session
     g.new_session_cookie = cookie_value
-    return session, cookie_value
+    return session
 
 
 def current_session() -> BrowserSession | None:

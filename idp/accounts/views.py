@@ -52,7 +52,7 @@ def sign_in() -> Response:
     elif form.validate_on_submit():
         citizen = authenticate_citizen(form.email.data, form.password.data)
         if citizen is not None:
-            session = start_session(citizen, amr=["pwd"])[0]
+            session = start_session(citizen, amr=["pwd"])
             audit.record("sign_in.succeeded", citizen_id=citizen.id, amr=session.amr)
             return _continue(form.journey.data)
         error = _("Enter the correct email address and password")

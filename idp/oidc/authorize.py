@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
+from idp.accounts.forms import ConsentForm
 from idp.accounts.sessions import current_session
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
 from idp.models.timestamps import utcnow
+from idp.oidc.claims import CLAIM_DESCRIPTIONS, claims_for_scope
 from idp.oidc.journey import (
     AuthorizationRequest,
     find_interaction,
@@ -170,9 +172,6 @@ def expired_journey_page() -> tuple[str, int]:
 @bp.route("/consent", methods=["GET", "POST"])
 def consent() -> Response:
     """Ask the citizen whether the department may receive the listed information."""
-    from idp.accounts.forms import ConsentForm
-    from idp.oidc.claims import CLAIM_DESCRIPTIONS, claims_for_scope
-
     interaction = find_interaction(request.args.get("journey"))
     if interaction is None:
         return expired_journey_page()
