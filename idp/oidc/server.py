@@ -284,7 +284,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     """ID tokens: ES256 by default (RS256 on request), kid in the header, sid and amr."""
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
-        """Never for resumed journeys: nonce reuse is the department's concern to detect."""
+        """Nonce reuse is not tracked here; each department checks the nonce it sent."""
         return False
 
     def get_client_algorithm(self, client: Client) -> str:
@@ -346,7 +346,7 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
         "private_key_jwt", PrivateKeyJWT(settings.issuer, settings.issuer + "/token")
     )
     server.issuer_parameter = Issuer()
-    server.register_extension(lambda s: server.issuer_parameter(s))
+    server.register_extension(server.issuer_parameter)
     app.extensions["authorization_server"] = server
     return server
 
