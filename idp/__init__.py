@@ -17,7 +17,7 @@ from idp.settings import Settings, load_settings
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 # Paths answered in JSON rather than HTML pages.
-API_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/")
+API_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/", "/register")
 OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
 
 
@@ -28,7 +28,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.i18n import init_i18n
     from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
-    from idp.security.secrets import resolve_key_encryption_key, resolve_secret_key
+    from idp.security.secrets import (
+        resolve_key_encryption_key,
+        resolve_pairwise_secret,
+        resolve_secret_key,
+    )
 
     settings = settings or load_settings()
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
@@ -39,6 +43,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=resolve_secret_key(settings.secret_key, settings.instance_path),
         IDP_KEY_FERNET=resolve_key_encryption_key(
             settings.key_encryption_key, settings.instance_path
+        ),
+        IDP_PAIRWISE_SECRET=resolve_pairwise_secret(
+            settings.pairwise_secret, settings.instance_path
         ),
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
         # hide_parameters: a database error must never log the values (hashes) being written.
@@ -101,10 +108,19 @@ def _register_blueprints(app: Flask) -> None:
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.jwks import bp as jwks_bp
+    from idp.oidc.registration import bp as registration_bp
     from idp.oidc.token import bp as token_bp
     from idp.oidc.userinfo import bp as userinfo_bp
 
-    for bp in (accounts_bp, authorize_bp, discovery_bp, jwks_bp, token_bp, userinfo_bp):
+    for bp in (
+        accounts_bp,
+        authorize_bp,
+        discovery_bp,
+        jwks_bp,
+        registration_bp,
+        token_bp,
+        userinfo_bp,
+    ):
         app.register_blueprint(bp)
 
 

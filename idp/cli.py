@@ -48,7 +48,8 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     """Migrate, register the configured departments, and serve the IdP with waitress."""
     from waitress import serve as waitress_serve
 
-    from idp.departments.registry import ClientMetadataError, register_departments
+    from idp.departments.metadata import ClientMetadataError
+    from idp.departments.samples import register_departments
 
     settings = current_settings()
     prepare_database()
@@ -122,7 +123,8 @@ def clients() -> None:
 @with_appcontext
 def clients_add(file: Path) -> None:
     """Add or update a client from a JSON file of RFC 7591 metadata plus client_id and secret."""
-    from idp.departments.registry import ClientMetadataError, register_client
+    from idp.departments.metadata import ClientMetadataError
+    from idp.departments.services import register_client
 
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

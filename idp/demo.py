@@ -30,7 +30,7 @@ def ensure_demo_citizen() -> None:
 
 def department_apps(settings) -> list[tuple[object, Flask]]:
     """Each demo department's Flask app, built from config/departments.toml."""
-    from idp.departments.registry import load_departments
+    from idp.departments.samples import load_departments
     from relying_parties.common import DepartmentSettings
 
     apps = []
@@ -55,7 +55,7 @@ def department_apps(settings) -> list[tuple[object, Flask]]:
 def run_demo(idp_app: Flask) -> None:
     """Prepare the database, start every server, print the URLs, wait for Ctrl-C."""
     from idp.cli import prepare_database
-    from idp.departments.registry import register_departments
+    from idp.departments.samples import register_departments
 
     settings = idp_app.config["IDP_SETTINGS"]
     prepare_database()

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,18 @@ class Settings:
     # A client's jwks_uri is fetched with this timeout and cached this long.
     jwks_fetch_timeout: float = 5.0
     jwks_cache_lifetime: int = 300
+    # Fetch departments' URIs (jwks_uri, sector_identifier_uri) on private, loopback and
+    # link-local addresses; defaults to true only when the issuer itself is on loopback
+    # (a developer's machine), so a registration cannot make the IdP probe its own network.
+    fetch_private_addresses: bool | None = None
+    # Keyed hash secret for pairwise subject identifiers; empty means generated (dev).
+    # Changing it changes every pairwise sub, so it is kept like a signing key.
+    pairwise_secret: str = ""
+    # Initial access tokens (RFC 7591) expire after this many seconds unless told otherwise.
+    initial_access_token_lifetime: int = 7 * 24 * 3600
+    # Staff sessions: shorter than citizens', since staff can change what citizens see.
+    staff_session_idle_timeout: int = 900
+    staff_session_absolute_lifetime: int = 28800
     # Default ID token signing algorithm (GOV.UK One Login uses ES256).
     default_id_token_alg: str = "ES256"
     # argon2id parameters (OWASP Password Storage Cheat Sheet: m=19 MiB, t=2, p=1).
@@ -101,6 +114,14 @@ class Settings:
             return self.issuer.startswith("https://")
         return self.secure_cookies
 
+    @property
+    def may_fetch_private_addresses(self) -> bool:
+        """Whether outbound fetches may reach private, loopback or link-local addresses."""
+        if self.fetch_private_addresses is None:
+            host = urlsplit(self.issuer).hostname
+            return host in {"localhost", "127.0.0.1", "::1"}
+        return self.fetch_private_addresses
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
         return dataclasses.replace(self, **changes)
@@ -109,7 +130,7 @@ class Settings:
 def _coerce(name: str, raw: Any, default: Any) -> Any:
     """Turn a config or environment value into the type of the default."""
     try:
-        if isinstance(default, bool) or name == "secure_cookies":
+        if isinstance(default, bool) or name in {"secure_cookies", "fetch_private_addresses"}:
             if isinstance(raw, bool):
                 return raw
             text = str(raw).strip().lower()

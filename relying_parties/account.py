@@ -22,6 +22,7 @@ class CitizenAccount:
     amr: list[str]
     sid: str | None
     iss: str
+    vot: str | None
 
     @classmethod
     def from_sign_in(cls, sign_in: dict) -> "CitizenAccount":
@@ -32,6 +33,7 @@ class CitizenAccount:
             part for part in (profile.get("given_name"), profile.get("family_name")) if part
         )
         auth_time = claims.get("auth_time")
+        vot = claims.get("vot")
         return cls(
             sub=claims["sub"],
             email=profile.get("email"),
@@ -47,6 +49,7 @@ class CitizenAccount:
             amr=list(claims.get("amr") or []),
             sid=claims.get("sid"),
             iss=claims["iss"],
+            vot=None if vot is None else str(vot),
         )
 
 

@@ -64,6 +64,7 @@ def register_idp_client(app: Flask, settings: DepartmentSettings) -> Department:
         "default_timeout": HTTP_TIMEOUT_SECONDS,
     }
     signing_key = None
+    # None for a public client: Authlib then sends only client_id in the token request.
     credential = settings.client_secret
     client_auth_methods = None
     if settings.uses_private_key_jwt:
@@ -76,6 +77,7 @@ def register_idp_client(app: Flask, settings: DepartmentSettings) -> Department:
         client_id=settings.client_id,
         client_secret=credential,
         server_metadata_url=settings.server_metadata_url,
+        authorize_params=dict(settings.authorize_params),
         client_kwargs=client_kwargs,
         client_auth_methods=client_auth_methods,
     )
@@ -151,6 +153,22 @@ def id_token_claims_options(settings: DepartmentSettings) -> dict:
     }
 
 
+def check_level_of_confidence(settings: DepartmentSettings, claims: Mapping) -> None:
+    """Refuse a sign-in whose vector of trust (vot) is not the one the service requires."""
+    if settings.required_vot is None:
+        return
+    asserted = claims.get("vot")
+    if asserted != settings.required_vot:
+        stated = f"at level {asserted}" if asserted is not None else "without stating a level"
+        raise SignInError(
+            title="This service needs a stronger sign-in",
+            error="insufficient_level",
+            description=f"The sign-in service signed you in {stated}; "
+            f"{settings.name} needs level {settings.required_vot}.",
+            status=403,
+        )
+
+
 def complete_sign_in(department: Department, args: Mapping[str, str]) -> dict:
     """Turn the IdP's authorization response into validated ID token claims and UserInfo."""
     check_response_issuer(department, args)
@@ -178,6 +196,7 @@ def complete_sign_in(department: Department, args: Mapping[str, str]) -> dict:
                 description="The sign-in service did not return an ID token.",
                 status=502,
             )
+        check_level_of_confidence(department.settings, token["userinfo"])
         userinfo = department.idp.userinfo(token=token)
     except MismatchingStateError as error:
         raise SignInError(

@@ -1,5 +1,5 @@
-"""Build a department service from its settings: the two samples differ only in settings,
-name, look and text."""
+"""Build a department service from its settings: the samples differ only in settings and in
+the words of their templates/rp/department.html."""
 
 import os
 import re

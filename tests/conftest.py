@@ -16,7 +16,7 @@ from flask import Flask
 from waitress import create_server
 
 from idp import create_app
-from idp.departments.registry import register_client
+from idp.departments.services import register_client
 from idp.extensions import db
 from idp.oidc.client_keys import forget_cached_keys
 from idp.settings import load_settings
@@ -182,6 +182,9 @@ def make_client(idp):
             "redirect_uris": [redirect_uri],
             "token_endpoint_auth_method": auth_method,
             "scope": "openid email phone profile",
+            # Public subjects let protocol tests compare sub with the citizen's subject;
+            # tests/oidc/test_pairwise.py covers the pairwise default.
+            "subject_type": "public",
             **metadata,
         }
         if auth_method.startswith("client_secret"):

@@ -138,7 +138,7 @@ def test_add_and_list_clients(idp_env, tmp_path):
                     "token_endpoint_auth_method": "private_key_jwt",
                 }
             ),
-            "exactly one of jwks or jwks_uri",
+            "jwks and jwks_uri must not both be given",
         ),
         (
             json.dumps(
@@ -149,7 +149,7 @@ def test_add_and_list_clients(idp_env, tmp_path):
                     "id_token_signed_response_alg": "HS256",
                 }
             ),
-            "id_token_signed_response_alg must be ES256 or RS256",
+            "id_token_signed_response_alg must be one of ES256, RS256",
         ),
     ],
 )

@@ -3,11 +3,14 @@
 from idp.models.citizen import Citizen
 from idp.models.client import Client
 from idp.models.consent import Consent
+from idp.models.department import Department
 from idp.models.grant import AuthorizationCode, Token
 from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
+from idp.models.registration import InitialAccessToken
 from idp.models.replay import UsedClientAssertion
 from idp.models.session import BrowserSession
+from idp.models.staff import StaffMember, StaffSession
 
 __all__ = [
     "AuthorizationCode",
@@ -15,8 +18,12 @@ __all__ = [
     "Citizen",
     "Client",
     "Consent",
+    "Department",
+    "InitialAccessToken",
     "Interaction",
     "SigningKey",
+    "StaffMember",
+    "StaffSession",
     "Token",
     "UsedClientAssertion",
 ]

@@ -7,13 +7,26 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
 from flask import g
-from sqlalchemy import JSON, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
+from idp.models.department import Department
 from idp.models.timestamps import UTCDateTime, utcnow
 
+# A new self-registered service waits for a platform administrator's approval.
+CLIENT_STATUS_PENDING = "pending"
 CLIENT_STATUS_ACTIVE = "active"
+# A platform administrator stopped the service; only a platform administrator restores it.
+CLIENT_STATUS_SUSPENDED = "suspended"
+# Its own department switched the service off; the department may switch it back on.
+CLIENT_STATUS_DISABLED = "disabled"
+CLIENT_STATUSES = (
+    CLIENT_STATUS_PENDING,
+    CLIENT_STATUS_ACTIVE,
+    CLIENT_STATUS_SUSPENDED,
+    CLIENT_STATUS_DISABLED,
+)
 
 
 def hash_client_secret(secret: str) -> str:
@@ -32,6 +45,18 @@ class Client(db.Model, ClientMixin):
     client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=CLIENT_STATUS_ACTIVE)
     client_id_issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a platform administrator (or the operator) first let the service be used.
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("department.id", ondelete="RESTRICT"), index=True
+    )
+    # RFC 7592: the hash of the token that reads, updates and deletes this registration.
+    registration_access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # OIDC Core 8.1: the host pairwise subjects are derived for.
+    sector_identifier: Mapped[str | None] = mapped_column(String(255))
+
+    department: Mapped[Department | None] = relationship(lazy="joined")
 
     # Metadata, read with the RFC 7591 names and the IdP's secure defaults.
 
@@ -71,6 +96,26 @@ class Client(db.Model, ClientMixin):
     def jwks_uri(self) -> str | None:
         """Where the department publishes its public keys, for private_key_jwt."""
         return self.client_metadata.get("jwks_uri")
+
+    @property
+    def subject_type(self) -> str:
+        """pairwise (the default: one unlinkable sub per sector) or public."""
+        return self.client_metadata.get("subject_type", "pairwise")
+
+    @property
+    def logo_uri(self) -> str | None:
+        """The department's logo, shown beside its name to citizens."""
+        return self.client_metadata.get("logo_uri")
+
+    @property
+    def post_logout_redirect_uris(self) -> list[str]:
+        """Where the citizen may be sent after signing out (exact match)."""
+        return list(self.client_metadata.get("post_logout_redirect_uris", []))
+
+    @property
+    def is_public(self) -> bool:
+        """A client with no credential of its own (token_endpoint_auth_method none)."""
+        return self.token_endpoint_auth_method == "none"
 
     @property
     def is_active(self) -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from typing import Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from idp.models import Citizen, Client
@@ -31,9 +35,19 @@ CLAIM_DESCRIPTIONS = {
 }
 
 
+def pairwise_subject(citizen: Citizen, sector: str) -> str:
+    """OIDC Core 8.1: a sub per sector, derived with a keyed hash so that departments cannot
+    link citizens across sectors, and stable while the IdP's pairwise secret is."""
+    message = f"{sector}\x00{citizen.subject}".encode()
+    digest = hmac.new(current_app.config["IDP_PAIRWISE_SECRET"], message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def subject_for(citizen: Citizen, client: Client) -> str:
-    """The sub a department sees for a citizen (public subjects; pairwise arrives later)."""
-    return citizen.subject
+    """The sub a department sees: pairwise for its sector, or the public subject."""
+    if client.subject_type == "public":
+        return citizen.subject
+    return pairwise_subject(citizen, client.sector_identifier or "")
 
 
 def claims_for_scope(scope: str) -> list[str]:

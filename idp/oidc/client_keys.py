@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
 
-import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from idp.models import Client
+from idp.security.outbound import FetchError, fetch_json
 from idp.settings import current_settings
 
 # Refetch a jwks_uri for an unknown kid at most this often, so assertions cannot make us a
@@ -49,25 +48,11 @@ def import_key_set(data: object, where: str) -> KeySet:
 
 
 def _fetch(jwks_uri: str) -> KeySet:
-    """Fetch a department's JWKS with a timeout."""
-    timeout = current_settings().jwks_fetch_timeout
+    """Fetch a department's JWKS (timeout, size cap, no private addresses in production)."""
     try:
-        with httpx.stream("GET", jwks_uri, timeout=timeout, follow_redirects=False) as response:
-            if response.status_code != 200:
-                raise ClientKeysUnavailable(f"jwks_uri answered HTTP {response.status_code}")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body.extend(chunk)
-                if len(body) > MAX_JWKS_BYTES:
-                    raise ClientKeysUnavailable(f"jwks_uri is larger than {MAX_JWKS_BYTES} bytes")
-    except httpx.HTTPError as exc:
-        raise ClientKeysUnavailable(
-            f"jwks_uri could not be fetched: {type(exc).__name__}"
-        ) from None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise ClientKeysUnavailable("jwks_uri did not return JSON") from None
+        data = fetch_json(jwks_uri, "jwks_uri", MAX_JWKS_BYTES)
+    except FetchError as exc:
+        raise ClientKeysUnavailable(str(exc)) from None
     return import_key_set(data, "jwks_uri")
 
 

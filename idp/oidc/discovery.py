@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from idp.departments.metadata import SUBJECT_TYPES
 from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.keys import SUPPORTED_ALGS
@@ -29,12 +30,13 @@ def provider_metadata() -> dict[str, Any]:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "userinfo_endpoint": f"{issuer}/userinfo",
+        "registration_endpoint": f"{issuer}/register",
         "jwks_uri": f"{issuer}/jwks.json",
         "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": list(SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),

@@ -41,7 +41,12 @@ from idp.security.secrets import hash_token
 from idp.settings import current_settings
 
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
-TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+TOKEN_ENDPOINT_AUTH_METHODS = [
+    "private_key_jwt",
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+]
 
 
 def save_token(token: dict, request: OAuth2Request) -> None:

@@ -58,6 +58,16 @@ def resolve_secret_key(configured: str, instance_path: str) -> str:
     return _instance_secret(instance_path, "secret-key", lambda: secrets.token_hex(32))
 
 
+def resolve_pairwise_secret(configured: str, instance_path: str) -> bytes:
+    """The key of the keyed hash that derives pairwise subject identifiers."""
+    value = configured or _instance_secret(
+        instance_path, "pairwise-secret", lambda: secrets.token_hex(32)
+    )
+    if len(value) < 32:
+        raise ValueError("IDP_PAIRWISE_SECRET must be at least 32 characters")
+    return value.encode("utf-8")
+
+
 def resolve_key_encryption_key(configured: str, instance_path: str) -> Fernet:
     """The Fernet key that encrypts private signing keys at rest."""
     value = configured or _instance_secret(

@@ -1,4 +1,4 @@
-"""A sample driving licence service that authenticates to the IdP with private_key_jwt."""
+"""DVLA's sample driving licence service; how it authenticates to the IdP lives in its settings."""
 
 from flask import Flask
 

@@ -1,4 +1,4 @@
-"""A sample tax account service that authenticates to the IdP with client_secret_basic."""
+"""HMRC's sample tax account; how it authenticates to the IdP lives in its settings."""
 
 from flask import Flask
 

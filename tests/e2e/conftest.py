@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from waitress import create_server
 
-from idp.departments.registry import register_client
+from idp.departments.services import register_client
 from relying_parties import driving, tax
 from relying_parties.common import DepartmentSettings
 from tests.conftest import SERVICES_REQUIRED, free_port

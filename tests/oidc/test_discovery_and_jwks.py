@@ -46,10 +46,12 @@ def test_discovery_advertises_exactly_what_is_supported(idp, metadata):
     assert sorted(metadata["token_endpoint_auth_methods_supported"]) == [
         "client_secret_basic",
         "client_secret_post",
+        "none",
         "private_key_jwt",
     ]
     assert sorted(metadata["id_token_signing_alg_values_supported"]) == ["ES256", "RS256"]
-    assert metadata["subject_types_supported"] == ["public"]
+    assert sorted(metadata["subject_types_supported"]) == ["pairwise", "public"]
+    assert metadata["registration_endpoint"] == f"{idp.issuer}/register"
     assert "openid" in metadata["scopes_supported"]
     assert metadata["request_parameter_supported"] is False
     assert metadata["request_uri_parameter_supported"] is False

@@ -1,0 +1,265 @@
+"""The registration policy: which client metadata (RFC 7591 2, OIDC Registration 2) the IdP
+accepts, checked the same way for the API, the department pages, the CLI and the demo file.
+
+Every refusal names the field, so a department can fix its request without asking anyone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from idp.oidc.claims import SCOPES_SUPPORTED
+from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
+from idp.security.outbound import FetchError, fetch_json
+
+AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+ID_TOKEN_ALGS = ("ES256", "RS256")
+SUBJECT_TYPES = ("pairwise", "public")
+GRANT_TYPES = ("authorization_code",)
+MAX_URIS = 20
+MAX_URI_LENGTH = 2000
+MAX_CONTACTS = 10
+
+# Metadata the IdP understands and stores; anything else is ignored (RFC 7591 2).
+KNOWN_FIELDS = (
+    "redirect_uris",
+    "token_endpoint_auth_method",
+    "grant_types",
+    "response_types",
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "scope",
+    "contacts",
+    "tos_uri",
+    "policy_uri",
+    "jwks_uri",
+    "jwks",
+    "id_token_signed_response_alg",
+    "subject_type",
+    "sector_identifier_uri",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
+    "require_pkce",
+)
+
+
+class ClientMetadataError(ValueError):
+    """Client metadata cannot be accepted; the message names the field (RFC 7591 3.2.2)."""
+
+    def __init__(self, message: str, error: str = "invalid_client_metadata"):
+        super().__init__(message)
+        self.error = error
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost and loopback addresses may use http (RFC 8252 7.3)."""
+    return host in {"localhost", "127.0.0.1", "::1"}
+
+
+def web_uri_problem(uri: str) -> str | None:
+    """Why a URI is not an absolute https URI (http allowed on loopback), or None."""
+    parts = urlsplit(uri)
+    if parts.scheme not in {"https", "http"} or not parts.netloc or not parts.hostname:
+        return "is not an absolute http(s) URI"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return "must use https (http is allowed only on loopback)"
+    if parts.username is not None or parts.password is not None:
+        return "must not contain a user name or password"
+    return None
+
+
+def _uri(field: str, value: Any, error: str = "invalid_client_metadata") -> str:
+    """One absolute https URI (http on loopback) without a fragment or a wildcard."""
+    if not isinstance(value, str) or not value:
+        raise ClientMetadataError(f"{field} must be a URI", error)
+    if len(value) > MAX_URI_LENGTH:
+        raise ClientMetadataError(f"{field}: a URI is longer than {MAX_URI_LENGTH} characters", error)
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ClientMetadataError(f"{field}: {value!r} contains spaces or control characters", error)
+    if problem := web_uri_problem(value):
+        raise ClientMetadataError(f"{field}: {value} {problem}", error)
+    if "#" in value:
+        raise ClientMetadataError(f"{field}: {value} must not have a fragment", error)
+    if "*" in value:
+        raise ClientMetadataError(f"{field}: {value} must not contain a wildcard", error)
+    return value
+
+
+def _uri_list(field: str, value: Any, error: str = "invalid_client_metadata") -> list[str]:
+    """A non-empty list of URIs, without duplicates."""
+    if not isinstance(value, list) or not value:
+        raise ClientMetadataError(f"{field} must be a non-empty list of URIs", error)
+    if len(value) > MAX_URIS:
+        raise ClientMetadataError(f"{field} may hold at most {MAX_URIS} URIs", error)
+    uris = [_uri(field, item, error) for item in value]
+    if len(set(uris)) != len(uris):
+        raise ClientMetadataError(f"{field} lists the same URI twice", error)
+    return uris
+
+
+def _text(field: str, value: Any, limit: int = 200) -> str:
+    """Printable text of at most limit characters."""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ClientMetadataError(f"{field} must be text of 1 to {limit} characters")
+    if any(ord(c) < 32 for c in value):
+        raise ClientMetadataError(f"{field} must not contain control characters")
+    return value.strip()
+
+
+def _contacts(value: Any) -> list[str]:
+    """Email addresses of the people responsible for the service."""
+    if not isinstance(value, list) or len(value) > MAX_CONTACTS:
+        raise ClientMetadataError(f"contacts must be a list of at most {MAX_CONTACTS} emails")
+    contacts = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ClientMetadataError("contacts must be a list of email addresses")
+        try:
+            contacts.append(validate_email(item, check_deliverability=False).normalized)
+        except EmailNotValidError:
+            raise ClientMetadataError(f"contacts: {item!r} is not an email address") from None
+    return contacts
+
+
+def _scope(value: Any) -> str:
+    """Space-separated supported scopes, including openid."""
+    if not isinstance(value, str) or "openid" not in value.split():
+        raise ClientMetadataError("scope must be a space-separated string containing openid")
+    unknown = [s for s in value.split() if s not in SCOPES_SUPPORTED]
+    if unknown:
+        raise ClientMetadataError(
+            f"scope: {unknown[0]!r} is not supported (supported: {' '.join(SCOPES_SUPPORTED)})"
+        )
+    return " ".join(dict.fromkeys(value.split()))
+
+
+def _keys(clean: dict[str, Any], metadata: dict[str, Any], method: str) -> None:
+    """jwks (keys by value) or jwks_uri (by reference); private_key_jwt needs exactly one."""
+    has_jwks = metadata.get("jwks") is not None
+    has_uri = metadata.get("jwks_uri") is not None
+    if has_jwks and has_uri:
+        raise ClientMetadataError("jwks and jwks_uri must not both be given")
+    if method == "private_key_jwt" and not (has_jwks or has_uri):
+        raise ClientMetadataError("jwks_uri or jwks is required for private_key_jwt")
+    if has_jwks:
+        try:
+            import_key_set(metadata["jwks"], "jwks")
+        except ClientKeysUnavailable as exc:
+            raise ClientMetadataError(str(exc)) from None
+        clean["jwks"] = metadata["jwks"]
+    if has_uri:
+        clean["jwks_uri"] = _uri("jwks_uri", metadata["jwks_uri"])
+
+
+def _one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """One value from a fixed list."""
+    if value not in allowed:
+        raise ClientMetadataError(f"{field} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _boolean(field: str, value: Any) -> bool:
+    """true or false."""
+    if not isinstance(value, bool):
+        raise ClientMetadataError(f"{field} must be true or false")
+    return value
+
+
+def sector_identifier(clean: dict[str, Any]) -> str:
+    """OIDC Core 8.1: the host of sector_identifier_uri, else of the (single-host) redirect URIs."""
+    if clean.get("sector_identifier_uri"):
+        return urlsplit(clean["sector_identifier_uri"]).hostname or ""
+    hosts = {urlsplit(uri).hostname for uri in clean["redirect_uris"]}
+    if len(hosts) > 1 and clean.get("subject_type") == "pairwise":
+        raise ClientMetadataError(
+            "sector_identifier_uri is required for pairwise subjects when redirect_uris "
+            "use more than one host"
+        )
+    return sorted(h for h in hosts if h)[0]
+
+
+def _check_sector_document(uri: str, redirect_uris: list[str]) -> None:
+    """OIDC Registration 5: the document at sector_identifier_uri lists every redirect URI."""
+    try:
+        listed = fetch_json(uri, "sector_identifier_uri")
+    except FetchError as exc:
+        raise ClientMetadataError(str(exc)) from None
+    if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
+        raise ClientMetadataError("sector_identifier_uri must return a JSON array of URIs")
+    missing = [u for u in redirect_uris if u not in listed]
+    if missing:
+        raise ClientMetadataError(
+            f"sector_identifier_uri does not list the redirect URI {missing[0]}"
+        )
+
+
+def validate_client_metadata(metadata: Any) -> dict[str, Any]:
+    """Check metadata against what the IdP supports; returns only the fields it stores."""
+    if not isinstance(metadata, dict):
+        raise ClientMetadataError("client metadata must be a JSON object")
+    clean: dict[str, Any] = {}
+    if "redirect_uris" not in metadata:
+        raise ClientMetadataError(
+            "redirect_uris is required: a list of URIs", "invalid_redirect_uri"
+        )
+    clean["redirect_uris"] = _uri_list(
+        "redirect_uris", metadata["redirect_uris"], "invalid_redirect_uri"
+    )
+    method = _one_of(
+        "token_endpoint_auth_method",
+        metadata.get("token_endpoint_auth_method", "client_secret_basic"),
+        AUTH_METHODS,
+    )
+    clean["token_endpoint_auth_method"] = method
+    _keys(clean, metadata, method)
+    grant_types = metadata.get("grant_types", ["authorization_code"])
+    if not isinstance(grant_types, list) or not grant_types:
+        raise ClientMetadataError("grant_types must be a list")
+    for grant_type in grant_types:
+        _one_of("grant_types", grant_type, GRANT_TYPES)
+    clean["grant_types"] = list(dict.fromkeys(grant_types))
+    if metadata.get("response_types", ["code"]) != ["code"]:
+        raise ClientMetadataError('response_types must be ["code"]: only the code flow is supported')
+    clean["response_types"] = ["code"]
+    clean["scope"] = _scope(metadata.get("scope", "openid"))
+    clean["id_token_signed_response_alg"] = _one_of(
+        "id_token_signed_response_alg",
+        metadata.get("id_token_signed_response_alg", "ES256"),
+        ID_TOKEN_ALGS,
+    )
+    clean["subject_type"] = _one_of(
+        "subject_type", metadata.get("subject_type", "pairwise"), SUBJECT_TYPES
+    )
+    if "require_pkce" in metadata:
+        clean["require_pkce"] = _boolean("require_pkce", metadata["require_pkce"])
+        if method == "none" and not clean["require_pkce"]:
+            raise ClientMetadataError("require_pkce cannot be false for a public client (none)")
+    for field in ("client_name",):
+        if metadata.get(field) is not None:
+            clean[field] = _text(field, metadata[field])
+    for field in ("client_uri", "logo_uri", "policy_uri", "tos_uri", "backchannel_logout_uri"):
+        if metadata.get(field) is not None:
+            clean[field] = _uri(field, metadata[field])
+    if metadata.get("post_logout_redirect_uris") is not None:
+        clean["post_logout_redirect_uris"] = _uri_list(
+            "post_logout_redirect_uris", metadata["post_logout_redirect_uris"]
+        )
+    if metadata.get("backchannel_logout_session_required") is not None:
+        clean["backchannel_logout_session_required"] = _boolean(
+            "backchannel_logout_session_required", metadata["backchannel_logout_session_required"]
+        )
+    if metadata.get("contacts") is not None:
+        clean["contacts"] = _contacts(metadata["contacts"])
+    if metadata.get("sector_identifier_uri") is not None:
+        clean["sector_identifier_uri"] = _uri(
+            "sector_identifier_uri", metadata["sector_identifier_uri"]
+        )
+        _check_sector_document(clean["sector_identifier_uri"], clean["redirect_uris"])
+    sector_identifier(clean)  # refuses pairwise across hosts without a sector document
+    return clean

@@ -1,0 +1,422 @@
+"""Registering and managing department services (clients), and the tokens that allow it.
+
+Every path that changes a registration (the RFC 7591/7592 API, the department and
+administrator pages, the CLI, the demo file) comes through here, so the same checks and the
+same audit events apply whichever way a department joins.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete
+
+from idp import audit
+from idp.departments.metadata import (
+    SECRET_AUTH_METHODS,
+    ClientMetadataError,
+    sector_identifier,
+    validate_client_metadata,
+)
+from idp.extensions import db
+from idp.models import (
+    AuthorizationCode,
+    Client,
+    Consent,
+    Department,
+    InitialAccessToken,
+    Interaction,
+    Token,
+)
+from idp.models.client import (
+    CLIENT_STATUS_ACTIVE,
+    CLIENT_STATUS_DISABLED,
+    CLIENT_STATUS_PENDING,
+    CLIENT_STATUS_SUSPENDED,
+    hash_client_secret,
+)
+from idp.models.timestamps import utcnow
+from idp.security.secrets import hash_token, new_token
+from idp.settings import current_settings
+
+MIN_SECRET_LENGTH = 32
+
+
+class RegistrationError(ValueError):
+    """A change to a registration is not allowed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A new or changed registration, with the credentials shown only this once."""
+
+    client: Client
+    client_secret: str | None = None
+    registration_access_token: str | None = None
+
+
+def new_client_id() -> str:
+    """A random client identifier (it says nothing about the department)."""
+    return secrets.token_urlsafe(18)
+
+
+def new_client_secret() -> str:
+    """A client secret with 256 bits of entropy."""
+    return new_token(32)
+
+
+def find_department(name: str) -> Department | None:
+    """The department with this exact name."""
+    return db.session.scalar(db.select(Department).filter_by(name=name))
+
+
+def ensure_department(name: str) -> Department:
+    """The department with this name, created when missing."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise RegistrationError("a department name must be 1 to 200 characters")
+    department = find_department(name)
+    if department is None:
+        department = Department(name=name)
+        db.session.add(department)
+        db.session.commit()
+        audit.record("department.created", department=name)
+    return department
+
+
+def _check_sector_unchanged(client: Client, clean: dict[str, Any]) -> str:
+    """A pairwise client's sector is fixed: moving it would change every citizen's sub."""
+    sector = sector_identifier(clean)
+    if (
+        client.sector_identifier
+        and clean["subject_type"] == "pairwise"
+        and client.subject_type == "pairwise"
+        and sector != client.sector_identifier
+    ):
+        raise ClientMetadataError(
+            f"sector_identifier_uri: this change would move the service from sector "
+            f"{client.sector_identifier} to {sector}, which changes every citizen's sub; "
+            f"register a sector_identifier_uri on {client.sector_identifier} that lists "
+            f"the new redirect URIs"
+        )
+    return sector
+
+
+def register_client(
+    client_id: str,
+    metadata: dict[str, Any],
+    client_secret: str | None,
+    department: Department | None = None,
+) -> Client:
+    """Create or update a client from a file (operator or demo); running twice changes nothing.
+
+    The operator vouches for these clients, so they are active at once.
+    """
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= 128:
+        raise ClientMetadataError("client_id must be text of 1 to 128 characters")
+    clean = validate_client_metadata(metadata)
+    method = clean["token_endpoint_auth_method"]
+    if method in SECRET_AUTH_METHODS:
+        if not client_secret:
+            raise ClientMetadataError(f"client_secret is required for {method}")
+        if len(client_secret) < MIN_SECRET_LENGTH:
+            raise ClientMetadataError(
+                f"client_secret must be at least {MIN_SECRET_LENGTH} characters"
+            )
+    elif client_secret:
+        raise ClientMetadataError(f"client_secret must not be given for {method}")
+    secret_hash = hash_client_secret(client_secret) if client_secret else None
+    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+    created = client is None
+    if created:
+        client = Client(client_id=client_id, status=CLIENT_STATUS_ACTIVE, approved_at=utcnow())
+        db.session.add(client)
+    sector = _check_sector_unchanged(client, clean)
+    changed = (
+        created
+        or client.client_metadata != clean
+        or client.client_secret_hash != secret_hash
+        or client.sector_identifier != sector
+        or (department is not None and client.department_id != department.id)
+    )
+    if changed:
+        if department is not None:
+            client.department_id = department.id
+        client.client_metadata = clean
+        client.client_secret_hash = secret_hash
+        client.sector_identifier = sector
+        client.updated_at = utcnow()
+    db.session.commit()
+    if changed:
+        audit.record(
+            "client.registered" if created else "client.updated", client_id=client_id, via="file"
+        )
+    return client
+
+
+def create_registration(
+    metadata: Any,
+    *,
+    department: Department | None,
+    approved: bool,
+    via: str,
+    actor: str | None = None,
+    initial_access_token: str | None = None,
+) -> Registered:
+    """A new self-service registration (API or department page), pending unless approved.
+
+    With initial_access_token, one of its uses is spent in the same transaction, so a token
+    is never spent on a registration that failed, nor used more often than allowed.
+    """
+    clean = validate_client_metadata(metadata)
+    if initial_access_token is not None and not spend_initial_access_token(initial_access_token):
+        raise RegistrationError("the initial access token is not valid (used up or expired)")
+    method = clean["token_endpoint_auth_method"]
+    client_secret = new_client_secret() if method in SECRET_AUTH_METHODS else None
+    registration_access_token = new_token(32)
+    now = utcnow()
+    client = Client(
+        client_id=new_client_id(),
+        client_metadata=clean,
+        client_secret_hash=hash_client_secret(client_secret) if client_secret else None,
+        status=CLIENT_STATUS_ACTIVE if approved else CLIENT_STATUS_PENDING,
+        approved_at=now if approved else None,
+        client_id_issued_at=now,
+        updated_at=now,
+        department_id=department.id if department else None,
+        registration_access_token_hash=hash_token(registration_access_token),
+        sector_identifier=sector_identifier(clean),
+    )
+    db.session.add(client)
+    db.session.commit()
+    audit.record(
+        "client.registered",
+        client_id=client.client_id,
+        via=via,
+        actor=actor,
+        status=client.status,
+        department=department.name if department else None,
+    )
+    return Registered(client, client_secret, registration_access_token)
+
+
+def update_registration(client: Client, metadata: Any, *, via: str, actor: str | None = None):
+    """Replace a registration's metadata (RFC 7592 2.2: the request is the whole metadata)."""
+    clean = validate_client_metadata(metadata)
+    sector = _check_sector_unchanged(client, clean)
+    old_method = client.token_endpoint_auth_method
+    new_method = clean["token_endpoint_auth_method"]
+    client_secret = None
+    if new_method in SECRET_AUTH_METHODS and not client.client_secret_hash:
+        client_secret = new_client_secret()
+        client.client_secret_hash = hash_client_secret(client_secret)
+    elif new_method not in SECRET_AUTH_METHODS:
+        client.client_secret_hash = None
+    client.client_metadata = clean
+    client.sector_identifier = sector
+    client.updated_at = utcnow()
+    db.session.commit()
+    audit.record(
+        "client.updated",
+        client_id=client.client_id,
+        via=via,
+        actor=actor,
+        auth_method_changed=old_method != new_method or None,
+    )
+    return Registered(client, client_secret)
+
+
+def delete_registration(client: Client, *, via: str, actor: str | None = None) -> None:
+    """Remove a registration and everything issued to it (RFC 7592 2.3)."""
+    client_id = client.client_id
+    for model in (Token, AuthorizationCode, Consent, Interaction):
+        db.session.execute(delete(model).where(model.client_id == client_id))
+    db.session.delete(client)
+    db.session.commit()
+    audit.record("client.deleted", client_id=client_id, via=via, actor=actor)
+
+
+def rotate_client_secret(client: Client, *, actor: str) -> str:
+    """A new client secret; the old one stops working at once."""
+    if client.token_endpoint_auth_method not in SECRET_AUTH_METHODS:
+        raise RegistrationError(
+            f"this service authenticates with {client.token_endpoint_auth_method}, "
+            "not a client secret"
+        )
+    secret = new_client_secret()
+    client.client_secret_hash = hash_client_secret(secret)
+    client.updated_at = utcnow()
+    db.session.commit()
+    audit.record("client.secret_rotated", client_id=client.client_id, actor=actor)
+    return secret
+
+
+def set_client_keys(
+    client: Client, *, jwks: dict | None = None, jwks_uri: str | None = None, actor: str
+) -> None:
+    """Give the service's public keys by value or by URL; it then uses private_key_jwt."""
+    metadata = {
+        k: v for k, v in client.client_metadata.items() if k not in {"jwks", "jwks_uri"}
+    }
+    metadata["token_endpoint_auth_method"] = "private_key_jwt"
+    if jwks is not None:
+        metadata["jwks"] = jwks
+    if jwks_uri is not None:
+        metadata["jwks_uri"] = jwks_uri
+    clean = validate_client_metadata(metadata)
+    client.client_metadata = clean
+    client.client_secret_hash = None
+    client.updated_at = utcnow()
+    db.session.commit()
+    audit.record(
+        "client.keys_changed",
+        client_id=client.client_id,
+        actor=actor,
+        by="jwks_uri" if jwks_uri is not None else "jwks",
+    )
+
+
+# Who may move a service between which states, and what the change is called.
+_TRANSITIONS = {
+    "approve": ({CLIENT_STATUS_PENDING}, CLIENT_STATUS_ACTIVE, True),
+    "suspend": ({CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE, CLIENT_STATUS_DISABLED},
+                CLIENT_STATUS_SUSPENDED, True),
+    "reinstate": ({CLIENT_STATUS_SUSPENDED}, None, True),
+    "disable": ({CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE}, CLIENT_STATUS_DISABLED, False),
+    "enable": ({CLIENT_STATUS_DISABLED}, None, False),
+}
+
+
+def change_client_status(
+    client: Client, action: str, *, actor: str, platform_admin: bool, reason: str | None = None
+) -> None:
+    """Approve, suspend, reinstate (platform administrators); disable, enable (departments)."""
+    if action not in _TRANSITIONS:
+        raise RegistrationError(f"unknown action {action!r}")
+    allowed_from, target, needs_platform = _TRANSITIONS[action]
+    if needs_platform and not platform_admin:
+        raise RegistrationError(f"only a platform administrator can {action} a service")
+    if client.status not in allowed_from:
+        raise RegistrationError(f"a {client.status} service cannot be {action}d")
+    if target is None:
+        # Back to where it was: active once approved, otherwise still waiting.
+        target = CLIENT_STATUS_ACTIVE if client.approved_at else CLIENT_STATUS_PENDING
+    previous = client.status
+    client.status = target
+    if target == CLIENT_STATUS_ACTIVE and client.approved_at is None:
+        client.approved_at = utcnow()
+    client.updated_at = utcnow()
+    if target != CLIENT_STATUS_ACTIVE:
+        # A service that cannot be used keeps no live access.
+        now = utcnow()
+        db.session.execute(
+            db.update(Token)
+            .where(Token.client_id == client.client_id, Token.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    db.session.commit()
+    audit.record(
+        f"client.{action}d",
+        client_id=client.client_id,
+        actor=actor,
+        previous_status=previous,
+        status=target,
+        reason=reason,
+    )
+
+
+def issue_initial_access_token(
+    *,
+    description: str,
+    created_by: str,
+    department: Department | None = None,
+    pre_approved: bool = False,
+    max_uses: int = 1,
+    lifetime: int | None = None,
+) -> tuple[InitialAccessToken, str]:
+    """A new initial access token (RFC 7591 3); the token itself is returned only here."""
+    description = (description or "").strip()
+    if not description or len(description) > 200:
+        raise RegistrationError("describe who the token is for (1 to 200 characters)")
+    if not 1 <= max_uses <= 1000:
+        raise RegistrationError("a token allows 1 to 1000 registrations")
+    lifetime = lifetime or current_settings().initial_access_token_lifetime
+    if not 60 <= lifetime <= 90 * 24 * 3600:
+        raise RegistrationError("a token must last between a minute and 90 days")
+    value = new_token(32)
+    token = InitialAccessToken(
+        token_hash=hash_token(value),
+        description=description,
+        department_id=department.id if department else None,
+        pre_approved=pre_approved,
+        max_uses=max_uses,
+        created_by=created_by,
+        expires_at=utcnow() + timedelta(seconds=lifetime),
+    )
+    db.session.add(token)
+    db.session.commit()
+    audit.record(
+        "initial_access_token.issued",
+        actor=created_by,
+        token_id=token.id,
+        department=department.name if department else None,
+        pre_approved=pre_approved,
+        max_uses=max_uses,
+    )
+    return token, value
+
+
+def revoke_initial_access_token(token: InitialAccessToken, *, actor: str) -> None:
+    """Stop a token from allowing any more registrations."""
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+        audit.record("initial_access_token.revoked", actor=actor, token_id=token.id)
+
+
+def spend_initial_access_token(value: str) -> InitialAccessToken | None:
+    """Count one registration against a usable token; None when it is not usable.
+
+    The count is one conditional UPDATE, so two processes cannot both spend the last use.
+    """
+    if not value or len(value) > 128:
+        return None
+    now = utcnow()
+    token_hash = hash_token(value)
+    result = db.session.execute(
+        db.update(InitialAccessToken)
+        .where(
+            InitialAccessToken.token_hash == token_hash,
+            InitialAccessToken.revoked_at.is_(None),
+            InitialAccessToken.expires_at > now,
+            InitialAccessToken.uses < InitialAccessToken.max_uses,
+        )
+        .values(uses=InitialAccessToken.uses + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        return None
+    return db.session.scalar(db.select(InitialAccessToken).filter_by(token_hash=token_hash))
+
+
+def find_initial_access_token(value: str) -> InitialAccessToken | None:
+    """A usable initial access token with this value (read only; nothing is spent)."""
+    if not value or len(value) > 128:
+        return None
+    token = db.session.scalar(
+        db.select(InitialAccessToken).filter_by(token_hash=hash_token(value))
+    )
+    return token if token is not None and token.is_usable(utcnow()) else None
+
+
+def find_client_by_registration_token(value: str) -> Client | None:
+    """The client this registration access token manages."""
+    if not value or len(value) > 128:
+        return None
+    return db.session.scalar(
+        db.select(Client).filter_by(registration_access_token_hash=hash_token(value))
+    )

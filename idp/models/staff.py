@@ -1,0 +1,53 @@
+"""Staff accounts (platform and department administrators) and their sessions."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.extensions import db
+from idp.models.department import Department
+from idp.models.timestamps import UTCDateTime, utcnow
+
+ROLE_PLATFORM_ADMIN = "platform_admin"
+ROLE_DEPARTMENT_ADMIN = "department_admin"
+STAFF_ROLES = (ROLE_PLATFORM_ADMIN, ROLE_DEPARTMENT_ADMIN)
+
+
+class StaffMember(db.Model):
+    """Someone who runs the IdP or a department's services; never a citizen account."""
+
+    __tablename__ = "staff_member"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("department.id", ondelete="RESTRICT")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    department: Mapped[Department | None] = relationship(lazy="joined")
+
+    @property
+    def is_platform_admin(self) -> bool:
+        """Whether this member approves and suspends services for the whole platform."""
+        return self.role == ROLE_PLATFORM_ADMIN
+
+
+class StaffSession(db.Model):
+    """A staff member's signed-in browser; the cookie holds only a random value."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_active_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    staff: Mapped[StaffMember] = relationship(lazy="joined")

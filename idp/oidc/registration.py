@@ -1,0 +1,198 @@
+"""Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592).
+
+POST /register with an initial access token creates a registration; the response carries a
+registration access token that reads (GET), replaces (PUT) and deletes (DELETE) it at
+/register/<client_id>. Written with Flask rather than Authlib's registration endpoints:
+those always return a client_secret (even to private_key_jwt and public clients), answer a
+missing token with 403 access_denied instead of RFC 6750's 401, and refuse bad updates
+without saying why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from idp import audit
+from idp.departments.metadata import ClientMetadataError
+from idp.departments.services import (
+    RegistrationError,
+    Registered,
+    create_registration,
+    delete_registration,
+    find_client_by_registration_token,
+    find_initial_access_token,
+    update_registration,
+)
+from idp.extensions import csrf
+from idp.models import Client
+
+bp = Blueprint("registration", __name__)
+csrf.exempt(bp)
+
+# RFC 7592 2.2: fields a client must not send when it replaces its registration.
+SERVER_ASSIGNED = (
+    "registration_access_token",
+    "registration_client_uri",
+    "client_secret_expires_at",
+    "client_id_issued_at",
+)
+
+
+def _error(error: str, description: str, status: int = 400) -> Response:
+    """An RFC 7591 3.2.2 error response."""
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _token_error(description: str | None) -> Response:
+    """RFC 6750 3.1: 401 with a Bearer challenge (bare when no token was sent at all)."""
+    if description is None:
+        response = jsonify({"error": "invalid_token", "error_description": "A bearer token is required."})
+        response.headers["WWW-Authenticate"] = 'Bearer realm="registration"'
+    else:
+        response = jsonify({"error": "invalid_token", "error_description": description})
+        response.headers["WWW-Authenticate"] = 'Bearer realm="registration", error="invalid_token"'
+    response.status_code = 401
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _bearer_token() -> str | None:
+    """The bearer token of the Authorization header, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _json_body() -> dict[str, Any] | Response:
+    """The request's JSON object, or an error response saying what is wrong with it."""
+    if request.mimetype != "application/json":
+        return _error("invalid_client_metadata", "Send the client metadata as application/json.")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return _error("invalid_client_metadata", "The request body must be a JSON object.")
+    return data
+
+
+def _metadata_error(exc: ClientMetadataError, client_id: str | None = None) -> Response:
+    """A refused registration, recorded with the field at fault."""
+    audit.record(
+        "client.registration_refused", outcome="failure", reason=exc.error, client_id=client_id
+    )
+    return _error(exc.error, str(exc))
+
+
+def client_information(
+    client: Client, registered: Registered | None = None, registration_access_token: str = ""
+) -> dict[str, Any]:
+    """RFC 7591 3.2.1 / RFC 7592 3: the registration as the client should see it."""
+    body: dict[str, Any] = dict(client.client_metadata)
+    body["client_id"] = client.client_id
+    body["client_id_issued_at"] = int(client.client_id_issued_at.timestamp())
+    if registered is not None and registered.client_secret:
+        body["client_secret"] = registered.client_secret
+        body["client_secret_expires_at"] = 0
+    body["registration_access_token"] = (
+        registered.registration_access_token
+        if registered is not None and registered.registration_access_token
+        else registration_access_token
+    )
+    body["registration_client_uri"] = url_for(
+        "registration.configuration", client_id=client.client_id, _external=True
+    )
+    return body
+
+
+def _respond(body: dict[str, Any], status: int) -> Response:
+    """JSON that no cache may keep (it holds credentials)."""
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/register")
+def register() -> Response:
+    """RFC 7591 3.1: register a new client with an initial access token."""
+    value = _bearer_token()
+    if value is None:
+        return _token_error(None)
+    token = find_initial_access_token(value)
+    if token is None:
+        audit.record("client.registration_refused", outcome="failure", reason="invalid_token")
+        return _token_error("The initial access token is not valid (unknown, used or expired).")
+    data = _json_body()
+    if isinstance(data, Response):
+        return data
+    try:
+        registered = create_registration(
+            data,
+            department=token.department,
+            approved=token.pre_approved,
+            via="api",
+            actor=f"initial access token {token.id}",
+            initial_access_token=value,
+        )
+    except ClientMetadataError as exc:
+        return _metadata_error(exc)
+    except RegistrationError as exc:
+        return _token_error(str(exc))
+    return _respond(client_information(registered.client, registered), 201)
+
+
+def _managed_client(client_id: str) -> Client | Response:
+    """The client whose registration access token was presented, for this URL only."""
+    value = _bearer_token()
+    if value is None:
+        return _token_error(None)
+    client = find_client_by_registration_token(value)
+    if client is None or client.client_id != client_id:
+        # RFC 7592 2: a token for another client, or for none, is simply not valid here.
+        audit.record(
+            "client.registration_refused",
+            outcome="failure",
+            reason="invalid_token",
+            client_id=client_id[:128],
+        )
+        return _token_error("The registration access token is not valid for this client.")
+    return client
+
+
+@bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+def configuration(client_id: str) -> Response:
+    """RFC 7592: read, replace or delete a registration."""
+    client = _managed_client(client_id)
+    if isinstance(client, Response):
+        return client
+    token = _bearer_token() or ""
+    if request.method == "GET":
+        audit.record("client.registration_read", client_id=client.client_id, via="api")
+        return _respond(client_information(client, registration_access_token=token), 200)
+    if request.method == "DELETE":
+        delete_registration(client, via="api")
+        response = Response(status=204)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    data = _json_body()
+    if isinstance(data, Response):
+        return data
+    for name in SERVER_ASSIGNED:
+        if name in data:
+            return _error("invalid_request", f"{name} is assigned by the IdP and must not be sent.")
+    if data.get("client_id") != client.client_id:
+        return _error("invalid_request", "client_id is required and must be this client's id.")
+    if "client_secret" in data and not client.check_client_secret(str(data["client_secret"])):
+        return _error("invalid_request", "client_secret does not match the current secret.")
+    metadata = {k: v for k, v in data.items() if k not in {"client_id", "client_secret"}}
+    try:
+        registered = update_registration(client, metadata, via="api")
+    except ClientMetadataError as exc:
+        return _metadata_error(exc, client.client_id)
+    return _respond(client_information(client, registered, token), 200)

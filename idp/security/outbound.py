@@ -1,0 +1,90 @@
+"""Fetching documents that departments point the IdP at (jwks_uri, sector_identifier_uri).
+
+A registration names URLs the IdP will request from inside its own network, so every fetch
+has a timeout and a size cap, follows no redirects, and by default refuses private, loopback
+and link-local addresses (server-side request forgery). The address that was checked is the
+one connected to, so a DNS answer cannot change between the check and the request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from idp.settings import current_settings
+
+
+class FetchError(Exception):
+    """A department's document could not be fetched or used; the message says why."""
+
+
+def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why the IdP must not connect to this address, or None."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_private or address.is_reserved or address.is_unspecified:
+        return "a private or reserved address"
+    if address.is_multicast:
+        return "a multicast address"
+    return None
+
+
+def _resolve(host: str, port: int, allow_private: bool) -> str:
+    """One address for host that the IdP may connect to."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise FetchError(f"its host {host} cannot be resolved") from None
+    problem = None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        problem = None if allow_private else _address_problem(address)
+        if problem is None:
+            return str(address)
+    raise FetchError(f"its host {host} resolves to {problem}, which the IdP does not fetch from")
+
+
+def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
+    """GET a JSON document from a department's URI; FetchError names the problem."""
+    settings = current_settings()
+    parts = urlsplit(uri)
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise FetchError(f"{name} is not an absolute http(s) URI")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise FetchError(f"{name} has an invalid port") from None
+    address = _resolve(parts.hostname, port, settings.may_fetch_private_addresses)
+    literal = f"[{address}]" if ":" in address else address
+    pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "application/json"}
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    body = bytearray()
+    try:
+        with httpx.Client(timeout=settings.jwks_fetch_timeout, follow_redirects=False) as http:
+            request = http.build_request("GET", pinned, headers=headers, extensions=extensions)
+            response = http.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    raise FetchError(f"{name} answered HTTP {response.status_code}")
+                for chunk in response.iter_bytes():
+                    body.extend(chunk)
+                    if len(body) > max_bytes:
+                        raise FetchError(f"{name} is larger than {max_bytes} bytes")
+            finally:
+                response.close()
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{name} could not be fetched: {type(exc).__name__}") from None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise FetchError(f"{name} did not return JSON") from None
