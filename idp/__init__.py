@@ -24,6 +24,7 @@ OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings in, a configured Flask app out."""
     from idp.accounts.sessions import apply_session_cookie
+    from idp.departments.staff import apply_staff_cookie
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
     from idp.oidc.journey import apply_browser_cookie
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def finish_response(response: Response) -> Response:
         """Session cookie changes and security headers on every response."""
         apply_session_cookie(response)
+        apply_staff_cookie(response)
         apply_browser_cookie(response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
     from idp.accounts.views import bp as accounts_bp
+    from idp.departments.views import bp as departments_bp
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.jwks import bp as jwks_bp
@@ -115,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (
         accounts_bp,
         authorize_bp,
+        departments_bp,
         discovery_bp,
         jwks_bp,
         registration_bp,

@@ -166,6 +166,149 @@ def clients_list() -> None:
         )
 
 
+def _client_or_fail(client_id: str):
+    """The client with this id, or a one-line error."""
+    from idp.extensions import db
+    from idp.models import Client
+
+    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+    if client is None:
+        raise click.ClickException(f"no client with client_id {client_id!r}")
+    return client
+
+
+def _department_or_fail(name: str | None):
+    """The department with this name (None for none), or a one-line error."""
+    from idp.departments.services import find_department
+
+    if name is None:
+        return None
+    department = find_department(name)
+    if department is None:
+        raise click.ClickException(
+            f"no department named {name!r}; create it with: idp departments add {name!r}"
+        )
+    return department
+
+
+@clients.command("show")
+@click.argument("client_id")
+@with_appcontext
+def clients_show(client_id: str) -> None:
+    """Show one client's status, department and registered metadata."""
+    client = _client_or_fail(client_id)
+    click.echo(f"client_id:   {client.client_id}")
+    click.echo(f"name:        {client.client_name}")
+    click.echo(f"status:      {client.status}")
+    click.echo(f"department:  {client.department.name if client.department else '-'}")
+    click.echo(f"auth method: {client.token_endpoint_auth_method}")
+    click.echo(f"subject:     {client.subject_type} (sector {client.sector_identifier})")
+    click.echo(f"registered:  {client.client_id_issued_at.isoformat()}")
+    click.echo(json.dumps(client.client_metadata, indent=2, sort_keys=True))
+
+
+def _status_command(action: str, help_text: str) -> None:
+    """A `clients <action> CLIENT_ID` command that changes a client's status."""
+
+    @clients.command(action, help=help_text)
+    @click.argument("client_id")
+    @click.option("--reason", default=None, help="Why (recorded in the audit log).")
+    @with_appcontext
+    def command(client_id: str, reason: str | None) -> None:
+        from idp.departments.services import RegistrationError, change_client_status
+
+        client = _client_or_fail(client_id)
+        try:
+            change_client_status(
+                client, action, actor="operator (cli)", platform_admin=True, reason=reason
+            )
+        except RegistrationError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{client.client_id} is now {client.status}")
+
+
+_status_command("approve", "Approve a pending client so citizens can use it.")
+_status_command("suspend", "Suspend a client: it gets unauthorized_client and its tokens end.")
+_status_command("reinstate", "Lift a suspension.")
+_status_command("disable", "Switch a client off (as its department would).")
+_status_command("enable", "Switch a disabled client back on.")
+
+
+@clients.command("initial-token")
+@click.option("--description", required=True, help="Who the token is for.")
+@click.option("--department", default=None, help="Registrations belong to this department.")
+@click.option("--uses", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 90))
+@click.option("--pre-approved", is_flag=True, help="Registrations are active without approval.")
+@with_appcontext
+def clients_initial_token(
+    description: str, department: str | None, uses: int, days: int, pre_approved: bool
+) -> None:
+    """Create an initial access token for the registration API (printed once)."""
+    from idp.departments.services import RegistrationError, issue_initial_access_token
+
+    try:
+        token, value = issue_initial_access_token(
+            description=description,
+            created_by="operator (cli)",
+            department=_department_or_fail(department),
+            pre_approved=pre_approved,
+            max_uses=uses,
+            lifetime=days * 24 * 3600,
+        )
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(value)
+    click.echo(
+        f"initial access token {token.id}: {uses} registration(s) until "
+        f"{token.expires_at:%Y-%m-%d %H:%M} UTC; shown only now",
+        err=True,
+    )
+
+
+@cli.group("departments")
+def departments() -> None:
+    """Departments (organisations) that own services and staff."""
+
+
+@departments.command("add")
+@click.argument("name")
+@with_appcontext
+def departments_add(name: str) -> None:
+    """Add a department."""
+    from idp.departments.services import RegistrationError, ensure_department, find_department
+
+    if find_department(name.strip()) is not None:
+        raise click.ClickException(f"a department named {name.strip()!r} already exists")
+    try:
+        ensure_department(name)
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added department {name.strip()}")
+
+
+@cli.group("staff")
+def staff() -> None:
+    """Staff accounts: platform and department administrators."""
+
+
+@staff.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["platform_admin", "department_admin"]))
+@click.option("--department", default=None, help="Required for department administrators.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
+def staff_create(email: str, role: str, department: str | None, password: str) -> None:
+    """Create a staff account."""
+    from idp.departments.staff import StaffError, create_staff
+
+    try:
+        member = create_staff(email, password, role, _department_or_fail(department))
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {member.email}")
+
+
 def main() -> None:
     """Console script entry point."""
     cli.main(prog_name="idp", args=sys.argv[1:])

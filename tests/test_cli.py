@@ -138,7 +138,7 @@ def test_add_and_list_clients(idp_env, tmp_path):
                     "token_endpoint_auth_method": "private_key_jwt",
                 }
             ),
-            "jwks and jwks_uri must not both be given",
+            "jwks_uri or jwks is required for private_key_jwt",
         ),
         (
             json.dumps(

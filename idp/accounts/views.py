@@ -10,6 +10,7 @@ from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
 from idp.accounts.services import AccountError, authenticate_citizen, create_citizen
 from idp.accounts.sessions import current_session, end_session, start_session
 from idp.models.client import find_client
+from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
 
 bp = Blueprint("accounts", __name__)
@@ -19,11 +20,13 @@ def _journey_context(handle: str | None) -> dict:
     """The department a journey is for, and the login_hint it carried."""
     interaction = find_interaction(handle)
     if interaction is None:
-        return {"journey": None, "client": None, "login_hint": None}
+        return {"journey": None, "client": None, "claims": [], "login_hint": None}
     params = interaction_params(interaction)
+    client = find_client(params.get("client_id", ""))
     return {
         "journey": interaction.handle,
-        "client": find_client(params.get("client_id", "")),
+        "client": client,
+        "claims": released_claims(client, params.get("scope", "")) if client else [],
         "login_hint": params.get("login_hint"),
     }
 

@@ -56,6 +56,12 @@ class ClientMetadataError(ValueError):
         super().__init__(message)
         self.error = error
 
+    @property
+    def field(self) -> str | None:
+        """The metadata field the message starts with, for pointing a form at it."""
+        first = str(self).split(":", 1)[0].split(" ", 1)[0]
+        return first if first in KNOWN_FIELDS else None
+
 
 def is_loopback(host: str | None) -> bool:
     """localhost and loopback addresses may use http (RFC 8252 7.3)."""
@@ -79,9 +85,13 @@ def _uri(field: str, value: Any, error: str = "invalid_client_metadata") -> str:
     if not isinstance(value, str) or not value:
         raise ClientMetadataError(f"{field} must be a URI", error)
     if len(value) > MAX_URI_LENGTH:
-        raise ClientMetadataError(f"{field}: a URI is longer than {MAX_URI_LENGTH} characters", error)
+        raise ClientMetadataError(
+            f"{field}: a URI is longer than {MAX_URI_LENGTH} characters", error
+        )
     if any(c.isspace() or ord(c) < 32 for c in value):
-        raise ClientMetadataError(f"{field}: {value!r} contains spaces or control characters", error)
+        raise ClientMetadataError(
+            f"{field}: {value!r} contains spaces or control characters", error
+        )
     if problem := web_uri_problem(value):
         raise ClientMetadataError(f"{field}: {value} {problem}", error)
     if "#" in value:
@@ -225,7 +235,9 @@ def validate_client_metadata(metadata: Any) -> dict[str, Any]:
         _one_of("grant_types", grant_type, GRANT_TYPES)
     clean["grant_types"] = list(dict.fromkeys(grant_types))
     if metadata.get("response_types", ["code"]) != ["code"]:
-        raise ClientMetadataError('response_types must be ["code"]: only the code flow is supported')
+        raise ClientMetadataError(
+            'response_types must be ["code"]: only the code flow is supported'
+        )
     clean["response_types"] = ["code"]
     clean["scope"] = _scope(metadata.get("scope", "openid"))
     clean["id_token_signed_response_alg"] = _one_of(

@@ -258,9 +258,7 @@ def set_client_keys(
     client: Client, *, jwks: dict | None = None, jwks_uri: str | None = None, actor: str
 ) -> None:
     """Give the service's public keys by value or by URL; it then uses private_key_jwt."""
-    metadata = {
-        k: v for k, v in client.client_metadata.items() if k not in {"jwks", "jwks_uri"}
-    }
+    metadata = {k: v for k, v in client.client_metadata.items() if k not in {"jwks", "jwks_uri"}}
     metadata["token_endpoint_auth_method"] = "private_key_jwt"
     if jwks is not None:
         metadata["jwks"] = jwks
@@ -282,8 +280,11 @@ def set_client_keys(
 # Who may move a service between which states, and what the change is called.
 _TRANSITIONS = {
     "approve": ({CLIENT_STATUS_PENDING}, CLIENT_STATUS_ACTIVE, True),
-    "suspend": ({CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE, CLIENT_STATUS_DISABLED},
-                CLIENT_STATUS_SUSPENDED, True),
+    "suspend": (
+        {CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE, CLIENT_STATUS_DISABLED},
+        CLIENT_STATUS_SUSPENDED,
+        True,
+    ),
     "reinstate": ({CLIENT_STATUS_SUSPENDED}, None, True),
     "disable": ({CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE}, CLIENT_STATUS_DISABLED, False),
     "enable": ({CLIENT_STATUS_DISABLED}, None, False),
@@ -407,9 +408,7 @@ def find_initial_access_token(value: str) -> InitialAccessToken | None:
     """A usable initial access token with this value (read only; nothing is spent)."""
     if not value or len(value) > 128:
         return None
-    token = db.session.scalar(
-        db.select(InitialAccessToken).filter_by(token_hash=hash_token(value))
-    )
+    token = db.session.scalar(db.select(InitialAccessToken).filter_by(token_hash=hash_token(value)))
     return token if token is not None and token.is_usable(utcnow()) else None
 
 

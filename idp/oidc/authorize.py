@@ -16,8 +16,9 @@ from idp.accounts.forms import ConsentForm
 from idp.accounts.sessions import current_session
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
+from idp.models.client import find_client
 from idp.models.timestamps import utcnow
-from idp.oidc.claims import CLAIM_DESCRIPTIONS, claims_for_scope
+from idp.oidc.claims import released_claims
 from idp.oidc.journey import (
     AuthorizationRequest,
     find_interaction,
@@ -51,6 +52,22 @@ def error_response(error: OAuth2Error, oauth_request: AuthorizationRequest) -> R
     response = server.handle_error_response(oauth_request, error)
     server.issuer_parameter.add_issuer_parameter(server, response)
     return response
+
+
+def client_unavailable_page(client: Client) -> tuple[str, int]:
+    """A registered service that may not be used now (pending, suspended or disabled).
+
+    Its redirect URIs are not trusted while it is not active (RFC 9700 4.11.2), so the
+    citizen is told here rather than sent back with unauthorized_client.
+    """
+    audit.record(
+        "authorization.failed",
+        outcome="failure",
+        reason="unauthorized_client",
+        client_id=client.client_id,
+        client_status=client.status,
+    )
+    return render_template("service_unavailable.html", client=client), 403
 
 
 def _signed_in_during(session: BrowserSession, interaction: Interaction | None) -> bool:
@@ -108,6 +125,9 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
             client_id=params.get("client_id", "")[:128] or None,
         )
         return error_page(problem)
+    client = find_client(params.get("client_id", ""))
+    if client is not None and not client.is_active:
+        return client_unavailable_page(client)
     oauth_request = AuthorizationRequest(params)
     session = current_session()
     citizen = session.citizen if session else None
@@ -176,6 +196,9 @@ def consent() -> Response:
     if interaction is None:
         return expired_journey_page()
     params = interaction_params(interaction)
+    client = find_client(params.get("client_id", ""))
+    if client is not None and not client.is_active:
+        return client_unavailable_page(client)
     session = current_session()
     if needs_authentication(session, params, interaction):
         return redirect(url_for("accounts.sign_in", journey=interaction.handle))
@@ -209,7 +232,7 @@ def consent() -> Response:
         "consent.html",
         form=form,
         client=grant.client,
-        claims=[CLAIM_DESCRIPTIONS[c] for c in claims_for_scope(oauth_request.scope) if c != "sub"],
+        claims=released_claims(grant.client, oauth_request.scope),
         journey=interaction.handle,
     )
 

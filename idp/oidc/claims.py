@@ -60,6 +60,12 @@ def claims_for_scope(scope: str) -> list[str]:
     return names
 
 
+def released_claims(client: Client, scope: str) -> list[str]:
+    """What the citizen is told the department will receive, beyond its identifier."""
+    allowed = client.get_allowed_scope(scope)
+    return [str(CLAIM_DESCRIPTIONS[c]) for c in claims_for_scope(allowed) if c != "sub"]
+
+
 def user_info(citizen: Citizen, client: Client, scope: str) -> dict[str, Any]:
     """The UserInfo claims for a token's scope; claims the citizen never gave are left out."""
     values: dict[str, Any] = {

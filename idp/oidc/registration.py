@@ -17,8 +17,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from idp import audit
 from idp.departments.metadata import ClientMetadataError
 from idp.departments.services import (
-    RegistrationError,
     Registered,
+    RegistrationError,
     create_registration,
     delete_registration,
     find_client_by_registration_token,
@@ -51,7 +51,9 @@ def _error(error: str, description: str, status: int = 400) -> Response:
 def _token_error(description: str | None) -> Response:
     """RFC 6750 3.1: 401 with a Bearer challenge (bare when no token was sent at all)."""
     if description is None:
-        response = jsonify({"error": "invalid_token", "error_description": "A bearer token is required."})
+        response = jsonify(
+            {"error": "invalid_token", "error_description": "A bearer token is required."}
+        )
         response.headers["WWW-Authenticate"] = 'Bearer realm="registration"'
     else:
         response = jsonify({"error": "invalid_token", "error_description": description})

@@ -58,6 +58,7 @@ def departments(idp, tmp_path) -> Iterator[tuple[Department, Department]]:
                 "redirect_uris": [f"{tax_url}/auth/callback"],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "scope": "openid email phone profile",
+                "subject_type": "public",
             },
             secret,
         )
@@ -70,6 +71,7 @@ def departments(idp, tmp_path) -> Iterator[tuple[Department, Department]]:
                 "jwks_uri": f"{driving_url}/jwks.json",
                 "id_token_signed_response_alg": "RS256",
                 "scope": "openid email profile",
+                "subject_type": "public",
             },
             None,
         )

@@ -1,0 +1,254 @@
+"""Staff forms (Flask-WTF, CSRF on every form). The registration policy itself lives in
+metadata.py: these forms only turn fields into RFC 7591 metadata."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask_wtf import FlaskForm
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+AUTH_METHOD_CHOICES = [
+    ("private_key_jwt", "A private key the service keeps (private_key_jwt) - recommended"),
+    ("client_secret_basic", "A client secret in the Authorization header (client_secret_basic)"),
+    ("client_secret_post", "A client secret in the request body (client_secret_post)"),
+    ("none", "No credential: a public client that uses PKCE only (none)"),
+]
+OPTIONAL_SCOPES = [
+    ("email", "Email address"),
+    ("phone", "Phone number"),
+    ("profile", "Name"),
+]
+
+
+class PublicKeyError(ValueError):
+    """A public key the department pasted cannot be used."""
+
+
+class StaffSignInForm(FlaskForm):
+    """Email and password for staff."""
+
+    email = EmailField(
+        "Email address",
+        validators=[DataRequired("Enter your email address"), Length(max=320)],
+        render_kw={"autocomplete": "username", "spellcheck": "false"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired("Enter your password")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField("Sign in")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Checkboxes for a multiple choice."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _lines(text: str | None) -> list[str]:
+    """Non-empty lines of a text area."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def public_key_jwks(text: str) -> dict[str, Any]:
+    """A JWKS from a pasted JWKS document, a single JWK, or a PEM public key."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise PublicKeyError("the public key is not valid JSON") from None
+        return data if isinstance(data, dict) and "keys" in data else {"keys": [data]}
+    if "PRIVATE KEY" in text:
+        raise PublicKeyError(
+            "that is a private key: paste the public key only, and keep the private key secret"
+        )
+    for key_type, alg in ((RSAKey, "RS256"), (ECKey, "ES256")):
+        try:
+            key = key_type.import_key(text.encode())
+        except (JoseError, ValueError, TypeError):
+            continue
+        jwk = key.as_dict(private=False)
+        jwk.update(use="sig", alg=alg, kid=key.thumbprint())
+        return {"keys": [jwk]}
+    raise PublicKeyError(
+        "the public key must be a PEM public key (RSA or P-256) or a JWKS document"
+    )
+
+
+class ServiceForm(FlaskForm):
+    """A department's service, as the fields of RFC 7591 client metadata."""
+
+    client_name = StringField(
+        "Service name",
+        description="Citizens see this when they sign in, for example 'Renew your passport'.",
+        validators=[DataRequired("Enter the service name"), Length(max=200)],
+    )
+    redirect_uris = TextAreaField(
+        "Redirect URIs",
+        description="Where citizens return after signing in, one per line. https only "
+        "(http is allowed on localhost for development).",
+        validators=[DataRequired("Enter at least one redirect URI")],
+    )
+    token_endpoint_auth_method = RadioField(
+        "How the service proves who it is", choices=AUTH_METHOD_CHOICES, default="private_key_jwt"
+    )
+    jwks_uri = StringField(
+        "JWKS URL (for private_key_jwt)",
+        description="Where the service publishes its public keys; it can rotate them there.",
+        validators=[Optional(), Length(max=2000)],
+    )
+    public_key = TextAreaField(
+        "Or paste a public key (for private_key_jwt)",
+        description="A PEM public key (RSA or P-256) or a JWKS document. Never the private key.",
+        validators=[Optional(), Length(max=20000)],
+    )
+    scopes = MultiCheckboxField("Information the service needs", choices=OPTIONAL_SCOPES)
+    subject_type = RadioField(
+        "Citizen identifier",
+        choices=[
+            ("pairwise", "Pairwise: an identifier only services in our sector see (recommended)"),
+            ("public", "Public: the identifier every public-subject service sees"),
+        ],
+        default="pairwise",
+    )
+    sector_identifier_uri = StringField(
+        "Sector identifier URI (optional)",
+        description="A JSON list of every redirect URI of the services that should share "
+        "citizens' identifiers.",
+        validators=[Optional(), Length(max=2000)],
+    )
+    id_token_signed_response_alg = SelectField(
+        "ID token algorithm", choices=[("ES256", "ES256"), ("RS256", "RS256")], default="ES256"
+    )
+    post_logout_redirect_uris = TextAreaField(
+        "Sign-out return URIs (optional)", description="One per line.", validators=[Optional()]
+    )
+    backchannel_logout_uri = StringField(
+        "Back-channel logout URI (optional)", validators=[Optional(), Length(max=2000)]
+    )
+    logo_uri = StringField("Logo URL (optional, https)", validators=[Optional(), Length(max=2000)])
+    policy_uri = StringField(
+        "Privacy notice URL (optional)", validators=[Optional(), Length(max=2000)]
+    )
+    tos_uri = StringField("Terms of use URL (optional)", validators=[Optional(), Length(max=2000)])
+    contacts = TextAreaField(
+        "Contact email addresses (optional)", description="One per line.", validators=[Optional()]
+    )
+    submit = SubmitField("Register the service")
+
+    def metadata(self) -> dict[str, Any]:
+        """The form as RFC 7591 metadata (validated by the registration policy afterwards)."""
+        method = self.token_endpoint_auth_method.data
+        metadata: dict[str, Any] = {
+            "client_name": self.client_name.data,
+            "redirect_uris": _lines(self.redirect_uris.data),
+            "token_endpoint_auth_method": method,
+            "scope": " ".join(["openid", *(self.scopes.data or [])]),
+            "subject_type": self.subject_type.data,
+            "id_token_signed_response_alg": self.id_token_signed_response_alg.data,
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+        }
+        if method == "private_key_jwt":
+            if self.jwks_uri.data:
+                metadata["jwks_uri"] = self.jwks_uri.data.strip()
+            if self.public_key.data:
+                metadata["jwks"] = public_key_jwks(self.public_key.data)
+        for name in (
+            "sector_identifier_uri",
+            "backchannel_logout_uri",
+            "logo_uri",
+            "policy_uri",
+            "tos_uri",
+        ):
+            value = (getattr(self, name).data or "").strip()
+            if value:
+                metadata[name] = value
+        for name in ("post_logout_redirect_uris", "contacts"):
+            values = _lines(getattr(self, name).data)
+            if values:
+                metadata[name] = values
+        return metadata
+
+    def fill_from(self, metadata: dict[str, Any]) -> None:
+        """Show a stored registration in the form."""
+        self.client_name.data = metadata.get("client_name", "")
+        self.redirect_uris.data = "\n".join(metadata.get("redirect_uris", []))
+        self.token_endpoint_auth_method.data = metadata.get("token_endpoint_auth_method")
+        self.jwks_uri.data = metadata.get("jwks_uri", "")
+        if metadata.get("jwks"):
+            self.public_key.data = json.dumps(metadata["jwks"], indent=2)
+        self.scopes.data = [s for s in metadata.get("scope", "").split() if s != "openid"]
+        self.subject_type.data = metadata.get("subject_type", "pairwise")
+        self.id_token_signed_response_alg.data = metadata.get("id_token_signed_response_alg")
+        for name in (
+            "sector_identifier_uri",
+            "backchannel_logout_uri",
+            "logo_uri",
+            "policy_uri",
+            "tos_uri",
+        ):
+            getattr(self, name).data = metadata.get(name, "")
+        for name in ("post_logout_redirect_uris", "contacts"):
+            getattr(self, name).data = "\n".join(metadata.get(name, []))
+
+
+class KeysForm(FlaskForm):
+    """A new JWKS URL or public key for a private_key_jwt service."""
+
+    jwks_uri = StringField("JWKS URL", validators=[Optional(), Length(max=2000)])
+    public_key = TextAreaField("Or paste a public key", validators=[Optional(), Length(max=20000)])
+    submit = SubmitField("Save the keys")
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (CSRF-protected), with an optional reason."""
+
+    action = HiddenField(validators=[DataRequired()])
+    reason = StringField(
+        "Reason (recorded in the audit log)", validators=[Optional(), Length(max=200)]
+    )
+    submit = SubmitField("Confirm")
+
+
+class InitialAccessTokenForm(FlaskForm):
+    """An initial access token for the RFC 7591 registration API."""
+
+    description = StringField(
+        "Who is it for",
+        validators=[DataRequired("Say who the token is for"), Length(max=200)],
+    )
+    department = SelectField("Department", coerce=int)
+    max_uses = IntegerField(
+        "Registrations it allows",
+        default=1,
+        validators=[NumberRange(1, 1000, "Allow between 1 and 1000 registrations")],
+    )
+    lifetime_days = IntegerField(
+        "Valid for (days)",
+        default=7,
+        validators=[NumberRange(1, 90, "A token is valid for 1 to 90 days")],
+    )
+    pre_approved = BooleanField("Approve the services registered with it straight away")
+    submit = SubmitField("Create the token")

@@ -1,0 +1,387 @@
+"""Staff pages: department administrators register and manage their services; platform
+administrators approve, suspend and reinstate services and issue initial access tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from idp import audit
+from idp.departments.forms import (
+    ActionForm,
+    InitialAccessTokenForm,
+    KeysForm,
+    PublicKeyError,
+    ServiceForm,
+    StaffSignInForm,
+    public_key_jwks,
+)
+from idp.departments.metadata import ClientMetadataError
+from idp.departments.services import (
+    RegistrationError,
+    change_client_status,
+    create_registration,
+    issue_initial_access_token,
+    revoke_initial_access_token,
+    rotate_client_secret,
+    set_client_keys,
+    update_registration,
+)
+from idp.departments.staff import (
+    authenticate_staff,
+    current_staff,
+    current_staff_session,
+    end_staff_session,
+    start_staff_session,
+)
+from idp.extensions import db
+from idp.models import Client, Department, InitialAccessToken, StaffMember
+from idp.models.client import CLIENT_STATUSES
+from idp.models.timestamps import utcnow
+
+bp = Blueprint("departments", __name__)
+
+DEPARTMENT_ACTIONS = ("disable", "enable")
+PLATFORM_ACTIONS = ("approve", "suspend", "reinstate")
+
+
+def staff_required(platform: bool = False) -> Callable:
+    """Only signed-in staff (platform administrators when platform=True) see the page."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            member = current_staff()
+            if member is None:
+                return redirect(url_for("departments.sign_in", next=request.path))
+            if platform and not member.is_platform_admin:
+                abort(403, "This page is for platform administrators.")
+            return view(member, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site, never an absolute URL (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("departments.home")
+
+
+def _actor(member: StaffMember) -> str:
+    """How staff appear in the audit record."""
+    return f"staff {member.id}"
+
+
+def _service_for(member: StaffMember, client_id: str) -> Client:
+    """A service this member may see: their department's, or any for platform staff."""
+    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id[:128]))
+    if client is None:
+        abort(404, "There is no service with that client ID.")
+    if not member.is_platform_admin and client.department_id != member.department_id:
+        # Another department's service is none of this member's business, not even its name.
+        abort(404, "There is no service with that client ID.")
+    return client
+
+
+def _form_metadata_error(form: ServiceForm, exc: ClientMetadataError) -> str | None:
+    """Attach a policy refusal to the form field it names; the rest go to the summary."""
+    names = {
+        "jwks": "public_key",
+        "client_name": "client_name",
+        "scope": "scopes",
+    }
+    field_name = names.get(exc.field or "", exc.field)
+    field = getattr(form, field_name, None) if field_name else None
+    if field is not None and hasattr(field, "errors"):
+        field.errors = [*field.errors, str(exc)]
+        return None
+    return str(exc)
+
+
+@bp.route("/staff/sign-in", methods=["GET", "POST"])
+def sign_in() -> Response:
+    """Staff sign in with email and password."""
+    form = StaffSignInForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        member = authenticate_staff(form.email.data, form.password.data)
+        if member is not None:
+            start_staff_session(member)
+            return redirect(_safe_next(request.args.get("next")))
+        error = "The email address or password is not right"
+        status = 400
+    elif form.is_submitted():
+        status = 400
+    return render_template("staff/sign_in.html", form=form, error=error), status
+
+
+@bp.post("/staff/sign-out")
+def sign_out() -> Response:
+    """End the staff session."""
+    form = ActionForm()
+    session = current_staff_session()
+    if session is not None and form.validate_on_submit():
+        audit.record("staff.sign_out", staff_id=session.staff_id)
+        end_staff_session(session)
+    return redirect(url_for("departments.sign_in"))
+
+
+@bp.get("/departments/")
+@staff_required()
+def home(member: StaffMember) -> Response:
+    """The member's services (a department's own; every service for platform staff)."""
+    if member.is_platform_admin:
+        return redirect(url_for("departments.admin_services"))
+    services = db.session.scalars(
+        db.select(Client).filter_by(department_id=member.department_id).order_by(Client.id)
+    ).all()
+    return render_template("staff/department.html", member=member, services=services)
+
+
+@bp.route("/departments/services/new", methods=["GET", "POST"])
+@staff_required()
+def new_service(member: StaffMember) -> Response:
+    """Register a new service; it waits for a platform administrator's approval."""
+    if member.is_platform_admin:
+        abort(403, "Services are registered by their department's administrators.")
+    form = ServiceForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            registered = create_registration(
+                form.metadata(),
+                department=member.department,
+                approved=False,
+                via="department page",
+                actor=_actor(member),
+            )
+        except PublicKeyError as exc:
+            form.public_key.errors = [*form.public_key.errors, str(exc)]
+        except ClientMetadataError as exc:
+            error = _form_metadata_error(form, exc)
+        else:
+            return render_template(
+                "staff/registered.html",
+                member=member,
+                client=registered.client,
+                client_secret=registered.client_secret,
+                registration_access_token=registered.registration_access_token,
+            )
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/service_form.html", member=member, form=form, error=error), status
+
+
+@bp.route("/departments/services/<client_id>", methods=["GET", "POST"])
+@staff_required()
+def service(member: StaffMember, client_id: str) -> Response:
+    """One service: its client ID, status, settings (editable) and actions."""
+    client = _service_for(member, client_id)
+    form = ServiceForm(prefix="edit")
+    form.submit.label.text = "Save changes"
+    error = None
+    status = 200
+    if request.method == "GET":
+        form.fill_from(client.client_metadata)
+    elif member.is_platform_admin:
+        abort(403, "Only the department's administrators change its services.")
+    elif form.validate_on_submit():
+        try:
+            registered = update_registration(
+                client, form.metadata(), via="department page", actor=_actor(member)
+            )
+        except PublicKeyError as exc:
+            form.public_key.errors = [*form.public_key.errors, str(exc)]
+            status = 400
+        except ClientMetadataError as exc:
+            error = _form_metadata_error(form, exc)
+            status = 400
+        else:
+            if registered.client_secret:
+                return _show_secret(member, client, registered.client_secret)
+            return redirect(url_for("departments.service", client_id=client.client_id, saved=1))
+    else:
+        status = 400
+    return _service_page(member, client, form=form, error=error, status=status)
+
+
+def _service_page(member: StaffMember, client: Client, status: int = 200, **context: Any):
+    """The service page with its forms."""
+    context.setdefault("form", None)
+    return (
+        render_template(
+            "staff/service.html",
+            member=member,
+            client=client,
+            keys_form=context.pop("keys_form", None) or KeysForm(prefix="keys"),
+            action_form=ActionForm(prefix="action"),
+            saved=request.args.get("saved"),
+            **context,
+        ),
+        status,
+    )
+
+
+def _show_secret(member: StaffMember, client: Client, secret: str) -> Response:
+    """The only time a client secret is shown."""
+    return render_template(
+        "staff/registered.html", member=member, client=client, client_secret=secret
+    )
+
+
+@bp.post("/departments/services/<client_id>/keys")
+@staff_required()
+def service_keys(member: StaffMember, client_id: str) -> Response:
+    """Give the service a JWKS URL or a public key (it then uses private_key_jwt)."""
+    client = _service_for(member, client_id)
+    if member.is_platform_admin:
+        abort(403, "Only the department's administrators change its keys.")
+    form = KeysForm(prefix="keys")
+    error = None
+    if form.validate_on_submit():
+        jwks_uri = (form.jwks_uri.data or "").strip() or None
+        pasted = (form.public_key.data or "").strip()
+        if bool(jwks_uri) == bool(pasted):
+            error = "Give either a JWKS URL or a public key, not both and not neither"
+        else:
+            try:
+                jwks = public_key_jwks(pasted) if pasted else None
+                set_client_keys(client, jwks=jwks, jwks_uri=jwks_uri, actor=_actor(member))
+            except (PublicKeyError, ClientMetadataError) as exc:
+                error = str(exc)
+                db.session.rollback()
+            else:
+                return redirect(url_for("departments.service", client_id=client_id, saved=1))
+    form_for_page = ServiceForm(prefix="edit", formdata=None)
+    form_for_page.fill_from(client.client_metadata)
+    return _service_page(
+        member,
+        client,
+        form=form_for_page,
+        keys_form=form,
+        error=error or "Check the keys",
+        status=400,
+    )
+
+
+@bp.post("/departments/services/<client_id>/secret")
+@staff_required()
+def service_secret(member: StaffMember, client_id: str) -> Response:
+    """Rotate the client secret; the new one is shown once, the old one stops working."""
+    client = _service_for(member, client_id)
+    form = ActionForm(prefix="action")
+    if member.is_platform_admin or not form.validate_on_submit():
+        abort(400, "The secret was not rotated: use the button on the service page.")
+    try:
+        secret = rotate_client_secret(client, actor=_actor(member))
+    except RegistrationError as exc:
+        abort(400, str(exc))
+    return _show_secret(member, client, secret)
+
+
+@bp.post("/departments/services/<client_id>/status")
+@staff_required()
+def service_status(member: StaffMember, client_id: str) -> Response:
+    """Disable or enable (department); approve, suspend or reinstate (platform)."""
+    client = _service_for(member, client_id)
+    form = ActionForm(prefix="action")
+    if not form.validate_on_submit():
+        abort(400, "Nothing was changed: use the buttons on the service page.")
+    action = form.action.data
+    allowed = PLATFORM_ACTIONS if member.is_platform_admin else DEPARTMENT_ACTIONS
+    if action not in allowed:
+        abort(403, f"You cannot {action} this service.")
+    try:
+        change_client_status(
+            client,
+            action,
+            actor=_actor(member),
+            platform_admin=member.is_platform_admin,
+            reason=(form.reason.data or "").strip() or None,
+        )
+    except RegistrationError as exc:
+        abort(409, str(exc).capitalize() + ".")
+    return redirect(url_for("departments.service", client_id=client.client_id))
+
+
+@bp.get("/admin/services")
+@staff_required(platform=True)
+def admin_services(member: StaffMember) -> Response:
+    """Every service, pending ones first, filterable by status."""
+    status = request.args.get("status")
+    query = db.select(Client).order_by(Client.status != "pending", Client.id)
+    if status in CLIENT_STATUSES:
+        query = query.filter_by(status=status)
+    services = db.session.scalars(query).all()
+    return render_template(
+        "staff/admin_services.html",
+        member=member,
+        services=services,
+        status=status,
+        statuses=CLIENT_STATUSES,
+    )
+
+
+@bp.route("/admin/initial-access-tokens", methods=["GET", "POST"])
+@staff_required(platform=True)
+def admin_tokens(member: StaffMember) -> Response:
+    """Issue and revoke initial access tokens for the registration API."""
+    departments = db.session.scalars(db.select(Department).order_by(Department.name)).all()
+    form = InitialAccessTokenForm()
+    form.department.choices = [(0, "No department")] + [(d.id, d.name) for d in departments]
+    revoke_form = ActionForm(prefix="revoke")
+    new_token_value = None
+    status = 200
+    if form.submit.data and form.validate_on_submit():
+        department = (
+            db.session.get(Department, form.department.data) if form.department.data else None
+        )
+        try:
+            _, new_token_value = issue_initial_access_token(
+                description=form.description.data,
+                created_by=_actor(member),
+                department=department,
+                pre_approved=form.pre_approved.data,
+                max_uses=form.max_uses.data,
+                lifetime=form.lifetime_days.data * 24 * 3600,
+            )
+        except RegistrationError as exc:
+            form.description.errors = [*form.description.errors, str(exc)]
+            status = 400
+    elif form.is_submitted() and form.submit.data:
+        status = 400
+    tokens = db.session.scalars(
+        db.select(InitialAccessToken).order_by(InitialAccessToken.id.desc()).limit(100)
+    ).all()
+    return (
+        render_template(
+            "staff/admin_tokens.html",
+            member=member,
+            form=form,
+            revoke_form=revoke_form,
+            tokens=tokens,
+            new_token=new_token_value,
+            now=utcnow(),
+        ),
+        status,
+    )
+
+
+@bp.post("/admin/initial-access-tokens/<int:token_id>/revoke")
+@staff_required(platform=True)
+def admin_revoke_token(member: StaffMember, token_id: int) -> Response:
+    """Revoke an initial access token."""
+    form = ActionForm(prefix="revoke")
+    token = db.session.get(InitialAccessToken, token_id)
+    if token is None:
+        abort(404, "There is no such token.")
+    if not form.validate_on_submit():
+        abort(400, "Nothing was changed: use the button on the tokens page.")
+    revoke_initial_access_token(token, actor=_actor(member))
+    return redirect(url_for("departments.admin_tokens"))
