@@ -134,9 +134,7 @@ def registration_endpoint(issuer: str, connection: _Connection) -> str:
     url = discovery_url(issuer)
     response = connection.send("GET", url)
     if response.status_code != 200:
-        raise RegistrationError(
-            f"{url} answered HTTP {response.status_code}", "invalid_discovery"
-        )
+        raise RegistrationError(f"{url} answered HTTP {response.status_code}", "invalid_discovery")
     document = _json_object(response, url)
     # OIDC Discovery 4.3: the document must name the issuer we asked.
     if document.get("issuer") != issuer:

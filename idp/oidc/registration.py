@@ -11,8 +11,9 @@ without saying why.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from idp import audit
 from idp.departments.metadata import ClientMetadataError
@@ -27,6 +28,7 @@ from idp.departments.services import (
 )
 from idp.extensions import csrf
 from idp.models import Client
+from idp.settings import current_settings
 
 bp = Blueprint("registration", __name__)
 csrf.exempt(bp)
@@ -105,8 +107,9 @@ def client_information(
         if registered is not None and registered.registration_access_token
         else registration_access_token
     )
-    body["registration_client_uri"] = url_for(
-        "registration.configuration", client_id=client.client_id, _external=True
+    # Built from the issuer, not the request's Host, so every IdP instance gives the same URI.
+    body["registration_client_uri"] = (
+        f"{current_settings().issuer}/register/{quote(client.client_id, safe='')}"
     )
     return body
 
