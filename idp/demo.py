@@ -1,17 +1,30 @@
-"""`make run`: the IdP and the demo departments in one process, until Ctrl-C."""
+"""`make run`: the IdP, the five sample departments and a front page, in one process."""
 
 from __future__ import annotations
 
 import importlib
+import logging
 import signal
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from flask import Flask
 from waitress import create_server
 
+from idp.departments.samples import SampleDepartment
+from idp.settings import Settings
+
 DEMO_EMAIL = "demo@example.gov.uk"
 DEMO_PASSWORD = "correct horse battery staple"
+# Staff accounts for trying the department and administrator pages.
+DEMO_PLATFORM_ADMIN = "platform.admin@example.gov.uk"
+DEMO_DEPARTMENT_ADMIN = "hmrc.admin@example.gov.uk"
+DEMO_STAFF_DEPARTMENT = "HM Revenue & Customs"
+DEMO_STAFF_PASSWORD = "staff demo password"
+
+log = logging.getLogger("idp")
 
 
 def ensure_demo_citizen() -> None:
@@ -28,50 +41,162 @@ def ensure_demo_citizen() -> None:
         )
 
 
-def department_apps(settings) -> list[tuple[object, Flask]]:
-    """Each demo department's Flask app, built from config/departments.toml."""
-    from idp.departments.samples import load_departments
+def ensure_demo_staff() -> None:
+    """A platform administrator and an HMRC department administrator, with the printed password."""
+    from idp.departments.services import ensure_department
+    from idp.departments.staff import create_staff
+    from idp.extensions import db
+    from idp.models import StaffMember
+
+    def missing(email: str) -> bool:
+        return db.session.scalar(db.select(StaffMember).filter_by(email=email)) is None
+
+    if missing(DEMO_PLATFORM_ADMIN):
+        create_staff(DEMO_PLATFORM_ADMIN, DEMO_STAFF_PASSWORD, "platform_admin")
+    if missing(DEMO_DEPARTMENT_ADMIN):
+        department = ensure_department(DEMO_STAFF_DEPARTMENT)
+        create_staff(DEMO_DEPARTMENT_ADMIN, DEMO_STAFF_PASSWORD, "department_admin", department)
+
+
+def rp_settings(sample: SampleDepartment, settings: Settings, **credentials):
+    """The department service's settings for a sample registered from the file."""
     from relying_parties.common import DepartmentSettings
 
-    apps = []
-    for department in load_departments(settings):
-        module = importlib.import_module(f"relying_parties.{department.service}")
-        rp_settings = DepartmentSettings(
-            name=department.name,
-            department=department.department,
-            client_id=department.client_id,
-            base_url=department.base_url,
-            issuer=settings.issuer,
-            token_endpoint_auth_method=department.metadata["token_endpoint_auth_method"],
-            client_secret=department.client_secret,
-            private_key_path=department.private_key_path,
-            scope=department.metadata.get("scope", "openid"),
-            colour=department.colour,
+    values = {
+        "client_id": sample.client_id,
+        "client_secret": sample.client_secret,
+        "private_key_path": sample.private_key_path,
+        "token_endpoint_auth_method": sample.token_endpoint_auth_method,
+        **credentials,
+    }
+    return DepartmentSettings(
+        name=sample.name,
+        department=sample.department,
+        base_url=sample.base_url,
+        issuer=settings.issuer,
+        scope=sample.metadata.get("scope", "openid"),
+        colour=sample.colour,
+        authorize_params=sample.authorize_params,
+        **values,
+    )
+
+
+def department_app(sample: SampleDepartment, settings: Settings, **credentials) -> Flask:
+    """One sample department's Flask app."""
+    module = importlib.import_module(f"relying_parties.{sample.service}")
+    return module.create_app(rp_settings(sample, settings, **credentials))
+
+
+def register_through_api(
+    idp_app: Flask, sample: SampleDepartment, settings: Settings
+) -> dict[str, str]:
+    """What a department does with an initial access token: register itself over HTTP.
+
+    The token is pre-approved, single-use and short-lived, and revoked if it was not needed
+    (the registration saved from an earlier start was still valid).
+    """
+    from idp.departments.services import (
+        ensure_department,
+        issue_initial_access_token,
+        revoke_initial_access_token,
+    )
+    from relying_parties.registration import register_dynamically
+
+    with idp_app.app_context():
+        token, value = issue_initial_access_token(
+            description=f"make run: {sample.name}",
+            created_by="make run",
+            department=ensure_department(sample.department),
+            pre_approved=True,
+            lifetime=3600,
         )
-        apps.append((department, module.create_app(rp_settings)))
-    return apps
+        token_id = token.id
+    store = Path(settings.instance_path) / "department-registrations" / f"{sample.service}.json"
+    registered = register_dynamically(settings.issuer, sample.metadata, value, store)
+    with idp_app.app_context():
+        from idp.extensions import db
+        from idp.models import InitialAccessToken
+
+        unused = db.session.get(InitialAccessToken, token_id)
+        if unused is not None and unused.uses == 0:
+            revoke_initial_access_token(unused, actor="make run")
+    return {"client_id": registered.client_id, "client_secret": registered.client_secret}
+
+
+@dataclass
+class Running:
+    """The servers started so far, to close on Ctrl-C."""
+
+    servers: list
+
+    def serve(self, app: Flask, host: str, port: int, threads: int = 4) -> None:
+        """Start a waitress server for app in a background thread."""
+        server = create_server(app, host=host, port=port, threads=threads)
+        self.servers.append(server)
+        threading.Thread(target=server.run, daemon=True).start()
+
+
+def start_sample_services(idp_app: Flask, settings: Settings, running: Running) -> list:
+    """Register the sample departments and serve them (and the front page) on their ports.
+
+    Services that register themselves through the API do so in a background thread, as they
+    would at their own start-up, once the IdP is listening; the rest start at once.
+    """
+    from idp.departments.samples import register_departments
+    from relying_parties import landing
+
+    with idp_app.app_context():
+        samples = register_departments(settings)
+    for sample in samples:
+        if sample.registration == "file":
+            running.serve(department_app(sample, settings), settings.host, sample.port)
+    services = [
+        landing.LandingService(s.name, s.department, s.base_url, s.how_registered) for s in samples
+    ]
+    landing_port = settings.departments_base_port + len(samples)
+    running.serve(landing.create_app(settings.issuer, services), settings.host, landing_port)
+
+    def start_self_registering() -> None:
+        for sample in samples:
+            if sample.registration != "api":
+                continue
+            try:
+                credentials = register_through_api(idp_app, sample, settings)
+            except Exception as exc:  # noqa: BLE001 - reported; the other services keep running
+                log.error("%s could not register itself: %s", sample.name, exc)
+                continue
+            app = department_app(sample, settings, **credentials)
+            running.serve(app, settings.host, sample.port)
+
+    threading.Thread(target=start_self_registering, daemon=True).start()
+    return samples
 
 
 def run_demo(idp_app: Flask) -> None:
     """Prepare the database, start every server, print the URLs, wait for Ctrl-C."""
     from idp.cli import prepare_database
-    from idp.departments.samples import register_departments
 
-    settings = idp_app.config["IDP_SETTINGS"]
-    prepare_database()
-    register_departments(settings)
-    ensure_demo_citizen()
-    servers = [create_server(idp_app, host=settings.host, port=settings.port, threads=8)]
-    lines = [f"  Government sign in (the IdP)  {settings.issuer}"]
-    for department, app in department_apps(settings):
-        servers.append(create_server(app, host=settings.host, port=department.port, threads=4))
-        lines.append(f"  {department.name:<29} {department.base_url}")
-    threads = [threading.Thread(target=s.run, daemon=True) for s in servers]
-    for t in threads:
-        t.start()
+    settings: Settings = idp_app.config["IDP_SETTINGS"]
+    with idp_app.app_context():
+        prepare_database()
+        ensure_demo_citizen()
+        ensure_demo_staff()
+    running = Running(servers=[])
+    running.serve(idp_app, settings.host, settings.port, threads=8)
+    samples = start_sample_services(idp_app, settings, running)
+    landing_url = f"http://localhost:{settings.departments_base_port + len(samples)}"
+    lines = [f"  {'Start here: every service':<30} {landing_url}", ""]
+    lines.append(f"  {'Government sign in (the IdP)':<30} {settings.issuer}")
+    lines += [f"  {s.name:<30} {s.base_url}  ({s.department})" for s in samples]
+    lines.append(f"  {'Staff pages':<30} {settings.issuer}/staff/sign-in")
     click.echo("\nRunning:\n" + "\n".join(lines))
-    click.echo(f"\nDemo citizen:  {DEMO_EMAIL}\nPassword:      {DEMO_PASSWORD}\n")
-    click.echo("Open a department, sign in, then open the other one. Ctrl-C stops everything.")
+    click.echo(f"\nDemo citizen:  {DEMO_EMAIL}\nPassword:      {DEMO_PASSWORD}")
+    click.echo(
+        f"Staff:         {DEMO_PLATFORM_ADMIN} (platform administrator),\n"
+        f"               {DEMO_DEPARTMENT_ADMIN} ({DEMO_STAFF_DEPARTMENT} administrator)\n"
+        f"Password:      {DEMO_STAFF_PASSWORD}\n"
+    )
+    click.echo("Open a department, sign in, then open another one. Ctrl-C stops everything.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -80,5 +205,5 @@ def run_demo(idp_app: Flask) -> None:
     except KeyboardInterrupt:
         pass
     click.echo("\nStopping...")
-    for s in servers:
-        s.close()
+    for server in running.servers:
+        server.close()

@@ -69,12 +69,20 @@ def _sample(settings: Settings, index: int, entry: dict[str, Any]) -> SampleDepa
         raise ClientMetadataError(
             f"department {entry['client_id']}: registration must be file or api"
         )
+    if entry.get("keys", "jwks_uri") not in ("jwks_uri", "by-value"):
+        raise ClientMetadataError(f"department {entry['client_id']}: keys must be by-value")
     port = settings.departments_base_port + index
     base_url = f"http://{entry.get('host', 'localhost')}:{port}"
     metadata = _substitute(entry.get("metadata", {}), base_url)
     method = metadata.get("token_endpoint_auth_method", "client_secret_basic")
     client_id = entry["client_id"]
     file_secret = registration == "file" and method in SECRET_AUTH_METHODS
+    private_key_path = str(Path(settings.instance_path) / "department-keys" / f"{client_id}.pem")
+    if entry.get("keys") == "by-value":
+        # The sample keeps its private key; the IdP is given the public half inline.
+        from relying_parties.keys import public_jwks_for
+
+        metadata["jwks"] = public_jwks_for(private_key_path)
     return SampleDepartment(
         client_id=client_id,
         service=entry["service"],
@@ -88,9 +96,7 @@ def _sample(settings: Settings, index: int, entry: dict[str, Any]) -> SampleDepa
         metadata=metadata,
         authorize_params=dict(entry.get("authorize_params", {})),
         client_secret=department_secret(settings, client_id) if file_secret else None,
-        private_key_path=str(Path(settings.instance_path) / "department-keys" / f"{client_id}.pem")
-        if method == "private_key_jwt"
-        else None,
+        private_key_path=private_key_path if method == "private_key_jwt" else None,
     )
 
 

@@ -1,0 +1,115 @@
+"""`make run`'s five sample departments, each registered a different way, in a real browser:
+one sign-in, recognised by all five, with pairwise identifiers per sector."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from idp.demo import Running, start_sample_services
+from idp.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser
+
+DEPARTMENTS_FILE = PROJECT_ROOT / "config" / "departments.toml"
+SERVICES = 5
+
+
+def _free_port_range(count: int) -> int:
+    """The first of count consecutive free loopback ports (the samples use consecutive ports)."""
+    for _ in range(50):
+        base = random.randint(20000, 60000)
+        try:
+            sockets = []
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise RuntimeError("no range of free ports")
+
+
+def _wait_listening(port: int, timeout: float = 20.0) -> None:
+    """Wait until a service listens (the council registers itself first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+@pytest.fixture
+def sample_services(idp, tmp_path):
+    """The sample departments from config/departments.toml, served against the live IdP."""
+    settings = idp.app.config["IDP_SETTINGS"].replace(
+        departments_file=str(DEPARTMENTS_FILE),
+        departments_base_port=_free_port_range(SERVICES + 1),
+        instance_path=str(tmp_path),
+    )
+    running = Running(servers=[])
+    samples = start_sample_services(idp.app, settings, running)
+    for port in range(
+        settings.departments_base_port, settings.departments_base_port + SERVICES + 1
+    ):
+        _wait_listening(port)
+    yield (
+        {s.service: s for s in samples},
+        f"http://localhost:{settings.departments_base_port + SERVICES}",
+    )
+    for server in running.servers:
+        server.close()
+
+
+def _sub(page) -> str:
+    """The identifier the department's account page says it received."""
+    return page.locator("dt:has-text('Your identifier here') + dd code").inner_text()
+
+
+def test_one_sign_in_is_recognised_by_all_five_sample_services(
+    idp, make_citizen, sample_services, browser_page
+):
+    citizen = make_citizen("five@example.com", given_name="Sam", family_name="Citizen")
+    samples, landing_url = sample_services
+    page = browser_page
+
+    page.goto(landing_url)
+    for sample in samples.values():
+        expect(page.locator("body")).to_contain_text(sample.name)
+        expect(page.locator(f"a[href^='{sample.base_url}']").first).to_be_visible()
+
+    subs = {}
+    for number, service in enumerate(["tax", "driving", "health", "benefits", "council"]):
+        sample = samples[service]
+        page.goto(sample.base_url)
+        page.get_by_role("button", name="Sign in").click()
+        if number == 0:
+            # The only password prompt of the whole journey, naming who asks and for what.
+            expect(page.locator("#requesting-service")).to_contain_text(sample.name)
+            expect(page.locator("#requesting-service")).to_contain_text(sample.department)
+            page.get_by_label("Email address").fill(citizen["email"])
+            page.get_by_label("Password").fill(citizen["password"])
+            page.get_by_role("button", name="Continue").click()
+        assert page.locator("input[type=password]").count() == 0
+        expect(page.locator("#requesting-service")).to_contain_text(sample.department)
+        expect(page.locator("#requesting-service")).to_contain_text("your email address")
+        page.get_by_role("button", name="Allow", exact=True).click()
+        expect(page).to_have_url(f"{sample.base_url}/account")
+        expect(page.locator("body")).to_contain_text(citizen["email"])
+        subs[service] = _sub(page)
+
+    # driving registered a public subject; the others are pairwise per sector (host).
+    assert subs["driving"] == citizen["subject"]
+    assert subs["tax"] == subs["benefits"] == subs["council"]  # all on localhost
+    assert subs["health"] != subs["tax"]  # 127.0.0.1 is another sector
+    assert citizen["subject"] not in {subs["tax"], subs["health"]}
