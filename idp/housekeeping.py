@@ -1,4 +1,7 @@
-"""Deleting what can no longer be used: expired journeys, codes, tokens, sessions, jtis."""
+"""Deleting what can no longer be used: expired journeys, codes, tokens, sessions, jtis.
+
+Initial access tokens are kept (used, expired or revoked) as the record of who was allowed
+to register what."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from idp.models import (
     AuthorizationCode,
     BrowserSession,
     Interaction,
+    StaffSession,
     Token,
     UsedClientAssertion,
 )
@@ -40,6 +44,12 @@ def purge_expired() -> dict[str, int]:
             or_(
                 BrowserSession.ended_at < now - ENDED_SESSION_RETENTION,
                 BrowserSession.expires_at < now - ENDED_SESSION_RETENTION,
+            )
+        ),
+        "staff_sessions": delete(StaffSession).where(
+            or_(
+                StaffSession.ended_at < now - ENDED_SESSION_RETENTION,
+                StaffSession.expires_at < now - ENDED_SESSION_RETENTION,
             )
         ),
     }
