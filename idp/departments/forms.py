@@ -22,8 +22,15 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
+
+
+def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
+    """WTForms choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
 
 AUTH_METHOD_CHOICES = [
     ("private_key_jwt", "A private key the service keeps (private_key_jwt) - recommended"),
@@ -89,6 +96,11 @@ def public_key_jwks(text: str) -> dict[str, Any]:
         except (JoseError, ValueError, TypeError):
             continue
         jwk = key.as_dict(private=False)
+        if key_type is ECKey and jwk.get("crv") != "P-256":
+            # It would be labelled ES256 below, and ES256 is P-256 only.
+            raise PublicKeyError(
+                f"the public key is on curve {jwk.get('crv')}: use an RSA or a P-256 key"
+            )
         jwk.update(use="sig", alg=alg, kid=key.thumbprint())
         return {"keys": [jwk]}
     raise PublicKeyError(
@@ -111,7 +123,9 @@ class ServiceForm(FlaskForm):
         validators=[DataRequired("Enter at least one redirect URI")],
     )
     token_endpoint_auth_method = RadioField(
-        "How the service proves who it is", choices=AUTH_METHOD_CHOICES, default="private_key_jwt"
+        "How the service proves who it is",
+        choices=choices(AUTH_METHOD_CHOICES),
+        default="private_key_jwt",
     )
     jwks_uri = StringField(
         "JWKS URL (for private_key_jwt)",
@@ -123,13 +137,18 @@ class ServiceForm(FlaskForm):
         description="A PEM public key (RSA or P-256) or a JWKS document. Never the private key.",
         validators=[Optional(), Length(max=20000)],
     )
-    scopes = MultiCheckboxField("Information the service needs", choices=OPTIONAL_SCOPES)
+    scopes = MultiCheckboxField("Information the service needs", choices=choices(OPTIONAL_SCOPES))
     subject_type = RadioField(
         "Citizen identifier",
-        choices=[
-            ("pairwise", "Pairwise: an identifier only services in our sector see (recommended)"),
-            ("public", "Public: the identifier every public-subject service sees"),
-        ],
+        choices=choices(
+            [
+                (
+                    "pairwise",
+                    "Pairwise: an identifier only services in our sector see (recommended)",
+                ),
+                ("public", "Public: the identifier every public-subject service sees"),
+            ]
+        ),
         default="pairwise",
     )
     sector_identifier_uri = StringField(
@@ -139,7 +158,9 @@ class ServiceForm(FlaskForm):
         validators=[Optional(), Length(max=2000)],
     )
     id_token_signed_response_alg = SelectField(
-        "ID token algorithm", choices=[("ES256", "ES256"), ("RS256", "RS256")], default="ES256"
+        "ID token algorithm",
+        choices=choices([("ES256", "ES256"), ("RS256", "RS256")]),
+        default="ES256",
     )
     post_logout_redirect_uris = TextAreaField(
         "Sign-out return URIs (optional)", description="One per line.", validators=[Optional()]

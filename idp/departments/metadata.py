@@ -117,7 +117,9 @@ def _text(field: str, value: Any, limit: int = 200) -> str:
     """Printable text of at most limit characters."""
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ClientMetadataError(f"{field} must be text of 1 to {limit} characters")
-    if any(ord(c) < 32 for c in value):
+    if not value.isprintable():
+        # Not only C0 controls: DEL, C1 controls and invisible format characters such as
+        # U+202E (right-to-left override) would let a name shown to citizens read otherwise.
         raise ClientMetadataError(f"{field} must not contain control characters")
     return value.strip()
 

@@ -28,7 +28,6 @@ from idp.models import (
     Consent,
     Department,
     InitialAccessToken,
-    Interaction,
     Token,
 )
 from idp.models.client import (
@@ -88,8 +87,15 @@ def ensure_department(name: str) -> Department:
 
 
 def _check_sector_unchanged(client: Client, clean: dict[str, Any]) -> str:
-    """A pairwise client's sector is fixed: moving it would change every citizen's sub."""
+    """A client's subject type and pairwise sector are fixed: changing either would change
+    every citizen's sub, and pairwise to public would let the service link citizens."""
     sector = sector_identifier(clean)
+    if client.sector_identifier and clean["subject_type"] != client.subject_type:
+        raise ClientMetadataError(
+            f"subject_type cannot change from {client.subject_type} to "
+            f"{clean['subject_type']} after registration: it would change every citizen's sub; "
+            "register a new service instead"
+        )
     if (
         client.sector_identifier
         and clean["subject_type"] == "pairwise"
@@ -232,7 +238,8 @@ def update_registration(client: Client, metadata: Any, *, via: str, actor: str |
 def delete_registration(client: Client, *, via: str, actor: str | None = None) -> None:
     """Remove a registration and everything issued to it (RFC 7592 2.3)."""
     client_id = client.client_id
-    for model in (Token, AuthorizationCode, Consent, Interaction):
+    # Journeys in progress for it end at their next step: the client is no longer known.
+    for model in (Token, AuthorizationCode, Consent):
         db.session.execute(delete(model).where(model.client_id == client_id))
     db.session.delete(client)
     db.session.commit()
@@ -277,17 +284,23 @@ def set_client_keys(
     )
 
 
-# Who may move a service between which states, and what the change is called.
+# Who may move a service between which states: action -> (from, to, platform only, past tense).
 _TRANSITIONS = {
-    "approve": ({CLIENT_STATUS_PENDING}, CLIENT_STATUS_ACTIVE, True),
+    "approve": ({CLIENT_STATUS_PENDING}, CLIENT_STATUS_ACTIVE, True, "approved"),
     "suspend": (
         {CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE, CLIENT_STATUS_DISABLED},
         CLIENT_STATUS_SUSPENDED,
         True,
+        "suspended",
     ),
-    "reinstate": ({CLIENT_STATUS_SUSPENDED}, None, True),
-    "disable": ({CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE}, CLIENT_STATUS_DISABLED, False),
-    "enable": ({CLIENT_STATUS_DISABLED}, None, False),
+    "reinstate": ({CLIENT_STATUS_SUSPENDED}, None, True, "reinstated"),
+    "disable": (
+        {CLIENT_STATUS_PENDING, CLIENT_STATUS_ACTIVE},
+        CLIENT_STATUS_DISABLED,
+        False,
+        "disabled",
+    ),
+    "enable": ({CLIENT_STATUS_DISABLED}, None, False, "enabled"),
 }
 
 
@@ -297,11 +310,12 @@ def change_client_status(
     """Approve, suspend, reinstate (platform administrators); disable, enable (departments)."""
     if action not in _TRANSITIONS:
         raise RegistrationError(f"unknown action {action!r}")
-    allowed_from, target, needs_platform = _TRANSITIONS[action]
+    allowed_from, target, needs_platform, past = _TRANSITIONS[action]
     if needs_platform and not platform_admin:
         raise RegistrationError(f"only a platform administrator can {action} a service")
     if client.status not in allowed_from:
-        raise RegistrationError(f"a {client.status} service cannot be {action}d")
+        article = "an" if client.status[0] in "aeiou" else "a"
+        raise RegistrationError(f"{article} {client.status} service cannot be {past}")
     if target is None:
         # Back to where it was: active once approved, otherwise still waiting.
         target = CLIENT_STATUS_ACTIVE if client.approved_at else CLIENT_STATUS_PENDING
@@ -320,7 +334,7 @@ def change_client_status(
         )
     db.session.commit()
     audit.record(
-        f"client.{action}d",
+        f"client.{past}",
         client_id=client.client_id,
         actor=actor,
         previous_status=previous,

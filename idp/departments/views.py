@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from idp import audit
 from idp.departments.forms import (
@@ -17,6 +18,7 @@ from idp.departments.forms import (
     PublicKeyError,
     ServiceForm,
     StaffSignInForm,
+    choices,
     public_key_jwks,
 )
 from idp.departments.metadata import ClientMetadataError
@@ -48,6 +50,15 @@ DEPARTMENT_ACTIONS = ("disable", "enable")
 PLATFORM_ACTIONS = ("approve", "suspend", "reinstate")
 
 
+@bp.errorhandler(HTTPException)
+def staff_error(error: HTTPException):
+    """A refusal on a staff page, said to staff (the citizens' error page talks about sign-in
+    links and says "You have not been signed in", which is wrong here)."""
+    return render_template(
+        "staff/error.html", member=current_staff(), message=error.description
+    ), error.code
+
+
 def staff_required(platform: bool = False) -> Callable:
     """Only signed-in staff (platform administrators when platform=True) see the page."""
 
@@ -67,8 +78,18 @@ def staff_required(platform: bool = False) -> Callable:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site, never an absolute URL (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this site, never an absolute URL (no open redirect).
+
+    Control characters and spaces are refused too: a browser drops tabs and newlines from a
+    Location, so "/<TAB>/evil.example" would arrive as "//evil.example".
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and all(32 < ord(c) < 127 for c in target)
+    ):
         return target
     return url_for("departments.home")
 
@@ -276,7 +297,9 @@ def service_secret(member: StaffMember, client_id: str) -> Response:
     """Rotate the client secret; the new one is shown once, the old one stops working."""
     client = _service_for(member, client_id)
     form = ActionForm(prefix="action")
-    if member.is_platform_admin or not form.validate_on_submit():
+    if member.is_platform_admin:
+        abort(403, "Only the department's administrators rotate its secret.")
+    if not form.validate_on_submit():
         abort(400, "The secret was not rotated: use the button on the service page.")
     try:
         secret = rotate_client_secret(client, actor=_actor(member))
@@ -306,7 +329,8 @@ def service_status(member: StaffMember, client_id: str) -> Response:
             reason=(form.reason.data or "").strip() or None,
         )
     except RegistrationError as exc:
-        abort(409, str(exc).capitalize() + ".")
+        message = str(exc)
+        abort(409, message[:1].upper() + message[1:] + ".")
     return redirect(url_for("departments.service", client_id=client.client_id))
 
 
@@ -334,7 +358,9 @@ def admin_tokens(member: StaffMember) -> Response:
     """Issue and revoke initial access tokens for the registration API."""
     departments = db.session.scalars(db.select(Department).order_by(Department.name)).all()
     form = InitialAccessTokenForm()
-    form.department.choices = [(0, "No department")] + [(d.id, d.name) for d in departments]
+    form.department.choices = choices(
+        [(0, "No department")] + [(d.id, d.name) for d in departments]
+    )
     revoke_form = ActionForm(prefix="revoke")
     new_token_value = None
     status = 200

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,26 +32,30 @@ def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
         return "a loopback address"
     if address.is_link_local:
         return "a link-local address"
-    if address.is_private or address.is_reserved or address.is_unspecified:
-        return "a private or reserved address"
     if address.is_multicast:
         return "a multicast address"
+    if address.is_private or address.is_reserved or not address.is_global:
+        # not is_global also covers what is neither private nor reserved but still not on
+        # the internet, such as RFC 6598 shared space (100.64.0.0/10, used by cloud metadata).
+        return "a private or reserved address"
     return None
 
 
-def _resolve(host: str, port: int, allow_private: bool) -> str:
-    """One address for host that the IdP may connect to."""
+def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
+    """One address for host that the IdP may connect to; errors name the field."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise FetchError(f"its host {host} cannot be resolved") from None
+        raise FetchError(f"{name}: its host {host} cannot be resolved") from None
     problem = None
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         problem = None if allow_private else _address_problem(address)
         if problem is None:
             return str(address)
-    raise FetchError(f"its host {host} resolves to {problem}, which the IdP does not fetch from")
+    raise FetchError(
+        f"{name}: its host {host} resolves to {problem}, which the IdP does not fetch from"
+    )
 
 
 def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
@@ -63,14 +68,18 @@ def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError(f"{name} has an invalid port") from None
-    address = _resolve(parts.hostname, port, settings.may_fetch_private_addresses)
+    address = _resolve(name, parts.hostname, port, settings.may_fetch_private_addresses)
     literal = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "application/json"}
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     body = bytearray()
+    timeout = settings.jwks_fetch_timeout
+    # httpx's timeout applies to each read; the deadline bounds the whole body, so a server
+    # sending a byte at a time cannot hold an IdP thread for minutes.
+    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(timeout=settings.jwks_fetch_timeout, follow_redirects=False) as http:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as http:
             request = http.build_request("GET", pinned, headers=headers, extensions=extensions)
             response = http.send(request, stream=True)
             try:
@@ -80,6 +89,8 @@ def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
                     body.extend(chunk)
                     if len(body) > max_bytes:
                         raise FetchError(f"{name} is larger than {max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"{name} took longer than {timeout} seconds")
             finally:
                 response.close()
     except httpx.HTTPError as exc:

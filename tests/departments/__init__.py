@@ -1,0 +1,236 @@
+"""Staff pages as staff use them: a browser over HTTP that reads and submits the pages' forms."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html import unescape
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from idp.departments.services import create_registration, ensure_department
+from idp.departments.staff import create_staff
+from idp.extensions import db
+from idp.models import Client
+
+STAFF_PASSWORD = "a staff passphrase that is long enough"
+ERROR_SUMMARY = re.compile(r'<div class="error-summary".*?</div>', re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass
+class Form:
+    """One <form> on a page: where it posts, its fields as a browser would send them."""
+
+    action: str | None
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    submits: list[tuple[str, str]] = field(default_factory=list)
+    buttons: list[str] = field(default_factory=list)
+
+
+class _FormParser(HTMLParser):
+    """Collect every form and what a browser would submit from it unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self._form: Form | None = None
+        self._textarea: str | None = None
+        self._text: list[str] = []
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._button: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._form = Form(action=a.get("action"))
+            self.forms.append(self._form)
+        if self._form is None:
+            return
+        if tag == "input" and a.get("name"):
+            kind = a.get("type", "text")
+            if kind == "submit":
+                self._form.submits.append((a["name"], a.get("value", "")))
+            elif kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    self._form.fields.append((a["name"], a.get("value", "on")))
+            else:
+                self._form.fields.append((a["name"], a.get("value", "")))
+        elif tag == "textarea":
+            self._textarea, self._text = a.get("name", ""), []
+        elif tag == "select":
+            self._select, self._options = a.get("name", ""), []
+        elif tag == "option" and self._select is not None:
+            self._options.append((a.get("value", ""), "selected" in a))
+        elif tag == "button":
+            self._button = []
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._text.append(data)
+        if self._button is not None:
+            self._button.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._form is None:
+            return
+        if tag == "textarea" and self._textarea is not None:
+            # A browser drops the newline that follows <textarea>.
+            text = "".join(self._text)
+            text = text[2:] if text.startswith("\r\n") else text.removeprefix("\n")
+            self._form.fields.append((self._textarea, text))
+            self._textarea = None
+        elif tag == "select" and self._select is not None:
+            chosen = [v for v, s in self._options if s] or [v for v, _ in self._options[:1]]
+            self._form.fields.extend((self._select, v) for v in chosen)
+            self._select = None
+        elif tag == "button" and self._button is not None:
+            self._form.buttons.append(" ".join("".join(self._button).split()))
+            self._button = None
+        elif tag == "form":
+            self._form = None
+
+
+def forms(page: httpx.Response) -> list[Form]:
+    """Every form on the page."""
+    parser = _FormParser()
+    parser.feed(page.text)
+    return parser.forms
+
+
+def error_summary(page: httpx.Response) -> list[str]:
+    """The items of the page's error summary (empty when there is none)."""
+    summaries = ERROR_SUMMARY.findall(page.text)
+    items = [re.findall(r"<li>(.*?)</li>", s, re.S) for s in summaries]
+    return [unescape(TAG.sub("", item)).strip() for group in items for item in group]
+
+
+def visible_text(page: httpx.Response) -> str:
+    """The page's text with tags removed and spaces collapsed."""
+    body = re.sub(r"<(script|style)[^>]*>.*?</\1>", "", page.text, flags=re.S)
+    return " ".join(unescape(TAG.sub(" ", body)).split())
+
+
+class StaffBrowser:
+    """A member of staff's browser: cookies, and the forms on the pages it loads."""
+
+    def __init__(self, issuer: str):
+        self.issuer = issuer
+        self.http = httpx.Client(base_url=issuer, timeout=15, follow_redirects=False)
+
+    def get(self, path: str, follow: bool = False) -> httpx.Response:
+        """Load a page (following redirects within the IdP when asked)."""
+        response = self.http.get(path)
+        return self.follow(response) if follow else response
+
+    def follow(self, response: httpx.Response) -> httpx.Response:
+        """Follow redirects within the IdP."""
+        while response.is_redirect:
+            location = urljoin(str(response.url), response.headers["location"])
+            assert location.startswith(self.issuer + "/"), location
+            response = self.http.get(location)
+        return response
+
+    def form(
+        self, page: httpx.Response, action: str | None = None, button: str | None = None
+    ) -> Form:
+        """The form that posts to action (a path; None: to the page itself), with this button."""
+        for candidate in forms(page):
+            target = candidate.action and urljoin(str(page.url), candidate.action)
+            if (urlsplit(target).path if target else None) != action:
+                continue
+            labels = candidate.buttons + [value for _, value in candidate.submits]
+            if button is None or button in labels:
+                return candidate
+        raise AssertionError(f"no form to {action or 'the page'} with {button!r} on {page.url}")
+
+    def submit(
+        self,
+        page: httpx.Response,
+        fields: dict[str, str | list[str]] | None = None,
+        *,
+        action: str | None = None,
+        button: str | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> httpx.Response:
+        """Fill in and submit a form on the page, as clicking its submit button would."""
+        form = self.form(page, action, button)
+        changed = fields or {}
+        data: list[tuple[str, str]] = [
+            (k, v) for k, v in form.fields if k not in changed and k not in drop
+        ]
+        for name, value in changed.items():
+            values = value if isinstance(value, list) else [value]
+            data.extend((name, v) for v in values)
+        data.extend(form.submits[:1])
+        body: dict[str, list[str]] = {}
+        for name, value in data:
+            body.setdefault(name, []).append(value)
+        target = urljoin(str(page.url), form.action) if form.action else str(page.url)
+        return self.http.post(target, data=body)
+
+    def sign_in(self, email: str, password: str = STAFF_PASSWORD, next_path: str | None = None):
+        """Sign in at /staff/sign-in; returns the response to the form."""
+        page = self.get("/staff/sign-in" + (f"?next={next_path}" if next_path else ""))
+        assert page.status_code == 200, page.text[:500]
+        return self.submit(page, {"email": email, "password": password})
+
+    def signed_in(self, email: str, password: str = STAFF_PASSWORD) -> StaffBrowser:
+        """Sign in and check that it worked."""
+        response = self.sign_in(email, password)
+        assert response.status_code == 302, error_summary(response)
+        return self
+
+
+def make_staff(app, email: str, *, department: str | None = None) -> str:
+    """A platform administrator (no department) or a department's administrator."""
+    with app.app_context():
+        dept = ensure_department(department) if department else None
+        role = "department_admin" if department else "platform_admin"
+        create_staff(email, STAFF_PASSWORD, role, dept)
+    return email
+
+
+def make_service(
+    app,
+    department: str | None,
+    name: str = "Renew your passport",
+    *,
+    approved: bool = False,
+    redirect_uri: str = "https://passport.example.gov.uk/callback",
+    **metadata,
+) -> tuple[str, str | None]:
+    """A service registered as a department's page would; returns client ID and secret."""
+    with app.app_context():
+        dept = ensure_department(department) if department else None
+        registered = create_registration(
+            {
+                "client_name": name,
+                "redirect_uris": [redirect_uri],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "scope": "openid email",
+                **metadata,
+            },
+            department=dept,
+            approved=approved,
+            via="test",
+        )
+        return registered.client.client_id, registered.client_secret
+
+
+def stored_client(app, client_id: str) -> Client | None:
+    """The client as stored now (detached copy of its columns)."""
+    with app.app_context():
+        client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+        if client is not None:
+            db.session.expunge(client)
+        return client
+
+
+def count_clients(app) -> int:
+    """How many services are registered."""
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count(Client.id)))

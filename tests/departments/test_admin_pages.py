@@ -1,0 +1,332 @@
+"""Platform administrators: every service, approval and suspension, initial access tokens."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+import httpx
+import pytest
+
+from idp.extensions import db
+from idp.models import InitialAccessToken, StaffMember
+from tests.departments import (
+    STAFF_PASSWORD,
+    StaffBrowser,
+    error_summary,
+    make_service,
+    make_staff,
+    stored_client,
+    visible_text,
+)
+from tests.support.browser import CitizenBrowser
+from tests.support.oidc_client import DepartmentClient
+
+PASSPORTS = "HM Passport Office"
+DVLA = "Driver and Vehicle Licensing Agency"
+REDIRECT_URI = "https://passport.example.gov.uk/callback"
+NEW_SERVICE = {
+    "client_name": "Apply for a fishing licence",
+    "redirect_uris": ["https://fishing.example.gov.uk/callback"],
+    "token_endpoint_auth_method": "client_secret_basic",
+    "scope": "openid email",
+}
+
+
+@pytest.fixture
+def platform(idp) -> StaffBrowser:
+    """A platform administrator, signed in."""
+    email = make_staff(idp.app, "platform@sign-in.example.gov.uk")
+    return StaffBrowser(idp.issuer).signed_in(email)
+
+
+@pytest.fixture
+def audit_events():
+    """The audit events the IdP records while the test runs (and the raw log text)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("idp")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def events() -> tuple[list[dict], str]:
+        text = stream.getvalue()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")], text
+
+    yield events
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def citizen_browser_at(idp, client_id: str) -> tuple[CitizenBrowser, httpx.Response, str]:
+    """A citizen following a department's sign-in link (PKCE S256) to the IdP."""
+    client = DepartmentClient(issuer=idp.issuer, client_id=client_id, redirect_uri=REDIRECT_URI)
+    attempt = client.authorization()
+    browser = CitizenBrowser(idp.issuer)
+    return browser, browser.follow(browser.get(attempt.url)), attempt.url
+
+
+def services_listed(page: httpx.Response) -> list[str]:
+    """Service names in the order the table lists them."""
+    rows = page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    return [visible_text_of(row).split(" ")[0] for row in rows]
+
+
+def visible_text_of(fragment: str) -> str:
+    """Text of an HTML fragment."""
+    return visible_text(httpx.Response(200, text=fragment))
+
+
+def status_change(platform: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
+    """Press a status button on the service page; returns the page shown afterwards."""
+    page = platform.get(f"/departments/services/{client_id}")
+    response = platform.submit(
+        page, fields, action=f"/departments/services/{client_id}/status", button=button
+    )
+    assert response.status_code == 302, visible_text(response)
+    return platform.follow(response)
+
+
+def register_with(idp, token: str) -> httpx.Response:
+    """POST /register as a department's deployment tooling would."""
+    return httpx.post(
+        idp.url("/register"), json=NEW_SERVICE, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def issue_token(platform: StaffBrowser, **fields) -> httpx.Response:
+    """Fill in "Create a token" on the initial access tokens page."""
+    page = platform.get("/admin/initial-access-tokens")
+    assert page.status_code == 200
+    return platform.submit(page, {"description": "Fishing licences team", **fields}, action=None)
+
+
+def shown_token(page: httpx.Response) -> str:
+    """The new token the page shows once."""
+    assert '<code id="new-token">' in page.text, error_summary(page)
+    return page.text.split('<code id="new-token">', 1)[1].split("</code>", 1)[0]
+
+
+def test_every_service_is_listed_pending_first_and_filtered_by_status(idp, platform):
+    make_service(idp.app, DVLA, "Alpha-active", approved=True)
+    make_service(idp.app, PASSPORTS, "Bravo-pending")
+    suspended, _ = make_service(idp.app, None, "Charlie-suspended", approved=True)
+    make_service(idp.app, DVLA, "Delta-pending")
+    status_change(platform, suspended, "Suspend this service")
+
+    everything = platform.get("/admin/services")
+
+    assert everything.status_code == 200
+    assert services_listed(everything) == [
+        "Bravo-pending",
+        "Delta-pending",
+        "Alpha-active",
+        "Charlie-suspended",
+    ]
+    text = visible_text(everything)
+    assert "Bravo-pending HM Passport Office" in text
+    assert "Alpha-active Driver and Vehicle Licensing Agency" in text
+    pending = platform.get("/admin/services?status=pending")
+    assert services_listed(pending) == ["Bravo-pending", "Delta-pending"]
+    assert services_listed(platform.get("/admin/services?status=suspended")) == [
+        "Charlie-suspended"
+    ]
+    assert "No services are disabled" in visible_text(
+        platform.get("/admin/services?status=disabled")
+    )
+    # A department's home page sends platform staff to the list of every service.
+    assert platform.get("/departments/").headers["location"] == "/admin/services"
+
+
+def test_approving_a_pending_service_lets_citizens_sign_in_to_it(idp, platform, make_citizen):
+    citizen = make_citizen()
+    client_id, _ = make_service(idp.app, PASSPORTS, redirect_uri=REDIRECT_URI)
+    _, waiting, _ = citizen_browser_at(idp, client_id)
+    assert waiting.status_code == 403
+    assert "You cannot sign in to Renew your passport yet" in visible_text(waiting)
+
+    approved = status_change(platform, client_id, "Approve this service")
+
+    assert "Status Active" in visible_text(approved)
+    browser, sign_in, url = citizen_browser_at(idp, client_id)
+    assert sign_in.status_code == 200
+    assert "Sign in to continue to Renew your passport" in visible_text(sign_in)
+    callback = browser.authorize(url, citizen["email"], citizen["password"])
+    assert callback.url.startswith(REDIRECT_URI + "?") and callback.params["code"]
+    # Approving twice is refused, with the reason.
+    page = platform.get(f"/departments/services/{client_id}")
+    assert "Approve this service" not in page.text
+    again = platform.submit(
+        page,
+        {"action-action": "approve"},
+        action=f"/departments/services/{client_id}/status",
+        button="Suspend this service",
+    )
+    assert again.status_code == 409
+    assert "cannot be approved" in visible_text(again)
+
+
+def test_suspending_shows_citizens_why_and_reinstating_restores_the_service(idp, platform):
+    client_id, _ = make_service(idp.app, PASSPORTS, approved=True, redirect_uri=REDIRECT_URI)
+
+    suspended = status_change(
+        platform, client_id, "Suspend this service", **{"action-reason": "phishing report"}
+    )
+
+    assert "Status Suspended" in visible_text(suspended)
+    _, refused, _ = citizen_browser_at(idp, client_id)
+    assert refused.status_code == 403
+    assert "has suspended this service" in visible_text(refused)
+
+    reinstated = status_change(platform, client_id, "Reinstate this service")
+
+    assert "Status Active" in visible_text(reinstated)
+    _, welcomed, _ = citizen_browser_at(idp, client_id)
+    assert welcomed.status_code == 200
+    assert "Sign in to continue to Renew your passport" in visible_text(welcomed)
+
+
+def test_a_platform_administrator_cannot_switch_a_departments_service_off(idp, platform):
+    client_id, _ = make_service(idp.app, PASSPORTS, approved=True)
+    page = platform.get(f"/departments/services/{client_id}")
+    assert "Switch this service off" not in page.text
+
+    response = platform.submit(
+        page,
+        {"action-action": "disable"},
+        action=f"/departments/services/{client_id}/status",
+        button="Suspend this service",
+    )
+
+    assert response.status_code == 403
+    assert stored_client(idp.app, client_id).status == "active"
+
+
+def test_an_initial_access_token_from_the_page_registers_one_service(idp, platform):
+    make_service(idp.app, DVLA, "Unrelated")  # creates the department to choose
+    page = platform.get("/admin/initial-access-tokens")
+    dvla = re.search(rf'<option value="(\d+)">{DVLA}</option>', page.text).group(1)
+
+    issued = issue_token(platform, department=dvla, max_uses="1", lifetime_days="7")
+
+    assert issued.status_code == 200, error_summary(issued)
+    token = shown_token(issued)
+    assert "shown only this once" in visible_text(issued)
+    assert "Fishing licences team Driver and Vehicle Licensing Agency 0 of 1" in visible_text(
+        issued
+    )
+    assert token not in platform.get("/admin/initial-access-tokens").text
+    response = register_with(idp, token)
+    assert response.status_code == 201, response.text
+    registered = stored_client(idp.app, response.json()["client_id"])
+    assert registered.department.name == DVLA
+    assert registered.status == "pending"
+    assert register_with(idp, token).status_code == 401  # used up
+    assert "1 of 1" in visible_text(platform.get("/admin/initial-access-tokens"))
+
+
+def test_a_revoked_initial_access_token_no_longer_registers(idp, platform):
+    token = shown_token(issue_token(platform, max_uses="5", pre_approved="y"))
+    page = platform.get("/admin/initial-access-tokens")
+    with idp.app.app_context():
+        token_id = db.session.scalar(db.select(InitialAccessToken.id))
+
+    revoked = platform.submit(page, action=f"/admin/initial-access-tokens/{token_id}/revoke")
+
+    assert revoked.status_code == 302
+    listing = visible_text(platform.follow(revoked))
+    assert "Fishing licences team - 0 of 5" in listing and "revoked" in listing
+    refused = register_with(idp, token)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_uses": "0"}, "Allow between 1 and 1000 registrations"),
+        ({"lifetime_days": "100"}, "A token is valid for 1 to 90 days"),
+        ({"description": ""}, "Say who the token is for"),
+        ({"description": "   "}, "Say who the token is for"),
+    ],
+    ids=["no uses", "100 days", "no description", "blank description"],
+)
+def test_bad_token_requests_are_refused_with_the_problem_named(idp, platform, fields, message):
+    response = issue_token(platform, **fields)
+
+    assert response.status_code == 400
+    assert error_summary(response) == [message]
+    assert 'id="new-token"' not in response.text
+    with idp.app.app_context():
+        assert db.session.scalar(db.select(db.func.count(InitialAccessToken.id))) == 0
+
+
+def test_department_administrators_are_refused_the_admin_pages(idp, platform):
+    issue_token(platform)
+    with idp.app.app_context():
+        token_id = db.session.scalar(db.select(InitialAccessToken.id))
+    department_admin = StaffBrowser(idp.issuer).signed_in(
+        make_staff(idp.app, "admin@passports.example.gov.uk", department=PASSPORTS)
+    )
+    home = department_admin.get("/departments/")
+    assert "Initial access tokens" not in home.text
+
+    for path in ("/admin/services", "/admin/initial-access-tokens"):
+        refused = department_admin.get(path)
+        assert refused.status_code == 403
+        assert "This page is for platform administrators." in visible_text(refused)
+        assert "Back to your services" in visible_text(refused)
+    csrf_token = dict(department_admin.form(home, "/staff/sign-out").fields)["csrf_token"]
+    response = department_admin.http.post(
+        f"/admin/initial-access-tokens/{token_id}/revoke",
+        data={"csrf_token": csrf_token, "revoke-action": "revoke"},
+    )
+    assert response.status_code == 403
+    with idp.app.app_context():
+        assert db.session.get(InitialAccessToken, token_id).revoked_at is None
+
+
+def test_platform_actions_are_audited_with_the_administrator_and_no_credentials(
+    idp, audit_events, platform
+):
+    client_id, _ = make_service(idp.app, PASSPORTS)
+    with idp.app.app_context():
+        staff_id = db.session.scalar(db.select(StaffMember.id))
+
+    status_change(platform, client_id, "Approve this service")
+    token = shown_token(issue_token(platform))
+
+    events, text = audit_events()
+    approved = next(e for e in events if e["event"] == "client.approved")
+    assert approved["client_id"] == client_id
+    assert approved["actor"] == f"staff {staff_id}"
+    assert (approved["previous_status"], approved["status"]) == ("pending", "active")
+    issued = next(e for e in events if e["event"] == "initial_access_token.issued")
+    assert issued["actor"] == f"staff {staff_id}"
+    assert token not in text
+    assert STAFF_PASSWORD not in text
+
+
+def test_a_suspension_is_audited_as_client_suspended_with_the_reason(idp, audit_events, platform):
+    client_id, _ = make_service(idp.app, PASSPORTS, approved=True)
+
+    status_change(platform, client_id, "Suspend this service", **{"action-reason": "phishing"})
+
+    events, _ = audit_events()
+    assert [e["reason"] for e in events if e["event"] == "client.suspended"] == ["phishing"]
+
+
+def test_refused_status_changes_are_explained_in_plain_english(idp, platform):
+    client_id, _ = make_service(idp.app, PASSPORTS, approved=True)
+    status_url = f"/departments/services/{client_id}/status"
+    page = platform.get(f"/departments/services/{client_id}")
+    approve = platform.submit(page, {"action-action": "approve"}, action=status_url)
+    status_change(platform, client_id, "Suspend this service")
+    page = platform.get(f"/departments/services/{client_id}")
+    suspend = platform.submit(page, {"action-action": "suspend"}, action=status_url)
+
+    assert "An active service cannot be approved." in visible_text(approve)
+    assert "A suspended service cannot be suspended." in visible_text(suspend)

@@ -1,0 +1,81 @@
+"""A department joins, in a real browser: its administrator registers a service, a platform
+administrator approves it, and citizens then see who is asking and what it will receive."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.departments import STAFF_PASSWORD, make_staff
+from tests.support.oidc_client import DepartmentClient
+
+pytestmark = pytest.mark.browser
+
+PASSPORTS = "HM Passport Office"
+REDIRECT_URI = "https://passport.example.gov.uk/auth/callback"
+
+
+def sign_in_as_staff(page, issuer: str, email: str) -> None:
+    """Staff sign in at /staff/sign-in."""
+    page.goto(f"{issuer}/staff/sign-in")
+    page.get_by_label("Email address", exact=True).fill(email)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_registered_and_approved_service_is_named_to_citizens_with_its_department(
+    idp, browser_page
+):
+    department_admin = make_staff(idp.app, "admin@passports.example.gov.uk", department=PASSPORTS)
+    platform_admin = make_staff(idp.app, "platform@sign-in.example.gov.uk")
+    page = browser_page
+
+    # The department's administrator registers the service.
+    sign_in_as_staff(page, idp.issuer, department_admin)
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{PASSPORTS}: your services")
+    page.get_by_role("link", name="Register a service").first.click()
+    page.get_by_label("Service name").fill("Renew your passport")
+    page.get_by_label("Redirect URIs").fill(REDIRECT_URI)
+    page.get_by_label("(client_secret_basic)").check()
+    page.get_by_label("Email address", exact=True).check()
+    page.get_by_role("button", name="Register the service").click()
+    client_id = page.locator("#client-id").inner_text()
+    assert len(client_id) >= 20
+    expect(page.locator("#client-secret")).to_have_text(re.compile(r"^[A-Za-z0-9_-]{40,}$"))
+    expect(page.locator("[role=status]")).to_contain_text("Waiting for approval")
+
+    # A platform administrator, in another browser, approves it.
+    admin_context = page.context.browser.new_context()
+    citizen_context = page.context.browser.new_context()
+    try:
+        admin_page = admin_context.new_page()
+        sign_in_as_staff(admin_page, idp.issuer, platform_admin)
+        expect(admin_page.get_by_role("heading", level=1)).to_have_text("Every service")
+        admin_page.get_by_role("link", name="pending", exact=True).click()
+        admin_page.get_by_role("link", name="Renew your passport").click()
+        expect(admin_page.locator("#client-id")).to_have_text(client_id)
+        admin_page.get_by_role("button", name="Approve this service").click()
+        expect(admin_page.locator(".status")).to_have_text("Active")
+
+        # A citizen following the service's sign-in link sees who is asking and for what.
+        department = DepartmentClient(
+            issuer=idp.issuer, client_id=client_id, redirect_uri=REDIRECT_URI
+        )
+        citizen_page = citizen_context.new_page()
+        citizen_page.goto(department.authorization(scope="openid email").url)
+        expect(citizen_page.get_by_role("heading", level=1)).to_have_text("Sign in")
+        service = citizen_page.locator("#requesting-service")
+        expect(service.locator(".service-name")).to_have_text("Renew your passport")
+        expect(service.locator(".department-name")).to_have_text(f"Run by {PASSPORTS}")
+        expect(service.locator(".claims li")).to_have_text(
+            [
+                "an identifier for you that only this service uses",
+                "your email address",
+                "whether your email address is confirmed",
+            ]
+        )
+    finally:
+        admin_context.close()
+        citizen_context.close()

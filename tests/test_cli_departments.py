@@ -1,0 +1,236 @@
+"""The operator's commands for departments, staff and services: `idp departments add`,
+`idp staff create`, `idp clients initial-token|show|approve|suspend|reinstate|disable|enable`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from idp import create_app
+from idp.departments.services import create_registration, ensure_department
+from idp.departments.staff import authenticate_staff
+from idp.extensions import db
+from idp.models import Client, InitialAccessToken
+from idp.settings import load_settings
+from tests.test_cli import run
+
+PASSWORD = "a staff passphrase that is long enough"
+PASSPORTS = "HM Passport Office"
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    """A fresh SQLite IdP in a temporary instance folder, migrated (as tests/test_cli.py)."""
+    env = {
+        **os.environ,
+        "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "IDP_DEPARTMENTS_FILE": "",
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+    env.pop("IDP_DATABASE_URL", None)
+    run(env, "db", "upgrade")
+    return env
+
+
+@pytest.fixture
+def same_idp(cli_env) -> Iterator[Flask]:
+    """The IdP the commands changed, in this process: same instance folder, same database."""
+    instance = Path(cli_env["IDP_INSTANCE_PATH"])
+    app = create_app(
+        load_settings(
+            config_file=os.devnull,
+            instance_path=str(instance),
+            database_url=f"sqlite:///{instance / 'idp.sqlite3'}",
+            departments_file="",
+            log_level="WARNING",
+        )
+    )
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def refused(env, *args) -> str:
+    """Run a command that must fail; its one-line message (no traceback)."""
+    result = run(env, *args, check=False)
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_departments_add_refuses_a_duplicate_and_a_blank_name(cli_env):
+    added = run(cli_env, "departments", "add", PASSPORTS)
+
+    assert added.stdout.strip().splitlines()[-1] == f"added department {PASSPORTS}"
+    assert "already exists" in refused(cli_env, "departments", "add", f"  {PASSPORTS} ")
+    assert "1 to 200 characters" in refused(cli_env, "departments", "add", "   ")
+
+
+def test_staff_create_makes_accounts_that_can_sign_in(cli_env, same_idp):
+    run(cli_env, "departments", "add", PASSPORTS)
+
+    admin = run(
+        cli_env,
+        "staff",
+        "create",
+        "--email",
+        "Admin@Passports.example.gov.uk",
+        "--role",
+        "department_admin",
+        "--department",
+        PASSPORTS,
+        "--password",
+        PASSWORD,
+    )
+    platform = run(
+        cli_env,
+        "staff",
+        "create",
+        "--email",
+        "platform@sign-in.example.gov.uk",
+        "--role",
+        "platform_admin",
+        "--password",
+        PASSWORD,
+    )
+
+    assert "created department_admin admin@passports.example.gov.uk" in admin.stdout
+    assert "created platform_admin platform@sign-in.example.gov.uk" in platform.stdout
+    assert PASSWORD not in admin.stdout + admin.stderr
+    with same_idp.app_context():
+        member = authenticate_staff("admin@passports.example.gov.uk", PASSWORD)
+        assert (member.role, member.department.name) == ("department_admin", PASSPORTS)
+        assert authenticate_staff("platform@sign-in.example.gov.uk", PASSWORD).is_platform_admin
+        assert authenticate_staff("platform@sign-in.example.gov.uk", "wrong password!!") is None
+
+
+def test_staff_create_refuses_bad_roles_departments_and_duplicates(cli_env):
+    run(cli_env, "departments", "add", PASSPORTS)
+    run(
+        cli_env,
+        *("staff", "create", "--email", "taken@example.gov.uk", "--role", "platform_admin"),
+        *("--password", PASSWORD),
+    )
+    cases = [
+        (["--role", "department_admin", "--department", "Nope"], "no department named 'Nope'"),
+        (["--role", "department_admin"], "a department administrator needs a department"),
+        (
+            ["--role", "platform_admin", "--department", PASSPORTS],
+            "only department administrators belong to a department",
+        ),
+        (["--role", "platform_admin", "--email", "taken@example.gov.uk"], "already exists"),
+        (["--role", "platform_admin", "--password", "short"], "at least"),
+    ]
+
+    def attempt(case):
+        options, _ = case
+        defaults = {"--email": "new@example.gov.uk", "--password": PASSWORD}
+        for name, value in zip(options[::2], options[1::2], strict=True):
+            defaults[name] = value
+        args = [part for pair in defaults.items() for part in pair]
+        return refused(cli_env, "staff", "create", *args)
+
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        messages = list(pool.map(attempt, cases))
+
+    for (_, expected), message in zip(cases, messages, strict=True):
+        assert expected in message, message
+    bad_role = run(
+        cli_env,
+        *("staff", "create", "--email", "x@example.gov.uk", "--role", "boss"),
+        *("--password", PASSWORD),
+        check=False,
+    )
+    assert bad_role.returncode != 0
+    assert "Error: Invalid value for '--role': 'boss' is not one of" in bad_role.stderr
+    assert "Traceback" not in bad_role.stderr
+
+
+def test_an_initial_token_from_the_cli_registers_a_service_at_register(cli_env, same_idp):
+    run(cli_env, "departments", "add", PASSPORTS)
+
+    issued = run(
+        cli_env,
+        *("clients", "initial-token", "--description", "Passport team"),
+        *("--department", PASSPORTS, "--uses", "1"),
+    )
+
+    token = issued.stdout.strip().splitlines()[-1]
+    assert "shown only now" in issued.stderr and token not in issued.stderr
+    client = same_idp.test_client()
+    metadata = {
+        "client_name": "Renew your passport",
+        "redirect_uris": ["https://passport.example.gov.uk/callback"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }
+    response = client.post("/register", json=metadata, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 201, response.get_json()
+    client_id = response.get_json()["client_id"]
+    with same_idp.app_context():
+        stored = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+        assert (stored.status, stored.department.name) == ("pending", PASSPORTS)
+    again = client.post("/register", json=metadata, headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 401
+
+    shown = run(cli_env, "clients", "show", client_id).stdout
+    assert f"client_id:   {client_id}" in shown
+    assert "status:      pending" in shown
+    assert f"department:  {PASSPORTS}" in shown
+    assert '"client_name": "Renew your passport"' in shown
+
+
+def test_status_commands_follow_the_allowed_transitions(cli_env, same_idp):
+    with same_idp.app_context():
+        client_id = create_registration(
+            {"redirect_uris": ["https://passport.example.gov.uk/callback"]},
+            department=ensure_department(PASSPORTS),
+            approved=False,
+            via="test",
+        ).client.client_id
+
+    def status(action: str, *extra: str) -> str:
+        return run(cli_env, "clients", action, client_id, *extra).stdout.strip().splitlines()[-1]
+
+    assert "cannot be enabled" in refused(cli_env, "clients", "enable", client_id)
+    assert status("approve") == f"{client_id} is now active"
+    assert "cannot be approved" in refused(cli_env, "clients", "approve", client_id)
+    assert status("suspend", "--reason", "phishing report") == f"{client_id} is now suspended"
+    assert "cannot be disabled" in refused(cli_env, "clients", "disable", client_id)
+    assert status("reinstate") == f"{client_id} is now active"
+    assert status("disable") == f"{client_id} is now disabled"
+    assert status("enable") == f"{client_id} is now active"
+    with same_idp.app_context():
+        assert db.session.scalar(db.select(Client.status)) == "active"
+
+
+def test_client_commands_name_an_unknown_client_id(cli_env):
+    commands = ["show", "approve", "suspend", "reinstate", "disable", "enable"]
+
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        messages = list(
+            pool.map(lambda command: refused(cli_env, "clients", command, "no-such"), commands)
+        )
+
+    assert messages == ["Error: no client with client_id 'no-such'"] * len(commands)
+
+
+def test_initial_token_refuses_an_unknown_department_and_bad_counts(cli_env, same_idp):
+    message = refused(
+        cli_env, "clients", "initial-token", "--description", "x", "--department", "Nope"
+    )
+    assert "no department named 'Nope'; create it with: idp departments add 'Nope'" in message
+    too_many = run(
+        cli_env, "clients", "initial-token", "--description", "x", "--uses", "0", check=False
+    )
+    assert too_many.returncode != 0
+    assert "Invalid value for '--uses'" in too_many.stderr
+    with same_idp.app_context():
+        assert db.session.scalar(db.select(db.func.count(InitialAccessToken.id))) == 0
