@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from idp.models import Client
 from idp.security.outbound import FetchError, fetch_json
@@ -16,6 +16,9 @@ from idp.settings import current_settings
 # Refetch a jwks_uri for an unknown kid at most this often, so assertions cannot make us a
 # request amplifier.
 MIN_REFETCH_INTERVAL = 10.0
+# NIST SP 800-131A: RSA below 2048 bits is disallowed; EC curves for ES256 and ES384.
+MIN_RSA_BITS = 2048
+EC_CURVES = ("P-256", "P-384")
 # A JWKS is a few keys; anything bigger is refused rather than read into memory.
 MAX_JWKS_BYTES = 64 * 1024
 
@@ -42,9 +45,27 @@ def import_key_set(data: object, where: str) -> KeySet:
         key_set = KeySet.import_key_set(data)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise ClientKeysUnavailable(f"{where} holds a key that cannot be used: {exc}") from None
-    if any(key.is_private for key in key_set.keys):
-        raise ClientKeysUnavailable(f"{where} holds private key material")
+    for key in key_set.keys:
+        if problem := _strength_problem(key):
+            raise ClientKeysUnavailable(f"{where}: {problem}")
+        if key.is_private:
+            raise ClientKeysUnavailable(f"{where} holds private key material")
     return key_set
+
+
+def _strength_problem(key: object) -> str | None:
+    """Why a public key is not strong enough for client authentication, or None."""
+    if isinstance(key, RSAKey):
+        bits = key.public_key.key_size
+        if bits < MIN_RSA_BITS:
+            return f"an RSA key of {bits} bits is too weak (at least {MIN_RSA_BITS})"
+        return None
+    if isinstance(key, ECKey):
+        curve = key.curve_name
+        if curve not in EC_CURVES:
+            return f"the EC curve {curve} is not supported (use {' or '.join(EC_CURVES)})"
+        return None
+    return "only RSA and EC public keys can authenticate a client"
 
 
 def _fetch(jwks_uri: str) -> KeySet:

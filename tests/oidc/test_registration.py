@@ -14,6 +14,7 @@ from datetime import timedelta
 import httpx
 import jwt
 import pytest
+from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import update
 
 from idp.extensions import db
@@ -403,6 +404,21 @@ BAD_METADATA = {
         {"jwks": {"keys": [{"kty": "RSA", "n": "not base64!"}]}},
         "invalid_client_metadata",
         "jwks holds a key that cannot be used",
+    ),
+    "jwks-weak-rsa-key": (
+        {"jwks": {"keys": [RSAKey.generate_key(1024).as_dict(private=False)]}},
+        "invalid_client_metadata",
+        "an RSA key of 1024 bits is too weak",
+    ),
+    "jwks-unsupported-curve": (
+        {"jwks": {"keys": [ECKey.generate_key("secp256k1").as_dict(private=False)]}},
+        "invalid_client_metadata",
+        "the EC curve secp256k1 is not supported",
+    ),
+    "jwks-symmetric-key": (
+        {"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1pZHAtMTIzNDU2"}]}},
+        "invalid_client_metadata",
+        "only RSA and EC public keys",
     ),
     "jwks_uri-http": (
         {
