@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-IDP = [sys.executable, "-m", "idp.cli"]
+from tests.support.cli import IDP, migrated_env, run
 
 
 @pytest.fixture
 def idp_env(tmp_path) -> dict[str, str]:
     """Environment for a fresh SQLite IdP in a temporary instance folder, migrated."""
-    env = {
-        **os.environ,
-        "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
-        "IDP_DEPARTMENTS_FILE": "",
-        "IDP_LOG_LEVEL": "WARNING",
-    }
-    env.pop("IDP_DATABASE_URL", None)
-    run(env, "db", "upgrade")
-    return env
-
-
-def run(env, *args, check=True) -> subprocess.CompletedProcess:
-    """Run `idp ARGS`."""
-    result = subprocess.run(
-        [*IDP, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return migrated_env(tmp_path)
 
 
 def write_client(tmp_path: Path, **data) -> Path:

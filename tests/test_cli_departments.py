@@ -17,7 +17,7 @@ from idp.departments.staff import authenticate_staff
 from idp.extensions import db
 from idp.models import Client, InitialAccessToken
 from idp.settings import load_settings
-from tests.test_cli import run
+from tests.support.cli import migrated_env, run
 
 PASSWORD = "a staff passphrase that is long enough"
 PASSPORTS = "HM Passport Office"
@@ -25,16 +25,8 @@ PASSPORTS = "HM Passport Office"
 
 @pytest.fixture
 def cli_env(tmp_path) -> dict[str, str]:
-    """A fresh SQLite IdP in a temporary instance folder, migrated (as tests/test_cli.py)."""
-    env = {
-        **os.environ,
-        "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
-        "IDP_DEPARTMENTS_FILE": "",
-        "IDP_LOG_LEVEL": "WARNING",
-    }
-    env.pop("IDP_DATABASE_URL", None)
-    run(env, "db", "upgrade")
-    return env
+    """A fresh SQLite IdP in a temporary instance folder, migrated."""
+    return migrated_env(tmp_path)
 
 
 @pytest.fixture

@@ -108,6 +108,17 @@ def public_key_jwks(text: str) -> dict[str, Any]:
     )
 
 
+# Optional metadata shown as one text field each, and as one line per value.
+OPTIONAL_URI_FIELDS = (
+    "sector_identifier_uri",
+    "backchannel_logout_uri",
+    "logo_uri",
+    "policy_uri",
+    "tos_uri",
+)
+OPTIONAL_LIST_FIELDS = ("post_logout_redirect_uris", "contacts")
+
+
 class ServiceForm(FlaskForm):
     """A department's service, as the fields of RFC 7591 client metadata."""
 
@@ -196,17 +207,11 @@ class ServiceForm(FlaskForm):
                 metadata["jwks_uri"] = self.jwks_uri.data.strip()
             if self.public_key.data:
                 metadata["jwks"] = public_key_jwks(self.public_key.data)
-        for name in (
-            "sector_identifier_uri",
-            "backchannel_logout_uri",
-            "logo_uri",
-            "policy_uri",
-            "tos_uri",
-        ):
+        for name in OPTIONAL_URI_FIELDS:
             value = (getattr(self, name).data or "").strip()
             if value:
                 metadata[name] = value
-        for name in ("post_logout_redirect_uris", "contacts"):
+        for name in OPTIONAL_LIST_FIELDS:
             values = _lines(getattr(self, name).data)
             if values:
                 metadata[name] = values
@@ -223,15 +228,9 @@ class ServiceForm(FlaskForm):
         self.scopes.data = [s for s in metadata.get("scope", "").split() if s != "openid"]
         self.subject_type.data = metadata.get("subject_type", "pairwise")
         self.id_token_signed_response_alg.data = metadata.get("id_token_signed_response_alg")
-        for name in (
-            "sector_identifier_uri",
-            "backchannel_logout_uri",
-            "logo_uri",
-            "policy_uri",
-            "tos_uri",
-        ):
+        for name in OPTIONAL_URI_FIELDS:
             getattr(self, name).data = metadata.get(name, "")
-        for name in ("post_logout_redirect_uris", "contacts"):
+        for name in OPTIONAL_LIST_FIELDS:
             getattr(self, name).data = "\n".join(metadata.get(name, []))
 
 

@@ -1,0 +1,33 @@
+"""Running the `idp` command as an operator would: a subprocess with IDP_* variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+IDP = [sys.executable, "-m", "idp.cli"]
+
+
+def run(env, *args, check=True) -> subprocess.CompletedProcess:
+    """Run `idp ARGS`."""
+    result = subprocess.run(
+        [*IDP, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def migrated_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a fresh SQLite IdP in a temporary instance folder, migrated."""
+    env = {
+        **os.environ,
+        "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "IDP_DEPARTMENTS_FILE": "",
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+    env.pop("IDP_DATABASE_URL", None)
+    run(env, "db", "upgrade")
+    return env
