@@ -22,7 +22,7 @@ def provider_metadata() -> dict[str, Any]:
     """The discovery document."""
     settings = current_settings()
     issuer = settings.issuer
-    claims: list[str] = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr"]
+    claims: list[str] = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr"]
     for names in SCOPE_CLAIMS.values():
         claims.extend(n for n in names if n not in claims)
     return {
@@ -41,7 +41,7 @@ def provider_metadata() -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["sub", *claims],
+        "claims_supported": claims,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -71,7 +71,7 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
         expect(service.locator(".department-name")).to_have_text(f"Run by {PASSPORTS}")
         expect(service.locator(".claims li")).to_have_text(
             [
-                "an identifier for you that only this service uses",
+                "an identifier for you that only services at passport.example.gov.uk see",
                 "your email address",
                 "whether your email address is confirmed",
             ]

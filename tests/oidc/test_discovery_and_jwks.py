@@ -62,6 +62,7 @@ def test_discovery_advertises_exactly_what_is_supported(idp, metadata):
     assert {"sub", "email", "email_verified", "sid", "auth_time"} <= set(
         metadata["claims_supported"]
     )
+    assert len(metadata["claims_supported"]) == len(set(metadata["claims_supported"]))
 
 
 ENDPOINTS = ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"]
