@@ -39,3 +39,34 @@ def test_a_wrong_key_encryption_key_is_named(app):
         row = db.session.scalars(db.select(SigningKey)).first()
         with pytest.raises(ValueError, match="IDP_KEY_ENCRYPTION_KEY is not the key"):
             decrypt(Fernet(Fernet.generate_key()), row.private_jwk_encrypted)
+
+
+def test_clients_from_before_departments_keep_their_public_subjects(tmp_path):
+    """Upgrading must not change the sub any department already stored for its citizens."""
+    from flask_migrate import upgrade
+
+    from idp import create_app
+    from idp.models import Client
+    from idp.settings import load_settings
+
+    app = create_app(load_settings(instance_path=str(tmp_path), departments_file=""))
+    directory = app.extensions["migrate"].directory
+    with app.app_context():
+        upgrade(directory=directory, revision="b7abfa1b5ae0")
+        db.session.execute(
+            db.text(
+                "INSERT INTO client (client_id, client_metadata, status, client_id_issued_at)"
+                " VALUES ('old', :metadata, 'active', '2026-01-01 00:00:00+00:00')"
+            ),
+            {
+                "metadata": json.dumps(
+                    {"redirect_uris": ["https://b.example/cb", "https://a.example/cb"]}
+                )
+            },
+        )
+        db.session.commit()
+        upgrade(directory=directory)
+        client = db.session.scalar(db.select(Client).filter_by(client_id="old"))
+        assert client.subject_type == "public"
+        assert client.sector_identifier == "a.example"
+        assert client.approved_at is not None

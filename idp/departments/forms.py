@@ -83,7 +83,7 @@ def public_key_jwks(text: str) -> dict[str, Any]:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PublicKeyError("the public key is not valid JSON") from None
         return data if isinstance(data, dict) and "keys" in data else {"keys": [data]}
     if "PRIVATE KEY" in text:

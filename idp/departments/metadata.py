@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from idp.oidc.claims import SCOPES_SUPPORTED
+from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
 from idp.security.outbound import FetchError, fetch_json
 
@@ -23,6 +24,10 @@ GRANT_TYPES = ("authorization_code",)
 MAX_URIS = 20
 MAX_URI_LENGTH = 2000
 MAX_CONTACTS = 10
+MAX_HOST_LENGTH = 253
+MAX_KEYS = 10
+# The members of a stored public JWK (RFC 7517 4, RFC 7518 6.2.1 and 6.3.1).
+JWK_MEMBERS = ("kty", "use", "alg", "kid", "crv", "x", "y", "n", "e")
 
 # Metadata the IdP understands and stores; anything else is ignored (RFC 7591 2).
 KNOWN_FIELDS = (
@@ -70,9 +75,20 @@ def is_loopback(host: str | None) -> bool:
 
 def web_uri_problem(uri: str) -> str | None:
     """Why a URI is not an absolute https URI (http allowed on loopback), or None."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError:
+        return "is not a valid URI (check the host and port)"
     if parts.scheme not in {"https", "http"} or not parts.netloc or not parts.hostname:
         return "is not an absolute http(s) URI"
+    host = parts.hostname
+    if len(host) > MAX_HOST_LENGTH or any(len(label) > 63 for label in host.split(".")):
+        return f"has a host name longer than DNS allows ({MAX_HOST_LENGTH} characters)"
+    if not host.isascii():
+        return "must have an ASCII host name (write internationalised names in punycode)"
+    if any(c in uri for c in '"<>\\^`{|}'):
+        return "contains characters that are not allowed in a URI"
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         return "must use https (http is allowed only on loopback)"
     if parts.username is not None or parts.password is not None:
@@ -161,12 +177,31 @@ def _keys(clean: dict[str, Any], metadata: dict[str, Any], method: str) -> None:
         raise ClientMetadataError("jwks_uri or jwks is required for private_key_jwt")
     if has_jwks:
         try:
-            import_key_set(metadata["jwks"], "jwks")
+            key_set = import_key_set(metadata["jwks"], "jwks")
         except ClientKeysUnavailable as exc:
             raise ClientMetadataError(str(exc)) from None
-        clean["jwks"] = metadata["jwks"]
+        if not 0 < len(key_set.keys) <= MAX_KEYS:
+            raise ClientMetadataError(f"jwks must hold 1 to {MAX_KEYS} keys")
+        if any(key.get("use", "sig") != "sig" for key in key_set.keys):
+            raise ClientMetadataError('jwks: every key must be a signing key (use "sig")')
+        clean["jwks"] = {"keys": [_public_jwk(k) for k in key_set.as_dict(private=False)["keys"]]}
     if has_uri:
         clean["jwks_uri"] = _uri("jwks_uri", metadata["jwks_uri"])
+
+
+def _public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """Only the members that make up a public signing key, checked: nothing else is stored."""
+    alg = jwk.get("alg")
+    if alg is not None and alg not in ASSERTION_ALGORITHMS:
+        raise ClientMetadataError(
+            f"jwks: alg {alg!r} is not accepted (use one of {', '.join(ASSERTION_ALGORITHMS)})"
+        )
+    kid = jwk.get("kid")
+    if kid is not None and (
+        not isinstance(kid, str) or not 0 < len(kid) <= 200 or not kid.isprintable()
+    ):
+        raise ClientMetadataError("jwks: a kid must be printable text of at most 200 characters")
+    return {name: jwk[name] for name in JWK_MEMBERS if name in jwk}
 
 
 def _one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:

@@ -140,7 +140,9 @@ def register_client(
     if created:
         client = Client(client_id=client_id, status=CLIENT_STATUS_ACTIVE, approved_at=utcnow())
         db.session.add(client)
-    sector = _check_sector_unchanged(client, clean)
+    # The operator's file is authoritative: it may change a subject type or sector on purpose
+    # (audited below); self-service changes may not.
+    sector = sector_identifier(clean)
     changed = (
         created
         or client.client_metadata != clean
@@ -158,7 +160,11 @@ def register_client(
     db.session.commit()
     if changed:
         audit.record(
-            "client.registered" if created else "client.updated", client_id=client_id, via="file"
+            "client.registered" if created else "client.updated",
+            client_id=client_id,
+            via="file",
+            subject_type=clean["subject_type"],
+            sector=sector,
         )
     return client
 
@@ -209,10 +215,56 @@ def create_registration(
     return Registered(client, client_secret, registration_access_token)
 
 
-def update_registration(client: Client, metadata: Any, *, via: str, actor: str | None = None):
-    """Replace a registration's metadata (RFC 7592 2.2: the request is the whole metadata)."""
+# Changes a platform administrator must see before citizens meet them: where citizens are
+# sent, what the service is called and shows, what it may ask for and how it authenticates.
+# Keys (jwks, jwks_uri) and contact details stay self-service, so departments can rotate keys.
+MATERIAL_FIELDS = (
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "client_name",
+    "logo_uri",
+    "client_uri",
+    "scope",
+    "token_endpoint_auth_method",
+    "require_pkce",
+    "sector_identifier_uri",
+)
+
+
+def _refuse_if_suspended(client: Client, change: str) -> None:
+    """A suspended service stays as the platform left it until it is reinstated."""
+    if client.status == CLIENT_STATUS_SUSPENDED:
+        raise RegistrationError(
+            f"this service is suspended by the platform, so it cannot be {change}; "
+            "ask the platform team to reinstate it first"
+        )
+
+
+def update_registration(
+    client: Client,
+    metadata: Any,
+    *,
+    via: str,
+    actor: str | None = None,
+    rotate_registration_token: bool = False,
+) -> Registered:
+    """Replace a registration's metadata (RFC 7592 2.2: the request is the whole metadata).
+
+    A material change to an approved service sends it back for approval (it stops working
+    until then); with rotate_registration_token the registration access token is replaced.
+    """
+    _refuse_if_suspended(client, "changed")
     clean = validate_client_metadata(metadata)
     sector = _check_sector_unchanged(client, clean)
+    old = client.client_metadata
+    changed_fields = sorted(
+        name for name in set(old) | set(clean) if old.get(name) != clean.get(name)
+    )
+    material = [name for name in changed_fields if name in MATERIAL_FIELDS]
+    previous_status = client.status
+    if material and client.status in (CLIENT_STATUS_ACTIVE, CLIENT_STATUS_DISABLED):
+        client.status = CLIENT_STATUS_PENDING
     old_method = client.token_endpoint_auth_method
     new_method = clean["token_endpoint_auth_method"]
     client_secret = None
@@ -221,22 +273,32 @@ def update_registration(client: Client, metadata: Any, *, via: str, actor: str |
         client.client_secret_hash = hash_client_secret(client_secret)
     elif new_method not in SECRET_AUTH_METHODS:
         client.client_secret_hash = None
+    registration_access_token = None
+    if rotate_registration_token:
+        registration_access_token = new_token(32)
+        client.registration_access_token_hash = hash_token(registration_access_token)
     client.client_metadata = clean
     client.sector_identifier = sector
     client.updated_at = utcnow()
+    if client.status != previous_status:
+        _revoke_tokens(client)
     db.session.commit()
     audit.record(
         "client.updated",
         client_id=client.client_id,
         via=via,
         actor=actor,
+        changed=changed_fields,
+        status=client.status,
+        previous_status=previous_status,
         auth_method_changed=old_method != new_method or None,
     )
-    return Registered(client, client_secret)
+    return Registered(client, client_secret, registration_access_token)
 
 
 def delete_registration(client: Client, *, via: str, actor: str | None = None) -> None:
     """Remove a registration and everything issued to it (RFC 7592 2.3)."""
+    _refuse_if_suspended(client, "deleted")
     client_id = client.client_id
     # Journeys in progress for it end at their next step: the client is no longer known.
     for model in (Token, AuthorizationCode, Consent):
@@ -248,6 +310,7 @@ def delete_registration(client: Client, *, via: str, actor: str | None = None) -
 
 def rotate_client_secret(client: Client, *, actor: str) -> str:
     """A new client secret; the old one stops working at once."""
+    _refuse_if_suspended(client, "changed")
     if client.token_endpoint_auth_method not in SECRET_AUTH_METHODS:
         raise RegistrationError(
             f"this service authenticates with {client.token_endpoint_auth_method}, "
@@ -265,6 +328,7 @@ def set_client_keys(
     client: Client, *, jwks: dict | None = None, jwks_uri: str | None = None, actor: str
 ) -> None:
     """Give the service's public keys by value or by URL; it then uses private_key_jwt."""
+    _refuse_if_suspended(client, "changed")
     metadata = {k: v for k, v in client.client_metadata.items() if k not in {"jwks", "jwks_uri"}}
     metadata["token_endpoint_auth_method"] = "private_key_jwt"
     if jwks is not None:
@@ -304,35 +368,59 @@ _TRANSITIONS = {
 }
 
 
+def _revoke_tokens(client: Client) -> None:
+    """End the service's live access (in the caller's transaction)."""
+    db.session.execute(
+        db.update(Token)
+        .where(Token.client_id == client.client_id, Token.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
 def change_client_status(
     client: Client, action: str, *, actor: str, platform_admin: bool, reason: str | None = None
 ) -> None:
-    """Approve, suspend, reinstate (platform administrators); disable, enable (departments)."""
+    """Approve, suspend, reinstate (platform administrators); disable, enable (departments).
+
+    The change is one conditional UPDATE on the status it was checked against, so two
+    administrators acting at once cannot undo each other's change unnoticed.
+    """
     if action not in _TRANSITIONS:
         raise RegistrationError(f"unknown action {action!r}")
     allowed_from, target, needs_platform, past = _TRANSITIONS[action]
     if needs_platform and not platform_admin:
         raise RegistrationError(f"only a platform administrator can {action} a service")
-    if client.status not in allowed_from:
-        article = "an" if client.status[0] in "aeiou" else "a"
-        raise RegistrationError(f"{article} {client.status} service cannot be {past}")
-    if target is None:
-        # Back to where it was: active once approved, otherwise still waiting.
-        target = CLIENT_STATUS_ACTIVE if client.approved_at else CLIENT_STATUS_PENDING
     previous = client.status
-    client.status = target
+    if previous not in allowed_from:
+        article = "an" if previous[0] in "aeiou" else "a"
+        raise RegistrationError(f"{article} {previous} service cannot be {past}")
+    if target is None:
+        if action == "reinstate":
+            # Back to where the suspension found it (a department's switch-off included).
+            target = client.status_before_suspension or CLIENT_STATUS_PENDING
+        else:
+            target = CLIENT_STATUS_ACTIVE if client.approved_at else CLIENT_STATUS_PENDING
+    now = utcnow()
+    values: dict[str, Any] = {"status": target, "updated_at": now}
     if target == CLIENT_STATUS_ACTIVE and client.approved_at is None:
-        client.approved_at = utcnow()
-    client.updated_at = utcnow()
-    if target != CLIENT_STATUS_ACTIVE:
-        # A service that cannot be used keeps no live access.
-        now = utcnow()
-        db.session.execute(
-            db.update(Token)
-            .where(Token.client_id == client.client_id, Token.revoked_at.is_(None))
-            .values(revoked_at=now)
+        values["approved_at"] = now
+    if target == CLIENT_STATUS_SUSPENDED:
+        values["status_before_suspension"] = previous
+    result = db.session.execute(
+        db.update(Client)
+        .where(Client.id == client.id, Client.status == previous)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise RegistrationError(
+            "someone else changed this service's status at the same moment; look again"
         )
+    if target != CLIENT_STATUS_ACTIVE:
+        _revoke_tokens(client)
     db.session.commit()
+    db.session.refresh(client)
     audit.record(
         f"client.{past}",
         client_id=client.client_id,

@@ -223,6 +223,9 @@ def service(member: StaffMember, client_id: str) -> Response:
         except ClientMetadataError as exc:
             error = _form_metadata_error(form, exc)
             status = 400
+        except RegistrationError as exc:
+            error = str(exc)
+            status = 409
         else:
             if registered.client_secret:
                 return _show_secret(member, client, registered.client_secret)
@@ -274,7 +277,7 @@ def service_keys(member: StaffMember, client_id: str) -> Response:
             try:
                 jwks = public_key_jwks(pasted) if pasted else None
                 set_client_keys(client, jwks=jwks, jwks_uri=jwks_uri, actor=_actor(member))
-            except (PublicKeyError, ClientMetadataError) as exc:
+            except (PublicKeyError, ClientMetadataError, RegistrationError) as exc:
                 error = str(exc)
                 db.session.rollback()
             else:

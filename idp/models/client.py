@@ -45,6 +45,8 @@ class Client(db.Model, ClientMixin):
     client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=CLIENT_STATUS_ACTIVE)
     client_id_issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What a suspension interrupted, restored when the service is reinstated.
+    status_before_suspension: Mapped[str | None] = mapped_column(String(16))
     # When a platform administrator (or the operator) first let the service be used.
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

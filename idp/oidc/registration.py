@@ -78,7 +78,10 @@ def _json_body() -> dict[str, Any] | Response:
     """The request's JSON object, or an error response saying what is wrong with it."""
     if request.mimetype != "application/json":
         return _error("invalid_client_metadata", "Send the client metadata as application/json.")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        data = None  # nested deeper than any metadata could be
     if not isinstance(data, dict):
         return _error("invalid_client_metadata", "The request body must be a JSON object.")
     return data
@@ -181,7 +184,10 @@ def configuration(client_id: str) -> Response:
         audit.record("client.registration_read", client_id=client.client_id, via="api")
         return _respond(client_information(client, registration_access_token=token), 200)
     if request.method == "DELETE":
-        delete_registration(client, via="api")
+        try:
+            delete_registration(client, via="api")
+        except RegistrationError as exc:
+            return _error("access_denied", str(exc), 403)
         response = Response(status=204)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -197,7 +203,12 @@ def configuration(client_id: str) -> Response:
         return _error("invalid_request", "client_secret does not match the current secret.")
     metadata = {k: v for k, v in data.items() if k not in {"client_id", "client_secret"}}
     try:
-        registered = update_registration(client, metadata, via="api")
+        # RFC 7592 3: a new registration access token with every change; the old one ends.
+        registered = update_registration(
+            client, metadata, via="api", rotate_registration_token=True
+        )
     except ClientMetadataError as exc:
         return _metadata_error(exc, client.client_id)
+    except RegistrationError as exc:
+        return _error("access_denied", str(exc), 403)
     return _respond(client_information(client, registered, token), 200)

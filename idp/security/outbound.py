@@ -26,8 +26,13 @@ class FetchError(Exception):
 
 def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why the IdP must not connect to this address, or None."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo) is judged as the IPv4 it reaches.
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is not None:
+            return _address_problem(embedded)
+        if address.is_site_local:
+            return "a private or reserved address"
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:
@@ -61,13 +66,16 @@ def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
 def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
     """GET a JSON document from a department's URI; FetchError names the problem."""
     settings = current_settings()
-    parts = urlsplit(uri)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
-        raise FetchError(f"{name} is not an absolute http(s) URI")
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise FetchError(f"{name} is not a valid URI") from None
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise FetchError(f"{name} has an invalid port") from None
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise FetchError(f"{name} is not an absolute http(s) URI")
     address = _resolve(name, parts.hostname, port, settings.may_fetch_private_addresses)
     literal = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))

@@ -236,3 +236,32 @@ def test_a_stopped_service_can_still_read_its_registration(idp, service):
     response = manage("GET", body)
     assert response.status_code == 200
     assert response.json()["client_id"] == body["client_id"]
+
+
+def test_reinstating_restores_a_department_switch_off(idp, service, browser):
+    """A suspension does not undo what the department decided before it."""
+    body, client = service()
+    change_status(idp, body["client_id"], "disable", platform_admin=False)
+    change_status(idp, body["client_id"], "suspend")
+
+    assert change_status(idp, body["client_id"], "reinstate") == "disabled"
+    assert "switched this service off" in browser.get(client.authorization().url).text
+
+
+def test_a_status_change_made_on_stale_information_is_refused(idp, service, browser):
+    """Two administrators at once: the second change was decided on a status that is gone."""
+    from idp.departments.services import change_client_status
+    from idp.models.client import find_client
+
+    body, client = service()
+    with idp.app.app_context():
+        seen = find_client(body["client_id"])  # the department's page shows "active"
+        db.session.expunge(seen)  # ...as another request read it
+        db.session.execute(
+            update(Client).where(Client.client_id == body["client_id"]).values(status="suspended")
+        )  # meanwhile the platform suspends it
+        db.session.commit()
+        with pytest.raises(RegistrationError, match="changed this service's status"):
+            change_client_status(seen, "disable", actor="test", platform_admin=False)
+
+    assert "has suspended this service" in browser.get(client.authorization().url).text

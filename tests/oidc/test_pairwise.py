@@ -241,4 +241,12 @@ def test_a_sector_document_on_the_old_sector_lets_a_pairwise_client_move_and_kee
 
     assert response.status_code == 200, response.text
     moved = {**response.json(), "client_secret": registration["client_secret"]}
+    with idp.app.app_context():
+        # New redirect URIs send the service back for approval first.
+        from idp.departments.services import change_client_status
+        from idp.models.client import find_client
+
+        change_client_status(
+            find_client(moved["client_id"]), "approve", actor="test", platform_admin=True
+        )
     assert subs(registered_client(idp, moved)) == before

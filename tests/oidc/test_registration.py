@@ -322,6 +322,31 @@ BAD_METADATA = {
         "non-empty list",
     ),
     "redirect_uris-null": ({"redirect_uris": None}, "invalid_redirect_uri", "non-empty list"),
+    "redirect_uris-unclosed-ipv6-bracket": (
+        {"redirect_uris": ["https://[::1/callback"]},
+        "invalid_redirect_uri",
+        "is not a valid URI",
+    ),
+    "redirect_uris-port-out-of-range": (
+        {"redirect_uris": ["https://fishing.example.gov.uk:99999/callback"]},
+        "invalid_redirect_uri",
+        "is not a valid URI",
+    ),
+    "redirect_uris-host-too-long": (
+        {"redirect_uris": [f"https://{('a' * 60 + '.') * 5}example/cb"]},
+        "invalid_redirect_uri",
+        "longer than DNS allows",
+    ),
+    "redirect_uris-quote": (
+        {"redirect_uris": ['https://fishing.example.gov.uk/cb"onload']},
+        "invalid_redirect_uri",
+        "characters that are not allowed",
+    ),
+    "redirect_uris-non-ascii-host": (
+        {"redirect_uris": ["https://pysgota.enghraifft.gov.ŵk/callback"]},
+        "invalid_redirect_uri",
+        "ASCII host name",
+    ),
     "redirect_uris-http": (
         {"redirect_uris": ["http://fishing.example.gov.uk/cb"]},
         "invalid_redirect_uri",
@@ -404,6 +429,21 @@ BAD_METADATA = {
         {"jwks": {"keys": [{"kty": "RSA", "n": "not base64!"}]}},
         "invalid_client_metadata",
         "jwks holds a key that cannot be used",
+    ),
+    "jwks-encryption-key": (
+        {"jwks": {"keys": [{**RSAKey.generate_key(2048).as_dict(private=False), "use": "enc"}]}},
+        "invalid_client_metadata",
+        "every key must be a signing key",
+    ),
+    "jwks-alg-none": (
+        {"jwks": {"keys": [{**RSAKey.generate_key(2048).as_dict(private=False), "alg": "none"}]}},
+        "invalid_client_metadata",
+        "alg 'none' is not accepted",
+    ),
+    "jwks-too-many-keys": (
+        {"jwks": {"keys": [RSAKey.generate_key(2048).as_dict(private=False)] * 11}},
+        "invalid_client_metadata",
+        "jwks must hold 1 to 10 keys",
     ),
     "jwks-weak-rsa-key": (
         {"jwks": {"keys": [RSAKey.generate_key(1024).as_dict(private=False)]}},
@@ -605,6 +645,33 @@ def _private_jwk(key) -> dict:
     return jwk
 
 
+def test_deeply_nested_json_is_refused_not_a_server_error(idp):
+    body = '{"redirect_uris": ' + "[" * 20_000 + "]" * 20_000 + "}"
+    response = httpx.post(
+        f"{idp.issuer}/register",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {issue_token(idp)}",
+            "Content-Type": "application/json",
+        },
+    )
+    registration_error(response, 400, "invalid_client_metadata")
+
+
+def test_registered_keys_are_stored_as_public_keys_only(idp):
+    jwk = {**make_rsa_key().public_jwk(), "x-note": "z" * 1000, "x5u": "https://x.example/c"}
+    metadata = {
+        **VALID_METADATA,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [jwk]},
+    }
+    response = register(idp, metadata, issue_token(idp))
+    assert response.status_code == 201, response.text
+    stored = response.json()["jwks"]["keys"][0]
+    assert set(stored) <= {"kty", "use", "alg", "kid", "n", "e"}
+    assert stored["n"] == jwk["n"]
+
+
 @pytest.mark.parametrize(
     ("changes", "error", "fragment"), list(BAD_METADATA.values()), ids=list(BAD_METADATA)
 )
@@ -743,8 +810,69 @@ def test_put_replaces_the_whole_registration(idp, registration):
     assert updated["redirect_uris"] == body["redirect_uris"]
     assert "contacts" not in updated  # left out of the PUT, so removed
     assert "client_secret" not in updated  # unchanged, so not shown again
-    assert updated["registration_access_token"] == registration["registration_access_token"]
-    assert manage("GET", registration).json() == updated
+    # RFC 7592 3: each change comes with a new registration access token; the old one ends.
+    assert updated["registration_access_token"] != registration["registration_access_token"]
+    registration_error(manage("GET", registration), 401, "invalid_token")
+    assert manage("GET", {**registration, **updated}).json() == updated
+
+
+def test_a_material_change_sends_an_approved_service_back_for_approval(idp, make_citizen):
+    registration = register(idp, VALID_METADATA, issue_token(idp, pre_approved=True)).json()
+    body = replacement(registration, redirect_uris=["https://fishing.example.gov.uk/elsewhere"])
+
+    updated = manage("PUT", registration, body)
+
+    assert updated.status_code == 200, updated.text
+    page = httpx.get(
+        f"{idp.issuer}/authorize",
+        params={
+            "client_id": registration["client_id"],
+            "redirect_uri": "https://fishing.example.gov.uk/elsewhere",
+            "response_type": "code",
+            "scope": "openid",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+        },
+    )
+    assert page.status_code == 403
+    assert "waiting for approval" in page.text
+    assert "Location" not in page.headers
+
+
+def test_rotating_keys_does_not_need_approval_again(idp):
+    key, new_key = make_rsa_key(), make_rsa_key()
+    metadata = {
+        **VALID_METADATA,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [key.public_jwk()]},
+    }
+    registration = register(idp, metadata, issue_token(idp, pre_approved=True)).json()
+    body = replacement(registration, jwks={"keys": [new_key.public_jwk()]})
+
+    response = manage("PUT", registration, body)
+
+    assert response.status_code == 200, response.text
+    with idp.app.app_context():
+        from idp.models.client import find_client
+
+        assert find_client(registration["client_id"]).status == "active"
+
+
+def test_a_suspended_service_cannot_change_or_delete_its_registration(idp):
+    registration = register(idp, VALID_METADATA, issue_token(idp, pre_approved=True)).json()
+    with idp.app.app_context():
+        from idp.departments.services import change_client_status
+        from idp.models.client import find_client
+
+        change_client_status(
+            find_client(registration["client_id"]), "suspend", actor="test", platform_admin=True
+        )
+    put = manage("PUT", registration, replacement(registration, client_name="Renamed"))
+    delete = manage("DELETE", registration)
+
+    assert registration_error(put, 403, "access_denied").startswith("this service is suspended")
+    assert registration_error(delete, 403, "access_denied").startswith("this service is suspended")
+    assert manage("GET", registration).json()["client_name"] == VALID_METADATA["client_name"]
 
 
 def test_put_with_the_current_client_secret_is_accepted(idp, registration):

@@ -68,6 +68,7 @@ def upgrade():
     sa.UniqueConstraint('token_hash', name=op.f('uq_staff_session_token_hash'))
     )
     with op.batch_alter_table('client', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('status_before_suspension', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('department_id', sa.Integer(), nullable=True))
@@ -77,8 +78,8 @@ def upgrade():
         batch_op.create_unique_constraint(batch_op.f('uq_client_registration_access_token_hash'), ['registration_access_token_hash'])
         batch_op.create_foreign_key(batch_op.f('fk_client_department_id_department'), 'department', ['department_id'], ['id'], ondelete='RESTRICT')
 
-    # Clients registered before this revision were the operator's: approved, and their
-    # pairwise sector is the host of their redirect URIs.
+    # Clients registered before this revision were the operator's, approved, and saw public
+    # subjects: they keep them (the new default, pairwise, would change every citizen's sub).
     client = sa.table(
         'client',
         sa.column('id', sa.Integer),
@@ -91,14 +92,19 @@ def upgrade():
     )
     connection = op.get_bind()
     for row in connection.execute(sa.select(client)).mappings().all():
-        uris = (row['client_metadata'] or {}).get('redirect_uris') or ['']
+        metadata = dict(row['client_metadata'] or {})
+        metadata.setdefault('subject_type', 'public')
+        hosts = sorted(
+            urlsplit(uri).hostname or '' for uri in metadata.get('redirect_uris') or ['']
+        )
         connection.execute(
             client.update()
             .where(client.c.id == row['id'])
             .values(
+                client_metadata=metadata,
                 updated_at=row['client_id_issued_at'],
                 approved_at=row['client_id_issued_at'] if row['status'] == 'active' else None,
-                sector_identifier=urlsplit(uris[0]).hostname or '',
+                sector_identifier=hosts[0],
             )
         )
     with op.batch_alter_table('client', schema=None) as batch_op:
@@ -118,6 +124,7 @@ def downgrade():
         batch_op.drop_column('department_id')
         batch_op.drop_column('updated_at')
         batch_op.drop_column('approved_at')
+        batch_op.drop_column('status_before_suspension')
 
     op.drop_table('staff_session')
     op.drop_table('staff_member')
