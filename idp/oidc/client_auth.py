@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
-from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749 import InvalidClientError, UnauthorizedClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
 from joserfc import jwt
@@ -111,6 +111,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if client is None:
             raise _invalid("The client does not exist on this server.")
         self.authenticate_client(client)
+        if not client.is_active:
+            # Before any fetch of its jwks_uri: an inactive service costs the IdP nothing.
+            raise UnauthorizedClientError("This service is not active on the IdP.")
         key_set = self.resolve_client_public_key(client)
         token = self._decode_with_client_keys(assertion, headers, client, key_set)
         self.verify_claims(token.claims)

@@ -34,6 +34,8 @@ class _CachedKeySet:
 
 
 _cache: dict[str, _CachedKeySet] = {}
+# A jwks_uri that just failed is not fetched again for MIN_REFETCH_INTERVAL: its error is kept.
+_failures: dict[str, tuple[float, str]] = {}
 _lock = threading.Lock()
 
 
@@ -92,9 +94,19 @@ def client_key_set(client: Client, *, refresh: bool = False) -> KeySet:
         may_refetch = now - cached.fetched_at >= MIN_REFETCH_INTERVAL
         if fresh and not (refresh and may_refetch):
             return cached.keys
-    keys = _fetch(client.jwks_uri)
+    with _lock:
+        failed = _failures.get(client.jwks_uri)
+    if failed is not None and now - failed[0] < MIN_REFETCH_INTERVAL:
+        raise ClientKeysUnavailable(failed[1])
+    try:
+        keys = _fetch(client.jwks_uri)
+    except ClientKeysUnavailable as exc:
+        with _lock:
+            _failures[client.jwks_uri] = (now, str(exc))
+        raise
     with _lock:
         _cache[client.jwks_uri] = _CachedKeySet(keys=keys, fetched_at=now)
+        _failures.pop(client.jwks_uri, None)
     return keys
 
 
@@ -102,3 +114,4 @@ def forget_cached_keys() -> None:
     """Drop every cached JWKS (tests, and key compromise handling)."""
     with _lock:
         _cache.clear()
+        _failures.clear()

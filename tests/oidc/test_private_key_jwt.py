@@ -346,3 +346,28 @@ def test_a_client_id_beside_the_assertion_must_name_the_same_client(department, 
     make_client("another-dept")
     response = token_request(department, sign(department), client_id="another-dept")
     assert "does not match" in assert_invalid_client(response)
+
+
+def test_a_failing_jwks_uri_is_not_fetched_again_at_once(jwks_department, jwks_server):
+    """A broken or slow jwks_uri cannot be made to tie up the IdP request after request."""
+    jwks_server.status = 500
+    for _ in range(4):
+        assert "HTTP 500" in assert_invalid_client(
+            token_request(jwks_department, sign(jwks_department))
+        )
+    assert jwks_server.fetches == 1
+
+
+def test_a_suspended_client_is_refused_before_its_keys_are_fetched(
+    idp, jwks_department, jwks_server
+):
+    from idp.departments.services import change_client_status
+    from idp.models.client import find_client
+
+    with idp.app.app_context():
+        change_client_status(
+            find_client(jwks_department.client_id), "suspend", actor="test", platform_admin=True
+        )
+    response = token_request(jwks_department, sign(jwks_department))
+    assert_oauth_error(response, 400, "unauthorized_client")
+    assert jwks_server.fetches == 0
