@@ -309,6 +309,27 @@ def staff_create(email: str, role: str, department: str | None, password: str) -
     click.echo(f"created {role} {member.email}")
 
 
+@staff.command("disable")
+@click.option("--email", required=True)
+@with_appcontext
+def staff_disable(email: str) -> None:
+    """Switch a staff account off and end its sessions."""
+    from idp.accounts.services import AccountError, normalise_email
+    from idp.departments.staff import disable_staff
+    from idp.extensions import db
+    from idp.models import StaffMember
+
+    try:
+        address = normalise_email(email)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    member = db.session.scalar(db.select(StaffMember).filter_by(email=address))
+    if member is None:
+        raise click.ClickException(f"no staff account for {address}")
+    disable_staff(member, actor="operator (cli)")
+    click.echo(f"disabled {member.email}; their sessions have ended")
+
+
 def main() -> None:
     """Console script entry point."""
     cli.main(prog_name="idp", args=sys.argv[1:])

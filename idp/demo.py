@@ -8,6 +8,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -92,34 +93,45 @@ def register_through_api(
 ) -> dict[str, str]:
     """What a department does with an initial access token: register itself over HTTP.
 
-    The token is pre-approved, single-use and short-lived, and revoked if it was not needed
-    (the registration saved from an earlier start was still valid).
+    The token is pre-approved, single-use, short-lived, issued only when the registration
+    saved from an earlier start is missing or no longer known, and revoked if not used.
     """
     from idp.departments.services import (
         ensure_department,
         issue_initial_access_token,
         revoke_initial_access_token,
     )
-    from relying_parties.registration import register_dynamically
+    from relying_parties.registration import RegistrationError, register_dynamically
 
+    store = Path(settings.instance_path) / "department-registrations" / f"{sample.service}.json"
+    if store.exists():
+        # A registration kept from an earlier start needs no token: it is confirmed with its
+        # own registration access token (RFC 7592). Only if it is gone is a token issued.
+        try:
+            registered = register_dynamically(settings.issuer, sample.metadata, "", store)
+            return {"client_id": registered.client_id, "client_secret": registered.client_secret}
+        except RegistrationError as exc:
+            if exc.error != "invalid_token":
+                raise
     with idp_app.app_context():
         token, value = issue_initial_access_token(
             description=f"make run: {sample.name}",
             created_by="make run",
             department=ensure_department(sample.department),
             pre_approved=True,
-            lifetime=3600,
+            lifetime=600,
         )
         token_id = token.id
-    store = Path(settings.instance_path) / "department-registrations" / f"{sample.service}.json"
-    registered = register_dynamically(settings.issuer, sample.metadata, value, store)
-    with idp_app.app_context():
-        from idp.extensions import db
-        from idp.models import InitialAccessToken
+    try:
+        registered = register_dynamically(settings.issuer, sample.metadata, value, store)
+    finally:
+        with idp_app.app_context():
+            from idp.extensions import db
+            from idp.models import InitialAccessToken
 
-        unused = db.session.get(InitialAccessToken, token_id)
-        if unused is not None and unused.uses == 0:
-            revoke_initial_access_token(unused, actor="make run")
+            unused = db.session.get(InitialAccessToken, token_id)
+            if unused is not None and unused.uses == 0:
+                revoke_initial_access_token(unused, actor="make run")
     return {"client_id": registered.client_id, "client_secret": registered.client_secret}
 
 
@@ -177,6 +189,12 @@ def run_demo(idp_app: Flask) -> None:
     from idp.cli import prepare_database
 
     settings: Settings = idp_app.config["IDP_SETTINGS"]
+    if urlsplit(settings.issuer).hostname not in {"localhost", "127.0.0.1", "::1"}:
+        # The demo creates accounts whose passwords are printed and published in the README.
+        raise click.ClickException(
+            f"idp demo is for a developer's machine (issuer on localhost), not {settings.issuer}; "
+            "run the IdP with `idp serve`"
+        )
     with idp_app.app_context():
         prepare_database()
         ensure_demo_citizen()

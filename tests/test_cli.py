@@ -169,3 +169,12 @@ def test_create_citizen_asks_for_the_password_when_not_given(idp_env):
     assert result.returncode == 0, result.stderr
     assert "created citizen asked@example.com" in result.stdout
     assert "a long passphrase" not in result.stdout
+
+
+def test_demo_refuses_to_run_outside_a_developers_machine(idp_env):
+    """The demo creates accounts whose passwords are published: never on a real issuer."""
+    env = {**idp_env, "IDP_ISSUER": "https://sign-in.example.gov.uk"}
+    result = run(env, "demo", check=False)
+    assert result.returncode != 0
+    assert "idp demo is for a developer's machine" in result.stderr
+    assert "Traceback" not in result.stderr

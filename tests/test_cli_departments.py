@@ -120,6 +120,10 @@ def test_staff_create_refuses_bad_roles_departments_and_duplicates(cli_env):
         ),
         (["--role", "platform_admin", "--email", "taken@example.gov.uk"], "already exists"),
         (["--role", "platform_admin", "--password", "short"], "at least"),
+        (
+            ["--role", "platform_admin", "--password", "fourteen chars"],
+            "a staff password must be at least 15 characters long",
+        ),
     ]
 
     def attempt(case):
@@ -226,3 +230,21 @@ def test_initial_token_refuses_an_unknown_department_and_bad_counts(cli_env, sam
     assert "Invalid value for '--uses'" in too_many.stderr
     with same_idp.app_context():
         assert db.session.scalar(db.select(db.func.count(InitialAccessToken.id))) == 0
+
+
+def test_staff_disable_stops_sign_in_and_names_an_unknown_account(cli_env, same_idp):
+    run(
+        cli_env,
+        *("staff", "create", "--email", "leaver@example.gov.uk", "--role", "platform_admin"),
+        *("--password", PASSWORD),
+    )
+    with same_idp.app_context():
+        assert authenticate_staff("leaver@example.gov.uk", PASSWORD) is not None
+
+    result = run(cli_env, "staff", "disable", "--email", "Leaver@example.gov.uk")
+
+    assert "disabled leaver@example.gov.uk" in result.stdout
+    with same_idp.app_context():
+        assert authenticate_staff("leaver@example.gov.uk", PASSWORD) is None
+    message = refused(cli_env, "staff", "disable", "--email", "nobody@example.gov.uk")
+    assert "no staff account for nobody@example.gov.uk" in message

@@ -27,6 +27,9 @@ from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
 STAFF_COOKIE = "idp_staff"
+# NIST SP 800-63B rev 4: 15 characters for a password that is the only factor (staff have no
+# second factor yet).
+STAFF_PASSWORD_MIN_LENGTH = 15
 
 
 class StaffError(ValueError):
@@ -47,6 +50,10 @@ def create_staff(
         address = normalise_email(email)
     except ValueError as exc:
         raise StaffError(str(exc)) from None
+    if len(password) < STAFF_PASSWORD_MIN_LENGTH:
+        raise StaffError(
+            f"a staff password must be at least {STAFF_PASSWORD_MIN_LENGTH} characters long"
+        )
     try:
         check_password_policy(password)
     except PasswordPolicyError as exc:
@@ -70,6 +77,20 @@ def create_staff(
         department=department.name if department else None,
     )
     return member
+
+
+def disable_staff(member: StaffMember, *, actor: str) -> None:
+    """Switch a staff account off: it cannot sign in, and its sessions end now."""
+    if member.disabled_at is None:
+        now = utcnow()
+        member.disabled_at = now
+        db.session.execute(
+            db.update(StaffSession)
+            .where(StaffSession.staff_id == member.id, StaffSession.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+        db.session.commit()
+        audit.record("staff.disabled", staff_id=member.id, actor=actor)
 
 
 def authenticate_staff(email: str, password: str) -> StaffMember | None:

@@ -146,7 +146,7 @@ def test_approving_a_pending_service_lets_citizens_sign_in_to_it(idp, platform, 
     client_id, _ = make_service(idp.app, PASSPORTS, redirect_uri=REDIRECT_URI)
     _, waiting, _ = citizen_browser_at(idp, client_id)
     assert waiting.status_code == 403
-    assert "You cannot sign in to Renew your passport yet" in visible_text(waiting)
+    assert "You cannot sign in to this service yet" in visible_text(waiting)
 
     approved = status_change(platform, client_id, "Approve this service")
 

@@ -75,7 +75,7 @@ def make_pending(idp, client_id: str) -> None:
     [
         (
             "pending",
-            f"You cannot sign in to {SERVICE} yet",
+            "You cannot sign in to this service yet",
             "still waiting for approval before anyone can sign in to it",
         ),
         (

@@ -253,7 +253,8 @@ def test_a_new_registration_waits_for_approval(idp, browser, citizen):
     assert page.status_code == 403
     assert "location" not in page.headers
     assert "waiting for approval" in page.text
-    assert f"You cannot sign in to {VALID_METADATA['client_name']} yet" in page.text
+    assert "You cannot sign in to this service yet" in page.text
+    assert VALID_METADATA["client_name"] not in page.text  # unapproved text is not shown
 
 
 @pytest.mark.parametrize(
