@@ -41,27 +41,42 @@ def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
     return session
 
 
+def find_live_row(model, cookie_value: str | None):
+    """The not-yet-ended session row (citizen or staff) whose cookie this is, or None."""
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    return db.session.scalar(
+        db.select(model).filter_by(token_hash=hash_token(cookie_value), ended_at=None)
+    )
+
+
+def timed_out(row, idle_timeout: int, now) -> bool:
+    """Past its absolute lifetime, or idle for longer than idle_timeout seconds."""
+    return now >= row.expires_at or now >= row.last_active_at + timedelta(seconds=idle_timeout)
+
+
+def record_activity(row, now) -> None:
+    """Move the idle clock on, writing at most once a minute."""
+    if now - row.last_active_at >= ACTIVITY_WRITE_INTERVAL:
+        row.last_active_at = now
+        db.session.commit()
+
+
 def current_session() -> BrowserSession | None:
     """The live session of this browser, or None when absent, ended, idle or expired."""
     if "browser_session" in g:
         return g.browser_session
     g.browser_session = None
-    cookie_value = request.cookies.get(current_settings().session_cookie_name)
-    if not cookie_value or len(cookie_value) > 128:
-        return None
-    session = db.session.scalar(
-        db.select(BrowserSession).filter_by(token_hash=hash_token(cookie_value), ended_at=None)
+    session = find_live_row(
+        BrowserSession, request.cookies.get(current_settings().session_cookie_name)
     )
     if session is None:
         return None
     now = utcnow()
-    idle_limit = session.last_active_at + timedelta(seconds=current_settings().session_idle_timeout)
-    if now >= session.expires_at or now >= idle_limit:
+    if timed_out(session, current_settings().session_idle_timeout, now):
         end_session(session, reason="expired")
         return None
-    if now - session.last_active_at >= ACTIVITY_WRITE_INTERVAL:
-        session.last_active_at = now
-        db.session.commit()
+    record_activity(session, now)
     g.browser_session = session
     return session
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp import audit
 from idp.accounts.services import normalise_email
+from idp.accounts.sessions import find_live_row, record_activity, timed_out
 from idp.extensions import db
 from idp.models import Department, StaffMember, StaffSession
 from idp.models.staff import ROLE_DEPARTMENT_ADMIN, STAFF_ROLES
@@ -142,22 +143,15 @@ def current_staff_session() -> StaffSession | None:
     if "staff_session" in g:
         return g.staff_session
     g.staff_session = None
-    value = request.cookies.get(STAFF_COOKIE)
-    if not value or len(value) > 128:
-        return None
-    session = db.session.scalar(
-        db.select(StaffSession).filter_by(token_hash=hash_token(value), ended_at=None)
-    )
+    session = find_live_row(StaffSession, request.cookies.get(STAFF_COOKIE))
     if session is None:
         return None
     now = utcnow()
-    settings = current_settings()
-    idle_limit = session.last_active_at + timedelta(seconds=settings.staff_session_idle_timeout)
-    if now >= session.expires_at or now >= idle_limit or session.staff.disabled_at is not None:
+    idle_timeout = current_settings().staff_session_idle_timeout
+    if timed_out(session, idle_timeout, now) or session.staff.disabled_at is not None:
         end_staff_session(session)
         return None
-    session.last_active_at = now
-    db.session.commit()
+    record_activity(session, now)
     g.staff_session = session
     return session
 
