@@ -16,6 +16,9 @@ from idp.extensions import db
 from idp.models import Client
 
 STAFF_PASSWORD = "a staff passphrase that is long enough"
+PASSPORTS = "HM Passport Office"
+DVLA = "Driver and Vehicle Licensing Agency"
+REDIRECT_URI = "https://passport.example.gov.uk/callback"
 ERROR_SUMMARY = re.compile(r'<div class="error-summary".*?</div>', re.S)
 TAG = re.compile(r"<[^>]+>")
 

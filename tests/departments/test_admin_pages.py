@@ -13,6 +13,9 @@ import pytest
 from idp.extensions import db
 from idp.models import InitialAccessToken, StaffMember
 from tests.departments import (
+    DVLA,
+    PASSPORTS,
+    REDIRECT_URI,
     STAFF_PASSWORD,
     StaffBrowser,
     error_summary,
@@ -24,9 +27,6 @@ from tests.departments import (
 from tests.support.browser import CitizenBrowser
 from tests.support.oidc_client import DepartmentClient
 
-PASSPORTS = "HM Passport Office"
-DVLA = "Driver and Vehicle Licensing Agency"
-REDIRECT_URI = "https://passport.example.gov.uk/callback"
 NEW_SERVICE = {
     "client_name": "Apply for a fishing licence",
     "redirect_uris": ["https://fishing.example.gov.uk/callback"],

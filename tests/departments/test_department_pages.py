@@ -14,6 +14,9 @@ from idp.departments.services import change_client_status
 from idp.extensions import db
 from idp.models import Client
 from tests.departments import (
+    DVLA,
+    PASSPORTS,
+    REDIRECT_URI,
     STAFF_PASSWORD,
     StaffBrowser,
     count_clients,
@@ -25,10 +28,6 @@ from tests.departments import (
 )
 from tests.support.browser import CitizenBrowser
 from tests.support.oidc_client import DepartmentClient
-
-PASSPORTS = "HM Passport Office"
-DVLA = "Driver and Vehicle Licensing Agency"
-REDIRECT_URI = "https://passport.example.gov.uk/callback"
 
 
 @pytest.fixture

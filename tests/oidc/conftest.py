@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.browser import CitizenBrowser
 from tests.support.oidc_client import AuthorizationAttempt, DepartmentClient
+from tests.support.registration import DocumentServer
 
 
 @pytest.fixture
@@ -33,3 +34,11 @@ def issue_code(browser, citizen):
         return attempt, cb.params["code"]
 
     return issue
+
+
+@pytest.fixture
+def sector_server():
+    """A department's own web server, publishing documents such as its sector_identifier_uri."""
+    server = DocumentServer()
+    yield server
+    server.close()

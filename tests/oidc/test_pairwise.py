@@ -18,7 +18,6 @@ from idp.settings import load_settings
 from tests.support.browser import CitizenBrowser
 from tests.support.registration import (
     VALID_METADATA,
-    DocumentServer,
     issue_token,
     manage,
     register,
@@ -29,14 +28,6 @@ from tests.support.registration import (
 
 TAX = "https://tax.example.gov.uk/callback"
 DRIVING = "https://driving.example.gov.uk/callback"
-
-
-@pytest.fixture
-def sector_server():
-    """A department's web server publishing a sector_identifier_uri document."""
-    server = DocumentServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from tests.support.oauth_errors import assert_oauth_error
 from tests.support.oidc_client import make_rsa_key
 from tests.support.registration import (
     VALID_METADATA,
-    DocumentServer,
     issue_token,
     manage,
     register,
@@ -36,14 +35,6 @@ from tests.support.registration import (
 
 REDIRECT = "https://fishing.example.gov.uk/callback"
 DROP = object()  # a matrix value meaning "leave this field out"
-
-
-@pytest.fixture
-def sector_server():
-    """The department's own web server, publishing its sector_identifier_uri document."""
-    server = DocumentServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
