@@ -69,8 +69,10 @@ class ClientMetadataError(ValueError):
 
 
 def is_loopback(host: str | None) -> bool:
-    """localhost and loopback addresses may use http (RFC 8252 7.3)."""
-    return host in {"localhost", "127.0.0.1", "::1"}
+    """localhost names (RFC 6761 6.3) and loopback addresses may use http (RFC 8252 7.3)."""
+    return host is not None and (
+        host in {"localhost", "127.0.0.1", "::1"} or host.endswith(".localhost")
+    )
 
 
 def web_uri_problem(uri: str) -> str | None:

@@ -48,6 +48,14 @@ def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
 
 def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
     """One address for host that the IdP may connect to; errors name the field."""
+    if host == "localhost" or host.endswith(".localhost"):
+        # RFC 6761 6.3: localhost names are the loopback address, whatever DNS says.
+        if not allow_private:
+            raise FetchError(
+                f"{name}: its host {host} resolves to a loopback address, which the IdP "
+                "does not fetch from"
+            )
+        return "127.0.0.1"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):

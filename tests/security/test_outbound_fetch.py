@@ -9,7 +9,6 @@ names the field, so the department knows which URL to fix.
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
@@ -177,13 +176,23 @@ def test_a_loopback_issuer_fetches_json_from_loopback(dev_app, server):
 def test_the_host_header_keeps_the_name_while_the_checked_address_is_used(dev_app, server):
     server.serve("/keys.json", {"keys": []})
     port = server.server.server_port
-    if socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)[0][4][0] != "127.0.0.1":
-        pytest.skip("localhost resolves to ::1 first here; the server listens on 127.0.0.1")
 
     fetch(dev_app, f"http://localhost:{port}/keys.json")
 
     [(_, headers)] = server.requests
     assert headers["Host"] == f"localhost:{port}"
+
+
+def test_names_under_localhost_are_this_machine(dev_app, app_for, server):
+    """RFC 6761 6.3: tax.localhost is loopback without asking DNS (the demo's services)."""
+    server.serve("/keys.json", {"keys": []})
+    port = server.server.server_port
+
+    assert fetch(dev_app, f"http://tax.localhost:{port}/keys.json") == {"keys": []}
+    [(_, headers)] = server.requests
+    assert headers["Host"] == f"tax.localhost:{port}"
+    message = refusal(app_for(), f"http://tax.localhost:{port}/keys.json")
+    assert "a loopback address" in message and "does not fetch" in message
 
 
 @pytest.mark.parametrize("size_over_cap", [0, 1], ids=["at-the-cap", "one-byte-over"])
