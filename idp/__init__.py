@@ -108,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
     from idp.accounts.views import bp as accounts_bp
     from idp.departments.views import bp as departments_bp
+    from idp.dev import bp as dev_bp
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.jwks import bp as jwks_bp
@@ -119,6 +120,7 @@ def _register_blueprints(app: Flask) -> None:
         accounts_bp,
         authorize_bp,
         departments_bp,
+        dev_bp,
         discovery_bp,
         jwks_bp,
         registration_bp,

@@ -69,6 +69,11 @@ class Settings:
     pairwise_secret: str = ""
     # Initial access tokens (RFC 7591) expire after this many seconds unless told otherwise.
     initial_access_token_lifetime: int = 7 * 24 * 3600
+    # Outgoing mail: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465; empty means the
+    # local outbox (instance/outbox.jsonl and /dev/outbox on a developer's machine).
+    smtp_url: str = ""
+    # The From address of every email the IdP sends.
+    mail_from: str = "Government sign in <no-reply@sign-in.example.gov.uk>"
     # Staff sessions: shorter than citizens', since staff can change what citizens see.
     staff_session_idle_timeout: int = 900
     staff_session_absolute_lifetime: int = 28800
@@ -115,11 +120,15 @@ class Settings:
         return self.secure_cookies
 
     @property
+    def is_development(self) -> bool:
+        """A developer's machine: the issuer is on loopback (development pages are served)."""
+        return urlsplit(self.issuer).hostname in {"localhost", "127.0.0.1", "::1"}
+
+    @property
     def may_fetch_private_addresses(self) -> bool:
         """Whether outbound fetches may reach private, loopback or link-local addresses."""
         if self.fetch_private_addresses is None:
-            host = urlsplit(self.issuer).hostname
-            return host in {"localhost", "127.0.0.1", "::1"}
+            return self.is_development
         return self.fetch_private_addresses
 
     def replace(self, **changes: Any) -> Settings:
@@ -188,6 +197,10 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         settings = settings.replace(issuer=f"http://localhost:{settings.port}")
     if settings.issuer.endswith("/"):
         settings = settings.replace(issuer=settings.issuer.rstrip("/"))
+    if settings.smtp_url:
+        smtp = urlsplit(settings.smtp_url)
+        if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:
+            raise SettingsError("setting 'smtp_url' must look like smtp://host:587 or smtps://host")
     if settings.default_id_token_alg not in {"ES256", "RS256"}:
         raise SettingsError("setting 'default_id_token_alg' must be ES256 or RS256")
     return settings

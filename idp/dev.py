@@ -1,0 +1,23 @@
+"""Development pages, served only when the issuer is on loopback: the mail outbox."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+
+from idp.mail import read_outbox
+from idp.settings import current_settings
+
+bp = Blueprint("dev", __name__, url_prefix="/dev")
+
+
+@bp.before_request
+def only_on_a_developers_machine() -> None:
+    """Nothing here exists on a real deployment."""
+    if not current_settings().is_development:
+        abort(404)
+
+
+@bp.get("/outbox")
+def outbox() -> str:
+    """The emails the IdP would have sent, newest first (no mail server needed)."""
+    return render_template("dev/outbox.html", messages=read_outbox(current_settings()))
