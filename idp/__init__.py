@@ -155,7 +155,10 @@ def _register_error_pages(app: Flask) -> None:
                 if name.lower() not in {"content-type", "content-length"}:
                     response.headers[name] = value
             return response
-        return render_template("error.html", message=error.description), error.code
+        message = error.description
+        if error.code == 413:
+            message = gettext("The form you sent is too large. Go back and try again.")
+        return render_template("error.html", message=message), error.code
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

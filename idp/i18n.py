@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel
+from werkzeug.exceptions import HTTPException
 
 from idp.oidc.journey import find_interaction
 from idp.settings import current_settings
@@ -33,9 +34,13 @@ def first_supported(ui_locales: str | None) -> str | None:
 
 def _journey_ui_locales() -> str | None:
     """ui_locales of the authorization request this page belongs to."""
-    if request.endpoint == "authorize.authorize":
-        return request.values.get("ui_locales")
-    handle = request.values.get("journey")
+    try:
+        if request.endpoint == "authorize.authorize":
+            return request.values.get("ui_locales")
+        handle = request.values.get("journey")
+    except HTTPException:
+        # A body that cannot be read (too large, malformed): the error page is drawn anyway.
+        return None
     if not handle:
         return None
     interaction = find_interaction(handle)

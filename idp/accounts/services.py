@@ -56,7 +56,7 @@ def create_citizen(
     """Create an account; AccountError names the problem."""
     canonical = normalise_email(email)
     try:
-        check_password_policy(password)
+        check_password_policy(password, email=canonical)
     except PasswordPolicyError as exc:
         raise AccountError(str(exc), "password") from None
     citizen = Citizen(

@@ -56,7 +56,7 @@ def create_staff(
             f"a staff password must be at least {STAFF_PASSWORD_MIN_LENGTH} characters long"
         )
     try:
-        check_password_policy(password)
+        check_password_policy(password, email=address)
     except PasswordPolicyError as exc:
         raise StaffError(str(exc)) from None
     member = StaffMember(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -10,6 +11,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from flask_babel import gettext as _
 
 from idp.settings import current_settings
+
+# Words a guesser tries first on this service (NIST SP 800-63B 3.1.1.2: context-specific
+# words); compared after NFKC and case folding, with and without their spaces.
+SERVICE_NAMES = ("government sign in", "gov.uk", "govuk")
+# A local part this long or longer is refused inside a password; shorter ones are too common.
+EMAIL_LOCAL_PART_MIN = 4
+# Hashed in place of a password too long to be anyone's, so refusing it takes the usual time.
+_OVERSIZED_STAND_IN = "an oversized password is never hashed"
 
 
 class PasswordPolicyError(ValueError):
@@ -36,8 +45,38 @@ def password_hasher() -> PasswordHasher:
     return _hasher(s.argon2_time_cost, s.argon2_memory_cost, s.argon2_parallelism)
 
 
-def check_password_policy(password: str) -> None:
-    """Refuse passwords that are too short or too long (NIST SP 800-63B 3.1.1.2)."""
+def normalise_for_comparison(text: str) -> str:
+    """NFKC, then case folded: the form passwords are compared in against lists and names."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The 30,000 common and breached passwords shipped with zxcvbn, loaded on first use."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(normalise_for_comparison(p) for p in FREQUENCY_LISTS["passwords"])
+
+
+def is_common_password(password: str) -> bool:
+    """Whether the password, ignoring case, width and surrounding spaces, is on the list."""
+    normalised = normalise_for_comparison(password)
+    listed = common_passwords()
+    return normalised in listed or normalised.strip() in listed
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    """Whether needle occurs in haystack, as it is or written without its spaces."""
+    return needle in haystack or "".join(needle.split()) in haystack
+
+
+def check_password_policy(password: str, email: str | None = None) -> None:
+    """Refuse a password a guesser would try first (NIST SP 800-63B 3.1.1.2).
+
+    Length is counted in Unicode code points, with no composition rules: spaces and any
+    character are welcome. Beyond length, the password must not be a common or breached one,
+    nor contain the account's email address (or its local part) or the name of this service.
+    """
     s = current_settings()
     if len(password) < s.password_min_length:
         raise PasswordPolicyError(
@@ -47,6 +86,22 @@ def check_password_policy(password: str) -> None:
         raise PasswordPolicyError(
             _("Your password must be %(n)d characters or fewer", n=s.password_max_length)
         )
+    if is_common_password(password):
+        raise PasswordPolicyError(
+            _("This password is on a list of common or breached passwords. Choose another one.")
+        )
+    normalised = normalise_for_comparison(password)
+    if email:
+        address = normalise_for_comparison(email.strip())
+        local_part = address.rpartition("@")[0]
+        if address in normalised:
+            raise PasswordPolicyError(_("Your password must not contain your email address"))
+        if len(local_part) >= EMAIL_LOCAL_PART_MIN and _contains(normalised, local_part):
+            raise PasswordPolicyError(
+                _("Your password must not contain the part of your email address before the @")
+            )
+    if any(_contains(normalised, name) for name in SERVICE_NAMES):
+        raise PasswordPolicyError(_("Your password must not contain the name of this service"))
 
 
 def hash_password(password: str) -> str:
@@ -59,7 +114,9 @@ def verify_password(password_hash: str | None, password: str) -> PasswordCheck:
     hasher = password_hasher()
     s = current_settings()
     if len(password) > s.password_max_length:
-        # Never hash megabytes; an oversized password cannot be anyone's.
+        # Never hash megabytes; an oversized password cannot be anyone's. Hash a fixed stand-in
+        # instead, so the refusal takes as long as any other failed sign-in.
+        hasher.hash(_OVERSIZED_STAND_IN)
         return PasswordCheck(ok=False)
     if password_hash is None:
         hasher.hash(password)

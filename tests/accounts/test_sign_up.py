@@ -48,6 +48,18 @@ def test_sign_up_creates_the_account_and_continues_to_the_department(idp, make_c
         ({"email": "not-an-email"}, "Enter an email address in the correct format"),
         ({"password": "short", "confirm": "short"}, "at least 8 characters"),
         ({"password": "x" * 257, "confirm": "x" * 257}, "256 characters or fewer"),
+        (
+            {"password": "iloveyou", "confirm": "iloveyou"},
+            "This password is on a list of common or breached passwords. Choose another one.",
+        ),
+        (
+            {"password": GOOD["email"], "confirm": GOOD["email"]},
+            "Your password must not contain your email address",
+        ),
+        (
+            {"password": "Government Sign In 1", "confirm": "Government Sign In 1"},
+            "Your password must not contain the name of this service",
+        ),
         ({"confirm": "something else"}, "The passwords you entered do not match"),
         ({"password": "", "confirm": ""}, "Enter a password"),
     ],

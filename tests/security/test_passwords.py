@@ -39,11 +39,59 @@ def test_unknown_account_and_oversized_password_fail_without_error(app):
         assert not passwords.verify_password(passwords.hash_password("x" * 10), "x" * 10**6).ok
 
 
+class RecordingHasher:
+    """The configured hasher, noting every password it is given."""
+
+    def __init__(self, hasher: PasswordHasher):
+        self.hasher = hasher
+        self.seen: list[str] = []
+
+    def hash(self, password: str) -> str:
+        self.seen.append(password)
+        return self.hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.seen.append(password)
+        return self.hasher.verify(password_hash, password)
+
+    def check_needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(password_hash)
+
+
+def test_an_oversized_password_is_never_hashed_but_costs_one_hash(app, monkeypatch):
+    with app.app_context():
+        stored = passwords.hash_password("x" * 10)
+        recorder = RecordingHasher(passwords.password_hasher())
+        monkeypatch.setattr(passwords, "password_hasher", lambda: recorder)
+        oversized = "x" * 257
+        assert not passwords.verify_password(stored, oversized).ok
+        assert not passwords.verify_password(None, oversized).ok
+    # The same argon2 work as any failed check, so the refusal cannot be told apart by timing.
+    assert len(recorder.seen) == 2
+    assert oversized not in recorder.seen
+
+
+def test_the_longest_password_accepted_is_hashed_whole(app):
+    # argon2id has no 72-byte limit (unlike bcrypt): every character counts.
+    with app.app_context():
+        longest = app.config["IDP_SETTINGS"].password_max_length
+        first = "a" * 72 + "b" * (longest - 72)
+        last_differs = first[:-1] + "c"
+        stored = passwords.hash_password(first)
+        assert passwords.verify_password(stored, first).ok
+        assert not passwords.verify_password(stored, "a" * 72 + "c" * (longest - 72)).ok
+        assert not passwords.verify_password(stored, last_differs).ok
+        assert not passwords.verify_password(stored, "a" * 72).ok
+        # Multi-byte characters: 73 snowmen are 219 bytes, the 73rd still counts.
+        snowmen = passwords.hash_password("☃" * 73)
+        assert not passwords.verify_password(snowmen, "☃" * 72 + "☂").ok
+
+
 @pytest.mark.parametrize(
     ("password", "ok"),
-    [("1234567", False), ("12345678", True), ("é" * 64, True), ("  spaces  ok ", True)],
+    [("1234567", False), ("vq8#Lm2z", True), ("é" * 64, True), ("  spaces  ok ", True)],
 )
-def test_policy_length_only(app, password, ok):
+def test_policy_length(app, password, ok):
     with app.app_context():
         if ok:
             passwords.check_password_policy(password)

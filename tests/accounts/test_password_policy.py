@@ -1,0 +1,198 @@
+"""Passwords (NIST SP 800-63B 3.1.1.2): long and any character, never common, never guessable
+from the account or the service, and never hashed when far too long."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.security import passwords
+from tests.support.browser import CitizenBrowser
+
+EMAIL = "ada.lovelace@example.com"
+COMMON = "This password is on a list of common or breached passwords. Choose another one."
+HAS_EMAIL = "Your password must not contain your email address"
+HAS_LOCAL_PART = "Your password must not contain the part of your email address before the @"
+HAS_SERVICE = "Your password must not contain the name of this service"
+TOO_SHORT = "Your password must be at least 8 characters long"
+TOO_LONG = "Your password must be 256 characters or fewer"
+SIGN_IN_FAILED = "Enter the correct email address and password"
+
+
+@pytest.mark.parametrize(
+    ("password", "email", "refusal"),
+    [
+        # Length, counted in characters (Unicode code points), not bytes.
+        ("1234567", None, TOO_SHORT),
+        ("🐉🔑🐉🔑🐉🔑🐉", None, TOO_SHORT),
+        ("x" * 257, None, TOO_LONG),
+        ("correct horse battery staple " * 9, None, TOO_LONG),
+        # Common and breached passwords, whatever their case, width or surrounding spaces.
+        ("password1", None, COMMON),
+        ("qwertyuiop", None, COMMON),
+        ("iloveyou", None, COMMON),
+        ("12345678", None, COMMON),
+        ("trustno1", None, COMMON),
+        ("p@ssw0rd", None, COMMON),
+        ("PASSWORD1", None, COMMON),
+        ("QwErTyUiOp", None, COMMON),
+        ("ｉｌｏｖｅｙｏｕ", None, COMMON),  # fullwidth letters: NFKC makes them "iloveyou"
+        ("  iloveyou  ", None, COMMON),
+        # The account's own email address, or the part before the @.
+        (EMAIL, EMAIL, HAS_EMAIL),
+        ("Ada.Lovelace@Example.com", EMAIL, HAS_EMAIL),
+        ("my address is ada.lovelace@example.com", EMAIL, HAS_EMAIL),
+        ("ada.lovelace 1815", EMAIL, HAS_LOCAL_PART),
+        ("ADA.LOVELACE rules OK", EMAIL, HAS_LOCAL_PART),
+        ("ａｄａ．ｌｏｖｅｌａｃｅ forever", EMAIL, HAS_LOCAL_PART),
+        ("kate.smith hunter", "kate.smith@example.org", HAS_LOCAL_PART),
+        # The service's own name.
+        ("my government sign in password", None, HAS_SERVICE),
+        ("Government Sign In 2024", None, HAS_SERVICE),
+        ("GovernmentSignIn!!", None, HAS_SERVICE),
+        ("I love GOV.UK so much", None, HAS_SERVICE),
+        ("govuk forever and ever", None, HAS_SERVICE),
+        ("ｇｏｖ．ｕｋ rocks my world", None, HAS_SERVICE),
+    ],
+)
+def test_the_policy_refuses_with_a_reason(app, password, email, refusal):
+    with app.app_context(), pytest.raises(passwords.PasswordPolicyError) as raised:
+        passwords.check_password_policy(password, email=email)
+    assert str(raised.value) == refusal
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        ("vq8#Lm2z", None),
+        ("a long passphrase with spaces and emoji 🐉🔑 ✓", EMAIL),
+        ("Mae hen wlad fy nhadau yn annwyl i mi", EMAIL),
+        ("   leading and trailing spaces are kept   ", None),
+        ("🐉🔑🐉🔑🐉🔑🐉🔑", None),
+        ("é" * 64, None),
+        ("correct horse battery staple " * 7 + "abcdefghijklmnopqrstuvwxyz", None),
+        ("x" * 256, None),
+        # A common password inside a longer passphrase is fine: only the whole one is listed.
+        ("password1 is not my password any more", EMAIL),
+        # A short local part (under 4 characters) is too common to refuse inside a password.
+        ("always alert, always ready", "al@example.com"),
+        # Words that merely touch the service's name.
+        ("the government signing ceremony", None),
+        ("gov uk is not spelt like that", None),
+    ],
+)
+def test_the_policy_accepts_long_and_unusual_passwords(app, password, email):
+    with app.app_context():
+        passwords.check_password_policy(password, email=email)
+
+
+def test_the_common_password_list_is_loaded_once_from_zxcvbn():
+    listed = passwords.common_passwords()
+    assert len(listed) == 30_000
+    assert passwords.common_passwords() is listed
+    assert "password1" in listed
+
+
+def sign_up(idp, fields: dict[str, str], lang: str | None = None):
+    """Fill in the sign-up page reached directly, optionally in another language."""
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.get(idp.url("/sign-up" + (f"?lang={lang}" if lang else "")))
+    assert page.status_code == 200
+    return browser.submit(page, fields)
+
+
+def sign_up_fields(password: str, email: str = EMAIL) -> dict[str, str]:
+    return {"email": email, "password": password, "confirm": password}
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("iloveyou", COMMON),
+        ("Password1", COMMON),
+        ("ada.lovelace@example.com", HAS_EMAIL),
+        ("ada.lovelace was here", HAS_LOCAL_PART),
+        ("my gov.uk password", HAS_SERVICE),
+    ],
+)
+def test_sign_up_says_why_a_password_is_refused_beside_the_password_field(idp, password, message):
+    response = sign_up(idp, sign_up_fields(password))
+    assert response.status_code == 400
+    # In the error summary, linked to the password field, and on the field itself.
+    assert f'<a href="#password">{message}</a>' in response.text
+    assert f'<p class="error-message">{message}</p>' in response.text
+    assert not any(h.startswith("idp_session=") for h in response.headers.get_list("set-cookie"))
+
+
+def test_sign_up_explains_a_refused_password_in_welsh(idp):
+    response = sign_up(idp, sign_up_fields("qwertyuiop"), lang="cy")
+    assert response.status_code == 400
+    assert '<html lang="cy">' in response.text
+    assert "Mae’r cyfrinair hwn ar restr o gyfrineiriau cyffredin" in response.text
+
+
+def test_sign_up_accepts_a_long_passphrase_with_spaces_and_emoji(idp):
+    passphrase = "a long passphrase, with spaces and emoji 🐉🔑 " * 5
+    response = sign_up(idp, sign_up_fields(passphrase))
+    assert response.status_code == 302
+    assert any(h.startswith("idp_session=") for h in response.headers.get_list("set-cookie"))
+
+
+def test_sign_up_refuses_an_oversized_password_without_hashing_it(idp, monkeypatch):
+    from idp.accounts import services
+
+    hashed: list[str] = []
+    monkeypatch.setattr(services, "hash_password", lambda p: hashed.append(p) or "unused")
+    response = sign_up(idp, sign_up_fields("a very long passphrase " * 1000))
+    assert response.status_code == 400
+    assert f'<a href="#password">{TOO_LONG}</a>' in response.text
+    assert hashed == []
+
+
+class RecordingHasher:
+    """Stands in for password_hasher(): the real hasher, noting every password it is given."""
+
+    def __init__(self, hasher):
+        self.hasher = hasher
+        self.seen: list[str] = []
+
+    def __call__(self) -> RecordingHasher:
+        return self
+
+    def hash(self, password: str) -> str:
+        self.seen.append(password)
+        return self.hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.seen.append(password)
+        return self.hasher.verify(password_hash, password)
+
+    def check_needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(password_hash)
+
+
+def test_an_oversized_password_at_sign_in_is_an_ordinary_failure_and_never_hashed(
+    idp, make_citizen, monkeypatch
+):
+    citizen = make_citizen(EMAIL)
+    with idp.app.app_context():
+        recorder = RecordingHasher(passwords.password_hasher())
+    monkeypatch.setattr(passwords, "password_hasher", recorder)
+    oversized = citizen["password"] + " " + "x" * 20_000
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.get(idp.url("/sign-in"))
+    response = browser.submit(page, {"email": EMAIL, "password": oversized})
+    assert response.status_code == 400
+    assert SIGN_IN_FAILED in response.text
+    assert not any(h.startswith("idp_session=") for h in response.headers.get_list("set-cookie"))
+    # One hash of a fixed stand-in, so the failure takes the usual time; never the input.
+    assert len(recorder.seen) == 1
+    assert oversized not in recorder.seen
+
+
+def test_a_one_megabyte_sign_in_gets_a_clear_page_not_a_server_error(idp):
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.get(idp.url("/sign-in"))
+    response = browser.submit(page, {"email": EMAIL, "password": "x" * 1_000_000})
+    assert response.status_code == 413
+    assert "The form you sent is too large. Go back and try again." in response.text
+    assert "Internal Server Error" not in response.text
