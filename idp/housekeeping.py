@@ -1,4 +1,5 @@
-"""Deleting what can no longer be used: expired journeys, codes, tokens, sessions, jtis.
+"""Deleting what can no longer be used: expired journeys, codes, tokens, sessions, jtis and
+sign-in throttling counters.
 
 Initial access tokens are kept (used, expired or revoked) as the record of who was allowed
 to register what."""
@@ -15,6 +16,7 @@ from idp.models import (
     BrowserSession,
     Interaction,
     StaffSession,
+    ThrottleCounter,
     Token,
     UsedClientAssertion,
 )
@@ -51,6 +53,11 @@ def purge_expired() -> dict[str, int]:
                 StaffSession.ended_at < now - ENDED_SESSION_RETENTION,
                 StaffSession.expires_at < now - ENDED_SESSION_RETENTION,
             )
+        ),
+        # A counter outlives its lock (expires_at is never before locked_until).
+        "throttle_counters": delete(ThrottleCounter).where(
+            ThrottleCounter.expires_at < now,
+            or_(ThrottleCounter.locked_until.is_(None), ThrottleCounter.locked_until < now),
         ),
     }
     counts = {name: db.session.execute(stmt).rowcount for name, stmt in statements.items()}

@@ -21,6 +21,45 @@ class SettingsError(ValueError):
     """A setting has a value the IdP cannot use."""
 
 
+# What a throttle counts failures of: each has its own counters and limits.
+THROTTLE_KINDS = ("password", "second_factor", "recovery", "reset")
+# NIST SP 800-63B 5.2.2: no more than 100 consecutive failed attempts on one account.
+THROTTLE_MAX_FAILURES_CEILING = 100
+
+
+@dataclass(frozen=True)
+class ThrottleLimits:
+    """The throttling limits of one kind (the throttle_* settings, without the prefix)."""
+
+    max_failures: int
+    lockout_seconds: int
+    delay_after: int
+    delay_seconds: int
+    max_delay_seconds: int
+    failure_memory_seconds: int
+    ip_max_failures: int
+    ip_window_seconds: int
+
+    def check(self, kind: str) -> None:
+        """SettingsError unless the limits make sense together."""
+        where = f"throttling limits for {kind!r}"
+        if not 1 <= self.max_failures <= THROTTLE_MAX_FAILURES_CEILING:
+            raise SettingsError(
+                f"{where}: max_failures must be 1 to {THROTTLE_MAX_FAILURES_CEILING}"
+                " (NIST SP 800-63B allows at most 100 consecutive failures)"
+            )
+        if self.lockout_seconds < 1:
+            raise SettingsError(f"{where}: lockout_seconds must be at least 1")
+        if self.delay_after < 1 or self.delay_seconds < 0:
+            raise SettingsError(f"{where}: delay_after must be 1 or more, delay_seconds 0 or more")
+        if self.delay_seconds and not 1 <= self.max_delay_seconds < self.lockout_seconds:
+            raise SettingsError(f"{where}: max_delay_seconds must be 1 or more, below the lockout")
+        if self.failure_memory_seconds < self.lockout_seconds:
+            raise SettingsError(f"{where}: failure_memory_seconds must be at least the lockout")
+        if self.ip_max_failures < 1 or self.ip_window_seconds < 1:
+            raise SettingsError(f"{where}: ip_max_failures and ip_window_seconds must be 1 or more")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the IdP, with secure defaults."""
@@ -87,6 +126,27 @@ class Settings:
     password_max_length: int = 256
     # Shortest password accepted (every account gets a second factor in a later step).
     password_min_length: int = 8
+    # Sign-in throttling (NIST SP 800-63B 5.2.2): consecutive failures before an account locks
+    # (at most 100).
+    throttle_max_failures: int = 6
+    # How long a locked account stays locked, in seconds.
+    throttle_lockout_seconds: int = 900
+    # After this many consecutive failures, each further attempt must wait first...
+    throttle_delay_after: int = 3
+    # ...this many seconds, doubling with every further failure (0 switches the delays off)...
+    throttle_delay_seconds: int = 1
+    # ...but never longer than this (it must stay below the lockout).
+    throttle_max_delay_seconds: int = 60
+    # Consecutive failures are forgotten this many seconds after the last one.
+    throttle_failure_memory_seconds: int = 86400
+    # Failed attempts from one IP address per window before it gets 429 for the window's rest.
+    throttle_ip_max_failures: int = 100
+    throttle_ip_window_seconds: int = 900
+    # Limits for one kind of secret ("password", "second_factor", "recovery", "reset") that
+    # differ from the above, e.g. {second_factor = {max_failures = 5}} (names without throttle_).
+    throttle_overrides: dict[str, Any] = field(default_factory=dict)
+    # Prefix of the throttling keys in Redis, so several environments can share one Redis.
+    throttle_redis_prefix: str = "idp:throttle:"
     # Languages the pages are offered in, first is the default.
     ui_locales_supported: tuple[str, ...] = ("en", "cy")
     # The demo departments registered at start; empty disables registration.
@@ -130,6 +190,23 @@ class Settings:
         if self.fetch_private_addresses is None:
             return self.is_development
         return self.fetch_private_addresses
+
+    def throttle_limits(self, kind: str) -> ThrottleLimits:
+        """The throttling limits for one kind of secret, overrides applied and checked."""
+        if kind not in THROTTLE_KINDS:
+            raise SettingsError(f"unknown throttling kind {kind!r}")
+        overrides = self.throttle_overrides.get(kind) or {}
+        if not isinstance(overrides, dict):
+            raise SettingsError(f"setting 'throttle_overrides.{kind}' must be a table")
+        names = {f.name for f in dataclasses.fields(ThrottleLimits)}
+        values = {name: getattr(self, "throttle_" + name) for name in names}
+        for name, raw in overrides.items():
+            if name not in names:
+                raise SettingsError(f"setting 'throttle_overrides.{kind}' has unknown {name!r}")
+            values[name] = _coerce(f"throttle_overrides.{kind}.{name}", raw, 0)
+        limits = ThrottleLimits(**values)
+        limits.check(kind)
+        return limits
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -203,4 +280,9 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
             raise SettingsError("setting 'smtp_url' must look like smtp://host:587 or smtps://host")
     if settings.default_id_token_alg not in {"ES256", "RS256"}:
         raise SettingsError("setting 'default_id_token_alg' must be ES256 or RS256")
+    unknown_kinds = sorted(set(settings.throttle_overrides) - set(THROTTLE_KINDS))
+    if unknown_kinds:
+        raise SettingsError(f"setting 'throttle_overrides' has unknown kinds {unknown_kinds}")
+    for kind in THROTTLE_KINDS:
+        settings.throttle_limits(kind)
     return settings

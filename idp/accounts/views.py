@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+import logging
+import threading
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
-from idp.accounts.services import AccountError, authenticate_citizen, create_citizen
+from idp.accounts.services import (
+    AccountError,
+    authenticate_citizen,
+    create_citizen,
+    find_citizen_by_email,
+)
 from idp.accounts.sessions import current_session, end_session, start_session
+from idp.mail import MailError, send_mail
 from idp.models.client import find_client
+from idp.models.timestamps import utcnow
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
+from idp.security import throttle
 
 bp = Blueprint("accounts", __name__)
 
@@ -53,14 +74,115 @@ def sign_in() -> Response:
         elif session is not None:
             form.email.data = session.citizen.email
     elif form.validate_on_submit():
+        # Throttled before argon2 runs, by the address typed, so an account that does not
+        # exist is throttled exactly like one that does (NIST SP 800-63B 5.2.2).
+        key = throttle.email_key(form.email.data)
+        ip = request.remote_addr or ""
+        decision = throttle.check("password", key, ip)
+        if not decision.allowed:
+            return _throttled(decision, key, form.email.data, context)
         citizen = authenticate_citizen(form.email.data, form.password.data)
         if citizen is not None:
+            throttle.record_success("password", key)
             session = start_session(citizen, amr=["pwd"])
             audit.record("sign_in.succeeded", citizen_id=citizen.id, amr=session.amr)
             return _continue(form.journey.data)
+        decision = throttle.record_failure("password", key, ip)
+        if decision.locked:
+            return _throttled(decision, key, form.email.data, context)
         error = _("Enter the correct email address and password")
     status = 400 if request.method == "POST" else 200
     return render_template("sign_in.html", form=form, error=error, **context), status
+
+
+def _in_words(seconds: int) -> str:
+    """A wait in plain words: "15 minutes", "1 second"."""
+    # Not ngettext: Welsh puts the singular after any number, so only English needs "1 ...".
+    number, unit = throttle.wait_units(seconds)
+    if unit == "seconds":
+        return _("1 second") if number == 1 else _("%(num)d seconds", num=number)
+    if unit == "minutes":
+        return _("1 minute") if number == 1 else _("%(num)d minutes", num=number)
+    return _("1 hour") if number == 1 else _("%(num)d hours", num=number)
+
+
+def _throttled(
+    decision: throttle.Decision, key: str, email: str, context: dict
+) -> tuple[str, int, dict]:
+    """429: the same page for a known and an unknown address; the owner hears of a lock."""
+    citizen = find_citizen_by_email(email)
+    who = {"citizen_id": citizen.id} if citizen else {"account_hash": throttle.digest(key)}
+    lockout = throttle.limits_for("password").lockout_seconds
+    if decision.newly_locked:
+        audit.record(
+            "account.locked",
+            outcome="failure",
+            reason="too many wrong passwords",
+            kind="password",
+            locked_for=lockout,
+            **who,
+        )
+        if citizen is not None:
+            _tell_owner_of_lockout(citizen.email, lockout)
+    else:
+        audit.record(
+            "sign_in.throttled",
+            outcome="failure",
+            reason=decision.reason,
+            kind="password",
+            retry_after=decision.retry_after,
+            **who,
+        )
+    page = render_template(
+        "throttled.html",
+        decision=decision,
+        wait=_in_words(decision.retry_after),
+        lockout=_in_words(lockout),
+        **context,
+    )
+    return page, 429, {"Retry-After": str(decision.retry_after)}
+
+
+def _tell_owner_of_lockout(address: str, lockout: int) -> None:
+    """Email the owner that their account was locked: when, and what to do.
+
+    Sent from a thread, so the page takes as long for an address that has no account (and a
+    slow mail server cannot hold the page up).
+    """
+    wait = _in_words(lockout)
+    subject = _("Someone tried to sign in to your account too many times")
+    body = "\n\n".join(
+        [
+            _(
+                "Someone entered the wrong password for your government sign in account too"
+                " many times, most recently at %(time)s.",
+                time=format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy"),
+            ),
+            _(
+                "To protect your account, we have locked it for %(wait)s. Nobody has signed"
+                " in to it.",
+                wait=wait,
+            ),
+            _("If this was you, wait %(wait)s and then sign in again.", wait=wait),
+            _(
+                "If this was not you, someone else may know your email address. Your account"
+                " is safe while your password is secret. If you use the same password for"
+                " another account, change it there."
+            ),
+        ]
+    )
+    app = current_app._get_current_object()
+
+    def deliver() -> None:
+        with app.app_context():
+            try:
+                send_mail(address, subject, body)
+            except MailError as exc:
+                logging.getLogger("idp").warning("lockout email not sent: %s", exc)
+            except Exception:
+                logging.getLogger("idp").exception("lockout email not sent")
+
+    threading.Thread(target=deliver, name="lockout-email", daemon=True).start()
 
 
 @bp.route("/sign-up", methods=["GET", "POST"])

@@ -43,6 +43,7 @@ from idp.extensions import db
 from idp.models import Client, Department, InitialAccessToken, StaffMember
 from idp.models.client import CLIENT_STATUSES
 from idp.models.timestamps import utcnow
+from idp.security import throttle
 
 bp = Blueprint("departments", __name__)
 
@@ -132,15 +133,66 @@ def sign_in() -> Response:
     error = None
     status = 200
     if form.validate_on_submit():
+        # Throttled before argon2 runs, an unknown address exactly like a known one.
+        key = throttle.email_key(form.email.data, realm="staff")
+        ip = request.remote_addr or ""
+        decision = throttle.check("password", key, ip)
+        if not decision.allowed:
+            return _staff_throttled(decision, key)
         member = authenticate_staff(form.email.data, form.password.data)
         if member is not None:
+            throttle.record_success("password", key)
             start_staff_session(member)
             return redirect(_safe_next(request.args.get("next")))
+        decision = throttle.record_failure("password", key, ip)
+        if decision.locked:
+            return _staff_throttled(decision, key)
         error = "The email address or password is not right"
         status = 400
     elif form.is_submitted():
         status = 400
     return render_template("staff/sign_in.html", form=form, error=error), status
+
+
+def _staff_wait(seconds: int) -> str:
+    """A wait in plain English: "15 minutes", "1 second"."""
+    number, unit = throttle.wait_units(seconds)
+    return f"{number} {unit.removesuffix('s') if number == 1 else unit}"
+
+
+def _staff_throttled(decision: throttle.Decision, key: str) -> tuple[str, int, dict]:
+    """429 for staff: the same page for a known and an unknown address."""
+    address = key.removeprefix("staff:")
+    member = db.session.scalar(db.select(StaffMember).filter_by(email=address))
+    who = {"staff_id": member.id} if member else {"account_hash": throttle.digest(key)}
+    lockout = throttle.limits_for("password").lockout_seconds
+    if decision.newly_locked:
+        audit.record(
+            "account.locked",
+            outcome="failure",
+            reason="too many wrong passwords",
+            kind="password",
+            realm="staff",
+            locked_for=lockout,
+            **who,
+        )
+    else:
+        audit.record(
+            "sign_in.throttled",
+            outcome="failure",
+            reason=decision.reason,
+            kind="password",
+            realm="staff",
+            retry_after=decision.retry_after,
+            **who,
+        )
+    page = render_template(
+        "staff/throttled.html",
+        decision=decision,
+        wait=_staff_wait(decision.retry_after),
+        lockout=_staff_wait(lockout),
+    )
+    return page, 429, {"Retry-After": str(decision.retry_after)}
 
 
 @bp.post("/staff/sign-out")

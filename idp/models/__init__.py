@@ -11,6 +11,7 @@ from idp.models.registration import InitialAccessToken
 from idp.models.replay import UsedClientAssertion
 from idp.models.session import BrowserSession
 from idp.models.staff import StaffMember, StaffSession
+from idp.models.throttle import ThrottleCounter
 
 __all__ = [
     "AuthorizationCode",
@@ -24,6 +25,7 @@ __all__ = [
     "SigningKey",
     "StaffMember",
     "StaffSession",
+    "ThrottleCounter",
     "Token",
     "UsedClientAssertion",
 ]

@@ -1,0 +1,478 @@
+"""Throttling of failed attempts at a secret (NIST SP 800-63B 5.2.2), as GOV.UK One Login does.
+
+A view asks before it checks a secret, and reports the outcome afterwards::
+
+    decision = throttle.check("password", account_key, ip)  # cheap: before argon2
+    if not decision.allowed:
+        ...  # 429 with Retry-After: decision.retry_after
+    throttle.record_failure("password", account_key, ip)  # or record_success(...)
+
+An account key (a normalised email address, whether an account has it or not, so a known and
+an unknown address are throttled alike) gets growing delays after a few consecutive failures
+and is locked after ``max_failures`` of them; an IP address gets 429 after ``ip_max_failures``
+failures in a window. Limits come from the throttle_* settings, per kind of secret.
+
+Counters live in Redis when ``redis_url`` is set (shared by every process, expired by Redis),
+otherwise in the database (shared through it, changed by atomic upserts). If Redis cannot be
+reached the counters fall back to the database, with one warning. Keys are SHA-256 digests:
+neither store holds an email address, an IP address or a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import redis
+from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import and_, case, literal, null, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from idp.accounts.services import normalise_email
+from idp.extensions import db
+from idp.models.throttle import ThrottleCounter
+from idp.models.timestamps import UTCDateTime
+from idp.settings import THROTTLE_KINDS, ThrottleLimits, current_settings
+
+log = logging.getLogger("idp.throttle")
+
+EXTENSION = "idp_throttle_store"
+ACCOUNT = "account"
+IP = "ip"
+# Redis answers on the sign-in path: connect and reply quickly, or fall back to the database.
+REDIS_TIMEOUT_SECONDS = 1.0
+_choosing = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether an attempt may go ahead; when not, how long to wait and why."""
+
+    allowed: bool
+    # Seconds until an attempt is allowed again (the Retry-After header); 0 when allowed.
+    retry_after: int = 0
+    # The account is locked (as opposed to a short delay or the IP address limit).
+    locked: bool = False
+    # This very failure locked the account: tell its owner, once.
+    newly_locked: bool = False
+    # "locked", "delay" or "ip" when not allowed.
+    reason: str = ""
+
+
+ALLOWED = Decision(allowed=True)
+
+
+@dataclass(frozen=True)
+class AccountCount:
+    """Consecutive failures on one account key."""
+
+    failures: int = 0
+    # Epoch seconds of the last failure (0 when none).
+    last_failure: float = 0.0
+    # Epoch seconds when the lock ends, or None when not locked.
+    locked_until: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """Failures from one IP address in the current window."""
+
+    failures: int = 0
+    # Epoch seconds when the window ends.
+    ends: float = 0.0
+
+
+class Store(Protocol):
+    """Where counters live: the database or Redis."""
+
+    name: str
+
+    def account(self, kind: str, digest: str, now: float) -> AccountCount: ...
+
+    def window(self, kind: str, digest: str, now: float) -> WindowCount: ...
+
+    def fail_account(
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+    ) -> tuple[AccountCount, bool]: ...
+
+    def fail_window(
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+    ) -> WindowCount: ...
+
+    def clear_account(self, kind: str, digest: str) -> None: ...
+
+
+# -- The API views use ------------------------------------------------------------------------
+
+
+def email_key(email: str, realm: str = "citizen") -> str:
+    """The account key for an email address typed into a sign-in form, known or not.
+
+    Citizens and staff are separate realms: failures on one never lock the other's account.
+    """
+    try:
+        address = normalise_email(email)
+    except ValueError:
+        address = email.strip().lower()
+    return address if realm == "citizen" else f"{realm}:{address}"
+
+
+def digest(value: str) -> str:
+    """SHA-256 of an account key or IP address: what the stores and the audit record keep."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def check(kind: str, account_key: str, ip: str, *, now: float | None = None) -> Decision:
+    """May someone try a secret of this kind for this account, from this IP address, now?"""
+    limits = _limits(kind)
+    now = time.time() if now is None else now
+    account = _run("account", kind, digest(account_key), now)
+    window = _run("window", kind, digest(ip), now)
+    return decide(limits, account, window, now)
+
+
+def record_failure(kind: str, account_key: str, ip: str, *, now: float | None = None) -> Decision:
+    """Count a failed attempt; the decision says what the next attempt may do."""
+    limits = _limits(kind)
+    now = time.time() if now is None else now
+    window = _run("fail_window", kind, digest(ip), limits, now)
+    account, newly_locked = _run("fail_account", kind, digest(account_key), limits, now)
+    decision = decide(limits, account, window, now)
+    return replace(decision, newly_locked=True) if newly_locked else decision
+
+
+def record_success(kind: str, account_key: str) -> None:
+    """The secret was right: the account's consecutive failures start again from nought."""
+    _limits(kind)
+    _run("clear_account", kind, digest(account_key))
+
+
+def decide(
+    limits: ThrottleLimits, account: AccountCount, window: WindowCount, now: float
+) -> Decision:
+    """The decision for the counts: a lock first, then the IP address limit, then a delay."""
+    if account.locked_until is not None and account.locked_until > now:
+        return Decision(False, _seconds(account.locked_until - now), locked=True, reason="locked")
+    if window.failures >= limits.ip_max_failures and window.ends > now:
+        return Decision(False, _seconds(window.ends - now), reason="ip")
+    wait = delay(limits, account.failures)
+    if wait and account.last_failure + wait > now:
+        return Decision(False, _seconds(account.last_failure + wait - now), reason="delay")
+    return ALLOWED
+
+
+def delay(limits: ThrottleLimits, failures: int) -> int:
+    """Seconds to wait after this many consecutive failures: 1, 2, 4... after delay_after."""
+    if not limits.delay_seconds or failures < limits.delay_after:
+        return 0
+    doublings = min(failures - limits.delay_after, 32)
+    return min(limits.delay_seconds * 2**doublings, limits.max_delay_seconds)
+
+
+def wait_units(seconds: int) -> tuple[int, str]:
+    """A wait in whole "seconds", "minutes" or "hours", rounded up, for saying it in words."""
+    if seconds < 60:
+        return max(seconds, 1), "seconds"
+    if seconds < 3600:
+        return math.ceil(seconds / 60), "minutes"
+    return math.ceil(seconds / 3600), "hours"
+
+
+def limits_for(kind: str) -> ThrottleLimits:
+    """The limits for a kind of secret, from the current app's settings."""
+    return _limits(kind)
+
+
+def _limits(kind: str) -> ThrottleLimits:
+    if kind not in THROTTLE_KINDS:
+        raise ValueError(f"unknown throttling kind {kind!r}; one of {', '.join(THROTTLE_KINDS)}")
+    return current_settings().throttle_limits(kind)
+
+
+def _seconds(value: float) -> int:
+    """Whole seconds, rounded up, at least one (a Retry-After of 0 would invite a retry now)."""
+    return max(1, math.ceil(value - 1e-6))
+
+
+# -- Choosing the store, once per app ---------------------------------------------------------
+
+
+def store() -> Store:
+    """The current app's store, chosen on first use."""
+    app = current_app._get_current_object()
+    chosen = app.extensions.get(EXTENSION)
+    if chosen is None:
+        with _choosing:
+            chosen = app.extensions.get(EXTENSION)
+            if chosen is None:
+                chosen = app.extensions[EXTENSION] = _choose_store()
+    return chosen
+
+
+def _choose_store() -> Store:
+    """Redis when configured and answering; otherwise the database."""
+    settings = current_settings()
+    if not settings.redis_url:
+        return DatabaseStore()
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        return _fall_back(exc)
+    return RedisStore(client, settings.throttle_redis_prefix)
+
+
+def _fall_back(exc: Exception) -> Store:
+    """Use the database from now on in this app, and say so once."""
+    url = urlsplit(current_settings().redis_url)
+    log.warning(
+        "Redis at %s is not reachable (%s): sign-in throttling counts failures in the database"
+        " instead until the IdP restarts",
+        f"{url.hostname}:{url.port or 6379}",
+        type(exc).__name__,
+    )
+    fallback = DatabaseStore()
+    current_app.extensions[EXTENSION] = fallback
+    return fallback
+
+
+def _run(operation: str, *args: Any) -> Any:
+    """One store operation; if Redis fails, the database takes over (never an error page)."""
+    chosen = store()
+    try:
+        return getattr(chosen, operation)(*args)
+    except redis.RedisError as exc:
+        if not isinstance(chosen, RedisStore):
+            raise
+        return getattr(_fall_back(exc), operation)(*args)
+
+
+# -- The database store -----------------------------------------------------------------------
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _time(value: datetime) -> Any:
+    """A timestamp bound as the columns' type (so SQLite compares like with like)."""
+    return literal(value, UTCDateTime())
+
+
+class DatabaseStore:
+    """Counters in the throttle_counter table, changed only by atomic upserts."""
+
+    name = "database"
+
+    def _row(self, kind: str, scope: str, key_hash: str) -> Any:
+        table = ThrottleCounter.__table__
+        return db.session.execute(
+            select(
+                table.c.failures, table.c.last_failure_at, table.c.locked_until, table.c.expires_at
+            ).where(table.c.kind == kind, table.c.scope == scope, table.c.key_hash == key_hash)
+        ).first()
+
+    def account(self, kind: str, digest: str, now: float) -> AccountCount:
+        row = self._row(kind, ACCOUNT, digest)
+        if row is None or row.expires_at.timestamp() <= now:
+            return AccountCount()
+        locked_until = row.locked_until.timestamp() if row.locked_until else None
+        if locked_until is not None and locked_until <= now:
+            return AccountCount()  # the lock is over: failures start again from nought
+        return AccountCount(row.failures, row.last_failure_at.timestamp(), locked_until)
+
+    def window(self, kind: str, digest: str, now: float) -> WindowCount:
+        row = self._row(kind, IP, digest)
+        if row is None or row.expires_at.timestamp() <= now:
+            return WindowCount()
+        return WindowCount(row.failures, row.expires_at.timestamp())
+
+    def fail_account(
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+    ) -> tuple[AccountCount, bool]:
+        table = ThrottleCounter.__table__
+        at = _at(now)
+        lock_ends = _at(now + limits.lockout_seconds)
+        forget_at = _at(now + max(limits.failure_memory_seconds, limits.lockout_seconds))
+        still_locked = and_(table.c.locked_until.is_not(None), table.c.locked_until > at)
+        forgotten = or_(
+            table.c.expires_at <= at,
+            and_(table.c.locked_until.is_not(None), table.c.locked_until <= at),
+        )
+        failures = case((forgotten, 1), else_=table.c.failures + 1)
+        statement = (
+            _insert()(table)
+            .values(
+                kind=kind,
+                scope=ACCOUNT,
+                key_hash=digest,
+                failures=1,
+                last_failure_at=at,
+                locked_until=lock_ends if limits.max_failures <= 1 else None,
+                expires_at=forget_at,
+            )
+            .on_conflict_do_update(
+                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                set_={
+                    "failures": failures,
+                    "last_failure_at": at,
+                    "locked_until": case(
+                        (still_locked, table.c.locked_until),
+                        (failures >= limits.max_failures, _time(lock_ends)),
+                        else_=null(),
+                    ),
+                    "expires_at": forget_at,
+                },
+            )
+            .returning(table.c.failures, table.c.locked_until)
+        )
+        row = db.session.execute(statement).one()
+        db.session.commit()
+        locked_until = row.locked_until.timestamp() if row.locked_until else None
+        count = AccountCount(row.failures, now, locked_until)
+        # Exactly one failure reaches the limit; racing ones after it count past it.
+        return count, row.failures == limits.max_failures
+
+    def fail_window(
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+    ) -> WindowCount:
+        table = ThrottleCounter.__table__
+        at = _at(now)
+        window_ends = _at(now + limits.ip_window_seconds)
+        over = table.c.expires_at <= at
+        statement = (
+            _insert()(table)
+            .values(
+                kind=kind,
+                scope=IP,
+                key_hash=digest,
+                failures=1,
+                last_failure_at=at,
+                locked_until=None,
+                expires_at=window_ends,
+            )
+            .on_conflict_do_update(
+                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                set_={
+                    "failures": case((over, 1), else_=table.c.failures + 1),
+                    "last_failure_at": at,
+                    "expires_at": case((over, _time(window_ends)), else_=table.c.expires_at),
+                },
+            )
+            .returning(table.c.failures, table.c.expires_at)
+        )
+        row = db.session.execute(statement).one()
+        db.session.commit()
+        return WindowCount(row.failures, row.expires_at.timestamp())
+
+    def clear_account(self, kind: str, digest: str) -> None:
+        table = ThrottleCounter.__table__
+        db.session.execute(
+            table.delete().where(
+                table.c.kind == kind, table.c.scope == ACCOUNT, table.c.key_hash == digest
+            )
+        )
+        db.session.commit()
+
+
+def _insert() -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE for the database in use (SQLite or PostgreSQL)."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"sign-in throttling does not support {dialect} databases")
+
+
+# -- The Redis store --------------------------------------------------------------------------
+
+
+class RedisStore:
+    """Counters in Redis: HINCRBY/INCR with EXPIRE in MULTI transactions, so they are atomic.
+
+    An account is a hash (failures, last) forgotten failure_memory_seconds after the last
+    failure, and a separate lock key that expires when the lock ends. An IP address is a
+    counter created with the window's expiry (SET NX EX) and then INCR'd.
+    """
+
+    name = "redis"
+
+    def __init__(self, client: redis.Redis, prefix: str):
+        self.client = client
+        self.prefix = prefix
+
+    def _key(self, kind: str, scope: str, digest: str) -> str:
+        return f"{self.prefix}{kind}:{scope}:{digest}"
+
+    def account(self, kind: str, digest: str, now: float) -> AccountCount:
+        key = self._key(kind, ACCOUNT, digest)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hmget(key, "failures", "last")
+        pipe.pttl(key + ":lock")
+        (failures, last), lock_ms = pipe.execute()
+        locked_until = now + lock_ms / 1000 if lock_ms > 0 else None
+        return AccountCount(int(failures or 0), float(last or 0), locked_until)
+
+    def window(self, kind: str, digest: str, now: float) -> WindowCount:
+        key = self._key(kind, IP, digest)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.pttl(key)
+        failures, ttl_ms = pipe.execute()
+        if failures is None or ttl_ms <= 0:
+            return WindowCount()
+        return WindowCount(int(failures), now + ttl_ms / 1000)
+
+    def fail_account(
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+    ) -> tuple[AccountCount, bool]:
+        key = self._key(kind, ACCOUNT, digest)
+        lock = key + ":lock"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(key, "failures", 1)
+        pipe.hset(key, "last", repr(now))
+        pipe.expire(key, max(limits.failure_memory_seconds, limits.lockout_seconds))
+        pipe.pttl(lock)
+        failures, _, _, lock_ms = pipe.execute()
+        if lock_ms > 0:
+            return AccountCount(failures, now, now + lock_ms / 1000), False
+        if failures < limits.max_failures:
+            return AccountCount(failures, now, None), False
+        # Only one racing failure sets the lock (NX), so the owner is told once.
+        newly_locked = bool(self.client.set(lock, "1", ex=limits.lockout_seconds, nx=True))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)  # failures start again from nought when the lock ends
+        pipe.pttl(lock)
+        _, lock_ms = pipe.execute()
+        lock_ms = lock_ms if lock_ms > 0 else limits.lockout_seconds * 1000
+        return AccountCount(failures, now, now + lock_ms / 1000), newly_locked
+
+    def fail_window(
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+    ) -> WindowCount:
+        key = self._key(kind, IP, digest)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(key, 0, ex=limits.ip_window_seconds, nx=True)
+        pipe.incr(key)  # INCR keeps the expiry the window started with
+        pipe.pttl(key)
+        _, failures, ttl_ms = pipe.execute()
+        ttl_ms = ttl_ms if ttl_ms > 0 else limits.ip_window_seconds * 1000
+        return WindowCount(failures, now + ttl_ms / 1000)
+
+    def clear_account(self, kind: str, digest: str) -> None:
+        self.client.delete(self._key(kind, ACCOUNT, digest))
