@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
+    from idp.accounts.two_factor import bp as two_factor_bp
     from idp.accounts.views import bp as accounts_bp
     from idp.departments.views import bp as departments_bp
     from idp.dev import bp as dev_bp
@@ -125,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
         jwks_bp,
         registration_bp,
         token_bp,
+        two_factor_bp,
         userinfo_bp,
     ):
         app.register_blueprint(bp)

@@ -18,6 +18,9 @@ from idp.settings import Settings
 
 DEMO_EMAIL = "demo@example.gov.uk"
 DEMO_PASSWORD = "correct horse battery staple"
+# The demo citizen's authenticator app secret: add it to an app, or read the current code at
+# /dev/totp. Only ever on a developer's machine (idp demo refuses any other issuer).
+DEMO_TOTP_SECRET = "DEMOCITIZENTOTPSECRETSAM2234567A"
 # Staff accounts for trying the department and administrator pages.
 DEMO_PLATFORM_ADMIN = "platform.admin@example.gov.uk"
 DEMO_DEPARTMENT_ADMIN = "hmrc.admin@example.gov.uk"
@@ -28,17 +31,27 @@ log = logging.getLogger("idp")
 
 
 def ensure_demo_citizen() -> None:
-    """The demo citizen exists with the printed password."""
+    """The demo citizen exists with the printed password and authenticator app secret."""
+    from idp.accounts.second_factor import begin_totp_enrolment, totp_credential
     from idp.accounts.services import create_citizen, find_citizen_by_email
+    from idp.extensions import db
+    from idp.models.timestamps import utcnow
 
-    if find_citizen_by_email(DEMO_EMAIL) is None:
-        create_citizen(
+    citizen = find_citizen_by_email(DEMO_EMAIL)
+    if citizen is None:
+        citizen = create_citizen(
             DEMO_EMAIL,
             DEMO_PASSWORD,
             given_name="Sam",
             family_name="Citizen",
             email_verified=True,
         )
+    credential = totp_credential(citizen)
+    if credential is None or credential.confirmed_at is None:
+        # Confirmed without typing a code, so the code /dev/totp shows now still works.
+        begin_totp_enrolment(citizen, secret=DEMO_TOTP_SECRET)
+        totp_credential(citizen).confirmed_at = utcnow()
+        db.session.commit()
 
 
 def ensure_demo_staff() -> None:
@@ -77,6 +90,7 @@ def rp_settings(sample: SampleDepartment, settings: Settings, **credentials):
         scope=sample.metadata.get("scope", "openid"),
         colour=sample.colour,
         authorize_params=sample.authorize_params,
+        required_vot=sample.required_vot,
         **values,
     )
 
@@ -208,6 +222,10 @@ def run_demo(idp_app: Flask) -> None:
     lines.append(f"  {'Staff pages':<30} {settings.issuer}/staff/sign-in")
     click.echo("\nRunning:\n" + "\n".join(lines))
     click.echo(f"\nDemo citizen:  {DEMO_EMAIL}\nPassword:      {DEMO_PASSWORD}")
+    click.echo(
+        f"Second factor: the code at {settings.issuer}/dev/totp, or add the key "
+        f"{DEMO_TOTP_SECRET} to an authenticator app"
+    )
     click.echo(
         f"Staff:         {DEMO_PLATFORM_ADMIN} (platform administrator),\n"
         f"               {DEMO_DEPARTMENT_ADMIN} ({DEMO_STAFF_DEPARTMENT} administrator)\n"

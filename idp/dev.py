@@ -1,4 +1,5 @@
-"""Development pages, served only when the issuer is on loopback: the mail outbox."""
+"""Development pages, served only when the issuer is on loopback: the mail outbox and the
+demo citizen's current authenticator code."""
 
 from __future__ import annotations
 
@@ -21,3 +22,21 @@ def only_on_a_developers_machine() -> None:
 def outbox() -> str:
     """The emails the IdP would have sent, newest first (no mail server needed)."""
     return render_template("dev/outbox.html", messages=read_outbox(current_settings()))
+
+
+@bp.get("/totp")
+def totp() -> str:
+    """The code the demo citizen's authenticator app would show now."""
+    import time
+
+    import pyotp
+
+    from idp.demo import DEMO_EMAIL, DEMO_TOTP_SECRET
+
+    now = time.time()
+    return render_template(
+        "dev/totp.html",
+        email=DEMO_EMAIL,
+        code=pyotp.TOTP(DEMO_TOTP_SECRET).at(now),
+        seconds_left=30 - int(now) % 30,
+    )

@@ -7,10 +7,12 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, urlunsplit
 
+import pyotp
 import pytest
 from flask import Flask
 from waitress import create_server
@@ -136,7 +138,9 @@ def app(idp) -> Flask:
 @pytest.fixture
 def make_citizen(idp):
     """Create citizens through the account service."""
+    from idp.accounts.second_factor import begin_totp_enrolment, confirm_totp
     from idp.accounts.services import create_citizen
+    from tests.support.browser import SECOND_FACTORS, SecondFactor
 
     def factory(
         email: str = "citizen@example.com",
@@ -144,6 +148,7 @@ def make_citizen(idp):
         *,
         phone_number: str | None = None,
         phone_number_verified: bool = False,
+        second_factor: bool = True,
         **kw,
     ):
         with idp.app.app_context():
@@ -153,11 +158,19 @@ def make_citizen(idp):
                 citizen.phone_number = phone_number
                 citizen.phone_number_verified = phone_number_verified
                 db.session.commit()
+            totp_secret = None
+            if second_factor:
+                # Every account has an authenticator app, set up as the setup page does.
+                totp_secret = begin_totp_enrolment(citizen)
+                step = int(time.time() // 30)
+                codes = confirm_totp(citizen, pyotp.TOTP(totp_secret).at(step * 30))
+                SECOND_FACTORS[citizen.email] = SecondFactor(totp_secret, codes, last_step=step)
             return {
                 "id": citizen.id,
                 "email": citizen.email,
                 "password": password,
                 "subject": citizen.subject,
+                "totp_secret": totp_secret,
             }
 
     return factory

@@ -65,3 +65,19 @@ class SignOutForm(FlaskForm):
     """A button: signing out is a POST with a CSRF token."""
 
     submit = SubmitField(_l("Sign out"))
+
+
+class CodeForm(FlaskForm):
+    """A one-time code: from an authenticator app, or a recovery code."""
+
+    code = StringField(
+        _l("Code"),
+        validators=[DataRequired(_l("Enter the code")), Length(max=32)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "spellcheck": "false",
+            "autocapitalize": "none",
+        },
+    )
+    journey = HiddenField()
+    submit = SubmitField(_l("Continue"))

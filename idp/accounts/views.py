@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
+from idp.accounts.levels import MEDIUM, vector_met
 from idp.accounts.services import (
     AccountError,
     authenticate_citizen,
@@ -37,7 +38,7 @@ from idp.security import throttle
 bp = Blueprint("accounts", __name__)
 
 
-def _journey_context(handle: str | None) -> dict:
+def journey_context(handle: str | None) -> dict:
     """The department a journey is for, and the login_hint it carried."""
     interaction = find_interaction(handle)
     if interaction is None:
@@ -52,7 +53,7 @@ def _journey_context(handle: str | None) -> dict:
     }
 
 
-def _continue(journey: str | None) -> Response:
+def continue_journey(journey: str | None) -> Response:
     """Back to the journey that sent the citizen here, or to the account page."""
     if journey and find_interaction(journey) is not None:
         return redirect(url_for("authorize.resume", journey=journey))
@@ -63,7 +64,7 @@ def _continue(journey: str | None) -> Response:
 def sign_in() -> Response:
     """Email and password; one message for every failure, so accounts cannot be discovered."""
     handle = request.values.get("journey")
-    context = _journey_context(handle)
+    context = journey_context(handle)
     form = SignInForm()
     error = None
     if request.method == "GET":
@@ -86,7 +87,10 @@ def sign_in() -> Response:
             throttle.record_success("password", key)
             session = start_session(citizen, amr=["pwd"])
             audit.record("sign_in.succeeded", citizen_id=citizen.id, amr=session.amr)
-            return _continue(form.journey.data)
+            if form.journey.data and find_interaction(form.journey.data) is not None:
+                # The journey decides whether its department needs the second factor.
+                return continue_journey(form.journey.data)
+            return redirect(url_for("two_factor.second_factor"))
         decision = throttle.record_failure("password", key, ip)
         if decision.locked:
             return _throttled(decision, key, form.email.data, context)
@@ -189,7 +193,7 @@ def _tell_owner_of_lockout(address: str, lockout: int) -> None:
 def sign_up() -> Response:
     """Create an account, then continue the journey signed in."""
     handle = request.values.get("journey")
-    context = _journey_context(handle)
+    context = journey_context(handle)
     form = SignUpForm()
     error_field = None
     if request.method == "GET":
@@ -206,8 +210,9 @@ def sign_up() -> Response:
             error_field = exc.field
             getattr(form, exc.field or "email").errors.append(str(exc))
         else:
+            # Every account has a second factor: set it up straight away.
             start_session(citizen, amr=["pwd"])
-            return _continue(form.journey.data)
+            return redirect(url_for("two_factor.setup", journey=form.journey.data or None))
     status = 400 if request.method == "POST" else 200
     return (
         render_template("sign_up.html", form=form, error_field=error_field, **context),
@@ -221,6 +226,9 @@ def account() -> Response:
     session = current_session()
     if session is None:
         return redirect(url_for("accounts.sign_in"))
+    if vector_met(session.amr or []) != MEDIUM:
+        # The account itself needs the second factor.
+        return redirect(url_for("two_factor.second_factor"))
     return render_template("account.html", session=session, form=SignOutForm())
 
 

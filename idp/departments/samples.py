@@ -33,6 +33,7 @@ class SampleDepartment:
     how_registered: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     authorize_params: dict[str, str] = field(default_factory=dict)
+    required_vot: str | None = None
     client_secret: str | None = None
     private_key_path: str | None = None
 
@@ -95,6 +96,7 @@ def _sample(settings: Settings, index: int, entry: dict[str, Any]) -> SampleDepa
         how_registered=entry.get("how_registered", ""),
         metadata=metadata,
         authorize_params=dict(entry.get("authorize_params", {})),
+        required_vot=entry.get("required_vot"),
         client_secret=department_secret(settings, client_id) if file_secret else None,
         private_key_path=private_key_path if method == "private_key_jwt" else None,
     )

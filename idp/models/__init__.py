@@ -9,6 +9,7 @@ from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
 from idp.models.registration import InitialAccessToken
 from idp.models.replay import UsedClientAssertion
+from idp.models.second_factor import RecoveryCode, TotpCredential
 from idp.models.session import BrowserSession
 from idp.models.staff import StaffMember, StaffSession
 from idp.models.throttle import ThrottleCounter
@@ -22,10 +23,12 @@ __all__ = [
     "Department",
     "InitialAccessToken",
     "Interaction",
+    "RecoveryCode",
     "SigningKey",
     "StaffMember",
     "StaffSession",
     "ThrottleCounter",
     "Token",
+    "TotpCredential",
     "UsedClientAssertion",
 ]

@@ -30,6 +30,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     sid: Mapped[str] = mapped_column(String(64))
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The vector of trust the sign-in met ("Cl" or "Cl.Cm"), returned as vot and acr.
+    vot: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

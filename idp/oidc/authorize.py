@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from idp import audit
 from idp.accounts.forms import ConsentForm
+from idp.accounts.levels import achieved_vector, requested_vectors
 from idp.accounts.sessions import current_session
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
@@ -146,6 +147,15 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
             )
         interaction = interaction or start_interaction(params)
         return redirect(url_for("accounts.sign_in", journey=interaction.handle))
+
+    if achieved_vector(session.amr or [], requested_vectors(data)) is None:
+        # A password-only session asked for Cl.Cm: the second factor only, not the password.
+        if "none" in prompts:
+            return error_response(
+                LoginRequiredError(redirect_uri=grant.redirect_uri), oauth_request
+            )
+        interaction = interaction or start_interaction(params)
+        return redirect(url_for("two_factor.second_factor", journey=interaction.handle))
 
     if needs_consent(session, grant.client, oauth_request.scope, data, interaction):
         if "none" in prompts:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from idp.accounts.levels import VECTORS
 from idp.departments.metadata import SUBJECT_TYPES
 from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
@@ -22,7 +23,19 @@ def provider_metadata() -> dict[str, Any]:
     """The discovery document."""
     settings = current_settings()
     issuer = settings.issuer
-    claims: list[str] = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr"]
+    claims: list[str] = [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "sid",
+        "amr",
+        "acr",
+        "vot",
+    ]
     for names in SCOPE_CLAIMS.values():
         claims.extend(n for n in names if n not in claims)
     return {
@@ -48,6 +61,9 @@ def provider_metadata() -> dict[str, Any]:
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
+        # Levels of assurance: vectors of trust (GOV.UK One Login), also accepted as acr_values.
+        "vtr_values_supported": list(VECTORS),
+        "acr_values_supported": list(VECTORS),
         "ui_locales_supported": list(settings.ui_locales_supported),
         "claim_types_supported": ["normal"],
     }

@@ -28,6 +28,12 @@ from flask import Flask, current_app
 from sqlalchemy import update
 
 from idp import audit
+from idp.accounts.levels import (
+    InvalidVectorOfTrust,
+    achieved_vector,
+    parse_vtr,
+    requested_vectors,
+)
 from idp.accounts.sessions import current_session
 from idp.extensions import db
 from idp.models import AuthorizationCode, Client, Token
@@ -182,6 +188,11 @@ class AuthorizationPolicy:
             max_age.isascii() and max_age.isdigit() and len(max_age) <= 9
         ):
             raise InvalidRequestError("max_age must be a whole number of seconds.")
+        if data.get("vtr") is not None:
+            try:
+                parse_vtr(data["vtr"])
+            except InvalidVectorOfTrust as exc:
+                raise InvalidRequestError(str(exc).replace('"', "'")) from None
         if len(data.get("nonce") or "") > 512:
             raise InvalidRequestError("nonce is too long (512 characters at most).")
         if len(data.get("state") or "") > 2048:
@@ -225,6 +236,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             sid=session.sid,
             auth_time=session.auth_time,
             amr=list(session.amr or []),
+            vot=achieved_vector(session.amr or [], requested_vectors(data)),
             created_at=now,
             expires_at=now + timedelta(seconds=current_settings().authorization_code_lifetime),
         )
@@ -235,6 +247,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             citizen_id=request.user.id,
             client_id=request.client.client_id,
             scope=request.scope,
+            vot=row.vot,
+            amr=row.amr,
         )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
@@ -324,6 +338,10 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims = super().get_authorization_code_claims(authorization_code)
         claims["sid"] = authorization_code.sid
         claims["auth_time"] = authorization_code.get_auth_time()
+        if authorization_code.vot:
+            # GOV.UK One Login's vector of trust, and the same value as the OIDC acr.
+            claims["vot"] = authorization_code.vot
+            claims["acr"] = authorization_code.vot
         return claims
 
     def generate_user_info(self, user, scope: str) -> dict:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pyotp
 import pytest
 
 from tests.support.browser import CitizenBrowser, callback
@@ -29,7 +32,15 @@ def sign_up_page(idp, client):
 def test_sign_up_creates_the_account_and_continues_to_the_department(idp, make_client):
     client = make_client()
     browser, attempt, page = sign_up_page(idp, client)
-    response = browser.follow(browser.submit(page, GOOD))
+    setup = browser.follow(browser.submit(page, GOOD))
+    # Every new account sets up an authenticator app before going on.
+    assert "Set up an authenticator app" in setup.text
+    secret = re.search(r'id="totp-secret">([^<]+)<', setup.text).group(1).replace(" ", "")
+    codes = browser.submit(setup, {"code": pyotp.TOTP(secret).now()})
+    assert codes.status_code == 200, codes.text[:400]
+    assert len(re.findall(r"<li><code>[a-z0-9]{5}-[a-z0-9]{5}</code></li>", codes.text)) == 10
+    resume = re.search(r'href="(/authorize/resume\?journey=[^"]+)"', codes.text).group(1)
+    response = browser.follow(browser.get(idp.url(resume.replace("&amp;", "&"))))
     cb = callback(browser.consent(response))
     token = client.token_request(cb.params["code"], attempt.code_verifier)
     assert token.status_code == 200

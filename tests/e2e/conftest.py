@@ -133,3 +133,16 @@ def browser_page(tmp_path):
                 page.screenshot(path=str(tmp_path / "last-page.png"))
             context.close()
             browser.close()
+
+
+def enter_second_factor(page, citizen: dict) -> None:
+    """Type the code the citizen's authenticator app shows (the IdP's second step)."""
+    from playwright.sync_api import expect
+
+    from tests.support.browser import SECOND_FACTORS
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Enter the code from your authenticator app"
+    )
+    page.get_by_label("Code").fill(SECOND_FACTORS[citizen["email"]].next_code())
+    page.get_by_role("button", name="Continue").click()

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from idp.demo import Running, start_sample_services
 from idp.settings import PROJECT_ROOT
+from tests.e2e.conftest import enter_second_factor
 
 pytestmark = pytest.mark.browser
 
@@ -100,6 +101,7 @@ def test_one_sign_in_is_recognised_by_all_five_sample_services(
             page.get_by_label("Email address").fill(citizen["email"])
             page.get_by_label("Password").fill(citizen["password"])
             page.get_by_role("button", name="Continue").click()
+            enter_second_factor(page, citizen)
         assert page.locator("input[type=password]").count() == 0
         expect(page.locator("#requesting-service")).to_contain_text(sample.department)
         expect(page.locator("#requesting-service")).to_contain_text("your email address")

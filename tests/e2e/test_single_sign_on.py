@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import enter_second_factor
+
 pytestmark = pytest.mark.browser
 
 
@@ -22,6 +24,7 @@ def test_sign_in_at_one_department_and_arrive_signed_in_at_the_next(
     page.get_by_label("Email address").fill(citizen["email"])
     page.get_by_label("Password").fill(citizen["password"])
     page.get_by_role("button", name="Continue").click()
+    enter_second_factor(page, citizen)
     expect(page.get_by_role("heading", level=1)).to_contain_text("HMRC: Your tax account")
     page.get_by_role("button", name="Allow", exact=True).click()
     expect(page).to_have_url(f"{tax.url}/account")

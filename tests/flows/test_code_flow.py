@@ -30,7 +30,8 @@ def test_citizen_signs_in_once_and_a_second_department_recognises_them(
     assert body["token_type"].lower() == "bearer"
     claims = tax.validate_id_token(body["id_token"], attempt.nonce)
     assert claims["sub"] == citizen["subject"]
-    assert claims["amr"] == ["pwd"]
+    assert claims["amr"] == ["pwd", "otp"]
+    assert claims["vot"] == "Cl.Cm"
     assert {"auth_time", "sid", "at_hash", "iat"} <= set(claims)
 
     # The second department: no password prompt, only its own consent.

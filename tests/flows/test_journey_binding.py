@@ -11,9 +11,7 @@ def reach_consent(idp, client, citizen) -> tuple[CitizenBrowser, object]:
     """A browser that started a journey and signed in; returns it and the consent page."""
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization().url))
-    consent = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    consent = browser.sign_in(page, citizen["email"], citizen["password"])
     assert "wants to know who you are" in consent.text
     return browser, consent
 

@@ -165,7 +165,9 @@ def test_id_token_claims(idp, make_client, issue_code, citizen):
     assert claims["auth_time"] <= claims["iat"]
     assert claims["at_hash"] == at_hash(access_token)
     assert isinstance(claims["sid"], str) and claims["sid"]
-    assert claims["amr"] == ["pwd"]
+    # The default level, Cl.Cm: a password and an authenticator app code (RFC 8176 otp).
+    assert claims["amr"] == ["pwd", "otp"]
+    assert claims["vot"] == claims["acr"] == "Cl.Cm"
     # Profile claims travel through UserInfo only.
     assert "email" not in claims
 

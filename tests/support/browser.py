@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+import pyotp
 
 CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 JOURNEY_PATTERN = re.compile(r'name="journey"[^>]*value="([^"]*)"')
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
+
+
+@dataclass
+class SecondFactor:
+    """What a test citizen keeps on their phone and on paper."""
+
+    secret: str
+    recovery_codes: list[str]
+    last_step: int = 0
+
+    def next_code(self) -> str:
+        """A code the IdP has not seen yet: the app's, or (if used up this step) a recovery code."""
+        now = int(time.time() // 30)
+        step = max(now - 1, self.last_step + 1)
+        if step <= now + 1:
+            self.last_step = step
+            return pyotp.TOTP(self.secret).at(step * 30)
+        return self.recovery_codes.pop()
+
+
+# Test citizens' second factors by email, registered by the make_citizen fixture.
+SECOND_FACTORS: dict[str, SecondFactor] = {}
+SECOND_FACTOR_HEADING = "Enter the code from your authenticator app"
 
 
 @dataclass
@@ -68,9 +93,20 @@ class CitizenBrowser:
         return self.last
 
     def sign_in(self, page: httpx.Response, email: str, password: str) -> httpx.Response:
-        """Fill in the sign-in page."""
+        """Fill in the sign-in page, and the second factor when the IdP asks for it."""
         assert "Sign in" in page.text, page.text[:500]
-        return self.follow(self.submit(page, {"email": email, "password": password}))
+        response = self.follow(self.submit(page, {"email": email, "password": password}))
+        if response.status_code == 200 and SECOND_FACTOR_HEADING in response.text:
+            response = self.second_factor(response, email)
+        return response
+
+    def second_factor(self, page: httpx.Response, email: str) -> httpx.Response:
+        """Type the code from the citizen's authenticator app (or a recovery code)."""
+        factor = SECOND_FACTORS[email.strip().lower()]
+        code = factor.next_code()
+        if "-" in code:  # a recovery code: it has its own page
+            page = self.follow(self.get(page.url.copy_with(path="/sign-in/recovery-code")))
+        return self.follow(self.submit(page, {"code": code}))
 
     def consent(self, page: httpx.Response, allow: bool = True) -> httpx.Response:
         """Answer the consent page."""
@@ -85,6 +121,9 @@ class CitizenBrowser:
         if response.status_code == 200 and 'name="password"' in response.text:
             assert email and password, "the IdP asked for a password"
             response = self.sign_in(response, email, password)
+        elif response.status_code == 200 and SECOND_FACTOR_HEADING in response.text:
+            assert email, "the IdP asked for the second factor"
+            response = self.second_factor(response, email)
         if response.status_code == 200 and "wants to know who you are" in response.text:
             response = self.consent(response, allow)
         return callback(response)

@@ -1,0 +1,184 @@
+"""The second step of signing in, and setting up a second factor.
+
+A password alone makes a "Cl" session. A department that needs "Cl.Cm" (the default) sends
+the citizen here: a code from their authenticator app (or a recovery code) steps the session
+up with a new session identifier. Every new account sets up an app straight after sign-up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from idp import audit
+from idp.accounts.forms import CodeForm
+from idp.accounts.second_factor import (
+    begin_totp_enrolment,
+    check_totp,
+    confirm_totp,
+    has_second_factor,
+    provisioning_uri,
+    qr_code_svg,
+    recovery_codes_left,
+    totp_credential,
+    totp_secret,
+    use_recovery_code,
+)
+from idp.accounts.sessions import current_session, start_session
+from idp.accounts.views import continue_journey, journey_context
+from idp.mail import MailError, send_mail
+from idp.security import throttle
+
+bp = Blueprint("two_factor", __name__)
+
+
+def _signed_in_with_password():
+    """The password-step session, or a redirect to sign in."""
+    session = current_session()
+    if session is None:
+        return None, redirect(url_for("accounts.sign_in", journey=request.values.get("journey")))
+    return session, None
+
+
+def _step_up(session, method: str) -> None:
+    """A new session (new identifier) that records the second factor."""
+    amr = list(dict.fromkeys([*(session.amr or []), method]))
+    new = start_session(session.citizen, amr=amr)
+    audit.record("sign_in.stepped_up", citizen_id=new.citizen_id, amr=new.amr)
+
+
+@bp.route("/sign-in/second-factor", methods=["GET", "POST"])
+def second_factor() -> Response:
+    """Enter the code from the authenticator app."""
+    session, elsewhere = _signed_in_with_password()
+    if elsewhere:
+        return elsewhere
+    context = journey_context(request.values.get("journey"))
+    if not has_second_factor(session.citizen):
+        return redirect(url_for("two_factor.setup", journey=context["journey"]))
+    form = CodeForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        key = f"citizen:{session.citizen_id}"
+        ip = request.remote_addr or ""
+        decision = throttle.check("second_factor", key, ip)
+        if decision.allowed and check_totp(session.citizen, form.code.data):
+            throttle.record_success("second_factor", key)
+            _step_up(session, "otp")
+            return continue_journey(context["journey"])
+        if decision.allowed:
+            decision = throttle.record_failure("second_factor", key, ip)
+            audit.record("second_factor.failed", outcome="failure", citizen_id=session.citizen_id)
+        if not decision.allowed:
+            error = _(
+                "Too many wrong codes. Wait %(seconds)d seconds and try again.",
+                seconds=decision.retry_after,
+            )
+            status = 429
+        else:
+            error = _("Enter the 6-digit code your authenticator app shows now")
+            status = 400
+    elif form.is_submitted():
+        status = 400
+    return (
+        render_template("second_factor.html", form=form, error=error, **context),
+        status,
+    )
+
+
+@bp.route("/sign-in/recovery-code", methods=["GET", "POST"])
+def recovery_code() -> Response:
+    """Use one of the ten recovery codes instead of the app."""
+    session, elsewhere = _signed_in_with_password()
+    if elsewhere:
+        return elsewhere
+    context = journey_context(request.values.get("journey"))
+    form = CodeForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        key = f"citizen:{session.citizen_id}"
+        ip = request.remote_addr or ""
+        decision = throttle.check("recovery", key, ip)
+        if decision.allowed and use_recovery_code(session.citizen, form.code.data):
+            throttle.record_success("recovery", key)
+            _tell_owner_of_recovery_code(session.citizen)
+            _step_up(session, "otp")
+            return continue_journey(context["journey"])
+        if decision.allowed:
+            decision = throttle.record_failure("recovery", key, ip)
+            audit.record("recovery_code.failed", outcome="failure", citizen_id=session.citizen_id)
+        error = (
+            _(
+                "Too many wrong codes. Wait %(seconds)d seconds and try again.",
+                seconds=decision.retry_after,
+            )
+            if not decision.allowed
+            else _("Enter one of your recovery codes, like abcde-23456")
+        )
+        status = 429 if not decision.allowed else 400
+    elif form.is_submitted():
+        status = 400
+    return render_template("recovery_code.html", form=form, error=error, **context), status
+
+
+def _tell_owner_of_recovery_code(citizen) -> None:
+    """A recovery code was used: the owner hears of it, with how many are left."""
+    left = recovery_codes_left(citizen)
+    try:
+        send_mail(
+            citizen.email,
+            _("A recovery code was used to sign in"),
+            _(
+                "Someone signed in to your government account with one of your recovery codes. "
+                "You have %(left)d left. If this was not you, change your password now.",
+                left=left,
+            ),
+        )
+    except MailError as exc:
+        # The sign-in goes on; the audit record keeps the event.
+        logging.getLogger("idp").warning("recovery code email not sent: %s", exc)
+
+
+@bp.route("/two-factor/setup", methods=["GET", "POST"])
+def setup() -> Response:
+    """Set up an authenticator app: scan the QR code (or type the key), then type a code."""
+    session, elsewhere = _signed_in_with_password()
+    if elsewhere:
+        return elsewhere
+    context = journey_context(request.values.get("journey"))
+    citizen = session.citizen
+    if has_second_factor(citizen):
+        return continue_journey(context["journey"])
+    form = CodeForm()
+    error = None
+    status = 200
+    credential = totp_credential(citizen)
+    if request.method == "GET" or credential is None:
+        secret = begin_totp_enrolment(citizen)
+    else:
+        secret = totp_secret(credential)
+    if form.validate_on_submit():
+        codes = confirm_totp(citizen, form.code.data)
+        if codes is not None:
+            _step_up(session, "otp")
+            return render_template("recovery_codes.html", codes=codes, **context)
+        error = _("Enter the 6-digit code your authenticator app shows now")
+        status = 400
+    elif form.is_submitted():
+        status = 400
+    uri = provisioning_uri(citizen, secret)
+    return (
+        render_template(
+            "two_factor_setup.html",
+            form=form,
+            error=error,
+            secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+            qr_code=qr_code_svg(uri),
+            **context,
+        ),
+        status,
+    )
