@@ -27,7 +27,7 @@ from idp.accounts.second_factor import (
     use_recovery_code,
 )
 from idp.accounts.sessions import current_session, start_session
-from idp.accounts.views import continue_journey, journey_context
+from idp.accounts.views import continue_journey, journey_context, wait_in_words
 from idp.mail import MailError, send_mail
 from idp.security import throttle
 
@@ -49,80 +49,63 @@ def _step_up(session, method: str) -> None:
     audit.record("sign_in.stepped_up", citizen_id=new.citizen_id, amr=new.amr)
 
 
-@bp.route("/sign-in/second-factor", methods=["GET", "POST"])
-def second_factor() -> Response:
-    """Enter the code from the authenticator app."""
+def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=None):
+    """A page where the signed-in citizen types a code: checked, throttled, then stepped up."""
     session, elsewhere = _signed_in_with_password()
     if elsewhere:
         return elsewhere
     context = journey_context(request.values.get("journey"))
-    if not has_second_factor(session.citizen):
+    if kind == "second_factor" and not has_second_factor(session.citizen):
         return redirect(url_for("two_factor.setup", journey=context["journey"]))
     form = CodeForm()
-    error = None
-    status = 200
+    error, status, headers = None, 200, {}
     if form.validate_on_submit():
         key = f"citizen:{session.citizen_id}"
         ip = request.remote_addr or ""
-        decision = throttle.check("second_factor", key, ip)
-        if decision.allowed and check_totp(session.citizen, form.code.data):
-            throttle.record_success("second_factor", key)
+        decision = throttle.check(kind, key, ip)
+        if decision.allowed and verify(session.citizen, form.code.data):
+            throttle.record_success(kind, key)
+            if after is not None:
+                after(session.citizen)
             _step_up(session, "otp")
             return continue_journey(context["journey"])
         if decision.allowed:
-            decision = throttle.record_failure("second_factor", key, ip)
-            audit.record("second_factor.failed", outcome="failure", citizen_id=session.citizen_id)
-        if not decision.allowed:
-            error = _(
-                "Too many wrong codes. Wait %(seconds)d seconds and try again.",
-                seconds=decision.retry_after,
-            )
-            status = 429
+            decision = throttle.record_failure(kind, key, ip)
+            audit.record(f"{kind}.failed", outcome="failure", citizen_id=session.citizen_id)
+        if decision.allowed:
+            error, status = wrong_code_message, 400
         else:
-            error = _("Enter the 6-digit code your authenticator app shows now")
-            status = 400
+            error = _(
+                "Too many wrong codes. Wait %(wait)s and try again.",
+                wait=wait_in_words(decision.retry_after),
+            )
+            status, headers = 429, {"Retry-After": str(decision.retry_after)}
     elif form.is_submitted():
         status = 400
-    return (
-        render_template("second_factor.html", form=form, error=error, **context),
-        status,
+    return render_template(template, form=form, error=error, **context), status, headers
+
+
+@bp.route("/sign-in/second-factor", methods=["GET", "POST"])
+def second_factor() -> Response:
+    """Enter the code from the authenticator app."""
+    return _code_step(
+        "second_factor",
+        "second_factor.html",
+        check_totp,
+        _("Enter the 6-digit code your authenticator app shows now"),
     )
 
 
 @bp.route("/sign-in/recovery-code", methods=["GET", "POST"])
 def recovery_code() -> Response:
     """Use one of the ten recovery codes instead of the app."""
-    session, elsewhere = _signed_in_with_password()
-    if elsewhere:
-        return elsewhere
-    context = journey_context(request.values.get("journey"))
-    form = CodeForm()
-    error = None
-    status = 200
-    if form.validate_on_submit():
-        key = f"citizen:{session.citizen_id}"
-        ip = request.remote_addr or ""
-        decision = throttle.check("recovery", key, ip)
-        if decision.allowed and use_recovery_code(session.citizen, form.code.data):
-            throttle.record_success("recovery", key)
-            _tell_owner_of_recovery_code(session.citizen)
-            _step_up(session, "otp")
-            return continue_journey(context["journey"])
-        if decision.allowed:
-            decision = throttle.record_failure("recovery", key, ip)
-            audit.record("recovery_code.failed", outcome="failure", citizen_id=session.citizen_id)
-        error = (
-            _(
-                "Too many wrong codes. Wait %(seconds)d seconds and try again.",
-                seconds=decision.retry_after,
-            )
-            if not decision.allowed
-            else _("Enter one of your recovery codes, like abcde-23456")
-        )
-        status = 429 if not decision.allowed else 400
-    elif form.is_submitted():
-        status = 400
-    return render_template("recovery_code.html", form=form, error=error, **context), status
+    return _code_step(
+        "recovery",
+        "recovery_code.html",
+        use_recovery_code,
+        _("Enter one of your recovery codes, like abcde-23456"),
+        after=_tell_owner_of_recovery_code,
+    )
 
 
 def _tell_owner_of_recovery_code(citizen) -> None:

@@ -99,7 +99,7 @@ def sign_in() -> Response:
     return render_template("sign_in.html", form=form, error=error, **context), status
 
 
-def _in_words(seconds: int) -> str:
+def wait_in_words(seconds: int) -> str:
     """A wait in plain words: "15 minutes", "1 second"."""
     # Not ngettext: Welsh puts the singular after any number, so only English needs "1 ...".
     number, unit = throttle.wait_units(seconds)
@@ -140,8 +140,8 @@ def _throttled(
     page = render_template(
         "throttled.html",
         decision=decision,
-        wait=_in_words(decision.retry_after),
-        lockout=_in_words(lockout),
+        wait=wait_in_words(decision.retry_after),
+        lockout=wait_in_words(lockout),
         **context,
     )
     return page, 429, {"Retry-After": str(decision.retry_after)}
@@ -153,7 +153,7 @@ def _tell_owner_of_lockout(address: str, lockout: int) -> None:
     Sent from a thread, so the page takes as long for an address that has no account (and a
     slow mail server cannot hold the page up).
     """
-    wait = _in_words(lockout)
+    wait = wait_in_words(lockout)
     subject = _("Someone tried to sign in to your account too many times")
     body = "\n\n".join(
         [
