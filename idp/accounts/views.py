@@ -117,26 +117,9 @@ def _throttled(
     citizen = find_citizen_by_email(email)
     who = {"citizen_id": citizen.id} if citizen else {"account_hash": throttle.digest(key)}
     lockout = throttle.limits_for("password").lockout_seconds
-    if decision.newly_locked:
-        audit.record(
-            "account.locked",
-            outcome="failure",
-            reason="too many wrong passwords",
-            kind="password",
-            locked_for=lockout,
-            **who,
-        )
-        if citizen is not None:
-            _tell_owner_of_lockout(citizen.email, lockout)
-    else:
-        audit.record(
-            "sign_in.throttled",
-            outcome="failure",
-            reason=decision.reason,
-            kind="password",
-            retry_after=decision.retry_after,
-            **who,
-        )
+    throttle.audit_refusal(decision, "password", lockout, **who)
+    if decision.newly_locked and citizen is not None:
+        _tell_owner_of_lockout(citizen.email, lockout)
     page = render_template(
         "throttled.html",
         decision=decision,

@@ -166,26 +166,7 @@ def _staff_throttled(decision: throttle.Decision, key: str) -> tuple[str, int, d
     member = db.session.scalar(db.select(StaffMember).filter_by(email=address))
     who = {"staff_id": member.id} if member else {"account_hash": throttle.digest(key)}
     lockout = throttle.limits_for("password").lockout_seconds
-    if decision.newly_locked:
-        audit.record(
-            "account.locked",
-            outcome="failure",
-            reason="too many wrong passwords",
-            kind="password",
-            realm="staff",
-            locked_for=lockout,
-            **who,
-        )
-    else:
-        audit.record(
-            "sign_in.throttled",
-            outcome="failure",
-            reason=decision.reason,
-            kind="password",
-            realm="staff",
-            retry_after=decision.retry_after,
-            **who,
-        )
+    throttle.audit_refusal(decision, "password", lockout, realm="staff", **who)
     page = render_template(
         "staff/throttled.html",
         decision=decision,

@@ -476,3 +476,27 @@ class RedisStore:
 
     def clear_account(self, kind: str, digest: str) -> None:
         self.client.delete(self._key(kind, ACCOUNT, digest))
+
+
+def audit_refusal(decision: Decision, kind: str, lockout: int, **who: Any) -> None:
+    """Record a throttled attempt, or the lockout it caused, without the address typed."""
+    from idp import audit
+
+    if decision.newly_locked:
+        audit.record(
+            "account.locked",
+            outcome="failure",
+            reason=f"too many wrong attempts ({kind})",
+            kind=kind,
+            locked_for=lockout,
+            **who,
+        )
+    else:
+        audit.record(
+            "sign_in.throttled",
+            outcome="failure",
+            reason=decision.reason,
+            kind=kind,
+            retry_after=decision.retry_after,
+            **who,
+        )
