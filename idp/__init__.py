@@ -108,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
     from idp.accounts.two_factor import bp as two_factor_bp
     from idp.accounts.views import bp as accounts_bp
+    from idp.accounts.your_account import bp as your_account_bp
     from idp.departments.views import bp as departments_bp
     from idp.dev import bp as dev_bp
     from idp.oidc.authorize import bp as authorize_bp
@@ -128,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
         token_bp,
         two_factor_bp,
         userinfo_bp,
+        your_account_bp,
     ):
         app.register_blueprint(bp)
 

@@ -28,6 +28,7 @@ from idp.accounts.services import (
     find_citizen_by_email,
 )
 from idp.accounts.sessions import current_session, end_session, start_session
+from idp.accounts.your_account import render_account
 from idp.mail import MailError, send_mail
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
@@ -212,7 +213,7 @@ def account() -> Response:
     if vector_met(session.amr or []) != MEDIUM:
         # The account itself needs the second factor.
         return redirect(url_for("two_factor.second_factor"))
-    return render_template("account.html", session=session, form=SignOutForm())
+    return render_account(session, request.args.get("done"))
 
 
 @bp.post("/sign-out")

@@ -192,7 +192,7 @@ def test_signing_out_at_the_idp_ends_single_sign_on(idp, make_citizen, make_clie
     browser, _ = signed_in_browser(idp, client, citizen)
     account = browser.get(idp.url("/"))
     assert citizen["email"] in account.text
-    signed_out = browser.submit(account, {})
+    signed_out = browser.submit(account, {}, action="/sign-out")
     assert "You have signed out" in signed_out.text
     cb = callback(browser.get(client.authorization(prompt="none").url))
     assert cb.params["error"] == "login_required"

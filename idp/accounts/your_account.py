@@ -1,0 +1,161 @@
+"""Your account: the departments that know you (with revoke), the browsers signed in (with
+sign-out per device) and recent sign-ins. Every page needs the second factor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, redirect, render_template, url_for
+from sqlalchemy import update
+
+from idp import audit
+from idp.accounts.forms import SignOutForm
+from idp.accounts.levels import MEDIUM, vector_met
+from idp.accounts.sessions import current_session, end_session
+from idp.extensions import db
+from idp.models import BrowserSession, Citizen, Client, Consent, Token
+from idp.models.timestamps import utcnow
+
+bp = Blueprint("your_account", __name__)
+
+HISTORY_LENGTH = 20
+
+
+@dataclass(frozen=True)
+class ConnectedService:
+    """A department service the citizen agreed to share information with."""
+
+    client_id: str
+    name: str
+    department: str | None
+    scope: str
+    granted_at: datetime
+
+
+def connected_services(citizen: Citizen) -> list[ConnectedService]:
+    """The services with a remembered consent, newest first."""
+    rows = db.session.execute(
+        db.select(Consent, Client)
+        .join(Client, Client.client_id == Consent.client_id, isouter=True)
+        .where(Consent.citizen_id == citizen.id)
+        .order_by(Consent.granted_at.desc())
+    ).all()
+    return [
+        ConnectedService(
+            client_id=consent.client_id,
+            name=client.client_name if client else consent.client_id,
+            department=client.department.name if client and client.department else None,
+            scope=consent.scope,
+            granted_at=consent.granted_at,
+        )
+        for consent, client in rows
+    ]
+
+
+def revoke_service(citizen: Citizen, client_id: str) -> bool:
+    """Forget the consent and end the service's live tokens for this citizen."""
+    consent = db.session.scalar(
+        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client_id)
+    )
+    if consent is None:
+        return False
+    db.session.delete(consent)
+    db.session.execute(
+        update(Token)
+        .where(
+            Token.citizen_id == citizen.id,
+            Token.client_id == client_id,
+            Token.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    db.session.commit()
+    audit.record("consent.revoked", citizen_id=citizen.id, client_id=client_id)
+    return True
+
+
+def live_sessions(citizen: Citizen) -> list[BrowserSession]:
+    """The browsers signed in now, most recently used first."""
+    now = utcnow()
+    return list(
+        db.session.scalars(
+            db.select(BrowserSession)
+            .where(
+                BrowserSession.citizen_id == citizen.id,
+                BrowserSession.ended_at.is_(None),
+                BrowserSession.expires_at > now,
+            )
+            .order_by(BrowserSession.last_active_at.desc())
+        )
+    )
+
+
+def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
+    """Recent sign-ins (kept 30 days), newest first."""
+    return list(
+        db.session.scalars(
+            db.select(BrowserSession)
+            .where(BrowserSession.citizen_id == citizen.id)
+            .order_by(BrowserSession.created_at.desc())
+            .limit(HISTORY_LENGTH)
+        )
+    )
+
+
+def _signed_in_fully():
+    """The session, when it has the second factor; otherwise where to go."""
+    session = current_session()
+    if session is None:
+        return None, redirect(url_for("accounts.sign_in"))
+    if vector_met(session.amr or []) != MEDIUM:
+        return None, redirect(url_for("two_factor.second_factor"))
+    return session, None
+
+
+@bp.post("/account/services/<client_id>/revoke")
+def revoke(client_id: str) -> Response:
+    """Stop sharing with one service; it must ask again next time."""
+    session, elsewhere = _signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    if not SignOutForm().validate_on_submit():
+        abort(400, "Nothing was changed: use the button on your account page.")
+    if not revoke_service(session.citizen, client_id[:128]):
+        abort(404, "That service does not know you.")
+    return redirect(url_for("accounts.account", done="revoked"))
+
+
+@bp.post("/account/sessions/<int:session_id>/sign-out")
+def sign_out_device(session_id: int) -> Response:
+    """Sign out one browser (another device, or this one)."""
+    session, elsewhere = _signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    if not SignOutForm().validate_on_submit():
+        abort(400, "Nothing was changed: use the button on your account page.")
+    target = db.session.get(BrowserSession, session_id)
+    if target is None or target.citizen_id != session.citizen_id or target.ended_at is not None:
+        abort(404, "That browser is not signed in.")
+    audit.record("sign_out", citizen_id=session.citizen_id, device="other", by="account page")
+    end_session(target, reason="signed out from account page")
+    if target.id == session.id:
+        return redirect(url_for("accounts.sign_in"))
+    return redirect(url_for("accounts.account", done="signed-out"))
+
+
+def account_context(session: BrowserSession) -> dict:
+    """What the account page shows."""
+    return {
+        "services": connected_services(session.citizen),
+        "sessions": live_sessions(session.citizen),
+        "history": sign_in_history(session.citizen),
+        "this_session_id": session.id,
+    }
+
+
+def render_account(session: BrowserSession, done: str | None) -> str:
+    """The account page."""
+    return render_template(
+        "account.html", session=session, form=SignOutForm(), done=done, **account_context(session)
+    )
