@@ -248,3 +248,12 @@ def test_staff_disable_stops_sign_in_and_names_an_unknown_account(cli_env, same_
         assert authenticate_staff("leaver@example.gov.uk", PASSWORD) is None
     message = refused(cli_env, "staff", "disable", "--email", "nobody@example.gov.uk")
     assert "no staff account for nobody@example.gov.uk" in message
+
+
+def test_generated_client_ids_are_safe_on_a_command_line(same_idp):
+    """A client_id starting with '-' would be read as an option by `idp clients ...`."""
+    from idp.departments.services import new_client_id
+
+    ids = [new_client_id() for _ in range(2000)]
+    assert all(i.isalnum() and len(i) == 24 for i in ids)
+    assert len(set(ids)) == len(ids)

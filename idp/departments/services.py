@@ -8,6 +8,7 @@ same audit events apply whichever way a department joins.
 from __future__ import annotations
 
 import secrets
+import string
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,9 +58,13 @@ class Registered:
     registration_access_token: str | None = None
 
 
+CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_client_id() -> str:
-    """A random client identifier (it says nothing about the department)."""
-    return secrets.token_urlsafe(18)
+    """A random client identifier (it says nothing about the department); letters and digits
+    only, so it never starts with '-' (a command line would read it as an option)."""
+    return "".join(secrets.choice(CLIENT_ID_ALPHABET) for _ in range(24))
 
 
 def new_client_secret() -> str:
