@@ -75,9 +75,31 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
     _drop_postgres(url)
 
 
-@pytest.fixture(scope="session")
-def live_idp(database_url, tmp_path_factory) -> Iterator[LiveIdP]:
-    """The IdP, migrated and served over HTTP by waitress on a free port."""
+class LiveIdP:
+    """A running IdP: its app (for test data) and its issuer URL (for HTTP)."""
+
+    def __init__(self, app: Flask, issuer: str, server=None):
+        self.app = app
+        self.issuer = issuer
+        self.server = server
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the IdP."""
+        return self.issuer + path
+
+    def close(self) -> None:
+        """Stop serving and release the database connections."""
+        if self.server is not None:
+            self.server.close()
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+def serve_idp(database_url: str, instance_path: str, threads: int = 4, **overrides) -> LiveIdP:
+    """An IdP migrated and served over HTTP by waitress on a free port; overrides are settings.
+
+    Several may share one database and instance folder, as processes behind a load balancer do.
+    """
     from flask_migrate import upgrade
 
     from idp.oidc.keys import ensure_signing_keys
@@ -85,36 +107,31 @@ def live_idp(database_url, tmp_path_factory) -> Iterator[LiveIdP]:
     port = free_port()
     settings = load_settings(
         config_file=os.devnull,
-        issuer=f"http://127.0.0.1:{port}",
-        port=port,
-        database_url=database_url,
-        instance_path=str(tmp_path_factory.mktemp("instance")),
-        departments_file="",
-        log_level="WARNING",
+        **{
+            "issuer": f"http://127.0.0.1:{port}",
+            "port": port,
+            "database_url": database_url,
+            "instance_path": instance_path,
+            "departments_file": "",
+            "log_level": "WARNING",
+            **overrides,
+        },
     )
     app = create_app(settings)
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         ensure_signing_keys()
-    server = create_server(app, host="127.0.0.1", port=port, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield LiveIdP(app=app, issuer=settings.issuer)
-    server.close()
-    with app.app_context():
-        db.engine.dispose()
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    threading.Thread(target=server.run, daemon=True).start()
+    return LiveIdP(app=app, issuer=settings.issuer, server=server)
 
 
-class LiveIdP:
-    """A running IdP: its app (for test data) and its issuer URL (for HTTP)."""
-
-    def __init__(self, app: Flask, issuer: str):
-        self.app = app
-        self.issuer = issuer
-
-    def url(self, path: str) -> str:
-        """An absolute URL on the IdP."""
-        return self.issuer + path
+@pytest.fixture(scope="session")
+def live_idp(database_url, tmp_path_factory) -> Iterator[LiveIdP]:
+    """The IdP, migrated and served over HTTP by waitress on a free port."""
+    served = serve_idp(database_url, str(tmp_path_factory.mktemp("instance")), threads=8)
+    yield served
+    served.close()
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ import html
 import io
 import json
 import logging
-import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,15 +18,12 @@ import httpx
 import pyotp
 import pytest
 from sqlalchemy import func, select, update
-from waitress import create_server
 
-from idp import create_app
 from idp.extensions import db
 from idp.mail import read_outbox
 from idp.models import RecoveryCode, ThrottleCounter, TotpCredential
 from idp.security.throttle import delay
-from idp.settings import load_settings
-from tests.conftest import LiveIdP, free_port
+from tests.conftest import LiveIdP, serve_idp
 from tests.support.browser import (
     SECOND_FACTOR_HEADING,
     SECOND_FACTORS,
@@ -430,28 +425,17 @@ def test_wrong_recovery_codes_are_throttled(idp, browser, client, citizen):
 @pytest.fixture(scope="module")
 def undelayed_idp(live_idp, database_url) -> Iterator[LiveIdP]:
     """Another IdP on the shared database whose second factor throttles lock without delays."""
-    port = free_port()
-    settings = load_settings(
-        config_file=os.devnull,
-        issuer=f"http://127.0.0.1:{port}",
-        port=port,
-        database_url=database_url,
-        instance_path=live_idp.app.config["IDP_SETTINGS"].instance_path,
-        departments_file="",
-        log_level="WARNING",
+    served = serve_idp(
+        database_url,
+        live_idp.app.config["IDP_SETTINGS"].instance_path,
         redis_url="",
         throttle_overrides={
             "second_factor": {"delay_seconds": 0},
             "recovery": {"delay_seconds": 0},
         },
     )
-    app = create_app(settings)
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield LiveIdP(app=app, issuer=settings.issuer)
-    server.close()
-    with app.app_context():
-        db.engine.dispose()
+    yield served
+    served.close()
 
 
 @pytest.mark.parametrize(

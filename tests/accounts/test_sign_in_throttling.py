@@ -11,24 +11,18 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-from waitress import create_server
 
-from idp import create_app
 from idp.extensions import db
 from idp.mail import read_outbox
 from idp.models import ThrottleCounter
-from idp.settings import load_settings
-from tests.conftest import CITIZEN_PASSWORD, LiveIdP, free_port
+from tests.conftest import CITIZEN_PASSWORD, LiveIdP, free_port, serve_idp
 from tests.departments import STAFF_PASSWORD, StaffBrowser, make_staff, visible_text
 from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_skip
 from tests.support.browser import CitizenBrowser
@@ -37,40 +31,13 @@ WRONG = "not the password at all"
 CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+')
 
 
-@dataclass
-class Served:
-    """An extra live IdP and its server."""
-
-    idp: LiveIdP
-    server: object
-
-    def close(self) -> None:
-        self.server.close()
-        with self.idp.app.app_context():
-            db.engine.dispose()
-
-
-def serve(database_url: str, instance_path: str, **overrides) -> Served:
-    """Another IdP on the same database, built the way conftest builds the shared one."""
-    from flask_migrate import upgrade
-
-    port = free_port()
-    settings = load_settings(
-        config_file=os.devnull,
-        issuer=f"http://127.0.0.1:{port}",
-        port=port,
-        database_url=database_url,
-        instance_path=instance_path,
-        departments_file="",
-        log_level="WARNING",
+def serve(database_url: str, instance_path: str, **overrides) -> LiveIdP:
+    """Another IdP on the same database, without Redis and without growing delays."""
+    return serve_idp(
+        database_url,
+        instance_path,
         **{"redis_url": "", "throttle_delay_seconds": 0, **overrides},
     )
-    app = create_app(settings)
-    with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    return Served(LiveIdP(app=app, issuer=settings.issuer), server)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +51,7 @@ def idps(live_idp, database_url, tmp_path_factory) -> Iterator[dict[str, LiveIdP
         "brief": serve(database_url, instance, throttle_lockout_seconds=2),
         "ip": serve(database_url, instance, throttle_ip_max_failures=4),
     }
-    yield {name: s.idp for name, s in served.items()}
+    yield served
     for s in served.values():
         s.close()
 
@@ -293,17 +260,17 @@ def test_with_redis_the_counts_live_in_redis(idp, database_url, tmp_path, make_c
     served = serve(database_url, str(tmp_path), redis_url=REDIS_URL, throttle_redis_prefix=prefix)
     try:
         citizen = make_citizen(unique_email())
-        sign_in = SignIn(served.idp)
+        sign_in = SignIn(served)
         statuses = [sign_in.attempt(citizen["email"]).status_code for _ in range(6)]
         assert statuses == [400] * 5 + [429]
         assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 429
-        with served.idp.app.app_context():
+        with served.app.app_context():
             assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 0
         keys = sorted(k.decode().removeprefix(prefix) for k in client.scan_iter(prefix + "*"))
         assert [k.split(":")[:2] for k in keys] == [["password", "account"], ["password", "ip"]]
         assert keys[0].endswith(":lock"), "the failures went when the lock came"
         assert not any(citizen["email"] in k for k in keys)
-        assert len(wait_for_mail(served.idp.app.config["IDP_SETTINGS"], citizen["email"])) == 1
+        assert len(wait_for_mail(served.app.config["IDP_SETTINGS"], citizen["email"])) == 1
     finally:
         served.close()
         forget_redis_keys(client, prefix)
@@ -318,11 +285,11 @@ def test_with_redis_unreachable_the_database_counts(idp, database_url, tmp_path,
     served = serve(database_url, str(tmp_path), redis_url=f"redis://127.0.0.1:{free_port()}/0")
     try:
         citizen = make_citizen(unique_email())
-        sign_in = SignIn(served.idp)
+        sign_in = SignIn(served)
         statuses = [sign_in.attempt(citizen["email"]).status_code for _ in range(6)]
         assert statuses == [400] * 5 + [429]
         assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 429
-        with served.idp.app.app_context():
+        with served.app.app_context():
             assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 2
     finally:
         served.close()
