@@ -17,6 +17,16 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def is_localhost_name(host: str | None) -> bool:
+    """localhost and names under .localhost: always this machine (RFC 6761 6.3)."""
+    return host is not None and (host == "localhost" or host.endswith(".localhost"))
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """A localhost name or a loopback address: this machine."""
+    return is_localhost_name(host) or host in {"127.0.0.1", "::1"}
+
+
 class SettingsError(ValueError):
     """A setting has a value the IdP cannot use."""
 
@@ -182,7 +192,7 @@ class Settings:
     @property
     def is_development(self) -> bool:
         """A developer's machine: the issuer is on loopback (development pages are served)."""
-        return urlsplit(self.issuer).hostname in {"localhost", "127.0.0.1", "::1"}
+        return is_loopback_host(urlsplit(self.issuer).hostname)
 
     @property
     def may_fetch_private_addresses(self) -> bool:

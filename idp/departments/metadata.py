@@ -15,6 +15,7 @@ from idp.oidc.claims import SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
 from idp.security.outbound import FetchError, fetch_json
+from idp.settings import is_loopback_host
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -68,13 +69,6 @@ class ClientMetadataError(ValueError):
         return first if first in KNOWN_FIELDS else None
 
 
-def is_loopback(host: str | None) -> bool:
-    """localhost names (RFC 6761 6.3) and loopback addresses may use http (RFC 8252 7.3)."""
-    return host is not None and (
-        host in {"localhost", "127.0.0.1", "::1"} or host.endswith(".localhost")
-    )
-
-
 def web_uri_problem(uri: str) -> str | None:
     """Why a URI is not an absolute https URI (http allowed on loopback), or None."""
     try:
@@ -91,7 +85,8 @@ def web_uri_problem(uri: str) -> str | None:
         return "must have an ASCII host name (write internationalised names in punycode)"
     if any(c in uri for c in '"<>\\^`{|}'):
         return "contains characters that are not allowed in a URI"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        # RFC 8252 7.3: http on this machine only (loopback addresses and localhost names).
         return "must use https (http is allowed only on loopback)"
     if parts.username is not None or parts.password is not None:
         return "must not contain a user name or password"

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from idp.settings import current_settings
+from idp.settings import current_settings, is_localhost_name
 
 
 class FetchError(Exception):
@@ -48,7 +48,7 @@ def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
 
 def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
     """One address for host that the IdP may connect to; errors name the field."""
-    if host == "localhost" or host.endswith(".localhost"):
+    if is_localhost_name(host):
         # RFC 6761 6.3: localhost names are the loopback address, whatever DNS says.
         if not allow_private:
             raise FetchError(
