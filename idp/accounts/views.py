@@ -20,7 +20,6 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
-from idp.accounts.levels import MEDIUM, vector_met
 from idp.accounts.services import (
     AccountError,
     authenticate_citizen,
@@ -28,7 +27,7 @@ from idp.accounts.services import (
     find_citizen_by_email,
 )
 from idp.accounts.sessions import current_session, end_session, start_session
-from idp.accounts.your_account import render_account
+from idp.accounts.your_account import render_account, signed_in_fully
 from idp.mail import MailError, send_mail
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
@@ -206,13 +205,10 @@ def sign_up() -> Response:
 
 @bp.get("/")
 def account() -> Response:
-    """The signed-in start page."""
-    session = current_session()
-    if session is None:
-        return redirect(url_for("accounts.sign_in"))
-    if vector_met(session.amr or []) != MEDIUM:
-        # The account itself needs the second factor.
-        return redirect(url_for("two_factor.second_factor"))
+    """The signed-in start page (it needs the second factor)."""
+    session, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
     return render_account(session, request.args.get("done"))
 
 

@@ -103,7 +103,7 @@ def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
     )
 
 
-def _signed_in_fully():
+def signed_in_fully():
     """The session, when it has the second factor; otherwise where to go."""
     session = current_session()
     if session is None:
@@ -116,7 +116,7 @@ def _signed_in_fully():
 @bp.post("/account/services/<client_id>/revoke")
 def revoke(client_id: str) -> Response:
     """Stop sharing with one service; it must ask again next time."""
-    session, elsewhere = _signed_in_fully()
+    session, elsewhere = signed_in_fully()
     if elsewhere:
         return elsewhere
     if not SignOutForm().validate_on_submit():
@@ -129,7 +129,7 @@ def revoke(client_id: str) -> Response:
 @bp.post("/account/sessions/<int:session_id>/sign-out")
 def sign_out_device(session_id: int) -> Response:
     """Sign out one browser (another device, or this one)."""
-    session, elsewhere = _signed_in_fully()
+    session, elsewhere = signed_in_fully()
     if elsewhere:
         return elsewhere
     if not SignOutForm().validate_on_submit():
