@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
+    from idp.accounts.passkeys import bp as passkeys_bp
+    from idp.accounts.recovery import bp as recovery_bp
     from idp.accounts.two_factor import bp as two_factor_bp
     from idp.accounts.views import bp as accounts_bp
     from idp.accounts.your_account import bp as your_account_bp
@@ -125,6 +127,8 @@ def _register_blueprints(app: Flask) -> None:
         dev_bp,
         discovery_bp,
         jwks_bp,
+        passkeys_bp,
+        recovery_bp,
         registration_bp,
         token_bp,
         two_factor_bp,

@@ -4,9 +4,11 @@ from idp.models.citizen import Citizen
 from idp.models.client import Client
 from idp.models.consent import Consent
 from idp.models.department import Department
+from idp.models.email_code import EmailCode
 from idp.models.grant import AuthorizationCode, Token
 from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
+from idp.models.passkey import Passkey, WebAuthnChallenge
 from idp.models.registration import InitialAccessToken
 from idp.models.replay import UsedClientAssertion
 from idp.models.second_factor import RecoveryCode, TotpCredential
@@ -21,8 +23,10 @@ __all__ = [
     "Client",
     "Consent",
     "Department",
+    "EmailCode",
     "InitialAccessToken",
     "Interaction",
+    "Passkey",
     "RecoveryCode",
     "SigningKey",
     "StaffMember",
@@ -31,4 +35,5 @@ __all__ = [
     "Token",
     "TotpCredential",
     "UsedClientAssertion",
+    "WebAuthnChallenge",
 ]

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
@@ -28,6 +28,10 @@ class StaffMember(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The staff member's authenticator app (RFC 6238), encrypted at rest like citizens'.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_used_step: Mapped[int] = mapped_column(default=0, server_default="0")
 
     department: Mapped[Department | None] = relationship(lazy="joined")
 
@@ -49,5 +53,7 @@ class StaffSession(db.Model):
     last_active_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How the staff member signed in (RFC 8176): ["pwd"] until the second factor, then "otp".
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
 
     staff: Mapped[StaffMember] = relationship(lazy="joined")
