@@ -1,5 +1,5 @@
-"""Deleting what can no longer be used: expired journeys, codes, tokens, sessions, jtis and
-sign-in throttling counters.
+"""Deleting what can no longer be used: expired journeys, codes (authorization and email),
+passkey challenges, tokens, sessions, jtis and sign-in throttling counters.
 
 Initial access tokens are kept (used, expired or revoked) as the record of who was allowed
 to register what."""
@@ -14,11 +14,13 @@ from idp.extensions import db
 from idp.models import (
     AuthorizationCode,
     BrowserSession,
+    EmailCode,
     Interaction,
     StaffSession,
     ThrottleCounter,
     Token,
     UsedClientAssertion,
+    WebAuthnChallenge,
 )
 from idp.models.timestamps import utcnow
 from idp.settings import current_settings
@@ -39,6 +41,8 @@ def purge_expired() -> dict[str, int]:
         "authorization_codes": delete(AuthorizationCode).where(
             AuthorizationCode.expires_at < code_horizon
         ),
+        "email_codes": delete(EmailCode).where(EmailCode.expires_at < now),
+        "webauthn_challenges": delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now),
         "client_assertions": delete(UsedClientAssertion).where(
             UsedClientAssertion.expires_at < now
         ),

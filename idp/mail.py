@@ -5,6 +5,7 @@ machine) so that the demo works with no mail server."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import smtplib
 import ssl
@@ -16,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from idp.models.timestamps import utcnow
 from idp.settings import Settings, current_settings
+
+log = logging.getLogger("idp.mail")
 
 OUTBOX_FILE = "outbox.jsonl"
 SMTP_TIMEOUT_SECONDS = 10
@@ -49,6 +52,25 @@ def send_mail(to: str, subject: str, body: str) -> None:
         _send_smtp(settings, mail)
     else:
         _append_to_outbox(settings, mail)
+
+
+def send_in_background(to: str, subject: str, body: str) -> None:
+    """Send from a thread: the page does not wait for the mail server, and takes as long
+    whether or not an email was sent (so a page cannot tell who has an account)."""
+    from flask import current_app
+
+    app = current_app._get_current_object()
+
+    def deliver() -> None:
+        with app.app_context():
+            try:
+                send_mail(to, subject, body)
+            except MailError as exc:
+                log.warning("email %r not sent: %s", subject, exc)
+            except Exception:
+                log.exception("email %r not sent", subject)
+
+    threading.Thread(target=deliver, name="send-mail", daemon=True).start()
 
 
 def _append_to_outbox(settings: Settings, mail: Mail) -> None:

@@ -32,7 +32,15 @@ class SettingsError(ValueError):
 
 
 # What a throttle counts failures of: each has its own counters and limits.
-THROTTLE_KINDS = ("password", "second_factor", "recovery", "reset")
+# "email_code" counts wrong codes sent by email; "email_send" counts codes sent to an address.
+THROTTLE_KINDS = (
+    "password",
+    "second_factor",
+    "recovery",
+    "reset",
+    "email_code",
+    "email_send",
+)
 # NIST SP 800-63B 5.2.2: no more than 100 consecutive failed attempts on one account.
 THROTTLE_MAX_FAILURES_CEILING = 100
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, update
 
 from idp.extensions import db
 from idp.housekeeping import purge_expired
-from idp.models import AuthorizationCode, Token
+from idp.models import AuthorizationCode, EmailCode, Token
 from idp.models.timestamps import utcnow
 from tests.support.browser import CitizenBrowser
 
@@ -36,3 +36,21 @@ def test_purge_keeps_live_rows_and_deletes_expired_ones(idp, make_citizen, make_
         assert counts["authorization_codes"] == 1
         assert counts["tokens"] == 1
         assert count(AuthorizationCode) == 0
+
+
+def test_expired_email_codes_are_deleted_and_live_ones_kept(app):
+    with app.app_context():
+        now = utcnow()
+        for name, expires in (("old", now - timedelta(minutes=1)), ("live", now + timedelta(1))):
+            db.session.add(
+                EmailCode(
+                    handle_hash=name * 8,
+                    purpose="sign_up",
+                    email=f"{name}@example.com",
+                    expires_at=expires,
+                )
+            )
+        db.session.commit()
+        assert purge_expired()["email_codes"] == 1
+        left = db.session.scalars(db.select(EmailCode.email)).all()
+    assert left == ["live@example.com"]

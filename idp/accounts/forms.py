@@ -25,21 +25,21 @@ class SignInForm(FlaskForm):
     submit = SubmitField(_l("Continue"))
 
 
-class SignUpForm(FlaskForm):
-    """A new account: email, password (twice), optional name."""
-
-    email = EmailField(
-        _l("Email address"),
+def _email_field(label):
+    return EmailField(
+        label,
         validators=[
             DataRequired(_l("Enter your email address")),
             Email(_l("Enter an email address in the correct format, like name@example.com")),
             Length(max=EMAIL_MAX, message=_l("Email address must be 320 characters or fewer")),
         ],
+        render_kw={"autocomplete": "email", "spellcheck": "false"},
     )
-    given_name = StringField(_l("First name (optional)"), validators=[Optional(), Length(max=200)])
-    family_name = StringField(_l("Last name (optional)"), validators=[Optional(), Length(max=200)])
+
+
+def _new_password_fields(label):
     password = PasswordField(
-        _l("Create a password"),
+        label,
         validators=[DataRequired(_l("Enter a password"))],
         render_kw={"autocomplete": "new-password"},
     )
@@ -49,9 +49,42 @@ class SignUpForm(FlaskForm):
             DataRequired(_l("Confirm your password")),
             EqualTo("password", _l("The passwords you entered do not match")),
         ],
+        render_kw={"autocomplete": "new-password"},
     )
+    return password, confirm
+
+
+class EmailForm(FlaskForm):
+    """An email address to send a code to (sign up, reset a password)."""
+
+    email = _email_field(_l("Email address"))
+    journey = HiddenField()
+    submit = SubmitField(_l("Continue"))
+
+
+class SignUpDetailsForm(FlaskForm):
+    """The rest of a new account, once its email is proven: optional name, password twice."""
+
+    given_name = StringField(_l("First name (optional)"), validators=[Optional(), Length(max=200)])
+    family_name = StringField(_l("Last name (optional)"), validators=[Optional(), Length(max=200)])
+    password, confirm = _new_password_fields(_l("Create a password"))
     journey = HiddenField()
     submit = SubmitField(_l("Create your account"))
+
+
+class NewPasswordForm(FlaskForm):
+    """A new password, twice (after a reset)."""
+
+    password, confirm = _new_password_fields(_l("New password"))
+    journey = HiddenField()
+    submit = SubmitField(_l("Save your new password"))
+
+
+class ButtonForm(FlaskForm):
+    """A single button (send another code, remove...): a POST with a CSRF token."""
+
+    journey = HiddenField()
+    submit = SubmitField(_l("Continue"))
 
 
 class ConsentForm(FlaskForm):

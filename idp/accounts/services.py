@@ -7,8 +7,9 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
+from idp.accounts import email_codes
 from idp.extensions import db
-from idp.models import Citizen
+from idp.models import Citizen, EmailCode
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
@@ -52,8 +53,13 @@ def create_citizen(
     given_name: str | None = None,
     family_name: str | None = None,
     email_verified: bool = False,
+    email_code: EmailCode | None = None,
 ) -> Citizen:
-    """Create an account; AccountError names the problem."""
+    """Create an account; AccountError names the problem.
+
+    With email_code (a verified sign-up journey), the account is created with its address
+    verified, and the code is spent in the same transaction: one code, one account.
+    """
     canonical = normalise_email(email)
     try:
         check_password_policy(password, email=canonical)
@@ -66,6 +72,14 @@ def create_citizen(
         given_name=(given_name or "").strip() or None,
         family_name=(family_name or "").strip() or None,
     )
+    if email_code is not None:
+        if email_code.email != canonical or not email_codes.spend(email_code):
+            db.session.rollback()
+            raise AccountError(
+                _("Your email code has expired or was used. Start again to get a new one."),
+                "email",
+            )
+        citizen.email_verified = True
     db.session.add(citizen)
     try:
         db.session.commit()

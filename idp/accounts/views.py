@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from flask import (
     Blueprint,
     Response,
-    current_app,
     g,
     redirect,
     render_template,
@@ -19,21 +15,32 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts.forms import SignInForm, SignOutForm, SignUpForm
+from idp.accounts import email_codes
+from idp.accounts.email_steps import check_code, send_code
+from idp.accounts.forms import (
+    ButtonForm,
+    CodeForm,
+    EmailForm,
+    SignInForm,
+    SignOutForm,
+    SignUpDetailsForm,
+)
 from idp.accounts.services import (
     AccountError,
     authenticate_citizen,
     create_citizen,
     find_citizen_by_email,
+    normalise_email,
 )
 from idp.accounts.sessions import current_session, end_session, start_session
 from idp.accounts.your_account import render_account, signed_in_fully
-from idp.mail import MailError, send_mail
+from idp.mail import send_in_background
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
 from idp.security import throttle
+from idp.settings import current_settings
 
 bp = Blueprint("accounts", __name__)
 
@@ -133,8 +140,7 @@ def _throttled(
 def _tell_owner_of_lockout(address: str, lockout: int) -> None:
     """Email the owner that their account was locked: when, and what to do.
 
-    Sent from a thread, so the page takes as long for an address that has no account (and a
-    slow mail server cannot hold the page up).
+    Sent in the background, so the page takes as long for an address that has no account.
     """
     wait = wait_in_words(lockout)
     subject = _("Someone tried to sign in to your account too many times")
@@ -158,49 +164,197 @@ def _tell_owner_of_lockout(address: str, lockout: int) -> None:
             ),
         ]
     )
-    app = current_app._get_current_object()
-
-    def deliver() -> None:
-        with app.app_context():
-            try:
-                send_mail(address, subject, body)
-            except MailError as exc:
-                logging.getLogger("idp").warning("lockout email not sent: %s", exc)
-            except Exception:
-                logging.getLogger("idp").exception("lockout email not sent")
-
-    threading.Thread(target=deliver, name="lockout-email", daemon=True).start()
+    send_in_background(address, subject, body)
 
 
 @bp.route("/sign-up", methods=["GET", "POST"])
 def sign_up() -> Response:
-    """Create an account, then continue the journey signed in."""
-    handle = request.values.get("journey")
-    context = journey_context(handle)
-    form = SignUpForm()
-    error_field = None
+    """Creating an account, step 1: the email address, which gets a code."""
+    context = journey_context(request.values.get("journey"))
+    form = EmailForm()
+    error, status, headers = None, 200, {}
+    if request.method == "GET":
+        form.journey.data = context["journey"]
+    elif form.validate_on_submit():
+        try:
+            address = normalise_email(form.email.data)
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            existing = find_citizen_by_email(address)
+            # The same page either way: sign-up never tells whether an address has an account.
+            # The owner of a taken address hears by email instead, and no code will work.
+            refusal = send_code(
+                "sign_up",
+                address,
+                _sign_up_letter if existing is None else _already_registered_letter,
+                deliverable=existing is None,
+            )
+            if refusal is None:
+                return redirect(url_for("accounts.sign_up_code", journey=context["journey"]))
+            error, status, headers = refusal.message, refusal.status, refusal.headers or {}
+    if request.method == "POST" and status == 200:
+        status = 400
+    page = render_template("sign_up.html", form=form, error=error, **context)
+    return page, status, headers
+
+
+def _sign_up_letter(code: str | None) -> tuple[str, str]:
+    return (
+        _("Your code to create an account: %(code)s", code=code),
+        "\n\n".join(
+            [
+                _("Your code to create your government sign in account is %(code)s.", code=code),
+                _("Enter it on the page where you asked for it. It expires in 15 minutes."),
+                _(
+                    "If you did not ask to create an account, you can ignore this email:"
+                    " nobody can create one with your address without this code."
+                ),
+            ]
+        ),
+    )
+
+
+def _already_registered_letter(code: str | None) -> tuple[str, str]:
+    issuer = current_settings().issuer
+    return (
+        _("You already have a government sign in account"),
+        "\n\n".join(
+            [
+                _(
+                    "Someone asked to create a government sign in account with this email"
+                    " address. You already have an account, so we did not create another."
+                ),
+                _("To sign in, go to %(url)s", url=f"{issuer}/sign-in"),
+                _(
+                    "If you have forgotten your password, reset it at %(url)s",
+                    url=f"{issuer}/reset-password",
+                ),
+                _("If this was not you, you can ignore this email. Your account has not changed."),
+            ]
+        ),
+    )
+
+
+def render_code_page(
+    row,
+    form,
+    *,
+    action: str,
+    resend: str,
+    restart: str,
+    error=None,
+    status=200,
+    headers=None,
+    **context,
+):
+    """The 'check your email' page of any journey."""
+    page = render_template(
+        "check_email.html",
+        form=form,
+        email=row.email,
+        action=action,
+        resend=resend,
+        restart=restart,
+        resend_form=ButtonForm(),
+        error=error,
+        **context,
+    )
+    return page, status, headers or {}
+
+
+@bp.route("/sign-up/check-email", methods=["GET", "POST"])
+def sign_up_code() -> Response:
+    """Creating an account, step 2: the code from the email."""
+    context = journey_context(request.values.get("journey"))
+    row = email_codes.pending("sign_up")
+    if row is None:
+        return redirect(url_for("accounts.sign_up", journey=context["journey"]))
+    form = CodeForm()
+    urls = {
+        "action": url_for("accounts.sign_up_code", journey=context["journey"]),
+        "resend": url_for("accounts.sign_up_resend", journey=context["journey"]),
+        "restart": url_for("accounts.sign_up", journey=context["journey"]),
+    }
+    if form.validate_on_submit():
+        refusal = check_code(row, form.code.data)
+        if refusal is None:
+            return redirect(url_for("accounts.sign_up_details", journey=context["journey"]))
+        return render_code_page(
+            row,
+            form,
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **urls,
+            **context,
+        )
+    status = 400 if form.is_submitted() else 200
+    return render_code_page(row, form, status=status, **urls, **context)
+
+
+@bp.post("/sign-up/send-again")
+def sign_up_resend() -> Response:
+    """Another code for the same address (the old one stops working)."""
+    context = journey_context(request.values.get("journey"))
+    row = email_codes.pending("sign_up")
+    if row is None or not ButtonForm().validate_on_submit():
+        return redirect(url_for("accounts.sign_up", journey=context["journey"]))
+    existing = find_citizen_by_email(row.email)
+    refusal = send_code(
+        "sign_up",
+        row.email,
+        _sign_up_letter if existing is None else _already_registered_letter,
+        deliverable=existing is None,
+    )
+    if refusal is not None:
+        return render_code_page(
+            row,
+            CodeForm(formdata=None),
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            action=url_for("accounts.sign_up_code", journey=context["journey"]),
+            resend=url_for("accounts.sign_up_resend", journey=context["journey"]),
+            restart=url_for("accounts.sign_up", journey=context["journey"]),
+            **context,
+        )
+    return redirect(url_for("accounts.sign_up_code", journey=context["journey"], sent=1))
+
+
+@bp.route("/sign-up/your-details", methods=["GET", "POST"])
+def sign_up_details() -> Response:
+    """Creating an account, step 3 (email proven): name and password, then the second factor."""
+    context = journey_context(request.values.get("journey"))
+    row = email_codes.verified("sign_up")
+    if row is None:
+        return redirect(url_for("accounts.sign_up", journey=context["journey"]))
+    form = SignUpDetailsForm()
     if request.method == "GET":
         form.journey.data = context["journey"]
     elif form.validate_on_submit():
         try:
             citizen = create_citizen(
-                form.email.data,
+                row.email,
                 form.password.data,
                 given_name=form.given_name.data,
                 family_name=form.family_name.data,
+                email_code=row,
             )
         except AccountError as exc:
-            error_field = exc.field
-            getattr(form, exc.field or "email").errors.append(str(exc))
+            if exc.field == "password":
+                form.password.errors.append(str(exc))
+            else:
+                email_codes.forget("sign_up")
+                return render_template("error.html", message=str(exc)), 400
         else:
+            email_codes.forget("sign_up")
             # Every account has a second factor: set it up straight away.
             start_session(citizen, amr=["pwd"])
             return redirect(url_for("two_factor.setup", journey=form.journey.data or None))
     status = 400 if request.method == "POST" else 200
-    return (
-        render_template("sign_up.html", form=form, error_field=error_field, **context),
-        status,
-    )
+    page = render_template("sign_up_details.html", form=form, email=row.email, **context)
+    return page, status
 
 
 @bp.get("/")

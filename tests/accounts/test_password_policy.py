@@ -97,7 +97,7 @@ def sign_up(idp, fields: dict[str, str], lang: str | None = None):
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-up" + (f"?lang={lang}" if lang else "")))
     assert page.status_code == 200
-    return browser.submit(page, fields)
+    return browser.sign_up(idp, page, fields)
 
 
 def sign_up_fields(password: str, email: str = EMAIL) -> dict[str, str]:

@@ -49,7 +49,7 @@ def sign_up(idp, browser: CitizenBrowser, client, email: str):
         "password": password,
         "confirm": password,
     }
-    return attempt, browser.submit(page, fields)
+    return attempt, browser.sign_up(idp, page, fields)
 
 
 def shown_secret(page: httpx.Response) -> str:

@@ -92,6 +92,21 @@ class CitizenBrowser:
         self.last = self.http.post(urljoin(str(page.url), target), data=data)
         return self.last
 
+    def sign_up(self, idp, page: httpx.Response, fields: dict[str, str]) -> httpx.Response:
+        """Create an account from the sign-up page: the email, the code it receives, then the
+        rest of fields (password, confirm, names). The page after the details form."""
+        from tests.support.mail import code_in, mails_to, wait_for_mail
+
+        email = fields["email"]
+        before = len(mails_to(idp, email))
+        check = self.follow(self.submit(page, {"email": email}))
+        assert check.url.path == "/sign-up/check-email", check.text[:800]
+        code = code_in(wait_for_mail(idp, email, count=before + 1))
+        details = self.follow(self.submit(check, {"code": code}))
+        assert details.url.path == "/sign-up/your-details", details.text[:800]
+        rest = {k: v for k, v in fields.items() if k != "email"}
+        return self.submit(details, rest)
+
     def sign_in(self, page: httpx.Response, email: str, password: str) -> httpx.Response:
         """Fill in the sign-in page, and the second factor when the IdP asks for it."""
         assert "Sign in" in page.text, page.text[:500]

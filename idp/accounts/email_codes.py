@@ -1,0 +1,156 @@
+"""One-time codes sent by email: proof that a citizen reads an address.
+
+Three journeys use them: creating an account, resetting a forgotten password, and changing
+the account's email address. The browser that asked for a code keeps a random handle in its
+(signed) Flask session; the database keeps only the handle's hash, the code's keyed hash, and
+how many wrong codes were tried. So a code works only in the browser that asked for it, five
+wrong codes spend it, and it expires after 15 minutes.
+
+A journey that must not reveal whether an address has an account (sign-up with a taken
+address, a reset for an unknown one) gets a row with no code: the pages look the same, and
+no code works.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from flask import current_app, session
+from sqlalchemy import update
+
+from idp.extensions import db
+from idp.models import EmailCode
+from idp.models.timestamps import utcnow
+from idp.security.secrets import hash_token, new_token
+
+PURPOSES = ("sign_up", "reset_password", "change_email")
+CODE_LIFETIME = timedelta(minutes=15)
+# After the right code, the step it unlocks (a password, say) must be done within this.
+VERIFIED_LIFETIME = timedelta(minutes=30)
+MAX_ATTEMPTS = 5
+CODE_DIGITS = 6
+
+
+class Outcome(enum.Enum):
+    """What checking a typed code found."""
+
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    SPENT = "spent"  # too many wrong codes: ask for a new one
+    EXPIRED = "expired"
+
+
+def _session_key(purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown email code purpose {purpose!r}")
+    return f"email_code:{purpose}"
+
+
+def _code_hash(handle_hash: str, code: str) -> str:
+    """A keyed hash: six digits are guessable from a plain hash, not without the app's key."""
+    key = current_app.secret_key
+    key = key.encode() if isinstance(key, str) else key
+    return hmac.new(key, f"{handle_hash}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue(
+    purpose: str, email: str, *, citizen_id: int | None = None, deliverable: bool = True
+) -> str | None:
+    """Start a journey for an address in this browser; the code to send, or None (no code
+    works: the journey must only look like a real one)."""
+    handle = new_token(24)
+    handle_hash = hash_token(handle)
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}" if deliverable else None
+    now = utcnow()
+    row = EmailCode(
+        handle_hash=handle_hash,
+        purpose=purpose,
+        email=email,
+        citizen_id=citizen_id,
+        code_hash=_code_hash(handle_hash, code) if code else None,
+        created_at=now,
+        expires_at=now + CODE_LIFETIME,
+    )
+    db.session.add(row)
+    db.session.commit()
+    session[_session_key(purpose)] = handle
+    return code
+
+
+def pending(purpose: str) -> EmailCode | None:
+    """This browser's journey for the purpose, while it can still be finished."""
+    handle = session.get(_session_key(purpose))
+    if not isinstance(handle, str) or len(handle) > 64:
+        return None
+    row = db.session.scalar(
+        db.select(EmailCode).filter_by(handle_hash=hash_token(handle), purpose=purpose)
+    )
+    if row is None or row.used_at is not None:
+        return None
+    return row
+
+
+def check(row: EmailCode, typed: str) -> Outcome:
+    """Check a typed code (spaces and dashes ignored); a right one verifies the journey."""
+    now = utcnow()
+    if now >= row.expires_at:
+        return Outcome.EXPIRED
+    if row.attempts >= MAX_ATTEMPTS:
+        return Outcome.SPENT
+    code = "".join(ch for ch in typed if ch not in " -")
+    right = row.code_hash is not None and hmac.compare_digest(
+        row.code_hash, _code_hash(row.handle_hash, code)
+    )
+    if right:
+        # Conditional, so a code spent by wrong guesses in another process cannot verify.
+        done = db.session.execute(
+            update(EmailCode)
+            .where(
+                EmailCode.id == row.id,
+                EmailCode.attempts < MAX_ATTEMPTS,
+                EmailCode.used_at.is_(None),
+            )
+            .values(verified_at=now, expires_at=now + VERIFIED_LIFETIME)
+        )
+        db.session.commit()
+        db.session.refresh(row)
+        return Outcome.VERIFIED if done.rowcount == 1 else Outcome.SPENT
+    db.session.execute(
+        update(EmailCode).where(EmailCode.id == row.id).values(attempts=EmailCode.attempts + 1)
+    )
+    db.session.commit()
+    db.session.refresh(row)
+    return Outcome.SPENT if row.attempts >= MAX_ATTEMPTS else Outcome.WRONG
+
+
+def verified(purpose: str) -> EmailCode | None:
+    """This browser's journey for the purpose once its code was typed, until it expires."""
+    row = pending(purpose)
+    if row is None or row.verified_at is None or utcnow() >= row.expires_at:
+        return None
+    return row
+
+
+def spend(row: EmailCode) -> bool:
+    """Mark a verified journey as done, in the caller's transaction (not committed): True once
+    only, so two tabs (or processes) cannot both use one verified code."""
+    done = db.session.execute(
+        update(EmailCode)
+        .where(
+            EmailCode.id == row.id,
+            EmailCode.used_at.is_(None),
+            EmailCode.verified_at.is_not(None),
+            EmailCode.expires_at > utcnow(),
+        )
+        .values(used_at=utcnow())
+    )
+    return done.rowcount == 1
+
+
+def forget(purpose: str) -> None:
+    """Forget this browser's journey for the purpose."""
+    session.pop(_session_key(purpose), None)

@@ -1,0 +1,111 @@
+"""The pages' side of email codes: send a code (throttled), and check a typed one (throttled).
+
+Sign-up, password reset and changing an email address all use these two steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import request
+from flask_babel import gettext as _
+
+from idp import audit
+from idp.accounts import email_codes
+from idp.accounts.email_codes import Outcome
+from idp.mail import send_in_background
+from idp.models import EmailCode
+from idp.security import throttle
+from idp.security.throttle import Decision
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a step did not go ahead: the message for the page, its status and headers."""
+
+    message: str
+    status: int = 400
+    headers: dict | None = None
+
+
+def _wait(decision: Decision) -> str:
+    from idp.accounts.views import wait_in_words
+
+    return wait_in_words(decision.retry_after)
+
+
+def send_code(
+    purpose: str,
+    address: str,
+    letter: Callable[[str | None], tuple[str, str] | None],
+    *,
+    citizen_id: int | None = None,
+    deliverable: bool = True,
+) -> Refusal | None:
+    """Start a journey and email its code; letter(code) gives the subject and body (code is
+    None when no code works: letter may then return None to send nothing).
+
+    Sending is throttled per address and per network, so nobody can flood an inbox.
+    """
+    key = throttle.email_key(address)
+    ip = request.remote_addr or ""
+    decision = throttle.check("email_send", key, ip)
+    if not decision.allowed:
+        audit.record(
+            "email_code.refused",
+            outcome="failure",
+            reason=decision.reason,
+            purpose=purpose,
+            account_hash=throttle.digest(key),
+        )
+        return Refusal(
+            _(
+                "You have asked for too many codes. Wait %(wait)s, then try again.",
+                wait=_wait(decision),
+            ),
+            429,
+            {"Retry-After": str(decision.retry_after)},
+        )
+    code = email_codes.issue(purpose, address, citizen_id=citizen_id, deliverable=deliverable)
+    throttle.record_failure("email_send", key, ip)
+    message = letter(code)
+    if message is not None:
+        # In the background: the page takes as long whether or not an email goes.
+        send_in_background(address, *message)
+    audit.record("email_code.sent", purpose=purpose, citizen_id=citizen_id)
+    return None
+
+
+def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal | None:
+    """Check the code typed for a journey; None when it is right (the journey is verified)."""
+    key = throttle.email_key(row.email)
+    ip = request.remote_addr or ""
+    decision = throttle.check(kind, key, ip)
+    if not decision.allowed:
+        return Refusal(
+            _("Too many wrong codes. Wait %(wait)s and try again.", wait=_wait(decision)),
+            429,
+            {"Retry-After": str(decision.retry_after)},
+        )
+    outcome = email_codes.check(row, typed)
+    if outcome is Outcome.VERIFIED:
+        throttle.record_success(kind, key)
+        throttle.record_success("email_send", key)
+        audit.record("email_code.verified", purpose=row.purpose, citizen_id=row.citizen_id)
+        return None
+    if outcome is Outcome.EXPIRED:
+        return Refusal(_("The code has expired. Send another code."))
+    if outcome is Outcome.WRONG:
+        audit.record(
+            "email_code.failed", outcome="failure", purpose=row.purpose, citizen_id=row.citizen_id
+        )
+        decision = throttle.record_failure(kind, key, ip)
+        if decision.locked:
+            return Refusal(
+                _("Too many wrong codes. Wait %(wait)s and try again.", wait=_wait(decision)),
+                429,
+                {"Retry-After": str(decision.retry_after)},
+            )
+        return Refusal(_("The code is not right. Check the email we sent you and try again."))
+    return Refusal(_("You entered the wrong code too many times. Send another code."))
