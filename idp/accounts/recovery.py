@@ -1,7 +1,299 @@
-"""Recovery: a forgotten password reset by email, a lost app replaced with a recovery code."""
+"""Recovery: a forgotten password reset by email, which still needs the second factor.
+
+1. /reset-password: the address. A code goes to it only if it has an account; the next page
+   looks the same either way.
+2. /reset-password/check-email: the code (proves the citizen reads the address).
+3. /reset-password/second-factor: a code from the authenticator app, or a recovery code
+   (a reset must not let someone who only has the mailbox in).
+4. /reset-password/new-password: the new password. Every browser is signed out and every
+   department's access token ended; the owner is told by email; this browser is signed in.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+
+from idp import audit
+from idp.accounts import email_codes
+from idp.accounts.email_steps import check_code, send_code
+from idp.accounts.forms import ButtonForm, CodeForm, EmailForm, NewPasswordForm
+from idp.accounts.second_factor import (
+    check_totp,
+    recovery_codes_left,
+    totp_credential,
+    use_recovery_code,
+)
+from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
+from idp.accounts.sessions import end_every_session, start_session
+from idp.accounts.views import continue_journey, journey_context, render_code_page, wait_in_words
+from idp.extensions import db
+from idp.mail import send_in_background
+from idp.models import Citizen
+from idp.models.timestamps import utcnow
+from idp.security import throttle
+from idp.security.passwords import PasswordPolicyError, check_password_policy, hash_password
+from idp.settings import current_settings
 
 bp = Blueprint("recovery", __name__)
+
+PURPOSE = "reset_password"
+# Which second factor this browser proved for its reset journey: {"code": id, "amr": method}.
+PROVEN = "reset_password:second_factor"
+
+
+def _urls(journey: str | None) -> dict:
+    return {
+        "action": url_for("recovery.check_email", journey=journey),
+        "resend": url_for("recovery.send_again", journey=journey),
+        "restart": url_for("recovery.start", journey=journey),
+    }
+
+
+def _reset_letter(code: str | None) -> tuple[str, str] | None:
+    if code is None:
+        return None  # no account has the address: nothing is sent, the page looks the same
+    return (
+        _("Your code to reset your password: %(code)s", code=code),
+        "\n\n".join(
+            [
+                _(
+                    "Someone, hopefully you, asked to reset the password of your government"
+                    " sign in account. Your code is %(code)s.",
+                    code=code,
+                ),
+                _("Enter it on the page where you asked for it. It expires in 15 minutes."),
+                _(
+                    "If this was not you, you can ignore this email. Your password has not"
+                    " changed, and nobody can change it without this code and your second"
+                    " factor."
+                ),
+            ]
+        ),
+    )
+
+
+def _send(address: str):
+    citizen = find_citizen_by_email(address)
+    return send_code(
+        PURPOSE,
+        address,
+        _reset_letter,
+        citizen_id=citizen.id if citizen else None,
+        deliverable=citizen is not None,
+    )
+
+
+@bp.route("/reset-password", methods=["GET", "POST"])
+def start() -> Response:
+    """Step 1: the address of the account."""
+    context = journey_context(request.values.get("journey"))
+    form = EmailForm()
+    error, status, headers = None, 200, {}
+    if request.method == "GET":
+        form.journey.data = context["journey"]
+    elif form.validate_on_submit():
+        try:
+            address = normalise_email(form.email.data)
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            session.pop(PROVEN, None)
+            refusal = _send(address)
+            if refusal is None:
+                return redirect(url_for("recovery.check_email", journey=context["journey"]))
+            error, status, headers = refusal.message, refusal.status, refusal.headers or {}
+    if request.method == "POST" and status == 200:
+        status = 400
+    page = render_template("reset_password.html", form=form, error=error, **context)
+    return page, status, headers
+
+
+@bp.route("/reset-password/check-email", methods=["GET", "POST"])
+def check_email() -> Response:
+    """Step 2: the code from the email."""
+    context = journey_context(request.values.get("journey"))
+    row = email_codes.pending(PURPOSE)
+    if row is None:
+        return redirect(url_for("recovery.start", journey=context["journey"]))
+    form = CodeForm()
+    if form.validate_on_submit():
+        refusal = check_code(row, form.code.data, kind="reset")
+        if refusal is None:
+            return redirect(url_for("recovery.second_factor", journey=context["journey"]))
+        return render_code_page(
+            row,
+            form,
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **_urls(context["journey"]),
+            **context,
+        )
+    status = 400 if form.is_submitted() else 200
+    return render_code_page(row, form, status=status, **_urls(context["journey"]), **context)
+
+
+@bp.post("/reset-password/send-again")
+def send_again() -> Response:
+    """Another code for the same address."""
+    context = journey_context(request.values.get("journey"))
+    row = email_codes.pending(PURPOSE)
+    if row is None or not ButtonForm().validate_on_submit():
+        return redirect(url_for("recovery.start", journey=context["journey"]))
+    refusal = _send(row.email)
+    if refusal is not None:
+        return render_code_page(
+            row,
+            CodeForm(formdata=None),
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **_urls(context["journey"]),
+            **context,
+        )
+    return redirect(url_for("recovery.check_email", journey=context["journey"], sent=1))
+
+
+def _verified_citizen() -> tuple[object, Citizen] | tuple[None, None]:
+    """This browser's reset journey with its code typed, and the account it resets."""
+    row = email_codes.verified(PURPOSE)
+    if row is None or row.citizen_id is None:
+        return None, None
+    citizen = db.session.get(Citizen, row.citizen_id)
+    if citizen is None:
+        return None, None
+    return row, citizen
+
+
+def _has_app(citizen: Citizen) -> bool:
+    credential = totp_credential(citizen)
+    return credential is not None and credential.confirmed_at is not None
+
+
+def _has_recovery_codes(citizen: Citizen) -> bool:
+    return recovery_codes_left(citizen) > 0
+
+
+@bp.route("/reset-password/second-factor", methods=["GET", "POST"])
+def second_factor() -> Response:
+    """Step 3: the authenticator app's code, or a recovery code (?method=recovery)."""
+    context = journey_context(request.values.get("journey"))
+    row, citizen = _verified_citizen()
+    if row is None:
+        return redirect(url_for("recovery.start", journey=context["journey"]))
+    has_app, has_codes = _has_app(citizen), _has_recovery_codes(citizen)
+    if not has_app and not has_codes:
+        # No second factor was ever set up: the email alone proves it (one is set up next).
+        session[PROVEN] = {"code": row.id, "amr": None}
+        return redirect(url_for("recovery.new_password", journey=context["journey"]))
+    method = "recovery" if request.values.get("method") == "recovery" or not has_app else "app"
+    form = CodeForm()
+    error, status, headers = None, 200, {}
+    if form.validate_on_submit():
+        kind = "recovery" if method == "recovery" else "second_factor"
+        key = f"citizen:{citizen.id}"
+        ip = request.remote_addr or ""
+        decision = throttle.check(kind, key, ip)
+        if decision.allowed:
+            verify = use_recovery_code if method == "recovery" else check_totp
+            if verify(citizen, form.code.data):
+                throttle.record_success(kind, key)
+                session[PROVEN] = {"code": row.id, "amr": "otp"}
+                audit.record("password_reset.second_factor", citizen_id=citizen.id, method=method)
+                return redirect(url_for("recovery.new_password", journey=context["journey"]))
+            audit.record(f"{kind}.failed", outcome="failure", citizen_id=citizen.id, by="reset")
+            decision = throttle.record_failure(kind, key, ip)
+            if not decision.locked:
+                decision = throttle.ALLOWED
+        if not decision.allowed:
+            error = _(
+                "Too many wrong codes. Wait %(wait)s and try again.",
+                wait=wait_in_words(decision.retry_after),
+            )
+            status, headers = 429, {"Retry-After": str(decision.retry_after)}
+        elif method == "recovery":
+            error, status = _("Enter one of your recovery codes, like abcde-23456"), 400
+        else:
+            error, status = _("Enter the 6-digit code your authenticator app shows now"), 400
+    elif form.is_submitted():
+        status = 400
+    page = render_template(
+        "reset_second_factor.html",
+        form=form,
+        error=error,
+        method=method,
+        has_app=has_app,
+        has_codes=has_codes,
+        **context,
+    )
+    return page, status, headers
+
+
+@bp.route("/reset-password/new-password", methods=["GET", "POST"])
+def new_password() -> Response:
+    """Step 4: the new password; then signed out everywhere else, and told by email."""
+    context = journey_context(request.values.get("journey"))
+    row, citizen = _verified_citizen()
+    proven = session.get(PROVEN)
+    if row is None or not isinstance(proven, dict) or proven.get("code") != row.id:
+        return redirect(url_for("recovery.start", journey=context["journey"]))
+    form = NewPasswordForm()
+    if request.method == "GET":
+        form.journey.data = context["journey"]
+    elif form.validate_on_submit():
+        try:
+            check_password_policy(form.password.data, email=citizen.email)
+        except PasswordPolicyError as exc:
+            form.password.errors.append(str(exc))
+        else:
+            if not email_codes.spend(row):
+                db.session.rollback()
+                return redirect(url_for("recovery.start", journey=context["journey"]))
+            citizen.password_hash = hash_password(form.password.data)
+            ended = end_every_session(citizen.id, "password reset")
+            db.session.commit()
+            email_codes.forget(PURPOSE)
+            session.pop(PROVEN, None)
+            audit.record("password.reset", citizen_id=citizen.id, sessions_ended=ended)
+            tell_owner_of_new_password(citizen, reset=True)
+            amr = ["pwd"] + ([proven["amr"]] if proven.get("amr") else [])
+            start_session(citizen, amr=amr)
+            if not _has_app(citizen) and not _has_recovery_codes(citizen):
+                return redirect(url_for("two_factor.setup", journey=context["journey"]))
+            if context["journey"]:
+                return continue_journey(context["journey"])
+            return redirect(url_for("accounts.account", done="password-reset"))
+    status = 400 if request.method == "POST" else 200
+    page = render_template("new_password.html", form=form, **context)
+    return page, status
+
+
+def tell_owner_of_new_password(citizen: Citizen, *, reset: bool) -> None:
+    """The owner hears that the password changed, with what to do if it was not them."""
+    issuer = current_settings().issuer
+    when = format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy")
+    send_in_background(
+        citizen.email,
+        _("Your password was changed"),
+        "\n\n".join(
+            [
+                _(
+                    "The password of your government sign in account was reset at %(time)s.",
+                    time=when,
+                )
+                if reset
+                else _(
+                    "The password of your government sign in account was changed at %(time)s.",
+                    time=when,
+                ),
+                _("We signed your account out of every other browser and service."),
+                _(
+                    "If this was not you, reset your password now at %(url)s and check the"
+                    " services that know you on your account page.",
+                    url=f"{issuer}/reset-password",
+                ),
+            ]
+        ),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Response, g, request
+from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen
@@ -89,6 +90,31 @@ def end_session(session: BrowserSession, reason: str) -> None:
         db.session.commit()
     if g.get("browser_session") is session:
         g.browser_session = None
+
+
+def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | None = None) -> int:
+    """Sign the citizen out of every browser (but keep, if given), and end every access token
+    the departments hold for them; in the caller's transaction (not committed)."""
+    from idp.models import Token
+
+    now = utcnow()
+    ended = db.session.execute(
+        update(BrowserSession)
+        .where(
+            BrowserSession.citizen_id == citizen_id,
+            BrowserSession.ended_at.is_(None),
+            BrowserSession.id != (keep.id if keep is not None else -1),
+        )
+        .values(ended_at=now, ended_reason=reason[:32])
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(
+        update(Token)
+        .where(Token.citizen_id == citizen_id, Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return ended
 
 
 def apply_session_cookie(response: Response) -> Response:
