@@ -28,7 +28,8 @@ from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_
 from tests.support.browser import CitizenBrowser
 
 WRONG = "not the password at all"
-CSRF_VALUE = re.compile(r'(name="csrf_token"[^>]*value=")[^"]+')
+# CSRF tokens differ per response: in forms, and in the passkey button's data attribute.
+CSRF_VALUE = re.compile(r'((?:name="csrf_token"[^>]*value=|data-csrf-token=)")[^"]+')
 
 
 def serve(database_url: str, instance_path: str, **overrides) -> LiveIdP:
