@@ -330,6 +330,43 @@ def staff_disable(email: str) -> None:
     click.echo(f"disabled {member.email}; their sessions have ended")
 
 
+@staff.command("reset-second-factor")
+@click.argument("email", required=False)
+@click.option("--email", "email_option", default=None, help="The same, as the other commands.")
+@with_appcontext
+def staff_reset_second_factor(email: str | None, email_option: str | None) -> None:
+    """Forget a staff member's authenticator app (lost or replaced) and end their sessions.
+
+    At their next sign-in, after the password, they set up a new app.
+    """
+    from idp.accounts.services import AccountError, normalise_email
+    from idp.departments.staff import reset_staff_second_factor
+    from idp.extensions import db
+    from idp.models import StaffMember
+    from idp.security import throttle
+
+    if email and email_option and email != email_option:
+        raise click.UsageError("give the staff member's email address once: EMAIL or --email")
+    typed = email or email_option
+    if not typed:
+        raise click.UsageError("give the staff member's email address: EMAIL or --email")
+    try:
+        address = normalise_email(typed)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    member = db.session.scalar(db.select(StaffMember).filter_by(email=address))
+    if member is None:
+        raise click.ClickException(f"no staff account for {address}")
+    ended = reset_staff_second_factor(member, actor="operator (cli)")
+    # Wrong codes typed into the lost app's page no longer count against them.
+    throttle.record_success("second_factor", f"staff:{member.id}")
+    sessions = "session has" if ended == 1 else "sessions have"
+    click.echo(
+        f"reset the second factor of {member.email}; {ended} {sessions} ended; "
+        "they set up a new authenticator app at their next sign-in"
+    )
+
+
 def main() -> None:
     """Console script entry point."""
     cli.main(prog_name="idp", args=sys.argv[1:])

@@ -26,6 +26,9 @@ DEMO_PLATFORM_ADMIN = "platform.admin@example.gov.uk"
 DEMO_DEPARTMENT_ADMIN = "hmrc.admin@example.gov.uk"
 DEMO_STAFF_DEPARTMENT = "HM Revenue & Customs"
 DEMO_STAFF_PASSWORD = "staff demo password"
+# Both demo staff members' authenticator app secret (each accepts a code once): add it to an
+# app, or read the current code at /dev/totp. Only ever on a developer's machine.
+DEMO_STAFF_TOTP_SECRET = "DEMOSTAFFTOTPSECRETSHAREDBYSTAFF"
 
 log = logging.getLogger("idp")
 
@@ -55,20 +58,33 @@ def ensure_demo_citizen() -> None:
 
 
 def ensure_demo_staff() -> None:
-    """A platform administrator and an HMRC department administrator, with the printed password."""
+    """A platform administrator and an HMRC department administrator, with the printed password
+    and authenticator app secret."""
     from idp.departments.services import ensure_department
-    from idp.departments.staff import create_staff
+    from idp.departments.staff import (
+        begin_staff_totp_enrolment,
+        create_staff,
+        has_staff_second_factor,
+    )
     from idp.extensions import db
     from idp.models import StaffMember
+    from idp.models.timestamps import utcnow
 
-    def missing(email: str) -> bool:
-        return db.session.scalar(db.select(StaffMember).filter_by(email=email)) is None
+    def find(email: str) -> StaffMember | None:
+        return db.session.scalar(db.select(StaffMember).filter_by(email=email))
 
-    if missing(DEMO_PLATFORM_ADMIN):
+    if find(DEMO_PLATFORM_ADMIN) is None:
         create_staff(DEMO_PLATFORM_ADMIN, DEMO_STAFF_PASSWORD, "platform_admin")
-    if missing(DEMO_DEPARTMENT_ADMIN):
+    if find(DEMO_DEPARTMENT_ADMIN) is None:
         department = ensure_department(DEMO_STAFF_DEPARTMENT)
         create_staff(DEMO_DEPARTMENT_ADMIN, DEMO_STAFF_PASSWORD, "department_admin", department)
+    for email in (DEMO_PLATFORM_ADMIN, DEMO_DEPARTMENT_ADMIN):
+        member = find(email)
+        if not has_staff_second_factor(member):
+            # Confirmed without typing a code, so the code /dev/totp shows now still works.
+            begin_staff_totp_enrolment(member, secret=DEMO_STAFF_TOTP_SECRET)
+            member.totp_confirmed_at = utcnow()
+            db.session.commit()
 
 
 def rp_settings(sample: SampleDepartment, settings: Settings, **credentials):
@@ -230,6 +246,8 @@ def run_demo(idp_app: Flask) -> None:
         f"Staff:         {DEMO_PLATFORM_ADMIN} (platform administrator),\n"
         f"               {DEMO_DEPARTMENT_ADMIN} ({DEMO_STAFF_DEPARTMENT} administrator)\n"
         f"Password:      {DEMO_STAFF_PASSWORD}\n"
+        f"Second factor: the staff code at {settings.issuer}/dev/totp, or add the key "
+        f"{DEMO_STAFF_TOTP_SECRET} to an authenticator app\n"
     )
     click.echo("Open a department, sign in, then open another one. Ctrl-C stops everything.")
     stop = threading.Event()

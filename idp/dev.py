@@ -1,5 +1,5 @@
 """Development pages, served only when the issuer is on loopback: the mail outbox and the
-demo citizen's current authenticator code."""
+demo citizen's and demo staff's current authenticator codes."""
 
 from __future__ import annotations
 
@@ -26,17 +26,25 @@ def outbox() -> str:
 
 @bp.get("/totp")
 def totp() -> str:
-    """The code the demo citizen's authenticator app would show now."""
+    """The codes the demo citizen's and the demo staff's authenticator apps would show now."""
     import time
 
     import pyotp
 
-    from idp.demo import DEMO_EMAIL, DEMO_TOTP_SECRET
+    from idp.demo import (
+        DEMO_DEPARTMENT_ADMIN,
+        DEMO_EMAIL,
+        DEMO_PLATFORM_ADMIN,
+        DEMO_STAFF_TOTP_SECRET,
+        DEMO_TOTP_SECRET,
+    )
 
     now = time.time()
     return render_template(
         "dev/totp.html",
         email=DEMO_EMAIL,
         code=pyotp.TOTP(DEMO_TOTP_SECRET).at(now),
+        staff_emails=(DEMO_PLATFORM_ADMIN, DEMO_DEPARTMENT_ADMIN),
+        staff_code=pyotp.TOTP(DEMO_STAFF_TOTP_SECRET).at(now),
         seconds_left=30 - int(now) % 30,
     )

@@ -1,8 +1,10 @@
 """The operator's commands for departments, staff and services: `idp departments add`,
-`idp staff create`, `idp clients initial-token|show|approve|suspend|reinstate|disable|enable`."""
+`idp staff create|disable|reset-second-factor`,
+`idp clients initial-token|show|approve|suspend|reinstate|disable|enable`."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +15,14 @@ from flask import Flask
 
 from idp import create_app
 from idp.departments.services import create_registration, ensure_department
-from idp.departments.staff import authenticate_staff
+from idp.departments.staff import (
+    authenticate_staff,
+    begin_staff_totp_enrolment,
+    has_staff_second_factor,
+)
 from idp.extensions import db
-from idp.models import Client, InitialAccessToken
+from idp.models import Client, InitialAccessToken, StaffMember
+from idp.models.timestamps import utcnow
 from idp.settings import load_settings
 from tests.support.cli import migrated_env, run
 
@@ -257,3 +264,71 @@ def test_generated_client_ids_are_safe_on_a_command_line(same_idp):
     ids = [new_client_id() for _ in range(2000)]
     assert all(i.isalnum() and len(i) == 24 for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_staff_reset_second_factor_forgets_the_app_and_is_audited(cli_env, same_idp):
+    run(
+        cli_env,
+        *("staff", "create", "--email", "lost.phone@example.gov.uk", "--role", "platform_admin"),
+        *("--password", PASSWORD),
+    )
+    with same_idp.app_context():
+        member = db.session.scalar(
+            db.select(StaffMember).filter_by(email="lost.phone@example.gov.uk")
+        )
+        secret = begin_staff_totp_enrolment(member)
+        member.totp_confirmed_at = utcnow()
+        db.session.commit()
+        assert has_staff_second_factor(member)
+
+    result = run(
+        {**cli_env, "IDP_LOG_LEVEL": "INFO"},
+        "staff",
+        "reset-second-factor",
+        "Lost.Phone@example.gov.uk",
+    )
+
+    assert (
+        "reset the second factor of lost.phone@example.gov.uk; 0 sessions have ended; "
+        "they set up a new authenticator app at their next sign-in"
+    ) in result.stdout
+    events = [
+        json.loads(line[line.index("{") :]) for line in result.stdout.splitlines() if "{" in line
+    ]
+    reset = [e for e in events if e["event"] == "staff.second_factor.reset"]
+    assert [(e["actor"], e["sessions_ended"]) for e in reset] == [("operator (cli)", 0)]
+    assert secret not in result.stdout + result.stderr
+    with same_idp.app_context():
+        member = db.session.scalar(
+            db.select(StaffMember).filter_by(email="lost.phone@example.gov.uk")
+        )
+        assert not has_staff_second_factor(member)
+        assert member.totp_secret_encrypted is None
+    # The --email spelling of the other staff commands works too.
+    again = run(cli_env, "staff", "reset-second-factor", "--email", "lost.phone@example.gov.uk")
+    assert "reset the second factor of lost.phone@example.gov.uk" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nobody@example.gov.uk"], "Error: no staff account for nobody@example.gov.uk"),
+        (["--email", "nobody@example.gov.uk"], "Error: no staff account for nobody@example.gov.uk"),
+        (["not an address"], "Error: Enter an email address in the correct format"),
+    ],
+    ids=["unknown", "unknown-as-option", "malformed"],
+)
+def test_staff_reset_second_factor_names_what_is_wrong(cli_env, args, message):
+    assert refused(cli_env, "staff", "reset-second-factor", *args).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["a@example.gov.uk", "--email", "b@example.gov.uk"]],
+    ids=["no-address", "two-addresses"],
+)
+def test_staff_reset_second_factor_wants_one_address(cli_env, args):
+    result = run(cli_env, "staff", "reset-second-factor", *args, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "Error: give" in result.stderr and "EMAIL or --email" in result.stderr

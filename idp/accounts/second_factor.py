@@ -16,6 +16,7 @@ import segno
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from idp import audit
 from idp.extensions import db
@@ -40,15 +41,30 @@ def _fernet():
     return current_app.config["IDP_KEY_FERNET"]
 
 
+def encrypt_totp_secret(secret: str) -> str:
+    """An authenticator app's secret as stored (encrypted at rest), for citizens and staff."""
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def decrypt_totp_secret(encrypted: str) -> str:
+    """A stored authenticator app secret, decrypted."""
+    return decrypt(_fernet(), encrypted).decode()
+
+
 def totp_credential(citizen: Citizen) -> TotpCredential | None:
     """The citizen's authenticator app, confirmed or not."""
     return db.session.scalar(db.select(TotpCredential).filter_by(citizen_id=citizen.id))
 
 
 def has_second_factor(citizen: Citizen) -> bool:
-    """Whether the citizen has a confirmed authenticator app."""
+    """Whether the citizen has a confirmed authenticator app or a passkey."""
+    from idp.models import Passkey
+
     credential = totp_credential(citizen)
-    return credential is not None and credential.confirmed_at is not None
+    if credential is not None and credential.confirmed_at is not None:
+        return True
+    passkey = db.session.scalar(db.select(Passkey.id).filter_by(citizen_id=citizen.id).limit(1))
+    return passkey is not None
 
 
 def begin_totp_enrolment(citizen: Citizen, secret: str | None = None) -> str:
@@ -57,7 +73,7 @@ def begin_totp_enrolment(citizen: Citizen, secret: str | None = None) -> str:
     if credential is not None and credential.confirmed_at is not None:
         raise ValueError("the citizen already has an authenticator app")
     secret = secret or pyotp.random_base32()
-    encrypted = _fernet().encrypt(secret.encode()).decode()
+    encrypted = encrypt_totp_secret(secret)
     if credential is None:
         db.session.add(TotpCredential(citizen_id=citizen.id, secret_encrypted=encrypted))
     else:
@@ -69,12 +85,17 @@ def begin_totp_enrolment(citizen: Citizen, secret: str | None = None) -> str:
 
 def totp_secret(credential: TotpCredential) -> str:
     """The shared secret, decrypted."""
-    return decrypt(_fernet(), credential.secret_encrypted).decode()
+    return decrypt_totp_secret(credential.secret_encrypted)
 
 
 def provisioning_uri(citizen: Citizen, secret: str) -> str:
     """The otpauth:// URI an authenticator app reads from the QR code."""
-    return pyotp.TOTP(secret).provisioning_uri(name=citizen.email, issuer_name=ISSUER_NAME)
+    return totp_uri(citizen.email, secret)
+
+
+def totp_uri(account_name: str, secret: str, issuer_name: str = ISSUER_NAME) -> str:
+    """The otpauth:// URI for an account name and secret, under the issuer name the app shows."""
+    return pyotp.TOTP(secret).provisioning_uri(name=account_name, issuer_name=issuer_name)
 
 
 def qr_code_svg(uri: str) -> str:
@@ -82,7 +103,7 @@ def qr_code_svg(uri: str) -> str:
     return segno.make(uri, error="m").svg_inline(scale=5, dark="#0b0c0c", light="#ffffff")
 
 
-def _matching_step(secret: str, code: str, now: float) -> int | None:
+def matching_totp_step(secret: str, code: str, now: float) -> int | None:
     """The time step whose code this is, within the allowed drift, or None."""
     code = (code or "").strip().replace(" ", "")
     if not (code.isascii() and code.isdigit() and len(code) == TOTP_DIGITS):
@@ -100,21 +121,30 @@ def check_totp(citizen: Citizen, code: str, *, confirming: bool = False) -> bool
     credential = totp_credential(citizen)
     if credential is None or (credential.confirmed_at is None) != confirming:
         return False
-    step = _matching_step(totp_secret(credential), code, time.time())
+    step = matching_totp_step(totp_secret(credential), code, time.time())
     if step is None:
         return False
-    # RFC 6238 5.2: accept each step once, atomically (two processes cannot both accept it).
-    claimed = db.session.execute(
-        update(TotpCredential)
-        .where(TotpCredential.id == credential.id, TotpCredential.last_used_step < step)
-        .values(last_used_step=step)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    if claimed != 1:
+    if not claim_totp_step(TotpCredential.last_used_step, credential.id, step):
         audit.record("second_factor.replayed", outcome="failure", citizen_id=citizen.id)
         return False
     return True
+
+
+def claim_totp_step(last_used_step: InstrumentedAttribute[int], row_id: int, step: int) -> bool:
+    """Record step as used on the row with this id; False if it (or a later step) already was.
+
+    RFC 6238 5.2: each step is accepted once, atomically: of two processes checking the same
+    code, only one UPDATE matches the row. Citizens' and staff's apps both go through here.
+    """
+    model = last_used_step.class_
+    claimed = db.session.execute(
+        update(model)
+        .where(model.id == row_id, last_used_step < step)
+        .values({last_used_step: step})
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
 
 
 def confirm_totp(citizen: Citizen, code: str) -> list[str] | None:

@@ -65,6 +65,22 @@ class StaffSignInForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
+class StaffCodeForm(FlaskForm):
+    """The 6-digit code from a staff member's authenticator app."""
+
+    code = StringField(
+        "Code from your authenticator app",
+        validators=[DataRequired("Enter the code from your authenticator app"), Length(max=32)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "spellcheck": "false",
+            "autocapitalize": "none",
+        },
+    )
+    submit = SubmitField("Continue")
+
+
 class MultiCheckboxField(SelectMultipleField):
     """Checkboxes for a multiple choice."""
 

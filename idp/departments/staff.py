@@ -2,16 +2,30 @@
 
 Staff sign in at /staff/sign-in, separately from citizens: a separate table, a separate
 cookie (SameSite=Strict, shorter lifetimes), so a citizen session never grants staff rights.
+
+Every staff sign-in has two factors (NIST SP 800-63B AAL2): the password makes a session with
+amr ["pwd"] that opens only the second step; a code from the staff member's authenticator app
+(set up at their first sign-in) replaces it with a new session, amr ["pwd", "otp"]. The app's
+secret is encrypted and each code accepted once, through the same functions as citizens' apps.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
+import pyotp
 from flask import Response, g, request
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
+from idp.accounts.second_factor import (
+    claim_totp_step,
+    decrypt_totp_secret,
+    encrypt_totp_secret,
+    matching_totp_step,
+    totp_uri,
+)
 from idp.accounts.services import normalise_email
 from idp.accounts.sessions import find_live_row, record_activity, timed_out
 from idp.extensions import db
@@ -28,9 +42,15 @@ from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
 STAFF_COOKIE = "idp_staff"
-# NIST SP 800-63B rev 4: 15 characters for a password that is the only factor (staff have no
-# second factor yet).
+# NIST SP 800-63B rev 4: 15 characters for a password used alone. Staff also have a second
+# factor now; the length stays, so no existing staff password becomes too short.
 STAFF_PASSWORD_MIN_LENGTH = 15
+# How sessions record the factors used (RFC 8176).
+AMR_PASSWORD = "pwd"
+AMR_OTP = "otp"
+# The name the authenticator app shows beside the code: apart from a citizen account with the
+# same email address.
+STAFF_TOTP_ISSUER = "Government sign in staff"
 
 
 class StaffError(ValueError):
@@ -113,12 +133,13 @@ def authenticate_staff(email: str, password: str) -> StaffMember | None:
     if check.new_hash:
         member.password_hash = check.new_hash
         db.session.commit()
-    audit.record("staff.sign_in", staff_id=member.id, role=member.role)
+    # The password step only: "staff.signed_in" follows once the second factor is done.
+    audit.record("staff.sign_in", staff_id=member.id, role=member.role, amr=[AMR_PASSWORD])
     return member
 
 
-def start_staff_session(member: StaffMember) -> StaffSession:
-    """A new staff session (new identifier at every sign-in); the old one ends."""
+def start_staff_session(member: StaffMember, amr: list[str]) -> StaffSession:
+    """A new staff session (new identifier at every step of sign-in); the old one ends."""
     previous = current_staff_session()
     if previous is not None:
         end_staff_session(previous)
@@ -130,6 +151,7 @@ def start_staff_session(member: StaffMember) -> StaffSession:
         created_at=now,
         last_active_at=now,
         expires_at=now + timedelta(seconds=current_settings().staff_session_absolute_lifetime),
+        amr=amr,
     )
     db.session.add(session)
     db.session.commit()
@@ -156,10 +178,15 @@ def current_staff_session() -> StaffSession | None:
     return session
 
 
+def has_both_factors(session: StaffSession) -> bool:
+    """Whether the session was signed in with the password and the authenticator app."""
+    return AMR_OTP in (session.amr or []) and AMR_PASSWORD in (session.amr or [])
+
+
 def current_staff() -> StaffMember | None:
-    """The signed-in staff member, or None."""
+    """The signed-in staff member (both factors), or None; a password alone is not enough."""
     session = current_staff_session()
-    return session.staff if session else None
+    return session.staff if session is not None and has_both_factors(session) else None
 
 
 def end_staff_session(session: StaffSession) -> None:
@@ -190,3 +217,86 @@ def apply_staff_cookie(response: Response) -> Response:
             STAFF_COOKIE, path="/", httponly=True, samesite="Strict", secure=secure
         )
     return response
+
+
+# -- The second factor: an authenticator app (RFC 6238) ----------------------------------------
+
+
+def has_staff_second_factor(member: StaffMember) -> bool:
+    """Whether the staff member has a confirmed authenticator app."""
+    return member.totp_secret_encrypted is not None and member.totp_confirmed_at is not None
+
+
+def begin_staff_totp_enrolment(member: StaffMember, secret: str | None = None) -> str:
+    """A new unconfirmed secret for the member's app (replacing an unconfirmed one)."""
+    if has_staff_second_factor(member):
+        raise StaffError(f"{member.email} already has an authenticator app")
+    secret = secret or pyotp.random_base32()
+    member.totp_secret_encrypted = encrypt_totp_secret(secret)
+    member.totp_confirmed_at = None
+    db.session.commit()
+    return secret
+
+
+def staff_totp_secret(member: StaffMember) -> str | None:
+    """The member's app secret (confirmed or not), decrypted; None when there is none."""
+    if member.totp_secret_encrypted is None:
+        return None
+    return decrypt_totp_secret(member.totp_secret_encrypted)
+
+
+def staff_totp_uri(member: StaffMember, secret: str) -> str:
+    """The otpauth:// URI the member's app reads from the QR code."""
+    return totp_uri(member.email, secret, issuer_name=STAFF_TOTP_ISSUER)
+
+
+def check_staff_totp(member: StaffMember, code: str, *, confirming: bool = False) -> bool:
+    """Whether code is a fresh code from the member's app; a used code never works again."""
+    secret = staff_totp_secret(member)
+    if secret is None or (member.totp_confirmed_at is None) != confirming:
+        return False
+    step = matching_totp_step(secret, code, time.time())
+    if step is None:
+        return False
+    if not claim_totp_step(StaffMember.totp_last_used_step, member.id, step):
+        audit.record("staff.second_factor.replayed", outcome="failure", staff_id=member.id)
+        return False
+    return True
+
+
+def confirm_staff_totp(member: StaffMember, code: str) -> bool:
+    """Confirm the member's new app with a code from it."""
+    if not check_staff_totp(member, code, confirming=True):
+        return False
+    member.totp_confirmed_at = utcnow()
+    db.session.commit()
+    audit.record("staff.second_factor.enrolled", staff_id=member.id, method="totp")
+    return True
+
+
+def step_up_staff_session(session: StaffSession) -> StaffSession:
+    """The second factor is done: a new session (new identifier) that records both factors."""
+    amr = list(dict.fromkeys([*(session.amr or [AMR_PASSWORD]), AMR_OTP]))
+    new = start_staff_session(session.staff, amr=amr)
+    audit.record("staff.signed_in", staff_id=new.staff_id, role=new.staff.role, amr=new.amr)
+    return new
+
+
+def reset_staff_second_factor(member: StaffMember, *, actor: str) -> int:
+    """Forget the member's app (lost or replaced) and end their sessions; how many ended.
+
+    At their next sign-in, after the password, they set up a new app.
+    """
+    now = utcnow()
+    member.totp_secret_encrypted = None
+    member.totp_confirmed_at = None
+    # Steps used with the old secret mean nothing for a new one.
+    member.totp_last_used_step = 0
+    ended = db.session.execute(
+        db.update(StaffSession)
+        .where(StaffSession.staff_id == member.id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now)
+    ).rowcount
+    db.session.commit()
+    audit.record("staff.second_factor.reset", staff_id=member.id, actor=actor, sessions_ended=ended)
+    return ended

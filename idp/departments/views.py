@@ -11,12 +11,14 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from idp import audit
+from idp.accounts.second_factor import qr_code_svg
 from idp.departments.forms import (
     ActionForm,
     InitialAccessTokenForm,
     KeysForm,
     PublicKeyError,
     ServiceForm,
+    StaffCodeForm,
     StaffSignInForm,
     choices,
     public_key_jwks,
@@ -33,11 +35,20 @@ from idp.departments.services import (
     update_registration,
 )
 from idp.departments.staff import (
+    AMR_PASSWORD,
     authenticate_staff,
+    begin_staff_totp_enrolment,
+    check_staff_totp,
+    confirm_staff_totp,
     current_staff,
     current_staff_session,
     end_staff_session,
+    has_both_factors,
+    has_staff_second_factor,
+    staff_totp_secret,
+    staff_totp_uri,
     start_staff_session,
+    step_up_staff_session,
 )
 from idp.extensions import db
 from idp.models import Client, Department, InitialAccessToken, StaffMember
@@ -49,6 +60,7 @@ bp = Blueprint("departments", __name__)
 
 DEPARTMENT_ACTIONS = ("disable", "enable")
 PLATFORM_ACTIONS = ("approve", "suspend", "reinstate")
+WRONG_CODE = "Enter the 6-digit code your authenticator app shows now"
 
 
 @bp.errorhandler(HTTPException)
@@ -61,14 +73,18 @@ def staff_error(error: HTTPException):
 
 
 def staff_required(platform: bool = False) -> Callable:
-    """Only signed-in staff (platform administrators when platform=True) see the page."""
+    """Only staff signed in with both factors (platform administrators when platform=True)
+    see the page; after the password alone, the second step comes first."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            member = current_staff()
-            if member is None:
+            session = current_staff_session()
+            if session is None:
                 return redirect(url_for("departments.sign_in", next=request.path))
+            if not has_both_factors(session):
+                return redirect(_second_step(session.staff, request.path))
+            member = session.staff
             if platform and not member.is_platform_admin:
                 abort(403, "This page is for platform administrators.")
             return view(member, *args, **kwargs)
@@ -93,6 +109,16 @@ def _safe_next(target: str | None) -> str:
     ):
         return target
     return url_for("departments.home")
+
+
+def _second_step(member: StaffMember, next_path: str | None) -> str:
+    """The code page, or the setup page for a member without an authenticator app yet."""
+    endpoint = (
+        "departments.second_factor"
+        if has_staff_second_factor(member)
+        else "departments.second_factor_setup"
+    )
+    return url_for(endpoint, next=_safe_next(next_path))
 
 
 def _actor(member: StaffMember) -> str:
@@ -142,8 +168,9 @@ def sign_in() -> Response:
         member = authenticate_staff(form.email.data, form.password.data)
         if member is not None:
             throttle.record_success("password", key)
-            start_staff_session(member)
-            return redirect(_safe_next(request.args.get("next")))
+            # The password alone opens only the second step (a session of its own).
+            start_staff_session(member, amr=[AMR_PASSWORD])
+            return redirect(_second_step(member, request.args.get("next")))
         decision = throttle.record_failure("password", key, ip)
         if decision.locked:
             return _staff_throttled(decision, key)
@@ -174,6 +201,90 @@ def _staff_throttled(decision: throttle.Decision, key: str) -> tuple[str, int, d
         lockout=_staff_wait(lockout),
     )
     return page, 429, {"Retry-After": str(decision.retry_after)}
+
+
+def _password_step_session():
+    """The session the password made, or a redirect to sign in (with next kept)."""
+    session = current_staff_session()
+    if session is None:
+        return None, redirect(url_for("departments.sign_in", next=request.args.get("next")))
+    return session, None
+
+
+@bp.route("/staff/sign-in/second-factor", methods=["GET", "POST"])
+def second_factor() -> Response:
+    """The second step: the code from the staff member's authenticator app."""
+    session, elsewhere = _password_step_session()
+    if elsewhere:
+        return elsewhere
+    next_path = _safe_next(request.args.get("next"))
+    if has_both_factors(session):
+        return redirect(next_path)
+    member = session.staff
+    if not has_staff_second_factor(member):
+        return redirect(_second_step(member, next_path))
+    form = StaffCodeForm()
+    error, status, headers = None, 200, {}
+    if form.validate_on_submit():
+        key = f"staff:{member.id}"
+        ip = request.remote_addr or ""
+        decision = throttle.check("second_factor", key, ip)
+        if decision.allowed and check_staff_totp(member, form.code.data):
+            throttle.record_success("second_factor", key)
+            step_up_staff_session(session)
+            return redirect(next_path)
+        if decision.allowed:
+            decision = throttle.record_failure("second_factor", key, ip)
+            audit.record("staff.second_factor.failed", outcome="failure", staff_id=member.id)
+        if decision.allowed:
+            error, status = WRONG_CODE, 400
+        else:
+            lockout = throttle.limits_for("second_factor").lockout_seconds
+            throttle.audit_refusal(
+                decision, "second_factor", lockout, realm="staff", staff_id=member.id
+            )
+            error = f"Too many wrong codes. Wait {_staff_wait(decision.retry_after)} and try again."
+            status, headers = 429, {"Retry-After": str(decision.retry_after)}
+    elif form.is_submitted():
+        status = 400
+    page = render_template(
+        "staff/second_factor.html", form=form, error=error, signed_in_as=member.email
+    )
+    return page, status, headers
+
+
+@bp.route("/staff/second-factor/setup", methods=["GET", "POST"])
+def second_factor_setup() -> Response:
+    """Set up an authenticator app at the first sign-in (or after an operator reset it)."""
+    session, elsewhere = _password_step_session()
+    if elsewhere:
+        return elsewhere
+    next_path = _safe_next(request.args.get("next"))
+    member = session.staff
+    if has_staff_second_factor(member):
+        return redirect(next_path if has_both_factors(session) else _second_step(member, next_path))
+    form = StaffCodeForm()
+    error, status = None, 200
+    secret = staff_totp_secret(member)
+    if request.method == "GET" or secret is None:
+        # A new key each time the page is shown: one never confirmed is never reused.
+        secret = begin_staff_totp_enrolment(member)
+    if form.validate_on_submit():
+        if confirm_staff_totp(member, form.code.data):
+            step_up_staff_session(session)
+            return redirect(next_path)
+        error, status = WRONG_CODE, 400
+    elif form.is_submitted():
+        status = 400
+    page = render_template(
+        "staff/second_factor_setup.html",
+        form=form,
+        error=error,
+        signed_in_as=member.email,
+        secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        qr_code=qr_code_svg(staff_totp_uri(member, secret)),
+    )
+    return page, status
 
 
 @bp.post("/staff/sign-out")

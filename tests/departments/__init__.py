@@ -1,19 +1,23 @@
-"""Staff pages as staff use them: a browser over HTTP that reads and submits the pages' forms."""
+"""Staff pages as staff use them: a browser over HTTP that reads and submits the pages' forms,
+and types the code from the staff member's authenticator app after the password."""
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import pyotp
 
 from idp.departments.services import create_registration, ensure_department
-from idp.departments.staff import create_staff
+from idp.departments.staff import begin_staff_totp_enrolment, create_staff
 from idp.extensions import db
 from idp.models import Client
+from idp.models.timestamps import utcnow
 
 STAFF_PASSWORD = "a staff passphrase that is long enough"
 PASSPORTS = "HM Passport Office"
@@ -21,6 +25,34 @@ DVLA = "Driver and Vehicle Licensing Agency"
 REDIRECT_URI = "https://passport.example.gov.uk/callback"
 ERROR_SUMMARY = re.compile(r'<div class="error-summary".*?</div>', re.S)
 TAG = re.compile(r"<[^>]+>")
+SECOND_FACTOR_PATH = "/staff/sign-in/second-factor"
+SETUP_PATH = "/staff/second-factor/setup"
+
+
+@dataclass
+class StaffApp:
+    """A test staff member's authenticator app: its key, and the last time step typed."""
+
+    secret: str
+    last_step: int = 0
+
+    def code_at(self, step: int) -> str:
+        """The code the app shows at a time step."""
+        return pyotp.TOTP(self.secret).at(step * 30)
+
+    def next_code(self) -> str:
+        """A code the IdP has not accepted yet: now's or the next step's (the IdP allows one
+        step of drift), waiting for the next step when both are used."""
+        now = int(time.time() // 30)
+        step = max(now, self.last_step + 1)
+        if step > now + 1:
+            time.sleep(max(0.0, (step - 1) * 30 - time.time()) + 0.05)
+        self.last_step = step
+        return self.code_at(step)
+
+
+# Test staff members' apps by email, registered by make_staff.
+STAFF_APPS: dict[str, StaffApp] = {}
 
 
 @dataclass
@@ -175,25 +207,55 @@ class StaffBrowser:
         target = urljoin(str(page.url), form.action) if form.action else str(page.url)
         return self.http.post(target, data=body)
 
-    def sign_in(self, email: str, password: str = STAFF_PASSWORD, next_path: str | None = None):
-        """Sign in at /staff/sign-in; returns the response to the form."""
+    def password_step(
+        self, email: str, password: str = STAFF_PASSWORD, next_path: str | None = None
+    ) -> httpx.Response:
+        """The first step at /staff/sign-in; returns the response to the form."""
         page = self.get("/staff/sign-in" + (f"?next={next_path}" if next_path else ""))
         assert page.status_code == 200, page.text[:500]
         return self.submit(page, {"email": email, "password": password})
 
+    def sign_in(self, email: str, password: str = STAFF_PASSWORD, next_path: str | None = None):
+        """Sign in at /staff/sign-in, typing the app's code when asked; the last response."""
+        response = self.password_step(email, password, next_path)
+        if response.is_redirect and redirects_to(response) == SECOND_FACTOR_PATH:
+            response = self.second_factor(self.follow(response), email)
+        return response
+
+    def second_factor(self, page: httpx.Response, email: str) -> httpx.Response:
+        """Type the code the staff member's app shows into the code page."""
+        assert page.status_code == 200 and "code" in page.text, page.text[:500]
+        return self.submit(page, {"code": STAFF_APPS[email.strip().lower()].next_code()})
+
     def signed_in(self, email: str, password: str = STAFF_PASSWORD) -> StaffBrowser:
-        """Sign in and check that it worked."""
+        """Sign in (both steps) and check that it worked."""
         response = self.sign_in(email, password)
         assert response.status_code == 302, error_summary(response)
+        assert redirects_to(response) not in (SECOND_FACTOR_PATH, SETUP_PATH), response.headers
         return self
 
 
-def make_staff(app, email: str, *, department: str | None = None) -> str:
-    """A platform administrator (no department) or a department's administrator."""
+def redirects_to(response: httpx.Response) -> str:
+    """The path a redirect points at."""
+    return urlsplit(response.headers["location"]).path
+
+
+def make_staff(
+    app, email: str, *, department: str | None = None, second_factor: bool = True
+) -> str:
+    """A platform administrator (no department) or a department's administrator, with an
+    authenticator app (confirmed as the demo staff's are, so no code is used up) unless not."""
     with app.app_context():
         dept = ensure_department(department) if department else None
         role = "department_admin" if department else "platform_admin"
-        create_staff(email, STAFF_PASSWORD, role, dept)
+        member = create_staff(email, STAFF_PASSWORD, role, dept)
+        if second_factor:
+            secret = begin_staff_totp_enrolment(member)
+            member.totp_confirmed_at = utcnow()
+            db.session.commit()
+            STAFF_APPS[member.email] = StaffApp(secret)
+        else:
+            STAFF_APPS.pop(member.email, None)
     return email
 
 

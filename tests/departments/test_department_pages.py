@@ -151,7 +151,10 @@ def test_signing_in_returns_staff_to_the_page_they_asked_for(idp, admin, staff):
     sign_in_page = staff.get("/departments/services/new", follow=True)
     assert "Staff sign in" in visible_text(sign_in_page)
 
-    response = staff.submit(sign_in_page, {"email": admin, "password": STAFF_PASSWORD})
+    password_step = staff.submit(sign_in_page, {"email": admin, "password": STAFF_PASSWORD})
+    code_page = staff.follow(password_step)
+    assert "Enter the code from your authenticator app" in visible_text(code_page)
+    response = staff.second_factor(code_page, admin)
 
     assert response.headers["location"] == "/departments/services/new"
     assert "Register a service" in visible_text(staff.follow(response))

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.departments import STAFF_PASSWORD, make_staff
+from tests.departments import STAFF_APPS, STAFF_PASSWORD, make_staff
 from tests.support.oidc_client import DepartmentClient
 
 pytestmark = pytest.mark.browser
@@ -18,11 +18,16 @@ REDIRECT_URI = "https://passport.example.gov.uk/auth/callback"
 
 
 def sign_in_as_staff(page, issuer: str, email: str) -> None:
-    """Staff sign in at /staff/sign-in."""
+    """Staff sign in at /staff/sign-in: the password, then the code from their app."""
     page.goto(f"{issuer}/staff/sign-in")
     page.get_by_label("Email address", exact=True).fill(email)
     page.get_by_label("Password").fill(STAFF_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Enter the code from your authenticator app"
+    )
+    page.get_by_label("Code from your authenticator app").fill(STAFF_APPS[email].next_code())
+    page.get_by_role("button", name="Continue").click()
 
 
 def test_a_registered_and_approved_service_is_named_to_citizens_with_its_department(
