@@ -95,10 +95,18 @@ class LiveIdP:
             db.engine.dispose()
 
 
-def serve_idp(database_url: str, instance_path: str, threads: int = 4, **overrides) -> LiveIdP:
+def serve_idp(
+    database_url: str,
+    instance_path: str,
+    threads: int = 4,
+    issuer_host: str = "127.0.0.1",
+    **overrides,
+) -> LiveIdP:
     """An IdP migrated and served over HTTP by waitress on a free port; overrides are settings.
 
     Several may share one database and instance folder, as processes behind a load balancer do.
+    issuer_host names the loopback address in the issuer: "localhost" where a browser needs a
+    host name rather than an IP address (a WebAuthn RP ID cannot be one).
     """
     from flask_migrate import upgrade
 
@@ -108,7 +116,7 @@ def serve_idp(database_url: str, instance_path: str, threads: int = 4, **overrid
     settings = load_settings(
         config_file=os.devnull,
         **{
-            "issuer": f"http://127.0.0.1:{port}",
+            "issuer": f"http://{issuer_host}:{port}",
             "port": port,
             "database_url": database_url,
             "instance_path": instance_path,

@@ -1,7 +1,347 @@
-"""Passkeys (WebAuthn): a second factor, and a sign-in on their own."""
+"""Passkeys (WebAuthn): a second factor, and a sign-in on their own.
+
+Each ceremony is two JSON requests from static/passkeys.js: options (which start a challenge)
+and the browser's answer. The handle that finds the challenge again is kept in Flask's signed
+session cookie, per purpose, so an answer only counts in the browser that asked for it (a
+captured answer cannot be replayed from elsewhere) and a page never sees the handle. Errors
+are JSON {"error": code, "message": text for the citizen} with a 4xx status; successes are
+{"redirect": where the page goes next}.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import session as flask_session
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from idp import audit
+from idp.accounts import webauthn_ceremonies as ceremonies
+from idp.accounts.second_factor import has_second_factor, issue_recovery_codes
+from idp.accounts.sessions import current_session, start_session
+from idp.accounts.two_factor import _step_up as step_up
+from idp.accounts.views import continue_journey, journey_context
+from idp.accounts.webauthn_ceremonies import PasskeyError
+from idp.accounts.your_account import signed_in_fully
 
 bp = Blueprint("passkeys", __name__)
+
+# Flask session keys: the handles of ceremonies in progress, and recovery codes to show.
+HANDLES = "passkey_ceremonies"
+RECOVERY_CODES_DUE = "passkey_recovery_codes_due"
+JSON_ENDPOINTS = frozenset(
+    {
+        "passkeys.register_options",
+        "passkeys.register",
+        "passkeys.setup_options",
+        "passkeys.setup",
+        "passkeys.second_factor_options",
+        "passkeys.second_factor",
+        "passkeys.sign_in_options",
+        "passkeys.sign_in",
+    }
+)
+
+
+class PasskeyForm(FlaskForm):
+    """A button that changes a passkey: only the CSRF token."""
+
+
+# -- Parse and answer -------------------------------------------------------------------------
+
+
+def _json_body() -> Any:
+    """The request's JSON body ({} when empty), or a PasskeyError."""
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PasskeyError(
+            "too_large", _("The passkey response is too large. Try again."), status=413
+        ) from None
+    if not raw.strip():
+        return {}
+    if request.mimetype != "application/json":
+        raise PasskeyError("invalid_request", _("Send the passkey response as JSON."))
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise PasskeyError(
+            "invalid_json",
+            _("Your browser sent a passkey response that could not be read. Try again."),
+        ) from None
+
+
+def _error(error: PasskeyError) -> tuple[Response, int, dict]:
+    """The JSON answer to a ceremony that did not work."""
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+    return jsonify({"error": error.code, "message": error.message}), error.status, headers
+
+
+def _go(response: Response) -> Response:
+    """Where the page goes next, from a redirect, as JSON."""
+    return jsonify({"redirect": response.location})
+
+
+def _sign_in_again(elsewhere: Response) -> tuple[Response, int]:
+    """401: the page's session ended; it goes where a page load would have gone."""
+    body = {
+        "error": "sign_in_required",
+        "message": _("You are not signed in any more. Sign in and try again."),
+        "redirect": elsewhere.location,
+    }
+    return jsonify(body), 401
+
+
+def _keep_handle(purpose: str, handle: str) -> None:
+    """Remember the handle of the ceremony this browser started (one per purpose)."""
+    handles = dict(flask_session.get(HANDLES) or {})
+    handles[purpose] = handle
+    flask_session[HANDLES] = handles
+
+
+def _take_handle(purpose: str) -> str | None:
+    """The handle of this browser's ceremony, forgotten here (the challenge is used up)."""
+    handles = dict(flask_session.get(HANDLES) or {})
+    handle = handles.pop(purpose, None)
+    flask_session[HANDLES] = handles
+    return handle
+
+
+def _options(ceremony: ceremonies.Ceremony, purpose: str) -> Response:
+    """The options as JSON, the handle kept in this browser."""
+    _keep_handle(purpose, ceremony.handle)
+    return jsonify(ceremony.options)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(error: CSRFError):
+    """A ceremony without this site's CSRF token: JSON for the script, a page for a form."""
+    message = _("This form has expired or was not sent from this site. Go back and try again.")
+    if request.endpoint in JSON_ENDPOINTS:
+        return jsonify({"error": "csrf", "message": message}), 400
+    return render_template("error.html", message=message), 400
+
+
+# -- Your passkeys (account pages) ------------------------------------------------------------
+
+
+@bp.get("/account/passkeys")
+def manage() -> Response:
+    """The citizen's passkeys, with add and remove."""
+    session, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    return _passkeys_page(session.citizen, done=request.args.get("done"))
+
+
+def _passkeys_page(citizen, done: str | None = None, error: str | None = None, status=200):
+    return (
+        render_template(
+            "passkeys.html",
+            passkeys=ceremonies.citizen_passkeys(citizen),
+            form=PasskeyForm(),
+            done=done,
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.post("/account/passkeys/options")
+def register_options() -> Response:
+    """Start adding a passkey."""
+    session, elsewhere = signed_in_fully()
+    if elsewhere:
+        return _sign_in_again(elsewhere)
+    try:
+        body = _json_body()
+        ceremonies.passkey_name(body.get("name") if isinstance(body, dict) else None)
+    except PasskeyError as error:
+        return _error(error)
+    purpose = ceremonies.REGISTER
+    return _options(ceremonies.registration_options(session.citizen, purpose), purpose)
+
+
+@bp.post("/account/passkeys")
+def register() -> Response:
+    """Finish adding a passkey: check the browser's answer and store the passkey."""
+    session, elsewhere = signed_in_fully()
+    if elsewhere:
+        return _sign_in_again(elsewhere)
+    purpose = ceremonies.REGISTER
+    try:
+        body = _json_body()
+        ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
+    except PasskeyError as error:
+        return _error(error)
+    return jsonify({"redirect": url_for("passkeys.manage", done="added")})
+
+
+@bp.post("/account/passkeys/<int:passkey_id>/remove")
+def remove(passkey_id: int) -> Response:
+    """Remove a passkey, unless it is the account's last second factor."""
+    session, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    if not PasskeyForm().validate_on_submit():
+        abort(400, _("Nothing was changed: use the button on your passkeys page."))
+    try:
+        ceremonies.remove_passkey(session.citizen, passkey_id)
+    except LookupError:
+        abort(404, _("That passkey is not on your account."))
+    except PasskeyError as error:
+        return _passkeys_page(session.citizen, error=error.message, status=400)
+    return redirect(url_for("passkeys.manage", done="removed"))
+
+
+# -- A passkey instead of an authenticator app, straight after sign-up ------------------------
+
+
+def _setting_up():
+    """The password-step session of a citizen without a second factor, or a JSON refusal."""
+    session = current_session()
+    if session is None:
+        journey = request.args.get("journey")
+        return None, _sign_in_again(redirect(url_for("accounts.sign_in", journey=journey)))
+    if has_second_factor(session.citizen):
+        refusal = {
+            "error": "already_set_up",
+            "message": _("Your account already has a second factor."),
+            "redirect": continue_journey(request.args.get("journey")).location,
+        }
+        return None, (jsonify(refusal), 400)
+    return session, None
+
+
+@bp.post("/two-factor/setup/passkey/options")
+def setup_options() -> Response:
+    """Start protecting a new account with a passkey."""
+    session, refusal = _setting_up()
+    if refusal:
+        return refusal
+    try:
+        _json_body()
+    except PasskeyError as error:
+        return _error(error)
+    purpose = ceremonies.SETUP
+    return _options(ceremonies.registration_options(session.citizen, purpose), purpose)
+
+
+@bp.post("/two-factor/setup/passkey")
+def setup() -> Response:
+    """Finish: store the passkey, step the session up, then show the recovery codes."""
+    session, refusal = _setting_up()
+    if refusal:
+        return refusal
+    purpose = ceremonies.SETUP
+    try:
+        body = _json_body()
+        passkey = ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
+    except PasskeyError as error:
+        return _error(error)
+    step_up(session, ceremonies.amr_method(passkey))
+    flask_session[RECOVERY_CODES_DUE] = passkey.citizen_id
+    journey = journey_context(request.args.get("journey"))["journey"]
+    return jsonify({"redirect": url_for("passkeys.setup_recovery_codes", journey=journey)})
+
+
+@bp.get("/two-factor/setup/passkey/recovery-codes")
+def setup_recovery_codes() -> Response:
+    """The ten recovery codes, issued once, the moment they can be shown."""
+    context = journey_context(request.args.get("journey"))
+    session = current_session()
+    due = flask_session.pop(RECOVERY_CODES_DUE, None)
+    if session is None or due != session.citizen_id:
+        return continue_journey(context["journey"])
+    codes = issue_recovery_codes(session.citizen)
+    return render_template("passkeys_recovery_codes.html", codes=codes, **context)
+
+
+# -- The second step of signing in ------------------------------------------------------------
+
+
+def _at_second_factor():
+    """The password-step session of a citizen with a passkey, or a JSON refusal."""
+    session = current_session()
+    journey = request.args.get("journey")
+    if session is None:
+        return None, _sign_in_again(redirect(url_for("accounts.sign_in", journey=journey)))
+    if not ceremonies.has_passkey(session.citizen):
+        refusal = {
+            "error": "no_passkey",
+            "message": _("Your account has no passkey. Use your authenticator app."),
+        }
+        return None, (jsonify(refusal), 400)
+    return session, None
+
+
+@bp.post("/sign-in/second-factor/passkey/options")
+def second_factor_options() -> Response:
+    """Start the second step with one of the citizen's passkeys."""
+    session, refusal = _at_second_factor()
+    if refusal:
+        return refusal
+    try:
+        _json_body()
+    except PasskeyError as error:
+        return _error(error)
+    purpose = ceremonies.SECOND_FACTOR
+    return _options(ceremonies.authentication_options(purpose, session.citizen), purpose)
+
+
+@bp.post("/sign-in/second-factor/passkey")
+def second_factor() -> Response:
+    """Finish the second step: a new session with hwk or swk, then on with the journey."""
+    session, refusal = _at_second_factor()
+    if refusal:
+        return refusal
+    purpose = ceremonies.SECOND_FACTOR
+    try:
+        body = _json_body()
+        result = ceremonies.authenticate(
+            purpose, _take_handle(purpose), body, request.remote_addr or "", session.citizen
+        )
+    except PasskeyError as error:
+        return _error(error)
+    step_up(session, result.method)
+    return _go(continue_journey(request.args.get("journey")))
+
+
+# -- Signing in with a passkey alone ----------------------------------------------------------
+
+
+@bp.post("/sign-in/passkey/options")
+def sign_in_options() -> Response:
+    """Start a sign-in with any passkey the browser or device offers (discoverable)."""
+    try:
+        _json_body()
+    except PasskeyError as error:
+        return _error(error)
+    purpose = ceremonies.SIGN_IN
+    return _options(ceremonies.authentication_options(purpose, None), purpose)
+
+
+@bp.post("/sign-in/passkey")
+def sign_in() -> Response:
+    """Finish: a new session meeting Cl.Cm, then on with the journey (or the account page)."""
+    purpose = ceremonies.SIGN_IN
+    try:
+        body = _json_body()
+        result = ceremonies.authenticate(
+            purpose, _take_handle(purpose), body, request.remote_addr or ""
+        )
+    except PasskeyError as error:
+        return _error(error)
+    session = start_session(result.citizen, amr=[result.method])
+    audit.record(
+        "sign_in.passkey",
+        citizen_id=result.citizen.id,
+        amr=session.amr,
+        passkey_id=result.passkey.id,
+    )
+    return _go(continue_journey(request.args.get("journey")))

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts.forms import CodeForm
+from idp.accounts.forms import CodeForm, SignOutForm
 from idp.accounts.second_factor import (
     begin_totp_enrolment,
     check_totp,
@@ -28,6 +28,7 @@ from idp.accounts.second_factor import (
 )
 from idp.accounts.sessions import current_session, start_session
 from idp.accounts.views import continue_journey, journey_context, wait_in_words
+from idp.accounts.webauthn_ceremonies import has_authenticator_app, has_passkey
 from idp.mail import MailError, send_mail
 from idp.security import throttle
 
@@ -49,8 +50,11 @@ def _step_up(session, method: str) -> None:
     audit.record("sign_in.stepped_up", citizen_id=new.citizen_id, amr=new.amr)
 
 
-def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=None):
-    """A page where the signed-in citizen types a code: checked, throttled, then stepped up."""
+def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=None, choices=None):
+    """A page where the signed-in citizen types a code: checked, throttled, then stepped up.
+
+    choices(citizen), when given, adds what else the page offers (such as a passkey).
+    """
     session, elsewhere = _signed_in_with_password()
     if elsewhere:
         return elsewhere
@@ -73,7 +77,10 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
             decision = throttle.record_failure(kind, key, ip)
             audit.record(f"{kind}.failed", outcome="failure", citizen_id=session.citizen_id)
         if decision.allowed:
-            error, status = wrong_code_message, 400
+            # Beside the field (and linked from the summary), with the wrong code cleared.
+            form.code.errors.append(wrong_code_message)
+            form.code.data = ""
+            status = 400
         else:
             error = _(
                 "Too many wrong codes. Wait %(wait)s and try again.",
@@ -82,7 +89,25 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
             status, headers = 429, {"Retry-After": str(decision.retry_after)}
     elif form.is_submitted():
         status = 400
-    return render_template(template, form=form, error=error, **context), status, headers
+    extra = choices(session.citizen) if choices else {}
+    page = render_template(
+        template,
+        form=form,
+        error=error,
+        signed_in_as=session.citizen.email,
+        sign_out_form=SignOutForm(),
+        **context,
+        **extra,
+    )
+    return page, status, headers
+
+
+def _second_factor_choices(citizen) -> dict:
+    """What the second-factor page offers: the app's code, a passkey, or both."""
+    return {
+        "has_authenticator_app": has_authenticator_app(citizen),
+        "has_passkey": has_passkey(citizen),
+    }
 
 
 @bp.route("/sign-in/second-factor", methods=["GET", "POST"])
@@ -93,6 +118,7 @@ def second_factor() -> Response:
         "second_factor.html",
         check_totp,
         _("Enter the 6-digit code your authenticator app shows now"),
+        choices=_second_factor_choices,
     )
 
 
@@ -105,6 +131,7 @@ def recovery_code() -> Response:
         use_recovery_code,
         _("Enter one of your recovery codes, like abcde-23456"),
         after=_tell_owner_of_recovery_code,
+        choices=_second_factor_choices,
     )
 
 
@@ -161,6 +188,7 @@ def setup() -> Response:
             error=error,
             secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
             qr_code=qr_code_svg(uri),
+            offer_passkey=True,
             **context,
         ),
         status,
