@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
+    from idp.accounts.manage import bp as manage_bp
     from idp.accounts.passkeys import bp as passkeys_bp
     from idp.accounts.recovery import bp as recovery_bp
     from idp.accounts.two_factor import bp as two_factor_bp
@@ -127,6 +128,7 @@ def _register_blueprints(app: Flask) -> None:
         dev_bp,
         discovery_bp,
         jwks_bp,
+        manage_bp,
         passkeys_bp,
         recovery_bp,
         registration_bp,

@@ -1,7 +1,8 @@
 """One-time codes sent by email: proof that a citizen reads an address.
 
-Three journeys use them: creating an account, resetting a forgotten password, and changing
-the account's email address. The browser that asked for a code keeps a random handle in its
+Four journeys use them: creating an account, resetting a forgotten password, changing the
+account's email address, and proving the address again before a new authenticator app.
+The browser that asked for a code keeps a random handle in its
 (signed) Flask session; the database keeps only the handle's hash, the code's keyed hash, and
 how many wrong codes were tried. So a code works only in the browser that asked for it, five
 wrong codes spend it, and it expires after 15 minutes.
@@ -27,7 +28,8 @@ from idp.models import EmailCode
 from idp.models.timestamps import utcnow
 from idp.security.secrets import hash_token, new_token
 
-PURPOSES = ("sign_up", "reset_password", "change_email")
+# "reverify": the account's own address again, before a new authenticator app.
+PURPOSES = ("sign_up", "reset_password", "change_email", "reverify")
 CODE_LIFETIME = timedelta(minutes=15)
 # After the right code, the step it unlocks (a password, say) must be done within this.
 VERIFIED_LIFETIME = timedelta(minutes=30)

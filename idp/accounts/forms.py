@@ -25,7 +25,8 @@ class SignInForm(FlaskForm):
     submit = SubmitField(_l("Continue"))
 
 
-def _email_field(label):
+def email_field(label):
+    """An email address field with the usual checks."""
     return EmailField(
         label,
         validators=[
@@ -57,7 +58,7 @@ def _new_password_fields(label):
 class EmailForm(FlaskForm):
     """An email address to send a code to (sign up, reset a password)."""
 
-    email = _email_field(_l("Email address"))
+    email = email_field(_l("Email address"))
     journey = HiddenField()
     submit = SubmitField(_l("Continue"))
 

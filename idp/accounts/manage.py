@@ -1,0 +1,605 @@
+"""Changing the account: password, email address, authenticator app, recovery codes; deleting it.
+
+Every change needs a session with the second factor and, at the moment of the change, the
+current password (re-authentication, NIST SP 800-63B 4.2.3), throttled like sign-in. A new
+authenticator app also needs a code sent to the account's email (so a lost phone is replaced
+by someone who reads the mailbox and knows the password, or used a recovery code). The owner
+is told by email of every change; a new email address is told to the old one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+from flask import (
+    Blueprint,
+    Response,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from wtforms import BooleanField, HiddenField, PasswordField, SubmitField
+from wtforms.validators import DataRequired
+
+from idp import audit
+from idp.accounts import email_codes
+from idp.accounts.email_steps import Refusal, check_code, send_code
+from idp.accounts.forms import (
+    ButtonForm,
+    CodeForm,
+    NewPasswordForm,
+    email_field,
+)
+from idp.accounts.recovery import tell_owner_of_new_password
+from idp.accounts.second_factor import (
+    decrypt_totp_secret,
+    encrypt_totp_secret,
+    issue_recovery_codes,
+    matching_totp_step,
+    qr_code_svg,
+    recovery_codes_left,
+    totp_credential,
+    totp_uri,
+)
+from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
+from idp.accounts.sessions import end_every_session
+from idp.accounts.views import render_code_page, wait_in_words
+from idp.accounts.your_account import signed_in_fully
+from idp.extensions import db
+from idp.mail import send_in_background
+from idp.models import Citizen, TotpCredential
+from idp.models.timestamps import utcnow
+from idp.security import throttle
+from idp.security.passwords import (
+    PasswordPolicyError,
+    check_password_policy,
+    hash_password,
+    verify_password,
+)
+
+bp = Blueprint("manage", __name__, url_prefix="/account")
+
+NEW_APP = "manage:new_totp_secret"
+
+
+def _current_password_field():
+    return PasswordField(
+        _l("Your current password"),
+        validators=[DataRequired(_l("Enter your current password"))],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    """The current password, then the new one twice."""
+
+    current_password = _current_password_field()
+
+
+class ChangeEmailForm(FlaskForm):
+    """The current password and the new address."""
+
+    current_password = _current_password_field()
+    email = email_field(_l("New email address"))
+    submit = SubmitField(_l("Continue"))
+
+
+class PasswordOnlyForm(FlaskForm):
+    """The current password, to confirm an action (new recovery codes, a new app)."""
+
+    current_password = _current_password_field()
+    journey = HiddenField()
+    submit = SubmitField(_l("Continue"))
+
+
+class DeleteAccountForm(FlaskForm):
+    """The current password and an explicit confirmation."""
+
+    current_password = _current_password_field()
+    confirm = BooleanField(
+        _l("I understand that my account will be deleted and cannot be brought back"),
+        validators=[DataRequired(_l("Confirm that you want to delete your account"))],
+    )
+    submit = SubmitField(_l("Delete my account"))
+
+
+def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
+    """Re-authentication: the current password, throttled as sign-in is."""
+    key = throttle.email_key(citizen.email)
+    ip = request.remote_addr or ""
+    decision = throttle.check("password", key, ip)
+    if decision.allowed:
+        if verify_password(citizen.password_hash, password).ok:
+            throttle.record_success("password", key)
+            return None
+        audit.record("reauthentication.failed", outcome="failure", citizen_id=citizen.id)
+        decision = throttle.record_failure("password", key, ip)
+        if not decision.locked:
+            return Refusal(_("Your current password is not right"))
+    return Refusal(
+        _(
+            "Too many wrong passwords. Wait %(wait)s and try again.",
+            wait=wait_in_words(decision.retry_after),
+        ),
+        429,
+        {"Retry-After": str(decision.retry_after)},
+    )
+
+
+def _tell(citizen_email: str, subject: str, *lines: str) -> None:
+    send_in_background(citizen_email, subject, "\n\n".join(lines))
+
+
+def _when() -> str:
+    return format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy")
+
+
+def _page(template: str, status: int = 200, headers: dict | None = None, **context):
+    return render_template(template, **context), status, headers or {}
+
+
+# -- Password ----------------------------------------------------------------------------------
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def change_password() -> Response:
+    """A new password; every other browser and token is signed out."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    form = ChangePasswordForm()
+    error, status, headers = None, 200, None
+    if form.validate_on_submit():
+        refusal = _confirm_password(citizen, form.current_password.data)
+        if refusal is None:
+            try:
+                check_password_policy(form.password.data, email=citizen.email)
+            except PasswordPolicyError as exc:
+                form.password.errors.append(str(exc))
+            else:
+                citizen.password_hash = hash_password(form.password.data)
+                ended = end_every_session(citizen.id, "password changed", keep=current)
+                db.session.commit()
+                audit.record("password.changed", citizen_id=citizen.id, sessions_ended=ended)
+                tell_owner_of_new_password(citizen, reset=False)
+                return redirect(url_for("accounts.account", done="password-changed"))
+        else:
+            error, status, headers = refusal.message, refusal.status, refusal.headers
+    if form.is_submitted() and status == 200:
+        status = 400
+    return _page("change_password.html", status, headers, form=form, error=error)
+
+
+# -- Email address -----------------------------------------------------------------------------
+
+
+def _new_address_letter(code: str | None) -> tuple[str, str]:
+    if code is None:
+        return (
+            _("This email address already has a government sign in account"),
+            "\n\n".join(
+                [
+                    _(
+                        "Someone asked to move another government sign in account to this"
+                        " email address. It already has an account, so nothing was changed."
+                    ),
+                    _("If this was not you, you can ignore this email."),
+                ]
+            ),
+        )
+    return (
+        _("Your code to change your email address: %(code)s", code=code),
+        "\n\n".join(
+            [
+                _(
+                    "Your code to use this address for your government sign in account is"
+                    " %(code)s.",
+                    code=code,
+                ),
+                _("Enter it on the page where you asked for it. It expires in 15 minutes."),
+                _("If you did not ask for this, you can ignore this email."),
+            ]
+        ),
+    )
+
+
+def _send_to_new_address(citizen: Citizen, address: str) -> Refusal | None:
+    taken = find_citizen_by_email(address) is not None
+    return send_code(
+        "change_email",
+        address,
+        _new_address_letter,
+        citizen_id=citizen.id,
+        deliverable=not taken,
+    )
+
+
+def _email_urls() -> dict:
+    return {
+        "action": url_for("manage.change_email_code"),
+        "resend": url_for("manage.change_email_resend"),
+        "restart": url_for("manage.change_email"),
+    }
+
+
+@bp.route("/email", methods=["GET", "POST"])
+def change_email() -> Response:
+    """A new email address: the password, then a code sent to the new address."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    form = ChangeEmailForm()
+    error, status, headers = None, 200, None
+    if form.validate_on_submit():
+        refusal = _confirm_password(citizen, form.current_password.data)
+        if refusal is None:
+            try:
+                address = normalise_email(form.email.data)
+            except AccountError as exc:
+                form.email.errors.append(str(exc))
+            else:
+                if address == citizen.email:
+                    form.email.errors.append(_("This is already your email address"))
+                else:
+                    refusal = _send_to_new_address(citizen, address)
+                    if refusal is None:
+                        return redirect(url_for("manage.change_email_code"))
+        if refusal is not None:
+            error, status, headers = refusal.message, refusal.status, refusal.headers
+    if form.is_submitted() and status == 200:
+        status = 400
+    return _page("change_email.html", status, headers, form=form, error=error)
+
+
+def _email_journey(citizen: Citizen):
+    row = email_codes.pending("change_email")
+    return row if row is not None and row.citizen_id == citizen.id else None
+
+
+@bp.route("/email/check-email", methods=["GET", "POST"])
+def change_email_code() -> Response:
+    """The code sent to the new address; then the address changes and the old one is told."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    row = _email_journey(citizen)
+    if row is None:
+        return redirect(url_for("manage.change_email"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        refusal = check_code(row, form.code.data)
+        if refusal is None:
+            old = citizen.email
+            if not email_codes.spend(row):
+                db.session.rollback()
+                return redirect(url_for("manage.change_email"))
+            citizen.email = row.email
+            citizen.email_verified = True
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                return _page(
+                    "error.html",
+                    400,
+                    message=_("Another account now has that email address. Nothing changed."),
+                )
+            email_codes.forget("change_email")
+            audit.record("email.changed", citizen_id=citizen.id)
+            _tell(
+                old,
+                _("The email address of your account was changed"),
+                _(
+                    "At %(time)s the email address of your government sign in account was"
+                    " changed from this address to %(new)s.",
+                    time=_when(),
+                    new=row.email,
+                ),
+                _(
+                    "If this was not you, someone may know your password: reset it now and"
+                    " check the services that know you."
+                ),
+            )
+            return redirect(url_for("accounts.account", done="email-changed"))
+        return render_code_page(
+            row,
+            form,
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **_email_urls(),
+        )
+    status = 400 if form.is_submitted() else 200
+    return render_code_page(row, form, status=status, **_email_urls())
+
+
+@bp.post("/email/send-again")
+def change_email_resend() -> Response:
+    """Another code for the new address."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    row = _email_journey(current.citizen)
+    if row is None or not ButtonForm().validate_on_submit():
+        return redirect(url_for("manage.change_email"))
+    refusal = _send_to_new_address(current.citizen, row.email)
+    if refusal is not None:
+        return render_code_page(
+            row,
+            CodeForm(formdata=None),
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **_email_urls(),
+        )
+    return redirect(url_for("manage.change_email_code", sent=1))
+
+
+# -- Authenticator app and recovery codes ------------------------------------------------------
+
+
+def _reverify_letter(code: str | None) -> tuple[str, str]:
+    return (
+        _("Your code to set up a new authenticator app: %(code)s", code=code),
+        "\n\n".join(
+            [
+                _(
+                    "Someone signed in to your government sign in account asked to set up a"
+                    " new authenticator app. Your code is %(code)s.",
+                    code=code,
+                ),
+                _("It expires in 15 minutes."),
+                _(
+                    "If this was not you, someone knows your password and has your second"
+                    " factor or a recovery code: reset your password now."
+                ),
+            ]
+        ),
+    )
+
+
+def _app_urls() -> dict:
+    return {
+        "action": url_for("manage.new_app_code"),
+        "resend": url_for("manage.new_app_resend"),
+        "restart": url_for("manage.authenticator_app"),
+    }
+
+
+@bp.route("/authenticator-app", methods=["GET", "POST"])
+def authenticator_app() -> Response:
+    """Set up a new authenticator app (a lost or new phone): password, then an email code."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    form = PasswordOnlyForm()
+    error, status, headers = None, 200, None
+    if form.validate_on_submit():
+        refusal = _confirm_password(citizen, form.current_password.data)
+        if refusal is None:
+            refusal = send_code("reverify", citizen.email, _reverify_letter, citizen_id=citizen.id)
+            if refusal is None:
+                return redirect(url_for("manage.new_app_code"))
+        error, status, headers = refusal.message, refusal.status, refusal.headers
+    if form.is_submitted() and status == 200:
+        status = 400
+    credential = totp_credential(citizen)
+    return _page(
+        "manage_app.html",
+        status,
+        headers,
+        form=form,
+        error=error,
+        has_app=credential is not None and credential.confirmed_at is not None,
+        codes_left=recovery_codes_left(citizen),
+    )
+
+
+def _reverified(citizen: Citizen, verified: bool):
+    getter = email_codes.verified if verified else email_codes.pending
+    row = getter("reverify")
+    return row if row is not None and row.citizen_id == citizen.id else None
+
+
+@bp.route("/authenticator-app/check-email", methods=["GET", "POST"])
+def new_app_code() -> Response:
+    """The code sent to the account's address before a new app."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    row = _reverified(current.citizen, verified=False)
+    if row is None:
+        return redirect(url_for("manage.authenticator_app"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        refusal = check_code(row, form.code.data)
+        if refusal is None:
+            session.pop(NEW_APP, None)
+            return redirect(url_for("manage.new_app"))
+        return render_code_page(
+            row,
+            form,
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **_app_urls(),
+        )
+    status = 400 if form.is_submitted() else 200
+    return render_code_page(row, form, status=status, **_app_urls())
+
+
+@bp.post("/authenticator-app/send-again")
+def new_app_resend() -> Response:
+    """Another code before a new app."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    row = _reverified(citizen, verified=False)
+    if row is None or not ButtonForm().validate_on_submit():
+        return redirect(url_for("manage.authenticator_app"))
+    refusal = send_code("reverify", citizen.email, _reverify_letter, citizen_id=citizen.id)
+    if refusal is not None:
+        return render_code_page(
+            row,
+            CodeForm(formdata=None),
+            error=refusal.message,
+            status=refusal.status,
+            headers=refusal.headers,
+            **_app_urls(),
+        )
+    return redirect(url_for("manage.new_app_code", sent=1))
+
+
+@bp.route("/authenticator-app/new", methods=["GET", "POST"])
+def new_app() -> Response:
+    """Scan the new app's QR code and type one code: the old app and recovery codes stop."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    row = _reverified(citizen, verified=True)
+    if row is None:
+        return redirect(url_for("manage.authenticator_app"))
+    # The new key waits, encrypted, in this browser's signed session until a code confirms it:
+    # until then the old app keeps working.
+    stored = session.get(NEW_APP)
+    secret = decrypt_totp_secret(stored) if isinstance(stored, str) else None
+    if secret is None:
+        secret = pyotp.random_base32()
+        session[NEW_APP] = encrypt_totp_secret(secret)
+    form = CodeForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        step = matching_totp_step(secret, form.code.data, time.time())
+        if step is not None and email_codes.spend(row):
+            credential = totp_credential(citizen)
+            if credential is None:
+                credential = TotpCredential(citizen_id=citizen.id, secret_encrypted="")
+                db.session.add(credential)
+            credential.secret_encrypted = encrypt_totp_secret(secret)
+            credential.confirmed_at = utcnow()
+            credential.created_at = utcnow()
+            # The code just typed is used: it cannot sign in again (RFC 6238 5.2).
+            credential.last_used_step = step
+            db.session.commit()
+            session.pop(NEW_APP, None)
+            email_codes.forget("reverify")
+            audit.record("second_factor.replaced", citizen_id=citizen.id, method="totp")
+            codes = issue_recovery_codes(citizen)
+            _tell(
+                citizen.email,
+                _("You set up a new authenticator app"),
+                _(
+                    "At %(time)s a new authenticator app was set up for your government sign"
+                    " in account. The old app and your old recovery codes no longer work.",
+                    time=_when(),
+                ),
+                _("If this was not you, reset your password now."),
+            )
+            return render_template("recovery_codes.html", codes=codes, journey=None)
+        error, status = _("Enter the 6-digit code your authenticator app shows now"), 400
+    elif form.is_submitted():
+        status = 400
+    return _page(
+        "two_factor_setup.html",
+        status,
+        form=form,
+        error=error,
+        secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        qr_code=qr_code_svg(totp_uri(citizen.email, secret)),
+        journey=None,
+        client=None,
+        action=url_for("manage.new_app"),
+    )
+
+
+@bp.route("/recovery-codes", methods=["GET", "POST"])
+def recovery_codes() -> Response:
+    """Ten new recovery codes (the old ones stop working), after the password."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    form = PasswordOnlyForm()
+    error, status, headers = None, 200, None
+    if form.validate_on_submit():
+        refusal = _confirm_password(citizen, form.current_password.data)
+        if refusal is None:
+            codes = issue_recovery_codes(citizen)
+            _tell(
+                citizen.email,
+                _("You have new recovery codes"),
+                _(
+                    "At %(time)s new recovery codes were made for your government sign in"
+                    " account. The old ones no longer work.",
+                    time=_when(),
+                ),
+                _("If this was not you, reset your password now."),
+            )
+            return render_template("recovery_codes.html", codes=codes, journey=None, renewed=True)
+        error, status, headers = refusal.message, refusal.status, refusal.headers
+    if form.is_submitted() and status == 200:
+        status = 400
+    return _page(
+        "manage_recovery_codes.html",
+        status,
+        headers,
+        form=form,
+        error=error,
+        codes_left=recovery_codes_left(citizen),
+    )
+
+
+# -- Deleting the account ----------------------------------------------------------------------
+
+
+@bp.route("/delete", methods=["GET", "POST"])
+def delete_account() -> Response:
+    """Delete the account: every session, token, consent, factor and code goes with it."""
+    current, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+    citizen = current.citizen
+    form = DeleteAccountForm()
+    error, status, headers = None, 200, None
+    if form.validate_on_submit():
+        refusal = _confirm_password(citizen, form.current_password.data)
+        if refusal is None:
+            address, citizen_id = citizen.email, citizen.id
+            end_every_session(citizen_id, "account deleted")
+            # The database deletes what hangs off the account (ON DELETE CASCADE): sessions,
+            # tokens, codes, consents, second factors, passkeys, email codes.
+            db.session.execute(delete(Citizen).where(Citizen.id == citizen_id))
+            db.session.commit()
+            audit.record("citizen.deleted", citizen_id=citizen_id)
+            _tell(
+                address,
+                _("Your government sign in account was deleted"),
+                _("At %(time)s your government sign in account was deleted.", time=_when()),
+                _(
+                    "Services you used it for no longer receive your information. To use them"
+                    " again, create a new account."
+                ),
+            )
+            g.clear_session_cookie = True
+            g.browser_session = None
+            return render_template("account_deleted.html")
+        error, status, headers = refusal.message, refusal.status, refusal.headers
+    if form.is_submitted() and status == 200:
+        status = 400
+    return _page("delete_account.html", status, headers, form=form, error=error)
