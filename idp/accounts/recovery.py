@@ -21,6 +21,7 @@ from idp.accounts.email_steps import check_code, send_code
 from idp.accounts.forms import ButtonForm, CodeForm, EmailForm, NewPasswordForm
 from idp.accounts.second_factor import (
     check_totp,
+    has_second_factor,
     recovery_codes_left,
     totp_credential,
     use_recovery_code,
@@ -185,6 +186,13 @@ def second_factor() -> Response:
         return redirect(url_for("recovery.start", journey=context["journey"]))
     has_app, has_codes = _has_app(citizen), _has_recovery_codes(citizen)
     if not has_app and not has_codes:
+        if has_second_factor(citizen):
+            # Passkeys only, and no recovery codes: the email alone must not be enough.
+            message = _(
+                "Your account is protected by a passkey. Sign in with your passkey, then"
+                " change your password from your account page."
+            )
+            return render_template("error.html", message=message), 403
         # No second factor was ever set up: the email alone proves it (one is set up next).
         session[PROVEN] = {"code": row.id, "amr": None}
         return redirect(url_for("recovery.new_password", journey=context["journey"]))

@@ -193,3 +193,27 @@ def test_an_account_without_a_second_factor_sets_one_up_after_the_reset(idp, mak
     assert "Choose a new password" in new.text
     after = browser.follow(browser.submit(new, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}))
     assert "Set up an authenticator app" in after.text
+
+
+def test_a_passkey_only_account_is_not_reset_by_email_alone(idp, make_citizen):
+    from idp.extensions import db
+    from idp.models import Passkey
+
+    citizen = make_citizen(unique_email(), second_factor=False)
+    with idp.app.app_context():
+        db.session.add(
+            Passkey(
+                citizen_id=citizen["id"],
+                credential_id="credential-" + uuid.uuid4().hex,
+                public_key=b"not used here",
+                device_type="single_device",
+                name="Phone",
+            )
+        )
+        db.session.commit()
+    browser, check = ask_for_reset(idp, citizen["email"])
+    refused = browser.submit(check, {"code": code_in(wait_for_mail(idp, citizen["email"]))})
+    refused = browser.follow(refused)
+    assert refused.status_code == 403
+    assert "Sign in with your passkey" in refused.text
+    assert browser.get(idp.url("/reset-password/new-password")).status_code == 302
