@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import request
+from flask import Response, redirect, render_template, request
 from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import email_codes
 from idp.accounts.email_codes import Outcome
+from idp.accounts.forms import ButtonForm, CodeForm
 from idp.mail import send_in_background
 from idp.models import EmailCode
 from idp.security import throttle
@@ -109,3 +110,46 @@ def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal 
             )
         return Refusal(_("The code is not right. Check the email we sent you and try again."))
     return Refusal(_("You entered the wrong code too many times. Send another code."))
+
+
+def render_code_page(row: EmailCode, form, urls: dict, refusal: Refusal | None = None, **context):
+    """The 'check your email' page of any journey; urls: action, resend, restart."""
+    status = refusal.status if refusal else (400 if form.is_submitted() else 200)
+    page = render_template(
+        "check_email.html",
+        form=form,
+        email=row.email,
+        resend_form=ButtonForm(),
+        error=refusal.message if refusal else None,
+        **urls,
+        **context,
+    )
+    return page, status, (refusal.headers if refusal else None) or {}
+
+
+def code_page(
+    row: EmailCode,
+    urls: dict,
+    on_verified: Callable[[], Response],
+    kind: str = "email_code",
+    **context,
+):
+    """The 'check your email' page: on the right code, on_verified() says where next."""
+    form = CodeForm()
+    if form.validate_on_submit():
+        refusal = check_code(row, form.code.data, kind)
+        if refusal is None:
+            return on_verified()
+        return render_code_page(row, form, urls, refusal, **context)
+    return render_code_page(row, form, urls, **context)
+
+
+def send_again_page(row: EmailCode, urls: dict, resend: Callable[[], Refusal | None], **context):
+    """'Send another code': resend() sends it; back to the code page, saying so."""
+    if not ButtonForm().validate_on_submit():
+        return redirect(urls["restart"])
+    refusal = resend()
+    if refusal is not None:
+        return render_code_page(row, CodeForm(formdata=None), urls, refusal, **context)
+    action = urls["action"]
+    return redirect(action + ("&" if "?" in action else "?") + "sent=1")

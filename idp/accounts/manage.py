@@ -33,9 +33,8 @@ from wtforms.validators import DataRequired
 
 from idp import audit
 from idp.accounts import email_codes
-from idp.accounts.email_steps import Refusal, check_code, send_code
+from idp.accounts.email_steps import Refusal, code_page, send_again_page, send_code
 from idp.accounts.forms import (
-    ButtonForm,
     CodeForm,
     NewPasswordForm,
     email_field,
@@ -53,7 +52,7 @@ from idp.accounts.second_factor import (
 )
 from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
 from idp.accounts.sessions import end_every_session
-from idp.accounts.views import render_code_page, wait_in_words
+from idp.accounts.views import wait_in_words
 from idp.accounts.your_account import signed_in_fully
 from idp.extensions import db
 from idp.mail import send_in_background
@@ -274,56 +273,46 @@ def change_email_code() -> Response:
     current, elsewhere = signed_in_fully()
     if elsewhere:
         return elsewhere
-    citizen = current.citizen
-    row = _email_journey(citizen)
+    row = _email_journey(current.citizen)
     if row is None:
         return redirect(url_for("manage.change_email"))
-    form = CodeForm()
-    if form.validate_on_submit():
-        refusal = check_code(row, form.code.data)
-        if refusal is None:
-            old = citizen.email
-            if not email_codes.spend(row):
-                db.session.rollback()
-                return redirect(url_for("manage.change_email"))
-            citizen.email = row.email
-            citizen.email_verified = True
-            try:
-                db.session.commit()
-            except IntegrityError:
-                db.session.rollback()
-                return _page(
-                    "error.html",
-                    400,
-                    message=_("Another account now has that email address. Nothing changed."),
-                )
-            email_codes.forget("change_email")
-            audit.record("email.changed", citizen_id=citizen.id)
-            _tell(
-                old,
-                _("The email address of your account was changed"),
-                _(
-                    "At %(time)s the email address of your government sign in account was"
-                    " changed from this address to %(new)s.",
-                    time=_when(),
-                    new=row.email,
-                ),
-                _(
-                    "If this was not you, someone may know your password: reset it now and"
-                    " check the services that know you."
-                ),
-            )
-            return redirect(url_for("accounts.account", done="email-changed"))
-        return render_code_page(
-            row,
-            form,
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **_email_urls(),
+    return code_page(row, _email_urls(), lambda: _move_to_new_address(current.citizen, row))
+
+
+def _move_to_new_address(citizen: Citizen, row) -> Response:
+    """The new address is proven: it becomes the account's, and the old one is told."""
+    old = citizen.email
+    if not email_codes.spend(row):
+        db.session.rollback()
+        return redirect(url_for("manage.change_email"))
+    citizen.email = row.email
+    citizen.email_verified = True
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return _page(
+            "error.html",
+            400,
+            message=_("Another account now has that email address. Nothing changed."),
         )
-    status = 400 if form.is_submitted() else 200
-    return render_code_page(row, form, status=status, **_email_urls())
+    email_codes.forget("change_email")
+    audit.record("email.changed", citizen_id=citizen.id)
+    _tell(
+        old,
+        _("The email address of your account was changed"),
+        _(
+            "At %(time)s the email address of your government sign in account was"
+            " changed from this address to %(new)s.",
+            time=_when(),
+            new=row.email,
+        ),
+        _(
+            "If this was not you, someone may know your password: reset it now and"
+            " check the services that know you."
+        ),
+    )
+    return redirect(url_for("accounts.account", done="email-changed"))
 
 
 @bp.post("/email/send-again")
@@ -333,19 +322,11 @@ def change_email_resend() -> Response:
     if elsewhere:
         return elsewhere
     row = _email_journey(current.citizen)
-    if row is None or not ButtonForm().validate_on_submit():
+    if row is None:
         return redirect(url_for("manage.change_email"))
-    refusal = _send_to_new_address(current.citizen, row.email)
-    if refusal is not None:
-        return render_code_page(
-            row,
-            CodeForm(formdata=None),
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **_email_urls(),
-        )
-    return redirect(url_for("manage.change_email_code", sent=1))
+    return send_again_page(
+        row, _email_urls(), lambda: _send_to_new_address(current.citizen, row.email)
+    )
 
 
 # -- Authenticator app and recovery codes ------------------------------------------------------
@@ -391,7 +372,7 @@ def authenticator_app() -> Response:
     if form.validate_on_submit():
         refusal = _confirm_password(citizen, form.current_password.data)
         if refusal is None:
-            refusal = send_code("reverify", citizen.email, _reverify_letter, citizen_id=citizen.id)
+            refusal = _send_reverify_code(citizen)
             if refusal is None:
                 return redirect(url_for("manage.new_app_code"))
         error, status, headers = refusal.message, refusal.status, refusal.headers
@@ -424,22 +405,16 @@ def new_app_code() -> Response:
     row = _reverified(current.citizen, verified=False)
     if row is None:
         return redirect(url_for("manage.authenticator_app"))
-    form = CodeForm()
-    if form.validate_on_submit():
-        refusal = check_code(row, form.code.data)
-        if refusal is None:
-            session.pop(NEW_APP, None)
-            return redirect(url_for("manage.new_app"))
-        return render_code_page(
-            row,
-            form,
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **_app_urls(),
-        )
-    status = 400 if form.is_submitted() else 200
-    return render_code_page(row, form, status=status, **_app_urls())
+
+    def verified() -> Response:
+        session.pop(NEW_APP, None)
+        return redirect(url_for("manage.new_app"))
+
+    return code_page(row, _app_urls(), verified)
+
+
+def _send_reverify_code(citizen: Citizen) -> Refusal | None:
+    return send_code("reverify", citizen.email, _reverify_letter, citizen_id=citizen.id)
 
 
 @bp.post("/authenticator-app/send-again")
@@ -448,21 +423,10 @@ def new_app_resend() -> Response:
     current, elsewhere = signed_in_fully()
     if elsewhere:
         return elsewhere
-    citizen = current.citizen
-    row = _reverified(citizen, verified=False)
-    if row is None or not ButtonForm().validate_on_submit():
+    row = _reverified(current.citizen, verified=False)
+    if row is None:
         return redirect(url_for("manage.authenticator_app"))
-    refusal = send_code("reverify", citizen.email, _reverify_letter, citizen_id=citizen.id)
-    if refusal is not None:
-        return render_code_page(
-            row,
-            CodeForm(formdata=None),
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **_app_urls(),
-        )
-    return redirect(url_for("manage.new_app_code", sent=1))
+    return send_again_page(row, _app_urls(), lambda: _send_reverify_code(current.citizen))
 
 
 @bp.route("/authenticator-app/new", methods=["GET", "POST"])

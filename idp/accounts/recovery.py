@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import email_codes
-from idp.accounts.email_steps import check_code, send_code
-from idp.accounts.forms import ButtonForm, CodeForm, EmailForm, NewPasswordForm
+from idp.accounts.email_steps import code_page, send_again_page, send_code
+from idp.accounts.forms import CodeForm, EmailForm, NewPasswordForm
 from idp.accounts.second_factor import (
     check_totp,
     has_second_factor,
@@ -28,7 +28,7 @@ from idp.accounts.second_factor import (
 )
 from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
 from idp.accounts.sessions import end_every_session, start_session
-from idp.accounts.views import continue_journey, journey_context, render_code_page, wait_in_words
+from idp.accounts.views import continue_journey, journey_context, wait_in_words
 from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen
@@ -118,22 +118,13 @@ def check_email() -> Response:
     row = email_codes.pending(PURPOSE)
     if row is None:
         return redirect(url_for("recovery.start", journey=context["journey"]))
-    form = CodeForm()
-    if form.validate_on_submit():
-        refusal = check_code(row, form.code.data, kind="reset")
-        if refusal is None:
-            return redirect(url_for("recovery.second_factor", journey=context["journey"]))
-        return render_code_page(
-            row,
-            form,
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **_urls(context["journey"]),
-            **context,
-        )
-    status = 400 if form.is_submitted() else 200
-    return render_code_page(row, form, status=status, **_urls(context["journey"]), **context)
+    return code_page(
+        row,
+        _urls(context["journey"]),
+        lambda: redirect(url_for("recovery.second_factor", journey=context["journey"])),
+        kind="reset",
+        **context,
+    )
 
 
 @bp.post("/reset-password/send-again")
@@ -141,20 +132,9 @@ def send_again() -> Response:
     """Another code for the same address."""
     context = journey_context(request.values.get("journey"))
     row = email_codes.pending(PURPOSE)
-    if row is None or not ButtonForm().validate_on_submit():
+    if row is None:
         return redirect(url_for("recovery.start", journey=context["journey"]))
-    refusal = _send(row.email)
-    if refusal is not None:
-        return render_code_page(
-            row,
-            CodeForm(formdata=None),
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **_urls(context["journey"]),
-            **context,
-        )
-    return redirect(url_for("recovery.check_email", journey=context["journey"], sent=1))
+    return send_again_page(row, _urls(context["journey"]), lambda: _send(row.email), **context)
 
 
 def _verified_citizen() -> tuple[object, Citizen] | tuple[None, None]:

@@ -16,10 +16,8 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import email_codes
-from idp.accounts.email_steps import check_code, send_code
+from idp.accounts.email_steps import code_page, send_again_page, send_code
 from idp.accounts.forms import (
-    ButtonForm,
-    CodeForm,
     EmailForm,
     SignInForm,
     SignOutForm,
@@ -181,15 +179,7 @@ def sign_up() -> Response:
         except AccountError as exc:
             form.email.errors.append(str(exc))
         else:
-            existing = find_citizen_by_email(address)
-            # The same page either way: sign-up never tells whether an address has an account.
-            # The owner of a taken address hears by email instead, and no code will work.
-            refusal = send_code(
-                "sign_up",
-                address,
-                _sign_up_letter if existing is None else _already_registered_letter,
-                deliverable=existing is None,
-            )
+            refusal = _send_sign_up_code(address)
             if refusal is None:
                 return redirect(url_for("accounts.sign_up_code", journey=context["journey"]))
             error, status, headers = refusal.message, refusal.status, refusal.headers or {}
@@ -236,31 +226,24 @@ def _already_registered_letter(code: str | None) -> tuple[str, str]:
     )
 
 
-def render_code_page(
-    row,
-    form,
-    *,
-    action: str,
-    resend: str,
-    restart: str,
-    error=None,
-    status=200,
-    headers=None,
-    **context,
-):
-    """The 'check your email' page of any journey."""
-    page = render_template(
-        "check_email.html",
-        form=form,
-        email=row.email,
-        action=action,
-        resend=resend,
-        restart=restart,
-        resend_form=ButtonForm(),
-        error=error,
-        **context,
+def _sign_up_urls(journey: str | None) -> dict:
+    return {
+        "action": url_for("accounts.sign_up_code", journey=journey),
+        "resend": url_for("accounts.sign_up_resend", journey=journey),
+        "restart": url_for("accounts.sign_up", journey=journey),
+    }
+
+
+def _send_sign_up_code(address: str):
+    existing = find_citizen_by_email(address)
+    # The same page either way: sign-up never tells whether an address has an account.
+    # The owner of a taken address hears by email instead, and no code will work.
+    return send_code(
+        "sign_up",
+        address,
+        _sign_up_letter if existing is None else _already_registered_letter,
+        deliverable=existing is None,
     )
-    return page, status, headers or {}
 
 
 @bp.route("/sign-up/check-email", methods=["GET", "POST"])
@@ -270,27 +253,12 @@ def sign_up_code() -> Response:
     row = email_codes.pending("sign_up")
     if row is None:
         return redirect(url_for("accounts.sign_up", journey=context["journey"]))
-    form = CodeForm()
-    urls = {
-        "action": url_for("accounts.sign_up_code", journey=context["journey"]),
-        "resend": url_for("accounts.sign_up_resend", journey=context["journey"]),
-        "restart": url_for("accounts.sign_up", journey=context["journey"]),
-    }
-    if form.validate_on_submit():
-        refusal = check_code(row, form.code.data)
-        if refusal is None:
-            return redirect(url_for("accounts.sign_up_details", journey=context["journey"]))
-        return render_code_page(
-            row,
-            form,
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            **urls,
-            **context,
-        )
-    status = 400 if form.is_submitted() else 200
-    return render_code_page(row, form, status=status, **urls, **context)
+    return code_page(
+        row,
+        _sign_up_urls(context["journey"]),
+        lambda: redirect(url_for("accounts.sign_up_details", journey=context["journey"])),
+        **context,
+    )
 
 
 @bp.post("/sign-up/send-again")
@@ -298,28 +266,10 @@ def sign_up_resend() -> Response:
     """Another code for the same address (the old one stops working)."""
     context = journey_context(request.values.get("journey"))
     row = email_codes.pending("sign_up")
-    if row is None or not ButtonForm().validate_on_submit():
+    if row is None:
         return redirect(url_for("accounts.sign_up", journey=context["journey"]))
-    existing = find_citizen_by_email(row.email)
-    refusal = send_code(
-        "sign_up",
-        row.email,
-        _sign_up_letter if existing is None else _already_registered_letter,
-        deliverable=existing is None,
-    )
-    if refusal is not None:
-        return render_code_page(
-            row,
-            CodeForm(formdata=None),
-            error=refusal.message,
-            status=refusal.status,
-            headers=refusal.headers,
-            action=url_for("accounts.sign_up_code", journey=context["journey"]),
-            resend=url_for("accounts.sign_up_resend", journey=context["journey"]),
-            restart=url_for("accounts.sign_up", journey=context["journey"]),
-            **context,
-        )
-    return redirect(url_for("accounts.sign_up_code", journey=context["journey"], sent=1))
+    urls = _sign_up_urls(context["journey"])
+    return send_again_page(row, urls, lambda: _send_sign_up_code(row.email), **context)
 
 
 @bp.route("/sign-up/your-details", methods=["GET", "POST"])
