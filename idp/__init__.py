@@ -118,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.jwks import bp as jwks_bp
     from idp.oidc.registration import bp as registration_bp
+    from idp.oidc.revocation import bp as revocation_bp
     from idp.oidc.token import bp as token_bp
     from idp.oidc.userinfo import bp as userinfo_bp
 
@@ -132,6 +133,7 @@ def _register_blueprints(app: Flask) -> None:
         passkeys_bp,
         recovery_bp,
         registration_bp,
+        revocation_bp,
         token_bp,
         two_factor_bp,
         userinfo_bp,

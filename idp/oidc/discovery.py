@@ -11,6 +11,7 @@ from idp.departments.metadata import SUBJECT_TYPES
 from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.keys import SUPPORTED_ALGS
+from idp.oidc.revocation import AUTHENTICATED_METHODS
 from idp.oidc.server import TOKEN_ENDPOINT_AUTH_METHODS
 from idp.settings import current_settings
 
@@ -44,6 +45,10 @@ def provider_metadata() -> dict[str, Any]:
         "token_endpoint": f"{issuer}/token",
         "userinfo_endpoint": f"{issuer}/userinfo",
         "registration_endpoint": f"{issuer}/register",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint_auth_methods_supported": AUTHENTICATED_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTHENTICATED_METHODS,
         "jwks_uri": f"{issuer}/jwks.json",
         "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],

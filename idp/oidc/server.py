@@ -370,6 +370,10 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
     )
     server.issuer_parameter = Issuer()
     server.register_extension(server.issuer_parameter)
+    from idp.oidc.revocation import IntrospectionEndpoint, RevocationEndpoint
+
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(IntrospectionEndpoint)
     app.extensions["authorization_server"] = server
     return server
 

@@ -151,22 +151,39 @@ class DepartmentClient:
         }
         if code_verifier:
             data["code_verifier"] = code_verifier
-        headers = {}
-        auth = None
+        auth = self._authenticate(data, assertion)
+        data.update(extra or {})
+        return self.http.post(f"{self.issuer}/token", data=data, auth=auth)
+
+    def _authenticate(self, data: dict[str, str], assertion: str | None = None):
+        """Add the client's authentication to a form; the basic-auth pair, if it uses one."""
         if self.auth_method == "client_secret_basic":
             # RFC 6749 2.3.1: form-urlencode each part before base64.
             from urllib.parse import quote_plus
 
-            auth = (quote_plus(self.client_id), quote_plus(self.client_secret or ""))
-        elif self.auth_method == "client_secret_post":
+            return (quote_plus(self.client_id), quote_plus(self.client_secret or ""))
+        if self.auth_method == "client_secret_post":
             data.update(client_id=self.client_id, client_secret=self.client_secret or "")
         elif self.auth_method == "private_key_jwt":
             data.update(
                 client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 client_assertion=assertion or self.client_assertion(),
             )
-        data.update(extra or {})
-        return self.http.post(f"{self.issuer}/token", data=data, auth=auth, headers=headers)
+        elif self.auth_method == "none":
+            data.update(client_id=self.client_id)
+        return None
+
+    def revoke(self, token: str, **extra: str) -> httpx.Response:
+        """RFC 7009: revoke a token, authenticated as this client."""
+        data = {"token": token, **extra}
+        auth = self._authenticate(data)
+        return self.http.post(self.discovery()["revocation_endpoint"], data=data, auth=auth)
+
+    def introspect(self, token: str, **extra: str) -> httpx.Response:
+        """RFC 7662: ask whether a token is active, authenticated as this client."""
+        data = {"token": token, **extra}
+        auth = self._authenticate(data)
+        return self.http.post(self.discovery()["introspection_endpoint"], data=data, auth=auth)
 
     def validate_id_token(self, id_token: str, nonce: str | None) -> dict[str, Any]:
         """Check signature (published JWKS), iss, aud, exp and nonce as a department must."""

@@ -1,0 +1,120 @@
+"""Token revocation (RFC 7009) and introspection (RFC 7662), both for authenticated clients.
+
+A client revokes or introspects only its own tokens: another client's token is refused at
+revocation (invalid_grant, nothing changes) and is `{"active": false}` at introspection. An
+unknown token is revoked with 200, as RFC 7009 2.2 asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc7009 import RevocationEndpoint as AuthlibRevocation
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as AuthlibIntrospection
+from flask import Blueprint, Response, request
+
+from idp import audit
+from idp.extensions import csrf, db
+from idp.models import Token
+from idp.models.timestamps import utcnow
+from idp.oidc.claims import subject_for
+from idp.oidc.server import TOKEN_ENDPOINT_AUTH_METHODS, authorization_server
+from idp.security.secrets import hash_token
+from idp.settings import current_settings
+
+bp = Blueprint("revocation", __name__)
+
+# Client authentication is required: a public client ("none") cannot use these endpoints.
+AUTHENTICATED_METHODS = [m for m in TOKEN_ENDPOINT_AUTH_METHODS if m != "none"]
+# Refresh tokens arrive with issue 5's refresh grant; only access tokens exist so far.
+MAX_TOKEN_LENGTH = 512
+
+
+def _require_token(request) -> None:
+    """Only the token is required; an unknown token_type_hint is ignored (RFC 7009 2.1,
+    RFC 7662 2.1), where Authlib would refuse it."""
+    if not request.form.get("token"):
+        raise InvalidRequestError("The token parameter is required.")
+
+
+def _find(token_string: str) -> Token | None:
+    if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
+        return None
+    return db.session.scalar(db.select(Token).filter_by(access_token_hash=hash_token(token_string)))
+
+
+class RevocationEndpoint(AuthlibRevocation):
+    """RFC 7009: the client's own token stops working at once."""
+
+    CLIENT_AUTH_METHODS = AUTHENTICATED_METHODS
+
+    def check_params(self, request, client) -> None:
+        _require_token(request)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        return _find(token_string)
+
+    def revoke_token(self, token: Token, request) -> None:
+        if token.revoked_at is None:
+            token.revoked_at = utcnow()
+            db.session.commit()
+        audit.record("token.revoked", citizen_id=token.citizen_id, client_id=token.client_id)
+
+
+class IntrospectionEndpoint(AuthlibIntrospection):
+    """RFC 7662: whether the client's own token is active, and what it carries."""
+
+    CLIENT_AUTH_METHODS = AUTHENTICATED_METHODS
+
+    def check_params(self, request, client) -> None:
+        _require_token(request)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        return _find(token_string)
+
+    def check_permission(self, token: Token, client, request) -> bool:
+        return token.check_client(client)
+
+    def introspect_token(self, token: Token) -> dict[str, Any]:
+        client = token.get_client()
+        return {
+            "active": client is not None and client.status == "active",
+            "scope": token.scope,
+            "client_id": token.client_id,
+            "token_type": "Bearer",
+            "sub": subject_for(token.citizen, client) if client else None,
+            "aud": token.client_id,
+            "iss": current_settings().issuer,
+            "exp": int(token.expires_at.timestamp()),
+            "iat": int(token.issued_at.timestamp()),
+        }
+
+
+def _respond(endpoint_name: str) -> Response:
+    response = authorization_server().create_endpoint_response(endpoint_name)
+    if response.status_code >= 400:
+        body = response.get_json(silent=True) or {}
+        audit.record(
+            f"{endpoint_name}.failed",
+            outcome="failure",
+            reason=body.get("error"),
+            client_id=(request.form.get("client_id") or "")[:128] or None,
+        )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/revoke")
+@csrf.exempt
+def revoke() -> Response:
+    """RFC 7009 revocation."""
+    return _respond(RevocationEndpoint.ENDPOINT_NAME)
+
+
+@bp.post("/introspect")
+@csrf.exempt
+def introspect() -> Response:
+    """RFC 7662 introspection."""
+    return _respond(IntrospectionEndpoint.ENDPOINT_NAME)
