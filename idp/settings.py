@@ -103,6 +103,9 @@ class Settings:
     access_token_lifetime: int = 300
     # ID tokens are valid for this many seconds.
     id_token_lifetime: int = 300
+    # A refresh token family ends this many seconds after the sign-in, however often it is
+    # rotated (for departments registered for the refresh_token grant).
+    refresh_token_lifetime: int = 43200
     # A pending sign-in journey (between /authorize and the code) may take this long.
     interaction_lifetime: int = 1800
     # Single sign-on session: idle timeout and absolute lifetime (NIST SP 800-63B AAL2).

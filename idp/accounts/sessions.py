@@ -83,19 +83,27 @@ def current_session() -> BrowserSession | None:
 
 
 def end_session(session: BrowserSession, reason: str) -> None:
-    """End a session for good."""
+    """End a session for good, with the refresh tokens departments received in it."""
+    from idp.models import RefreshToken
+
     if session.ended_at is None:
         session.ended_at = utcnow()
         session.ended_reason = reason
+        db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.sid == session.sid, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=session.ended_at)
+            .execution_options(synchronize_session=False)
+        )
         db.session.commit()
     if g.get("browser_session") is session:
         g.browser_session = None
 
 
 def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | None = None) -> int:
-    """Sign the citizen out of every browser (but keep, if given), and end every access token
-    the departments hold for them; in the caller's transaction (not committed)."""
-    from idp.models import Token
+    """Sign the citizen out of every browser (but keep, if given), and end every access and
+    refresh token the departments hold for them; in the caller's transaction (not committed)."""
+    from idp.models import RefreshToken, Token
 
     now = utcnow()
     ended = db.session.execute(
@@ -111,6 +119,12 @@ def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | No
     db.session.execute(
         update(Token)
         .where(Token.citizen_id == citizen_id, Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.citizen_id == citizen_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -9,6 +9,7 @@ from idp.models.grant import AuthorizationCode, Token
 from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
 from idp.models.passkey import Passkey, WebAuthnChallenge
+from idp.models.refresh_token import RefreshToken
 from idp.models.registration import InitialAccessToken
 from idp.models.replay import UsedClientAssertion
 from idp.models.second_factor import RecoveryCode, TotpCredential
@@ -28,6 +29,7 @@ __all__ = [
     "Interaction",
     "Passkey",
     "RecoveryCode",
+    "RefreshToken",
     "SigningKey",
     "StaffMember",
     "StaffSession",

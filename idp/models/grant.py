@@ -78,6 +78,8 @@ class Token(db.Model, TokenMixin):
         ForeignKey("authorization_code.id", ondelete="SET NULL"), index=True
     )
     claims: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The refresh token family it belongs to (revoking the family ends it too).
+    refresh_family: Mapped[str | None] = mapped_column(String(64), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from idp.accounts.levels import VECTORS
-from idp.departments.metadata import SUBJECT_TYPES
+from idp.departments.metadata import GRANT_TYPES, SUBJECT_TYPES
 from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.keys import SUPPORTED_ALGS
@@ -53,7 +53,7 @@ def provider_metadata() -> dict[str, Any]:
         "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": list(SUBJECT_TYPES),
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),

@@ -16,10 +16,15 @@ from flask import Blueprint, Response, request
 
 from idp import audit
 from idp.extensions import csrf, db
-from idp.models import Token
+from idp.models import RefreshToken, Token
+from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import subject_for
-from idp.oidc.server import TOKEN_ENDPOINT_AUTH_METHODS, authorization_server
+from idp.oidc.server import (
+    TOKEN_ENDPOINT_AUTH_METHODS,
+    authorization_server,
+    revoke_refresh_family,
+)
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
 
@@ -27,7 +32,6 @@ bp = Blueprint("revocation", __name__)
 
 # Client authentication is required: a public client ("none") cannot use these endpoints.
 AUTHENTICATED_METHODS = [m for m in TOKEN_ENDPOINT_AUTH_METHODS if m != "none"]
-# Refresh tokens arrive with issue 5's refresh grant; only access tokens exist so far.
 MAX_TOKEN_LENGTH = 512
 
 
@@ -38,10 +42,19 @@ def _require_token(request) -> None:
         raise InvalidRequestError("The token parameter is required.")
 
 
-def _find(token_string: str) -> Token | None:
+def _find(token_string: str, hint: str | None) -> Token | RefreshToken | None:
+    """An access or refresh token of this IdP (the hint only says which to try first)."""
     if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
         return None
-    return db.session.scalar(db.select(Token).filter_by(access_token_hash=hash_token(token_string)))
+    digest = hash_token(token_string)
+    access = db.select(Token).filter_by(access_token_hash=digest)
+    refresh = db.select(RefreshToken).filter_by(token_hash=digest)
+    order = (refresh, access) if hint == "refresh_token" else (access, refresh)
+    for query in order:
+        found = db.session.scalar(query)
+        if found is not None:
+            return found
+    return None
 
 
 class RevocationEndpoint(AuthlibRevocation):
@@ -53,12 +66,15 @@ class RevocationEndpoint(AuthlibRevocation):
         _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        return _find(token_string)
+        return _find(token_string, token_type_hint)
 
-    def revoke_token(self, token: Token, request) -> None:
-        if token.revoked_at is None:
+    def revoke_token(self, token: Token | RefreshToken, request) -> None:
+        if isinstance(token, RefreshToken):
+            # Revoking a refresh token ends its family and the access tokens issued in it.
+            revoke_refresh_family(token.family)
+        elif token.revoked_at is None:
             token.revoked_at = utcnow()
-            db.session.commit()
+        db.session.commit()
         audit.record("token.revoked", citizen_id=token.citizen_id, client_id=token.client_id)
 
 
@@ -71,18 +87,18 @@ class IntrospectionEndpoint(AuthlibIntrospection):
         _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        return _find(token_string)
+        return _find(token_string, token_type_hint)
 
     def check_permission(self, token: Token, client, request) -> bool:
         return token.check_client(client)
 
-    def introspect_token(self, token: Token) -> dict[str, Any]:
-        client = token.get_client()
+    def introspect_token(self, token: Token | RefreshToken) -> dict[str, Any]:
+        client = find_client(token.client_id)
         return {
             "active": client is not None and client.status == "active",
             "scope": token.scope,
             "client_id": token.client_id,
-            "token_type": "Bearer",
+            "token_type": "refresh_token" if isinstance(token, RefreshToken) else "Bearer",
             "sub": subject_for(token.citizen, client) if client else None,
             "aud": token.client_id,
             "iss": current_settings().issuer,

@@ -36,14 +36,14 @@ from idp.accounts.levels import (
 )
 from idp.accounts.sessions import current_session
 from idp.extensions import db
-from idp.models import AuthorizationCode, Client, Token
+from idp.models import AuthorizationCode, Client, RefreshToken, Token
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
 from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oidc.keys import signing_key
 from idp.oidc.redirect_uri import trusted_redirect_uri
-from idp.security.secrets import hash_token
+from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
@@ -56,17 +56,40 @@ TOKEN_ENDPOINT_AUTH_METHODS = [
 
 
 def save_token(token: dict, request: OAuth2Request) -> None:
-    """Store an issued access token by its hash only."""
+    """Store issued tokens by their hashes only: the access token, and a refresh token (a new
+    family after a code, the same family after a refresh)."""
     code: AuthorizationCode | None = request.authorization_code
+    previous: RefreshToken | None = getattr(request, "refresh_token", None)
+    origin = code or previous
     now = utcnow()
+    family = None
+    if token.get("refresh_token"):
+        family = previous.family if previous else new_token(24)
+        lifetime = timedelta(seconds=current_settings().refresh_token_lifetime)
+        db.session.add(
+            RefreshToken(
+                token_hash=hash_token(token["refresh_token"]),
+                family=family,
+                client_id=request.client.client_id,
+                citizen_id=request.user.id,
+                scope=token.get("scope", ""),
+                sid=origin.sid,
+                auth_time=origin.auth_time,
+                amr=list(origin.amr or []),
+                vot=origin.vot,
+                issued_at=now,
+                expires_at=previous.expires_at if previous else now + lifetime,
+            )
+        )
     db.session.add(
         Token(
             access_token_hash=hash_token(token["access_token"]),
             client_id=request.client.client_id,
             citizen_id=request.user.id,
             scope=token.get("scope", ""),
-            sid=code.sid if code else None,
+            sid=origin.sid if origin else None,
             authorization_code_id=code.id if code else None,
+            refresh_family=family,
             issued_at=now,
             expires_at=now + timedelta(seconds=int(token["expires_in"])),
         )
@@ -78,6 +101,24 @@ def save_token(token: dict, request: OAuth2Request) -> None:
         client_id=request.client.client_id,
         grant_type=request.payload.grant_type,
         scope=token.get("scope"),
+        with_refresh=bool(family),
+    )
+
+
+def revoke_refresh_family(family: str, now=None) -> None:
+    """End a refresh token family and every access token issued in it (not committed)."""
+    now = now or utcnow()
+    db.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(Token)
+        .where(Token.refresh_family == family, Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -349,6 +390,72 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         return {}
 
 
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Refresh tokens rotate at every use; a used one presented again revokes its family."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
+        """Claim the refresh token atomically (committed with the new one by save_token)."""
+        if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+            raise InvalidGrantError("The refresh token is not valid.")
+        row = db.session.scalar(
+            db.select(RefreshToken).filter_by(token_hash=hash_token(refresh_token))
+        )
+        if row is None or row.client_id != self.request.client.client_id:
+            raise InvalidGrantError("The refresh token is not valid for this client.")
+        if not self.request.client.is_active:
+            raise UnauthorizedClientError("This service is not active on the IdP.")
+        if row.revoked_at is not None:
+            raise InvalidGrantError("The refresh token has been revoked.")
+        now = utcnow()
+        if row.expires_at <= now:
+            raise InvalidGrantError("The refresh token has expired: the citizen must sign in.")
+        claimed = db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+        ).rowcount
+        if claimed != 1:
+            # RFC 9700 4.14.2: a rotated token used again means it leaked: end the family.
+            db.session.rollback()
+            revoke_refresh_family(row.family, now)
+            db.session.commit()
+            audit.record(
+                "refresh_token.replayed",
+                outcome="failure",
+                reason="refresh token already used",
+                citizen_id=row.citizen_id,
+                client_id=row.client_id,
+            )
+            raise InvalidGrantError(
+                "The refresh token has already been used; every token of its family is revoked."
+            )
+        return row
+
+    def authenticate_user(self, refresh_token: RefreshToken):
+        """The citizen the family speaks for."""
+        return refresh_token.citizen
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Already claimed (used_at) in authenticate_refresh_token."""
+
+
+class OpenIDRefresh(OpenIDCode):
+    """A new ID token at refresh: same iss, sub, aud and auth_time (and sid, amr, acr, vot),
+    a new iat; no nonce (OIDC Core 12.2)."""
+
+    def get_compatible_claims(self, request: OAuth2Request) -> dict:
+        claims = super().get_compatible_claims(request)
+        row: RefreshToken = request.refresh_token
+        claims.pop("nonce", None)
+        claims.update(sid=row.sid, auth_time=row.get_auth_time(), amr=list(row.amr or []))
+        if row.vot:
+            claims.update(vot=row.vot, acr=row.vot)
+        return claims
+
+
 class Issuer(IssuerParameter):
     """RFC 9207: iss in every authorization response."""
 
@@ -360,10 +467,16 @@ class Issuer(IssuerParameter):
 def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
     """A server for this app: the code grant, client authentication and the iss parameter."""
     settings = app.config["IDP_SETTINGS"]
-    app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": settings.access_token_lifetime}
+    app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {
+        "authorization_code": settings.access_token_lifetime,
+        "refresh_token": settings.access_token_lifetime,
+    }
+    # Refresh tokens go only to departments registered for the refresh_token grant.
+    app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
     app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES_SUPPORTED)
     server = IdPAuthorizationServer(app, query_client=find_client, save_token=save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
+    server.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method(
         "private_key_jwt", PrivateKeyJWT(settings.issuer, settings.issuer + "/token")

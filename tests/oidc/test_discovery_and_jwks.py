@@ -40,7 +40,7 @@ def test_discovery_advertises_exactly_what_is_supported(idp, metadata):
     assert metadata["issuer"] == idp.issuer
     assert metadata["response_types_supported"] == ["code"]
     assert metadata["response_modes_supported"] == ["query"]
-    assert metadata["grant_types_supported"] == ["authorization_code"]
+    assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["authorization_response_iss_parameter_supported"] is True
     assert sorted(metadata["token_endpoint_auth_methods_supported"]) == [

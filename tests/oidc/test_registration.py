@@ -492,8 +492,8 @@ BAD_METADATA = {
         "invalid_client_metadata",
         "grant_types must be one of",
     ),
-    "grant_types-refresh_token": (
-        {"grant_types": ["authorization_code", "refresh_token"]},
+    "grant_types-password": (
+        {"grant_types": ["authorization_code", "password"]},
         "invalid_client_metadata",
         "grant_types must be one of",
     ),

@@ -155,7 +155,8 @@ def expired_code(ex):
 BAD_EXCHANGES = [
     (missing_grant_type, "invalid_request"),
     (unsupported_grant_type, "unsupported_grant_type"),
-    (refresh_grant_type, "unsupported_grant_type"),
+    # The client did not register the refresh_token grant.
+    (refresh_grant_type, "unauthorized_client"),
     (missing_code, "invalid_request"),
     (unknown_code, "invalid_grant"),
     (overlong_code, "invalid_grant"),
