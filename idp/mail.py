@@ -66,9 +66,10 @@ def send_in_background(to: str, subject: str, body: str) -> None:
             try:
                 send_mail(to, subject, body)
             except MailError as exc:
-                log.warning("email %r not sent: %s", subject, exc)
+                # Not the subject: it may carry a one-time code.
+                log.warning("an email was not sent: %s", exc)
             except Exception:
-                log.exception("email %r not sent", subject)
+                log.exception("an email was not sent")
 
     threading.Thread(target=deliver, name="send-mail", daemon=True).start()
 

@@ -115,6 +115,7 @@ def check(row: EmailCode, typed: str) -> Outcome:
                 EmailCode.id == row.id,
                 EmailCode.attempts < MAX_ATTEMPTS,
                 EmailCode.used_at.is_(None),
+                EmailCode.verified_at.is_(None),
             )
             .values(verified_at=now, expires_at=now + VERIFIED_LIFETIME)
         )
@@ -156,3 +157,11 @@ def spend(row: EmailCode) -> bool:
 def forget(purpose: str) -> None:
     """Forget this browser's journey for the purpose."""
     session.pop(_session_key(purpose), None)
+
+
+def forget_every_journey() -> None:
+    """At sign-out: no half-finished journey (a code typed, a reset past its second factor, a
+    new app's key, a passkey ceremony) is left for the next person at this browser."""
+    prefixes = ("email_code:", "reset_password:", "manage:", "passkey")
+    for key in [k for k in session if k.startswith(prefixes)]:
+        session.pop(key, None)

@@ -49,8 +49,10 @@ def send_code(
 
     Sending is throttled per address and per network, so nobody can flood an inbox.
     """
-    key = throttle.email_key(address)
     ip = request.remote_addr or ""
+    # Per address and network: a stranger asking for many codes cannot stop the owner
+    # (elsewhere) from getting theirs; the per-IP limit still caps one network.
+    key = throttle.email_key(address, realm=f"send:{throttle.digest(ip)[:16]}")
     decision = throttle.check("email_send", key, ip)
     if not decision.allowed:
         audit.record(
@@ -80,7 +82,9 @@ def send_code(
 
 def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal | None:
     """Check the code typed for a journey; None when it is right (the journey is verified)."""
-    key = throttle.email_key(row.email)
+    # Per journey purpose: wrong codes typed in a sign-up for someone's address do not block
+    # the owner's own codes (a new address, a new app, a reset).
+    key = throttle.email_key(row.email, realm=row.purpose)
     ip = request.remote_addr or ""
     decision = throttle.check(kind, key, ip)
     if not decision.allowed:
@@ -92,7 +96,8 @@ def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal 
     outcome = email_codes.check(row, typed)
     if outcome is Outcome.VERIFIED:
         throttle.record_success(kind, key)
-        throttle.record_success("email_send", key)
+        send_key = throttle.email_key(row.email, realm=f"send:{throttle.digest(ip)[:16]}")
+        throttle.record_success("email_send", send_key)
         audit.record("email_code.verified", purpose=row.purpose, citizen_id=row.citizen_id)
         return None
     if outcome is Outcome.EXPIRED:

@@ -51,7 +51,7 @@ from idp.accounts.second_factor import (
     totp_uri,
 )
 from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
-from idp.accounts.sessions import end_every_session
+from idp.accounts.sessions import current_session, end_every_session
 from idp.accounts.views import wait_in_words
 from idp.accounts.your_account import signed_in_fully
 from idp.extensions import db
@@ -287,6 +287,7 @@ def _move_to_new_address(citizen: Citizen, row) -> Response:
         return redirect(url_for("manage.change_email"))
     citizen.email = row.email
     citizen.email_verified = True
+    end_every_session(citizen.id, "email changed", keep=current_session())
     try:
         db.session.commit()
     except IntegrityError:
@@ -460,6 +461,7 @@ def new_app() -> Response:
             credential.created_at = utcnow()
             # The code just typed is used: it cannot sign in again (RFC 6238 5.2).
             credential.last_used_step = step
+            end_every_session(citizen.id, "new authenticator app", keep=current)
             db.session.commit()
             session.pop(NEW_APP, None)
             email_codes.forget("reverify")

@@ -278,6 +278,10 @@ def tell_owner_of_new_password(citizen: Citizen, *, reset: bool) -> None:
                 ),
                 _("We signed your account out of every other browser and service."),
                 _(
+                    "Passkeys stay on your account: check the list on your account page and"
+                    " remove any you do not know."
+                ),
+                _(
                     "If this was not you, reset your password now at %(url)s and check the"
                     " services that know you on your account page.",
                     url=f"{issuer}/reset-password",

@@ -324,5 +324,7 @@ def sign_out() -> Response:
     if form.validate_on_submit() and session is not None:
         audit.record("sign_out", citizen_id=session.citizen_id)
         end_session(session, reason="signed out")
+    if form.validate_on_submit():
+        email_codes.forget_every_journey()
     g.clear_session_cookie = True
     return render_template("signed_out.html")

@@ -425,7 +425,35 @@ def register_passkey(citizen: Citizen, purpose: str, handle: str | None, body: A
         aaguid=passkey.aaguid,
         first_second_factor=purpose == SETUP,
     )
+    _tell_owner(
+        citizen,
+        _("A passkey was added to your account"),
+        _(
+            "A passkey called “%(name)s” was added to your government sign in account. It can"
+            " sign in to your account on its own.",
+            name=passkey.name,
+        ),
+    )
     return passkey
+
+
+def _tell_owner(citizen: Citizen, subject: str, line: str) -> None:
+    """Every new or removed way to sign in is told to the owner (NIST SP 800-63B 6.1.2.1)."""
+    from idp.mail import send_in_background
+
+    send_in_background(
+        citizen.email,
+        subject,
+        "\n\n".join(
+            [
+                line,
+                _(
+                    "If this was not you, reset your password now, then remove passkeys you do"
+                    " not know from your account page."
+                ),
+            ]
+        ),
+    )
 
 
 # -- Authentication ---------------------------------------------------------------------------
@@ -659,4 +687,12 @@ def remove_passkey(citizen: Citizen, passkey_id: int) -> Passkey:
     db.session.delete(passkey)
     db.session.commit()
     audit.record("passkey.removed", citizen_id=citizen.id, passkey_id=passkey_id)
+    _tell_owner(
+        citizen,
+        _("A passkey was removed from your account"),
+        _(
+            "The passkey called “%(name)s” was removed from your government sign in account.",
+            name=passkey.name,
+        ),
+    )
     return passkey

@@ -338,3 +338,47 @@ def test_changes_need_the_csrf_token(idp, make_citizen):
     assert response.status_code == 400
     with idp.app.app_context():
         assert db.session.get(Citizen, citizen["id"]) is not None
+
+
+def test_a_new_email_address_signs_out_every_other_browser(idp, make_citizen):
+    citizen = make_citizen(unique_email("moving"))
+    other, _ = signed_in(idp, citizen)
+    browser, _ = signed_in(idp, citizen)
+    new_address = unique_email("moved")
+    page = browser.get(idp.url("/account/email"))
+    check = browser.follow(
+        browser.submit(page, {"current_password": citizen["password"], "email": new_address})
+    )
+    browser.follow(browser.submit(check, {"code": code_in(wait_for_mail(idp, new_address))}))
+    assert browser.get(idp.url("/")).status_code == 200
+    assert other.get(idp.url("/")).status_code == 302
+
+
+def test_a_new_authenticator_app_signs_out_every_other_browser(idp, make_citizen):
+    citizen = make_citizen(unique_email())
+    other, _ = signed_in(idp, citizen)
+    browser, _ = signed_in(idp, citizen)
+    manage = browser.get(idp.url("/account/authenticator-app"))
+    check = browser.follow(browser.submit(manage, {"current_password": citizen["password"]}))
+    setup = browser.follow(
+        browser.submit(check, {"code": code_in(wait_for_mail(idp, citizen["email"]))})
+    )
+    secret = html.unescape(re.search(r'id="totp-secret">([^<]+)<', setup.text).group(1))
+    done = browser.submit(setup, {"code": pyotp.TOTP(secret.replace(" ", "")).now()})
+    assert done.status_code == 200
+    assert browser.get(idp.url("/")).status_code == 200
+    assert other.get(idp.url("/")).status_code == 302
+
+
+def test_signing_out_forgets_a_half_finished_journey(idp, make_citizen):
+    citizen = make_citizen(unique_email())
+    browser, _ = signed_in(idp, citizen)
+    stranger_address = unique_email("stranger")
+    page = browser.get(idp.url("/sign-up"))
+    check = browser.follow(browser.submit(page, {"email": stranger_address}))
+    browser.submit(check, {"code": code_in(wait_for_mail(idp, stranger_address))})
+    assert browser.get(idp.url("/sign-up/your-details")).status_code == 200
+    account = browser.get(idp.url("/"))
+    browser.submit(account, {}, action="/sign-out")
+    # The next person at this browser cannot finish it.
+    assert browser.get(idp.url("/sign-up/your-details")).status_code == 302
