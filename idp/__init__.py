@@ -116,6 +116,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.dev import bp as dev_bp
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.discovery import bp as discovery_bp
+    from idp.oidc.end_session import bp as end_session_bp
     from idp.oidc.jwks import bp as jwks_bp
     from idp.oidc.registration import bp as registration_bp
     from idp.oidc.revocation import bp as revocation_bp
@@ -128,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
         departments_bp,
         dev_bp,
         discovery_bp,
+        end_session_bp,
         jwks_bp,
         manage_bp,
         passkeys_bp,

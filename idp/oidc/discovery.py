@@ -45,6 +45,7 @@ def provider_metadata() -> dict[str, Any]:
         "token_endpoint": f"{issuer}/token",
         "userinfo_endpoint": f"{issuer}/userinfo",
         "registration_endpoint": f"{issuer}/register",
+        "end_session_endpoint": f"{issuer}/logout",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint_auth_methods_supported": AUTHENTICATED_METHODS,

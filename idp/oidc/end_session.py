@@ -1,0 +1,150 @@
+"""RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): a department signs the
+citizen out of the IdP.
+
+With a valid `id_token_hint` for this browser's session, the citizen is signed out at once
+and sent back to the department's registered `post_logout_redirect_uri` (exact match) with
+its `state`. Without a hint, or with one that fails validation, the citizen is asked to
+confirm, and is only ever sent to a URI the named department registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import jwt
+from flask import Blueprint, Response, g, redirect, render_template, request
+from flask_babel import gettext as _
+
+from idp import audit
+from idp.accounts.forms import SignOutForm
+from idp.accounts.sessions import current_session, end_session
+from idp.models import Client
+from idp.models.client import find_client
+from idp.oidc.claims import subject_for
+from idp.oidc.keys import SUPPORTED_ALGS, public_jwks
+from idp.settings import current_settings
+
+bp = Blueprint("end_session", __name__)
+
+MAX_PARAMETER_LENGTH = 4096
+LOGOUT_PARAMETERS = (
+    "id_token_hint",
+    "post_logout_redirect_uri",
+    "state",
+    "client_id",
+    "ui_locales",
+)
+
+
+@dataclass
+class LogoutRequest:
+    """What a department asked for, once checked."""
+
+    client: Client | None
+    hint_valid: bool
+    hint_sid: str | None
+    hint_sub: str | None
+    return_to: str | None  # a registered post_logout_redirect_uri, or None
+    state: str | None
+
+
+def _verified_hint(hint: str) -> dict | None:
+    """The ID token's claims if the IdP signed it (expired is fine: OIDC RP-Initiated 2)."""
+    try:
+        header = jwt.get_unverified_header(hint)
+        keys = [k for k in public_jwks()["keys"] if k.get("kid") == header.get("kid")]
+        if not keys or header.get("alg") not in SUPPORTED_ALGS:
+            return None
+        return jwt.decode(
+            hint,
+            jwt.PyJWK(keys[0]),
+            algorithms=[header["alg"]],
+            issuer=current_settings().issuer,
+            options={"verify_exp": False, "verify_aud": False, "require": ["iss", "aud", "sub"]},
+        )
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
+        return None
+
+
+def parse_request(values) -> LogoutRequest:
+    """Check the parameters; nothing here trusts a URI the department did not register."""
+    get = lambda name: (values.get(name) or "")[:MAX_PARAMETER_LENGTH] or None  # noqa: E731
+    claims = _verified_hint(get("id_token_hint")) if get("id_token_hint") else None
+    client = None
+    if claims is not None:
+        audience = claims.get("aud")
+        audience = audience[0] if isinstance(audience, list) and audience else audience
+        client = find_client(audience) if isinstance(audience, str) else None
+        if client is None or (get("client_id") and get("client_id") != client.client_id):
+            claims, client = None, None
+    if client is None and get("client_id"):
+        client = find_client(get("client_id"))
+    uri = get("post_logout_redirect_uri")
+    return_to = uri if client is not None and uri in client.post_logout_redirect_uris else None
+    return LogoutRequest(
+        client=client,
+        hint_valid=claims is not None,
+        hint_sid=claims.get("sid") if claims else None,
+        hint_sub=claims.get("sub") if claims else None,
+        return_to=return_to,
+        state=get("state"),
+    )
+
+
+def _hint_matches(logout: LogoutRequest, session) -> bool:
+    """The hint names this browser's session (by sid, else by the department's sub)."""
+    if not logout.hint_valid or session is None:
+        return False
+    if logout.hint_sid:
+        return logout.hint_sid == session.sid
+    return logout.hint_sub == subject_for(session.citizen, logout.client)
+
+
+def _finish(logout: LogoutRequest) -> Response:
+    """Back to the department when it registered where, otherwise the signed-out page."""
+    g.clear_session_cookie = True
+    if logout.return_to:
+        query = urlencode({"state": logout.state}) if logout.state else ""
+        separator = "&" if "?" in logout.return_to else "?"
+        return redirect(logout.return_to + (separator + query if query else ""), code=303)
+    return render_template("signed_out.html", client=logout.client)
+
+
+def _sign_out(session, logout: LogoutRequest, how: str) -> None:
+    if session is not None:
+        audit.record(
+            "sign_out",
+            citizen_id=session.citizen_id,
+            client_id=logout.client.client_id if logout.client else None,
+            by=how,
+        )
+        end_session(session, reason="signed out by a service")
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response:
+    """The end_session_endpoint."""
+    logout = parse_request(request.values)
+    session = current_session()
+    form = SignOutForm()
+    if request.method == "POST" and request.form.get("confirm") == "yes":
+        if not form.validate_on_submit():
+            return render_template("error.html", message=_("The form has expired.")), 400
+        _sign_out(session, logout, "confirmed at the IdP")
+        return _finish(logout)
+    if _hint_matches(logout, session):
+        _sign_out(session, logout, "the service")
+        return _finish(logout)
+    if session is None:
+        # Nobody is signed in here: nothing to confirm.
+        return _finish(logout)
+    return render_template(
+        "confirm_sign_out.html",
+        form=form,
+        client=logout.client,
+        values={
+            k: v[:MAX_PARAMETER_LENGTH] for k, v in request.values.items() if k in LOGOUT_PARAMETERS
+        },
+        hint_failed=request.values.get("id_token_hint") is not None and not logout.hint_valid,
+    )

@@ -1,0 +1,126 @@
+"""RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) at /logout."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+RETURN = "https://dept-a.example.gov.uk/signed-out"
+
+
+def signed_in_department(make_client, issue_code, **metadata):
+    client = make_client(post_logout_redirect_uris=[RETURN], **metadata)
+    attempt, code = issue_code(client)
+    tokens = client.token_request(code, attempt.code_verifier).json()
+    return client, tokens
+
+
+def logout(browser, idp, **params):
+    return browser.get(idp.url("/logout?" + urlencode(params)))
+
+
+def signed_in(browser, idp) -> bool:
+    return browser.get(idp.url("/")).status_code == 200
+
+
+def test_discovery_names_the_end_session_endpoint(make_client):
+    assert make_client().discovery()["end_session_endpoint"].endswith("/logout")
+
+
+def test_a_valid_hint_signs_out_at_once_and_returns_with_state(
+    idp, browser, make_client, issue_code
+):
+    client, tokens = signed_in_department(make_client, issue_code)
+    response = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["id_token"],
+        post_logout_redirect_uri=RETURN,
+        state="abc 123",
+    )
+    assert response.status_code == 303
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == RETURN
+    assert parse_qs(location.query) == {"state": ["abc 123"]}
+    assert not signed_in(browser, idp)
+
+
+def test_an_unregistered_return_address_is_never_used(idp, browser, make_client, issue_code):
+    _, tokens = signed_in_department(make_client, issue_code)
+    response = logout(
+        browser,
+        idp,
+        id_token_hint=tokens["id_token"],
+        post_logout_redirect_uri="https://evil.example/steal",
+        state="s",
+    )
+    assert response.status_code == 200
+    assert "You have signed out" in response.text
+    assert "location" not in response.headers
+    assert 'href="https://evil.example' not in response.text
+    assert not signed_in(browser, idp)
+
+
+def test_without_a_hint_the_citizen_confirms_first(idp, browser, make_client, issue_code):
+    client, _ = signed_in_department(make_client, issue_code)
+    page = logout(
+        browser, idp, client_id=client.client_id, post_logout_redirect_uri=RETURN, state="xyz"
+    )
+    assert page.status_code == 200
+    assert "Do you want to sign out?" in page.text
+    assert signed_in(browser, idp)
+    # The confirmation form carries the department's parameters (as hidden fields).
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    assert hidden["post_logout_redirect_uri"] == RETURN
+    confirmed = browser.submit(page, hidden)
+    assert confirmed.status_code == 303
+    assert confirmed.headers["location"] == RETURN + "?state=xyz"
+    assert not signed_in(browser, idp)
+
+
+def test_a_forged_hint_is_not_trusted(idp, browser, make_client, issue_code):
+    client, tokens = signed_in_department(make_client, issue_code)
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    forged = jwt.encode(
+        claims,
+        ec.generate_private_key(ec.SECP256R1()),
+        algorithm="ES256",
+        headers={"kid": jwt.get_unverified_header(tokens["id_token"])["kid"]},
+    )
+    page = logout(browser, idp, id_token_hint=forged, post_logout_redirect_uri=RETURN)
+    assert page.status_code == 200
+    assert "We could not check that this request came from a service" in page.text
+    assert signed_in(browser, idp)
+    for garbage in ("not.a.jwt", "x" * 10_000):
+        assert logout(browser, idp, id_token_hint=garbage).status_code == 200
+        assert signed_in(browser, idp)
+
+
+def test_a_hint_for_another_client_id_is_not_trusted(idp, browser, make_client, issue_code):
+    _, tokens = signed_in_department(make_client, issue_code)
+    page = logout(browser, idp, id_token_hint=tokens["id_token"], client_id="someone-else")
+    assert "Do you want to sign out?" in page.text
+    assert signed_in(browser, idp)
+
+
+def test_a_hint_from_an_older_session_asks_first(idp, browser, make_client, issue_code, citizen):
+    _, tokens = signed_in_department(make_client, issue_code)
+    logout(browser, idp, id_token_hint=tokens["id_token"])
+    # Signed in again: a new session; the old ID token does not end it silently.
+    page = browser.get(idp.url("/sign-in"))
+    browser.sign_in(page, citizen["email"], citizen["password"])
+    assert signed_in(browser, idp)
+    again = logout(browser, idp, id_token_hint=tokens["id_token"])
+    assert "Do you want to sign out?" in again.text
+    assert signed_in(browser, idp)
+
+
+def test_nobody_signed_in_sees_the_signed_out_page(idp, make_client):
+    from tests.support.browser import CitizenBrowser
+
+    response = CitizenBrowser(idp.issuer).get(idp.url("/logout"))
+    assert response.status_code == 200
+    assert "You have signed out" in response.text
