@@ -2,13 +2,14 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
 from authlib.integrations.flask_client.apps import FlaskOAuth2App
 from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
-from flask import Flask, current_app
+from flask import Flask, current_app, redirect
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from werkzeug.wrappers import Response
@@ -119,6 +120,25 @@ def sign_in_redirect(department: Department, prompt: str | None = None) -> Respo
     provider_metadata(department)
     extra = {"prompt": prompt} if prompt else {}
     return department.idp.authorize_redirect(department.settings.redirect_uri, **extra)
+
+
+def sign_out_redirect(department: Department, id_token: str | None) -> Response:
+    """RP-initiated logout: to the IdP's end_session_endpoint with the ID token as a hint,
+    back to this service's start page; the start page when the IdP cannot be reached."""
+    settings = department.settings
+    try:
+        endpoint = provider_metadata(department).get("end_session_endpoint")
+    except IdentityProviderUnavailable:
+        endpoint = None
+    if not endpoint:
+        return redirect(settings.post_logout_redirect_uri)
+    params = {
+        "client_id": settings.client_id,
+        "post_logout_redirect_uri": settings.post_logout_redirect_uri,
+    }
+    if id_token:
+        params["id_token_hint"] = id_token
+    return redirect(f"{endpoint}?{urlencode(params)}")
 
 
 def check_response_issuer(department: Department, args: Mapping[str, str]) -> None:

@@ -7,7 +7,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from relying_parties.account import forget_sign_in, remember_sign_in, signed_in_account
-from relying_parties.client import complete_sign_in, current_department, sign_in_redirect
+from relying_parties.client import (
+    complete_sign_in,
+    current_department,
+    sign_in_redirect,
+    sign_out_redirect,
+)
 from relying_parties.errors import IdentityProviderUnavailable, SignInError
 from relying_parties.keys import public_jwks
 
@@ -44,11 +49,9 @@ def account() -> Response | str:
 
 @blueprint.post("/sign-out")
 def sign_out() -> Response:
-    """Sign the citizen out of this service."""
-    forget_sign_in()
-    # RP-initiated logout will redirect to the IdP's end_session_endpoint here, with the
-    # id_token that forget_sign_in() returns as id_token_hint.
-    return redirect(url_for(".start"))
+    """Sign the citizen out of this service, then of the IdP (RP-initiated logout)."""
+    kept = forget_sign_in() or {}
+    return sign_out_redirect(current_department(), kept.get("id_token"))
 
 
 @blueprint.get("/jwks.json")

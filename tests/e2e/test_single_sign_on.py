@@ -46,3 +46,26 @@ def test_sign_in_at_one_department_and_arrive_signed_in_at_the_next(
     # Signing in to department B again: straight through the IdP, no page shown there.
     page.goto(f"{driving.url}/sign-in")
     expect(page).to_have_url(f"{driving.url}/account")
+
+
+def test_signing_out_at_a_department_signs_out_of_the_idp(
+    idp, make_citizen, departments, browser_page
+):
+    citizen = make_citizen("leaving@example.com")
+    tax, driving = departments
+    page = browser_page
+    page.goto(tax.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Email address").fill(citizen["email"])
+    page.get_by_label("Password").fill(citizen["password"])
+    page.get_by_role("button", name="Continue").click()
+    enter_second_factor(page, citizen)
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(f"{tax.url}/account")
+
+    # The department's Sign out is RP-initiated logout: the IdP session ends too.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You have signed out")
+    page.goto(driving.url)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_label("Password")).to_be_visible()

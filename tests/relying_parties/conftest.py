@@ -188,6 +188,7 @@ class FakeIdentityProvider:
                 "userinfo_endpoint": f"{self.issuer}/userinfo",
                 "jwks_uri": f"{self.issuer}/jwks",
                 "registration_endpoint": f"{self.issuer}/register",
+                "end_session_endpoint": f"{self.issuer}/logout",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["pairwise"],
                 "id_token_signing_alg_values_supported": ["ES256"],

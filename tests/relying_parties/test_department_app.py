@@ -292,14 +292,20 @@ def test_a_signed_in_citizen_sees_what_the_department_learned(signed_up, fake_id
     assert fake_idp.issuer in page
 
 
-def test_signing_out_forgets_the_citizen(signed_up, fake_idp):
+def test_signing_out_forgets_the_citizen_and_signs_out_at_the_idp(signed_up, fake_idp):
     _, client = signed_up("tax")
     complete_sign_in(client, fake_idp)
 
     response = client.post("/sign-out")
 
+    # RP-initiated logout: to the IdP's end_session_endpoint with the ID token as the hint.
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{fake_idp.issuer}/logout"
+    params = parse_qs(location.query)
+    assert params["client_id"] == ["tax"]
+    assert params["post_logout_redirect_uri"] == ["http://localhost:8001/"]
+    assert params["id_token_hint"][0].count(".") == 2
     assert client.get("/account").status_code == 302
     assert "You are signed in" not in client.get("/").text
 
