@@ -143,6 +143,24 @@ def _when() -> str:
     return format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy")
 
 
+def _with_password(form, citizen: Citizen, act, template: str, **context):
+    """A page whose form needs the current password: act() runs once the form is valid and
+    the password right, and returns a response (done), a Refusal (shown on the page) or None
+    (it put errors on the form's fields)."""
+    refusal = None
+    if form.validate_on_submit():
+        refusal = _confirm_password(citizen, form.current_password.data)
+        if refusal is None:
+            outcome = act()
+            if outcome is not None and not isinstance(outcome, Refusal):
+                return outcome
+            refusal = outcome
+    status = refusal.status if refusal else (400 if form.is_submitted() else 200)
+    headers = refusal.headers if refusal else None
+    error = refusal.message if refusal else None
+    return _page(template, status, headers, form=form, error=error, **context)
+
+
 def _page(template: str, status: int = 200, headers: dict | None = None, **context):
     return render_template(template, **context), status, headers or {}
 
@@ -158,26 +176,21 @@ def change_password() -> Response:
         return elsewhere
     citizen = current.citizen
     form = ChangePasswordForm()
-    error, status, headers = None, 200, None
-    if form.validate_on_submit():
-        refusal = _confirm_password(citizen, form.current_password.data)
-        if refusal is None:
-            try:
-                check_password_policy(form.password.data, email=citizen.email)
-            except PasswordPolicyError as exc:
-                form.password.errors.append(str(exc))
-            else:
-                citizen.password_hash = hash_password(form.password.data)
-                ended = end_every_session(citizen.id, "password changed", keep=current)
-                db.session.commit()
-                audit.record("password.changed", citizen_id=citizen.id, sessions_ended=ended)
-                tell_owner_of_new_password(citizen, reset=False)
-                return redirect(url_for("accounts.account", done="password-changed"))
-        else:
-            error, status, headers = refusal.message, refusal.status, refusal.headers
-    if form.is_submitted() and status == 200:
-        status = 400
-    return _page("change_password.html", status, headers, form=form, error=error)
+
+    def change():
+        try:
+            check_password_policy(form.password.data, email=citizen.email)
+        except PasswordPolicyError as exc:
+            form.password.errors.append(str(exc))
+            return None
+        citizen.password_hash = hash_password(form.password.data)
+        ended = end_every_session(citizen.id, "password changed", keep=current)
+        db.session.commit()
+        audit.record("password.changed", citizen_id=citizen.id, sessions_ended=ended)
+        tell_owner_of_new_password(citizen, reset=False)
+        return redirect(url_for("accounts.account", done="password-changed"))
+
+    return _with_password(form, citizen, change, "change_password.html")
 
 
 # -- Email address -----------------------------------------------------------------------------
@@ -240,26 +253,21 @@ def change_email() -> Response:
         return elsewhere
     citizen = current.citizen
     form = ChangeEmailForm()
-    error, status, headers = None, 200, None
-    if form.validate_on_submit():
-        refusal = _confirm_password(citizen, form.current_password.data)
-        if refusal is None:
-            try:
-                address = normalise_email(form.email.data)
-            except AccountError as exc:
-                form.email.errors.append(str(exc))
-            else:
-                if address == citizen.email:
-                    form.email.errors.append(_("This is already your email address"))
-                else:
-                    refusal = _send_to_new_address(citizen, address)
-                    if refusal is None:
-                        return redirect(url_for("manage.change_email_code"))
-        if refusal is not None:
-            error, status, headers = refusal.message, refusal.status, refusal.headers
-    if form.is_submitted() and status == 200:
-        status = 400
-    return _page("change_email.html", status, headers, form=form, error=error)
+
+    def send():
+        try:
+            address = normalise_email(form.email.data)
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+            return None
+        if address == citizen.email:
+            form.email.errors.append(_("This is already your email address"))
+            return None
+        return _send_to_new_address(citizen, address) or redirect(
+            url_for("manage.change_email_code")
+        )
+
+    return _with_password(form, citizen, send, "change_email.html")
 
 
 def _email_journey(citizen: Citizen):
@@ -368,24 +376,12 @@ def authenticator_app() -> Response:
     if elsewhere:
         return elsewhere
     citizen = current.citizen
-    form = PasswordOnlyForm()
-    error, status, headers = None, 200, None
-    if form.validate_on_submit():
-        refusal = _confirm_password(citizen, form.current_password.data)
-        if refusal is None:
-            refusal = _send_reverify_code(citizen)
-            if refusal is None:
-                return redirect(url_for("manage.new_app_code"))
-        error, status, headers = refusal.message, refusal.status, refusal.headers
-    if form.is_submitted() and status == 200:
-        status = 400
     credential = totp_credential(citizen)
-    return _page(
+    return _with_password(
+        PasswordOnlyForm(),
+        citizen,
+        lambda: _send_reverify_code(citizen) or redirect(url_for("manage.new_app_code")),
         "manage_app.html",
-        status,
-        headers,
-        form=form,
-        error=error,
         has_app=credential is not None and credential.confirmed_at is not None,
         codes_left=recovery_codes_left(citizen),
     )
@@ -501,32 +497,26 @@ def recovery_codes() -> Response:
     if elsewhere:
         return elsewhere
     citizen = current.citizen
-    form = PasswordOnlyForm()
-    error, status, headers = None, 200, None
-    if form.validate_on_submit():
-        refusal = _confirm_password(citizen, form.current_password.data)
-        if refusal is None:
-            codes = issue_recovery_codes(citizen)
-            _tell(
-                citizen.email,
-                _("You have new recovery codes"),
-                _(
-                    "At %(time)s new recovery codes were made for your government sign in"
-                    " account. The old ones no longer work.",
-                    time=_when(),
-                ),
-                _("If this was not you, reset your password now."),
-            )
-            return render_template("recovery_codes.html", codes=codes, journey=None, renewed=True)
-        error, status, headers = refusal.message, refusal.status, refusal.headers
-    if form.is_submitted() and status == 200:
-        status = 400
-    return _page(
+
+    def renew():
+        codes = issue_recovery_codes(citizen)
+        _tell(
+            citizen.email,
+            _("You have new recovery codes"),
+            _(
+                "At %(time)s new recovery codes were made for your government sign in"
+                " account. The old ones no longer work.",
+                time=_when(),
+            ),
+            _("If this was not you, reset your password now."),
+        )
+        return render_template("recovery_codes.html", codes=codes, journey=None, renewed=True)
+
+    return _with_password(
+        PasswordOnlyForm(),
+        citizen,
+        renew,
         "manage_recovery_codes.html",
-        status,
-        headers,
-        form=form,
-        error=error,
         codes_left=recovery_codes_left(citizen),
     )
 
@@ -541,31 +531,26 @@ def delete_account() -> Response:
     if elsewhere:
         return elsewhere
     citizen = current.citizen
-    form = DeleteAccountForm()
-    error, status, headers = None, 200, None
-    if form.validate_on_submit():
-        refusal = _confirm_password(citizen, form.current_password.data)
-        if refusal is None:
-            address, citizen_id = citizen.email, citizen.id
-            end_every_session(citizen_id, "account deleted")
-            # The database deletes what hangs off the account (ON DELETE CASCADE): sessions,
-            # tokens, codes, consents, second factors, passkeys, email codes.
-            db.session.execute(delete(Citizen).where(Citizen.id == citizen_id))
-            db.session.commit()
-            audit.record("citizen.deleted", citizen_id=citizen_id)
-            _tell(
-                address,
-                _("Your government sign in account was deleted"),
-                _("At %(time)s your government sign in account was deleted.", time=_when()),
-                _(
-                    "Services you used it for no longer receive your information. To use them"
-                    " again, create a new account."
-                ),
-            )
-            g.clear_session_cookie = True
-            g.browser_session = None
-            return render_template("account_deleted.html")
-        error, status, headers = refusal.message, refusal.status, refusal.headers
-    if form.is_submitted() and status == 200:
-        status = 400
-    return _page("delete_account.html", status, headers, form=form, error=error)
+
+    def delete_it():
+        address, citizen_id = citizen.email, citizen.id
+        end_every_session(citizen_id, "account deleted")
+        # The database deletes what hangs off the account (ON DELETE CASCADE): sessions,
+        # tokens, codes, consents, second factors, passkeys, email codes.
+        db.session.execute(delete(Citizen).where(Citizen.id == citizen_id))
+        db.session.commit()
+        audit.record("citizen.deleted", citizen_id=citizen_id)
+        _tell(
+            address,
+            _("Your government sign in account was deleted"),
+            _("At %(time)s your government sign in account was deleted.", time=_when()),
+            _(
+                "Services you used it for no longer receive your information. To use them"
+                " again, create a new account."
+            ),
+        )
+        g.clear_session_cookie = True
+        g.browser_session = None
+        return render_template("account_deleted.html")
+
+    return _with_password(DeleteAccountForm(), citizen, delete_it, "delete_account.html")
