@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from idp import audit
 from idp.accounts import email_codes
 from idp.accounts.email_codes import Outcome
-from idp.accounts.forms import ButtonForm, CodeForm
+from idp.accounts.forms import ButtonForm, CodeForm, EmailForm
 from idp.mail import send_in_background
 from idp.models import EmailCode
 from idp.security import throttle
@@ -158,3 +158,27 @@ def send_again_page(row: EmailCode, urls: dict, resend: Callable[[], Refusal | N
         return render_code_page(row, CodeForm(formdata=None), urls, refusal, **context)
     action = urls["action"]
     return redirect(action + ("&" if "?" in action else "?") + "sent=1")
+
+
+def email_page(template: str, send: Callable[[str], Refusal | None], next_url: str, **context):
+    """The first page of a journey: an address; send(address) emails its code (or refuses),
+    then on to next_url."""
+    from idp.accounts.services import AccountError, normalise_email
+
+    form = EmailForm()
+    refusal = None
+    if request.method == "GET":
+        form.journey.data = context["journey"]
+    elif form.validate_on_submit():
+        try:
+            address = normalise_email(form.email.data)
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            refusal = send(address)
+            if refusal is None:
+                return redirect(next_url)
+    status = refusal.status if refusal else (400 if request.method == "POST" else 200)
+    error = refusal.message if refusal else None
+    page = render_template(template, form=form, error=error, **context)
+    return page, status, (refusal.headers if refusal else None) or {}

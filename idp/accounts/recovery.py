@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import email_codes
-from idp.accounts.email_steps import code_page, send_again_page, send_code
-from idp.accounts.forms import CodeForm, EmailForm, NewPasswordForm
+from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
+from idp.accounts.forms import CodeForm, NewPasswordForm
 from idp.accounts.second_factor import (
     check_totp,
     has_second_factor,
@@ -26,7 +26,7 @@ from idp.accounts.second_factor import (
     totp_credential,
     use_recovery_code,
 )
-from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
+from idp.accounts.services import find_citizen_by_email
 from idp.accounts.sessions import end_every_session, start_session
 from idp.accounts.views import continue_journey, journey_context, wait_in_words
 from idp.extensions import db
@@ -90,25 +90,13 @@ def _send(address: str):
 def start() -> Response:
     """Step 1: the address of the account."""
     context = journey_context(request.values.get("journey"))
-    form = EmailForm()
-    error, status, headers = None, 200, {}
-    if request.method == "GET":
-        form.journey.data = context["journey"]
-    elif form.validate_on_submit():
-        try:
-            address = normalise_email(form.email.data)
-        except AccountError as exc:
-            form.email.errors.append(str(exc))
-        else:
-            session.pop(PROVEN, None)
-            refusal = _send(address)
-            if refusal is None:
-                return redirect(url_for("recovery.check_email", journey=context["journey"]))
-            error, status, headers = refusal.message, refusal.status, refusal.headers or {}
-    if request.method == "POST" and status == 200:
-        status = 400
-    page = render_template("reset_password.html", form=form, error=error, **context)
-    return page, status, headers
+
+    def send(address: str):
+        session.pop(PROVEN, None)
+        return _send(address)
+
+    next_url = url_for("recovery.check_email", journey=context["journey"])
+    return email_page("reset_password.html", send, next_url, **context)
 
 
 @bp.route("/reset-password/check-email", methods=["GET", "POST"])

@@ -8,7 +8,8 @@ from flask import Response, g, request
 from sqlalchemy import update
 
 from idp.extensions import db
-from idp.models import BrowserSession, Citizen
+from idp.models import BrowserSession, Citizen, RefreshToken, Token
+from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
@@ -84,17 +85,10 @@ def current_session() -> BrowserSession | None:
 
 def end_session(session: BrowserSession, reason: str) -> None:
     """End a session for good, with the refresh tokens departments received in it."""
-    from idp.models import RefreshToken
-
     if session.ended_at is None:
         session.ended_at = utcnow()
         session.ended_reason = reason
-        db.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.sid == session.sid, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=session.ended_at)
-            .execution_options(synchronize_session=False)
-        )
+        revoke_live(RefreshToken, RefreshToken.sid == session.sid, now=session.ended_at)
         db.session.commit()
     if g.get("browser_session") is session:
         g.browser_session = None
@@ -103,8 +97,6 @@ def end_session(session: BrowserSession, reason: str) -> None:
 def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | None = None) -> int:
     """Sign the citizen out of every browser (but keep, if given), and end every access and
     refresh token the departments hold for them; in the caller's transaction (not committed)."""
-    from idp.models import RefreshToken, Token
-
     now = utcnow()
     ended = db.session.execute(
         update(BrowserSession)
@@ -116,18 +108,8 @@ def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | No
         .values(ended_at=now, ended_reason=reason[:32])
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.execute(
-        update(Token)
-        .where(Token.citizen_id == citizen_id, Token.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.citizen_id == citizen_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    revoke_live(Token, Token.citizen_id == citizen_id, now=now)
+    revoke_live(RefreshToken, RefreshToken.citizen_id == citizen_id, now=now)
     return ended
 
 

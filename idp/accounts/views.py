@@ -16,9 +16,8 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import email_codes
-from idp.accounts.email_steps import code_page, send_again_page, send_code
+from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
 from idp.accounts.forms import (
-    EmailForm,
     SignInForm,
     SignOutForm,
     SignUpDetailsForm,
@@ -28,7 +27,6 @@ from idp.accounts.services import (
     authenticate_citizen,
     create_citizen,
     find_citizen_by_email,
-    normalise_email,
 )
 from idp.accounts.sessions import current_session, end_session, start_session
 from idp.accounts.your_account import render_account, signed_in_fully
@@ -169,24 +167,8 @@ def _tell_owner_of_lockout(address: str, lockout: int) -> None:
 def sign_up() -> Response:
     """Creating an account, step 1: the email address, which gets a code."""
     context = journey_context(request.values.get("journey"))
-    form = EmailForm()
-    error, status, headers = None, 200, {}
-    if request.method == "GET":
-        form.journey.data = context["journey"]
-    elif form.validate_on_submit():
-        try:
-            address = normalise_email(form.email.data)
-        except AccountError as exc:
-            form.email.errors.append(str(exc))
-        else:
-            refusal = _send_sign_up_code(address)
-            if refusal is None:
-                return redirect(url_for("accounts.sign_up_code", journey=context["journey"]))
-            error, status, headers = refusal.message, refusal.status, refusal.headers or {}
-    if request.method == "POST" and status == 200:
-        status = 400
-    page = render_template("sign_up.html", form=form, error=error, **context)
-    return page, status, headers
+    next_url = url_for("accounts.sign_up_code", journey=context["journey"])
+    return email_page("sign_up.html", _send_sign_up_code, next_url, **context)
 
 
 def _sign_up_letter(code: str | None) -> tuple[str, str]:

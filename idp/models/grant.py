@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
@@ -113,3 +113,14 @@ class Token(db.Model, TokenMixin):
     def is_revoked(self) -> bool:
         """Whether the token was revoked."""
         return self.revoked_at is not None
+
+
+def revoke_live(model, *conditions, now: datetime | None = None) -> int:
+    """Revoke every not-yet-revoked token of model (Token or RefreshToken) matching the
+    conditions, in the caller's transaction (not committed); how many were revoked."""
+    return db.session.execute(
+        update(model)
+        .where(*conditions, model.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount

@@ -38,6 +38,7 @@ from idp.accounts.sessions import current_session
 from idp.extensions import db
 from idp.models import AuthorizationCode, Client, RefreshToken, Token
 from idp.models.client import find_client
+from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
 from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
@@ -105,21 +106,24 @@ def save_token(token: dict, request: OAuth2Request) -> None:
     )
 
 
+def _refuse_replay(event: str, row, reason: str, description: str) -> None:
+    """A code or refresh token used twice: keep the revocation just made, record, refuse."""
+    db.session.commit()
+    audit.record(
+        event,
+        outcome="failure",
+        reason=reason,
+        citizen_id=row.citizen_id,
+        client_id=row.client_id,
+    )
+    raise InvalidGrantError(description)
+
+
 def revoke_refresh_family(family: str, now=None) -> None:
     """End a refresh token family and every access token issued in it (not committed)."""
     now = now or utcnow()
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        update(Token)
-        .where(Token.refresh_family == family, Token.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    revoke_live(RefreshToken, RefreshToken.family == family, now=now)
+    revoke_live(Token, Token.refresh_family == family, now=now)
 
 
 class IdPAuthorizationServer(AuthorizationServer):
@@ -312,21 +316,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         ).rowcount
         if claimed != 1:
             # RFC 6749 4.1.2: a replayed code revokes the tokens issued with it.
-            db.session.execute(
-                update(Token)
-                .where(Token.authorization_code_id == row.id, Token.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            db.session.commit()
-            audit.record(
+            revoke_live(Token, Token.authorization_code_id == row.id, now=now)
+            _refuse_replay(
                 "authorization_code.replayed",
-                outcome="failure",
-                reason="code already used",
-                citizen_id=row.citizen_id,
-                client_id=client.client_id,
-            )
-            raise InvalidGrantError(
-                "The authorization code has already been used; tokens issued with it are revoked."
+                row,
+                "code already used",
+                "The authorization code has already been used; tokens issued with it are revoked.",
             )
         if row.expires_at <= now:
             raise InvalidGrantError("The authorization code has expired.")
@@ -421,16 +416,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             # RFC 9700 4.14.2: a rotated token used again means it leaked: end the family.
             db.session.rollback()
             revoke_refresh_family(row.family, now)
-            db.session.commit()
-            audit.record(
+            _refuse_replay(
                 "refresh_token.replayed",
-                outcome="failure",
-                reason="refresh token already used",
-                citizen_id=row.citizen_id,
-                client_id=row.client_id,
-            )
-            raise InvalidGrantError(
-                "The refresh token has already been used; every token of its family is revoked."
+                row,
+                "refresh token already used",
+                "The refresh token has already been used; every token of its family is revoked.",
             )
         return row
 
