@@ -1,4 +1,4 @@
-"""The `idp` command: serve, demo, citizens, clients, and Flask-Migrate's `db`."""
+"""The `idp` command: serve, demo, citizens, clients, keys, and Flask-Migrate's `db`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
 
     from idp.departments.metadata import ClientMetadataError
     from idp.departments.samples import register_departments
+    from idp.worker import start_worker
 
     settings = current_settings()
     prepare_database()
@@ -58,6 +59,7 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     except ClientMetadataError as exc:
         raise click.ClickException(f"departments file: {exc}") from None
     app = current_app._get_current_object()
+    start_worker(app)
     click.echo(f"IdP serving {settings.issuer} on {host or settings.host}:{port or settings.port}")
     waitress_serve(app, host=host or settings.host, port=port or settings.port, threads=threads)
 
@@ -111,6 +113,81 @@ def citizens_create(
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created citizen {citizen.email} (subject {citizen.subject})")
+
+
+@citizens.command("sign-out")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why, for the audit record (e.g. a ticket number).")
+@with_appcontext
+def citizens_sign_out(email: str, reason: str) -> None:
+    """Sign a citizen out everywhere: every browser session ends, every department token is
+    revoked, and departments registered for back-channel logout are told."""
+    from idp import audit
+    from idp.accounts.services import find_citizen_by_email
+    from idp.accounts.sessions import end_every_session
+    from idp.extensions import db
+
+    citizen = find_citizen_by_email(email)
+    if citizen is None:
+        raise click.ClickException(f"no citizen has the email address {email!r}")
+    if not reason.strip():
+        raise click.ClickException("--reason must say why the citizen is being signed out")
+    ended = end_every_session(citizen.id, "administrator")
+    db.session.commit()
+    audit.record("sign_out.administrator", citizen_id=citizen.id, reason=reason.strip()[:200])
+    click.echo(
+        f"signed {citizen.email} out of {ended} browser session(s); departments registered "
+        "for back-channel logout are being told"
+    )
+
+
+@cli.group("logouts")
+def logouts() -> None:
+    """Back-channel logout deliveries to departments."""
+
+
+@logouts.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "delivered", "failed"]),
+    default=None,
+    help="Only deliveries in this state.",
+)
+@click.option("--client", "client_id", default=None, help="Only this department's client ID.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@with_appcontext
+def logouts_list(status: str | None, client_id: str | None, limit: int) -> None:
+    """The newest deliveries, with every attempt's outcome."""
+    from idp.extensions import db
+    from idp.models import LogoutAttempt, LogoutDelivery
+
+    query = db.select(LogoutDelivery).order_by(LogoutDelivery.id.desc()).limit(limit)
+    if status:
+        query = query.filter_by(status=status)
+    if client_id:
+        query = query.filter_by(client_id=client_id)
+    rows = db.session.scalars(query).all()
+    if not rows:
+        click.echo("no back-channel logout deliveries")
+        return
+    for delivery in rows:
+        click.echo(
+            f"{delivery.id}  {delivery.client_id}  {delivery.status}  "
+            f"session ended: {delivery.reason}  attempts: {delivery.attempts}  "
+            f"queued {_utc(delivery.created_at)}"
+        )
+        attempts = db.session.scalars(
+            db.select(LogoutAttempt).filter_by(delivery_id=delivery.id).order_by(LogoutAttempt.id)
+        )
+        for attempt in attempts:
+            status_text = f" HTTP {attempt.http_status}" if attempt.http_status else ""
+            detail = f" ({attempt.detail})" if attempt.detail else ""
+            click.echo(
+                f"    {_utc(attempt.attempted_at)}  {attempt.outcome}{status_text}  "
+                f"{attempt.duration_ms} ms{detail}"
+            )
+        if delivery.status == "pending":
+            click.echo(f"    next attempt {_utc(delivery.next_attempt_at)}")
 
 
 @cli.group("clients")
@@ -364,6 +441,130 @@ def staff_reset_second_factor(email: str | None, email_option: str | None) -> No
     click.echo(
         f"reset the second factor of {member.email}; {ended} {sessions} ended; "
         "they set up a new authenticator app at their next sign-in"
+    )
+
+
+@cli.group("keys")
+def keys() -> None:
+    """The IdP's signing keys: list, rotate, retire."""
+
+
+def _utc(moment) -> str:
+    """A stored time as the operator reads it."""
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _warn_unseen_key(alg: str, kid: str, lead_time: int) -> None:
+    """Warn that departments may not have fetched a key that signs this soon."""
+    from idp.oidc.jwks import JWKS_MAX_AGE
+
+    if lead_time < JWKS_MAX_AGE:
+        click.echo(
+            f"warning: {alg} key {kid} signs {lead_time} s after it was published, less than "
+            f"the JWKS max-age ({JWKS_MAX_AGE} s): departments holding a cached JWKS will not "
+            "know it until they fetch the JWKS again (most do on an unknown kid)",
+            err=True,
+        )
+
+
+@keys.command("rotate")
+@click.option(
+    "--alg",
+    type=click.Choice(["ES256", "RS256"]),
+    default=None,
+    help="Rotate this algorithm's key only (default: both).",
+)
+@click.option(
+    "--lead-time",
+    type=int,
+    default=None,
+    help="Seconds the new key is published before it signs "
+    "(default: the signing_key_lead_time setting; 0 signs at once, for emergencies).",
+)
+@with_appcontext
+def keys_rotate(alg: str | None, lead_time: int | None) -> None:
+    """Add a new signing key: published now, signing after the lead time; the key it replaces
+    stays published until every token it signed has expired."""
+    from idp.oidc.keys import SUPPORTED_ALGS, KeyRotationError, rotate_signing_keys
+
+    lead = current_settings().signing_key_lead_time if lead_time is None else lead_time
+    try:
+        rotations = rotate_signing_keys([alg] if alg else SUPPORTED_ALGS, lead)
+    except KeyRotationError as exc:
+        raise click.ClickException(str(exc)) from None
+    for rotation in rotations:
+        _warn_unseen_key(rotation.alg, rotation.kid, lead)
+        if lead:
+            click.echo(
+                f"{rotation.alg}: new key {rotation.kid} is published now and signs from "
+                f"{_utc(rotation.activates_at)} (in {lead} s)"
+            )
+        else:
+            click.echo(f"{rotation.alg}: new key {rotation.kid} is published and signs now")
+        for old in rotation.replaced:
+            until = "until then" if lead else "no more"
+            click.echo(
+                f"{rotation.alg}: key {old.kid} signs {until} and leaves the JWKS at "
+                f"{_utc(old.retires_at)}"
+            )
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """Every signing key: algorithm, kid, state and its times (UTC)."""
+    from idp.models.timestamps import utcnow
+    from idp.oidc.keys import all_key_rows, key_state, signer_ids
+
+    now = utcnow()
+    rows = all_key_rows()
+    if not rows:
+        click.echo("no signing keys yet (they are created when the IdP starts)")
+        return
+    signing = signer_ids(now)
+    stamp = "%Y-%m-%d %H:%M:%S"
+    click.echo(
+        f"{'ALG':<6} {'KID':<44} {'STATE':<42} {'CREATED (UTC)':<20} "
+        f"{'ACTIVATES (UTC)':<20} RETIRES (UTC)"
+    )
+    for row in rows:
+        if row.retired_at is not None:
+            retires = f"{row.retired_at:{stamp}} (withdrawn)"
+        else:
+            retires = f"{row.retires_at:{stamp}}" if row.retires_at else "-"
+        click.echo(
+            f"{row.alg:<6} {row.kid:<44} {key_state(row, now, signing):<42} "
+            f"{row.created_at:{stamp}}  {row.activates_at:{stamp}}  {retires}"
+        )
+
+
+@keys.command("retire")
+@click.argument("kid")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Retire even the only key that can sign for its algorithm (a new key signs at once).",
+)
+@with_appcontext
+def keys_retire(kid: str, force: bool) -> None:
+    """Withdraw a key at once (e.g. compromised): it leaves the JWKS and never signs again."""
+    from idp.oidc.jwks import JWKS_MAX_AGE
+    from idp.oidc.keys import KeyRotationError, retire_signing_key
+
+    try:
+        done = retire_signing_key(kid, force=force)
+    except KeyRotationError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{done.alg}: key {done.kid} is retired: it has left the JWKS and signs no more")
+    if done.brought_forward or done.created:
+        started = done.brought_forward or done.created
+        click.echo(f"{done.alg}: key {started} signs from now")
+        _warn_unseen_key(done.alg, started, done.published_for)
+    elif done.was_signing:
+        click.echo(f"{done.alg}: key {done.signer_kid} signs from now")
+    click.echo(
+        f"note: departments may trust a cached copy of the JWKS for up to {JWKS_MAX_AGE} s",
+        err=True,
     )
 
 

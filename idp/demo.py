@@ -15,6 +15,7 @@ from waitress import create_server
 
 from idp.departments.samples import SampleDepartment
 from idp.settings import Settings
+from idp.worker import start_worker
 
 DEMO_EMAIL = "demo@example.gov.uk"
 DEMO_PASSWORD = "correct horse battery staple"
@@ -230,6 +231,7 @@ def run_demo(idp_app: Flask) -> None:
         ensure_demo_staff()
     running = Running(servers=[])
     running.serve(idp_app, settings.host, settings.port, threads=8)
+    start_worker(idp_app)
     samples = start_sample_services(idp_app, settings, running)
     landing_url = f"http://localhost:{settings.departments_base_port + len(samples)}"
     lines = [f"  {'Start here: every service':<30} {landing_url}", ""]

@@ -2,13 +2,14 @@
 passkey challenges, tokens, sessions, jtis and sign-in throttling counters.
 
 Initial access tokens are kept (used, expired or revoked) as the record of who was allowed
-to register what."""
+to register what. Signing keys that never sign again (withdrawn, or past their retirement) lose
+their private part; their rows (public key, dates) stay as the record of which key signed what."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, update
 
 from idp.extensions import db
 from idp.models import (
@@ -16,6 +17,8 @@ from idp.models import (
     BrowserSession,
     EmailCode,
     Interaction,
+    LogoutDelivery,
+    SigningKey,
     StaffSession,
     ThrottleCounter,
     Token,
@@ -52,6 +55,11 @@ def purge_expired() -> dict[str, int]:
                 BrowserSession.expires_at < now - ENDED_SESSION_RETENTION,
             )
         ),
+        # Delivered or failed back-channel logouts (and their attempts) are kept as long as
+        # the sessions they announced.
+        "logout_deliveries": delete(LogoutDelivery).where(
+            LogoutDelivery.finished_at < now - ENDED_SESSION_RETENTION
+        ),
         "staff_sessions": delete(StaffSession).where(
             or_(
                 StaffSession.ended_at < now - ENDED_SESSION_RETENTION,
@@ -63,6 +71,13 @@ def purge_expired() -> dict[str, int]:
             ThrottleCounter.expires_at < now,
             or_(ThrottleCounter.locked_until.is_(None), ThrottleCounter.locked_until < now),
         ),
+        # Keys withdrawn or past retires_at never sign (nor are published) again.
+        "signing_key_private_parts": update(SigningKey)
+        .where(
+            or_(SigningKey.retired_at.is_not(None), SigningKey.retires_at <= now),
+            SigningKey.private_jwk_encrypted != "",
+        )
+        .values(private_jwk_encrypted=""),
     }
     counts = {name: db.session.execute(stmt).rowcount for name, stmt in statements.items()}
     db.session.commit()

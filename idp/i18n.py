@@ -33,9 +33,11 @@ def first_supported(ui_locales: str | None) -> str | None:
 
 
 def _journey_ui_locales() -> str | None:
-    """ui_locales of the authorization request this page belongs to."""
+    """ui_locales of the authorization or logout request this page belongs to."""
     try:
-        if request.endpoint == "authorize.authorize":
+        if request.endpoint in ("authorize.authorize", "end_session.logout"):
+            # The authorization request, or RP-initiated logout (its confirmation form
+            # carries ui_locales on as a hidden field).
             return request.values.get("ui_locales")
         handle = request.values.get("journey")
     except HTTPException:

@@ -106,6 +106,11 @@ class Settings:
     # A refresh token family ends this many seconds after the sign-in, however often it is
     # rotated (for departments registered for the refresh_token grant).
     refresh_token_lifetime: int = 43200
+    # Logout tokens (back-channel logout) are valid for this many seconds after signing.
+    logout_token_lifetime: int = 120
+    # A new signing key is published in the JWKS this many seconds before it signs anything
+    # (`idp keys rotate`), so departments that cache the JWKS (up to an hour) know it first.
+    signing_key_lead_time: int = 7200
     # A pending sign-in journey (between /authorize and the code) may take this long.
     interaction_lifetime: int = 1800
     # Single sign-on session: idle timeout and absolute lifetime (NIST SP 800-63B AAL2).
@@ -168,6 +173,19 @@ class Settings:
     throttle_overrides: dict[str, Any] = field(default_factory=dict)
     # Prefix of the throttling keys in Redis, so several environments can share one Redis.
     throttle_redis_prefix: str = "idp:throttle:"
+    # Back-channel logout: run the delivery worker (and the session expiry sweep) in a
+    # background thread of each IdP process; deliveries are stored, so any process may send.
+    background_worker: bool = True
+    # Seconds between the worker's looks at the stored deliveries (it also wakes at once when
+    # this process queues one).
+    worker_poll_interval: float = 2.0
+    # Each delivery attempt gives up after this many seconds.
+    backchannel_timeout: float = 5.0
+    # Attempts per delivery before it is recorded as failed for good.
+    backchannel_max_attempts: int = 10
+    # Wait before the second attempt, doubling after each failure up to the maximum.
+    backchannel_retry_delay: float = 2.0
+    backchannel_retry_max_delay: int = 1800
     # Languages the pages are offered in, first is the default.
     ui_locales_supported: tuple[str, ...] = ("en", "cy")
     # The demo departments registered at start; empty disables registration.

@@ -1,11 +1,18 @@
 """What the department keeps about the signed-in citizen, in its own session cookie."""
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import session
+from flask import current_app, session
+
+from relying_parties.client import current_department
+from relying_parties.ended_sessions import RETENTION_SECONDS, EndedSessionsUnavailable
 
 SESSION_KEY = "sign_in"
+# A remembered sign-in older than the service keeps ended IdP sessions for is not trusted, so
+# that forgetting an old logout cannot bring a sign-in back.
+MAX_SIGN_IN_AGE_SECONDS = RETENTION_SECONDS
 
 
 @dataclass(frozen=True)
@@ -54,21 +61,38 @@ class CitizenAccount:
 
 
 def remember_sign_in(sign_in: dict) -> None:
-    """Keep the ID token, its claims and UserInfo for this browser."""
-    session[SESSION_KEY] = sign_in
+    """Keep the ID token, its claims and UserInfo for this browser, and when it signed in."""
+    session[SESSION_KEY] = {**sign_in, "signed_in_at": time.time()}
 
 
 def signed_in_account() -> CitizenAccount | None:
-    """The citizen signed in to this service in this browser, if any."""
+    """The citizen signed in to this service in this browser, if any: not if the sign-in is
+    too old, or if the IdP has since said (back-channel logout) that its session ended."""
     sign_in = session.get(SESSION_KEY)
     if not sign_in:
         return None
     try:
-        return CitizenAccount.from_sign_in(sign_in)
+        account = CitizenAccount.from_sign_in(sign_in)
+        signed_in_at = float(sign_in["signed_in_at"])
     except (KeyError, TypeError, ValueError, OverflowError):
         # A session from an older version of the service: start again rather than fail.
         forget_sign_in()
         return None
+    if time.time() - signed_in_at > MAX_SIGN_IN_AGE_SECONDS:
+        forget_sign_in()
+        return None
+    try:
+        ended = current_department().ended_sessions.has_ended(
+            account.sid, account.sub, signed_in_at
+        )
+    except EndedSessionsUnavailable as error:
+        # Without the record the sign-in may have ended: not signed in for now, but kept.
+        current_app.logger.error("could not read the ended sessions: %s", error)
+        return None
+    if ended:
+        forget_sign_in()
+        return None
+    return account
 
 
 def forget_sign_in() -> dict | None:

@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -14,6 +16,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from werkzeug.wrappers import Response
 
+from relying_parties.backchannel import IdentityProviderKeys
+from relying_parties.ended_sessions import EndedSessions, store_path
 from relying_parties.errors import IdentityProviderUnavailable, SignInError
 from relying_parties.keys import load_or_create_private_key
 from relying_parties.settings import DepartmentSettings
@@ -28,11 +32,14 @@ REQUIRED_METADATA = ("authorization_endpoint", "token_endpoint", "jwks_uri", "us
 
 @dataclass(frozen=True)
 class Department:
-    """Everything a request needs: the settings, the IdP client and the signing key."""
+    """Everything a request needs: the settings, the IdP client and its keys, the signing key,
+    and the IdP sessions that back-channel logout has ended."""
 
     settings: DepartmentSettings
     idp: FlaskOAuth2App
     signing_key: RSAKey | None
+    idp_keys: IdentityProviderKeys
+    ended_sessions: EndedSessions
 
 
 def current_department() -> Department:
@@ -82,16 +89,39 @@ def register_idp_client(app: Flask, settings: DepartmentSettings) -> Department:
         client_kwargs=client_kwargs,
         client_auth_methods=client_auth_methods,
     )
-    department = Department(settings=settings, idp=idp, signing_key=signing_key)
+    department = Department(
+        settings=settings,
+        idp=idp,
+        signing_key=signing_key,
+        idp_keys=IdentityProviderKeys(partial(idp_jwks, settings, idp)),
+        ended_sessions=EndedSessions(store_path(settings.instance_path, settings.client_id)),
+    )
     app.extensions["relying_party"] = department
     return department
 
 
 def provider_metadata(department: Department) -> dict:
     """The IdP's discovery document, fetched once and checked before it is trusted."""
-    settings = department.settings
+    return checked_metadata(department.settings, department.idp)
+
+
+def idp_jwks(settings: DepartmentSettings, idp: FlaskOAuth2App, force: bool) -> dict[str, Any]:
+    """The IdP's JWKS from its checked discovery document's jwks_uri; fetched anew with force.
+
+    Authlib keeps it with the discovery document, where its ID token checks find it too.
+    """
+    checked_metadata(settings, idp)
     try:
-        metadata = department.idp.load_server_metadata()
+        return idp.fetch_jwk_set(force=force)
+    except (requests.RequestException, ValueError, RuntimeError) as error:
+        raise IdentityProviderUnavailable(f"could not fetch the IdP's JWKS: {error}") from error
+
+
+def checked_metadata(settings: DepartmentSettings, idp: FlaskOAuth2App) -> dict:
+    """provider_metadata() for a service's settings and IdP client, before it has a
+    Department."""
+    try:
+        metadata = idp.load_server_metadata()
     except (requests.RequestException, ValueError, TypeError) as error:
         raise IdentityProviderUnavailable(
             f"could not fetch {settings.server_metadata_url}: {error}"
@@ -104,7 +134,7 @@ def provider_metadata(department: Department) -> dict:
         problem = f"discovery document lacks {', '.join(missing)}"
     if problem:
         # Forget the document so that the next sign-in fetches it again.
-        department.idp.server_metadata.clear()
+        idp.server_metadata.clear()
         raise IdentityProviderUnavailable(problem)
     return metadata
 

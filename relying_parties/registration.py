@@ -38,7 +38,14 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_ATTEMPTS = 5
 DEFAULT_RETRY_DELAY_SECONDS = 0.5
 # Metadata the service compares at each start, updating the registration if it changed.
-MANAGED_METADATA = ("redirect_uris", "post_logout_redirect_uris", "client_name", "scope")
+MANAGED_METADATA = (
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
+    "client_name",
+    "scope",
+)
 # RFC 7592 2: the answers that mean the registration no longer exists or is not ours.
 REGISTRATION_GONE = frozenset({401, 403, 404})
 

@@ -27,6 +27,10 @@ RESERVED_AUTHORIZE_PARAMS = frozenset(
     }
 )
 CALLBACK_PATH = "/auth/callback"
+BACKCHANNEL_LOGOUT_PATH = "/backchannel-logout"
+# The algorithms the IdP signs ID tokens (and so logout tokens) with; ES256 is its default.
+ID_TOKEN_ALGS = ("ES256", "RS256")
+DEFAULT_ID_TOKEN_ALG = "ES256"
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 
 
@@ -55,6 +59,11 @@ class DepartmentSettings:
     authorize_params: Mapping[str, str] = field(default_factory=dict, hash=False)
     # The vector of trust (ID token vot claim) a sign-in must have, or None to accept any.
     required_vot: str | None = None
+    # The id_token_signed_response_alg the service registered: logout tokens must use it.
+    # None leaves it to the sample (ES256, the IdP's default, unless the sample says otherwise).
+    id_token_signed_response_alg: str | None = None
+    # Registered backchannel_logout_session_required: logout tokens must then carry a sid.
+    backchannel_logout_session_required: bool = True
 
     def __post_init__(self) -> None:
         """Reject settings the service could not sign anyone in with."""
@@ -69,6 +78,16 @@ class DepartmentSettings:
                 f"{self.client_id}: colour must look like #1d70b8, not {self.colour!r}"
             )
         self._check_authorize_params()
+        alg = self.id_token_signed_response_alg
+        if alg is not None and alg not in ID_TOKEN_ALGS:
+            raise ValueError(
+                f"{self.client_id}: id_token_signed_response_alg must be one of "
+                f"{', '.join(ID_TOKEN_ALGS)}, not {alg!r}"
+            )
+        if not isinstance(self.backchannel_logout_session_required, bool):
+            raise ValueError(
+                f"{self.client_id}: backchannel_logout_session_required must be true or false"
+            )
         if self.required_vot is not None and (
             not isinstance(self.required_vot, str) or not self.required_vot.strip()
         ):
@@ -128,6 +147,16 @@ class DepartmentSettings:
     def post_logout_redirect_uri(self) -> str:
         """Where the IdP may send the citizen after signing out: the start page."""
         return service_url(self.base_url, "/")
+
+    @property
+    def backchannel_logout_uri(self) -> str:
+        """Where the IdP POSTs a logout token when a citizen's single sign-on session ends."""
+        return service_url(self.base_url, BACKCHANNEL_LOGOUT_PATH)
+
+    @property
+    def logout_token_alg(self) -> str:
+        """The one algorithm a logout token may be signed with: the registered ID token one."""
+        return self.id_token_signed_response_alg or DEFAULT_ID_TOKEN_ALG
 
     @property
     def jwks_uri(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from idp.departments.services import register_client
 from idp.extensions import db
 from idp.oidc.client_keys import forget_cached_keys
 from idp.settings import load_settings
+from idp.worker import start_worker, stop_worker
 from tests.support.oidc_client import DepartmentClient, make_rsa_key
 
 SERVICES_REQUIRED = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
@@ -91,6 +93,7 @@ class LiveIdP:
         """Stop serving and release the database connections."""
         if self.server is not None:
             self.server.close()
+        stop_worker(self.app)
         with self.app.app_context():
             db.engine.dispose()
 
@@ -122,6 +125,11 @@ def serve_idp(
             "instance_path": instance_path,
             "departments_file": "",
             "log_level": "WARNING",
+            # Back-channel logout retries quickly here, so tests see a whole retry schedule.
+            "worker_poll_interval": 0.3,
+            "backchannel_retry_delay": 0.3,
+            "backchannel_timeout": 2.0,
+            "backchannel_max_attempts": 4,
             **overrides,
         },
     )
@@ -131,6 +139,7 @@ def serve_idp(
         ensure_signing_keys()
     server = create_server(app, host="127.0.0.1", port=port, threads=threads)
     threading.Thread(target=server.run, daemon=True).start()
+    start_worker(app)
     return LiveIdP(app=app, issuer=settings.issuer, server=server)
 
 
@@ -160,88 +169,93 @@ def app(idp) -> Flask:
     return idp.app
 
 
-@pytest.fixture
-def make_citizen(idp):
-    """Create citizens through the account service."""
+def new_citizen(
+    idp: LiveIdP,
+    email: str = "citizen@example.com",
+    password: str = CITIZEN_PASSWORD,
+    *,
+    phone_number: str | None = None,
+    phone_number_verified: bool = False,
+    second_factor: bool = True,
+    **kw,
+) -> dict:
+    """A citizen created through the account service of this IdP, with an authenticator app."""
     from idp.accounts.second_factor import begin_totp_enrolment, confirm_totp
     from idp.accounts.services import create_citizen
     from tests.support.browser import SECOND_FACTORS, SecondFactor
 
-    def factory(
-        email: str = "citizen@example.com",
-        password: str = CITIZEN_PASSWORD,
-        *,
-        phone_number: str | None = None,
-        phone_number_verified: bool = False,
-        second_factor: bool = True,
-        **kw,
-    ):
-        with idp.app.app_context():
-            citizen = create_citizen(email, password, email_verified=True, **kw)
-            if phone_number is not None:
-                # Sign-up does not ask for a phone number yet: store one as test data.
-                citizen.phone_number = phone_number
-                citizen.phone_number_verified = phone_number_verified
-                db.session.commit()
-            totp_secret = None
-            if second_factor:
-                # Every account has an authenticator app, set up as the setup page does.
-                totp_secret = begin_totp_enrolment(citizen)
-                step = int(time.time() // 30)
-                codes = confirm_totp(citizen, pyotp.TOTP(totp_secret).at(step * 30))
-                SECOND_FACTORS[citizen.email] = SecondFactor(totp_secret, codes, last_step=step)
-            return {
-                "id": citizen.id,
-                "email": citizen.email,
-                "password": password,
-                "subject": citizen.subject,
-                "totp_secret": totp_secret,
-            }
+    with idp.app.app_context():
+        citizen = create_citizen(email, password, email_verified=True, **kw)
+        if phone_number is not None:
+            # Sign-up does not ask for a phone number yet: store one as test data.
+            citizen.phone_number = phone_number
+            citizen.phone_number_verified = phone_number_verified
+            db.session.commit()
+        totp_secret = None
+        if second_factor:
+            # Every account has an authenticator app, set up as the setup page does.
+            totp_secret = begin_totp_enrolment(citizen)
+            step = int(time.time() // 30)
+            codes = confirm_totp(citizen, pyotp.TOTP(totp_secret).at(step * 30))
+            SECOND_FACTORS[citizen.email] = SecondFactor(totp_secret, codes, last_step=step)
+        return {
+            "id": citizen.id,
+            "email": citizen.email,
+            "password": password,
+            "subject": citizen.subject,
+            "totp_secret": totp_secret,
+        }
 
-    return factory
+
+@pytest.fixture
+def make_citizen(idp):
+    """Create citizens through the account service."""
+    return functools.partial(new_citizen, idp)
+
+
+def new_client(
+    idp: LiveIdP,
+    client_id: str = "dept-a",
+    *,
+    auth_method: str = "client_secret_basic",
+    redirect_uri: str = "https://dept-a.example.gov.uk/callback",
+    client_secret: str | None = None,
+    **metadata,
+) -> DepartmentClient:
+    """Register a department client at this IdP; an independent OIDC client for it."""
+    secret = None
+    key = None
+    meta = {
+        "client_name": f"Department {client_id}",
+        "redirect_uris": [redirect_uri],
+        "token_endpoint_auth_method": auth_method,
+        "scope": "openid email phone profile",
+        # Public subjects let protocol tests compare sub with the citizen's subject;
+        # tests/oidc/test_pairwise.py covers the pairwise default.
+        "subject_type": "public",
+        **metadata,
+    }
+    if auth_method.startswith("client_secret"):
+        secret = client_secret or secrets.token_urlsafe(32)
+    elif auth_method == "private_key_jwt" and "jwks_uri" not in meta:
+        key = make_rsa_key()
+        meta.setdefault("jwks", {"keys": [key.public_jwk()]})
+    with idp.app.app_context():
+        register_client(client_id, meta, secret)
+    return DepartmentClient(
+        issuer=idp.issuer,
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        auth_method=auth_method,
+        client_secret=secret,
+        private_key=key,
+    )
 
 
 @pytest.fixture
 def make_client(idp):
     """Register a department client and return an independent OIDC client for it."""
-
-    def factory(
-        client_id: str = "dept-a",
-        *,
-        auth_method: str = "client_secret_basic",
-        redirect_uri: str = "https://dept-a.example.gov.uk/callback",
-        client_secret: str | None = None,
-        **metadata,
-    ) -> DepartmentClient:
-        secret = None
-        key = None
-        meta = {
-            "client_name": f"Department {client_id}",
-            "redirect_uris": [redirect_uri],
-            "token_endpoint_auth_method": auth_method,
-            "scope": "openid email phone profile",
-            # Public subjects let protocol tests compare sub with the citizen's subject;
-            # tests/oidc/test_pairwise.py covers the pairwise default.
-            "subject_type": "public",
-            **metadata,
-        }
-        if auth_method.startswith("client_secret"):
-            secret = client_secret or secrets.token_urlsafe(32)
-        elif auth_method == "private_key_jwt" and "jwks_uri" not in meta:
-            key = make_rsa_key()
-            meta.setdefault("jwks", {"keys": [key.public_jwk()]})
-        with idp.app.app_context():
-            register_client(client_id, meta, secret)
-        return DepartmentClient(
-            issuer=idp.issuer,
-            client_id=client_id,
-            redirect_uri=redirect_uri,
-            auth_method=auth_method,
-            client_secret=secret,
-            private_key=key,
-        )
-
-    return factory
+    return functools.partial(new_client, idp)
 
 
 class JWKSServer:

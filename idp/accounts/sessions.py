@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Response, g, request
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
+from idp.oidc import backchannel
 from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
@@ -19,10 +20,16 @@ ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
 
 
 def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
-    """Open a new session (a new identifier at every sign-in) and end the browser's old one."""
+    """Open a new session (a new identifier at every sign-in) and end the browser's old one.
+
+    When the same citizen signs in again (prompt=login, max_age, step-up), the departments of
+    the old session stay signed in: they move to the new session, keeping the sid they were
+    told, and are signed out when it ends. Someone else signing in ends the old one for good.
+    """
     previous = current_session()
-    if previous is not None:
+    if previous is not None and previous.citizen_id != citizen.id:
         end_session(previous, reason="replaced")
+        previous = None
     cookie_value = new_token(32)
     now = utcnow()
     session = BrowserSession(
@@ -37,6 +44,11 @@ def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
         expires_at=now + timedelta(seconds=current_settings().session_absolute_lifetime),
     )
     db.session.add(session)
+    if previous is not None:
+        db.session.flush()
+        backchannel.carry_over(previous, session)
+        previous.ended_at = now
+        previous.ended_reason = "signed in again"
     db.session.commit()
     g.browser_session = session
     g.new_session_cookie = cookie_value
@@ -84,33 +96,85 @@ def current_session() -> BrowserSession | None:
 
 
 def end_session(session: BrowserSession, reason: str) -> None:
-    """End a session for good, with the refresh tokens departments received in it."""
+    """End a session for good: the refresh tokens departments received in it end, and each
+    department registered for back-channel logout is owed a logout token."""
     if session.ended_at is None:
         session.ended_at = utcnow()
-        session.ended_reason = reason
-        revoke_live(RefreshToken, RefreshToken.sid == session.sid, now=session.ended_at)
+        session.ended_reason = reason[:32]
+        _after_ending([session.id], reason, session.ended_at)
         db.session.commit()
     if g.get("browser_session") is session:
         g.browser_session = None
+
+
+def _after_ending(session_ids: list[int], reason: str, now) -> None:
+    """What follows the end of sessions (not committed): refresh tokens issued under any sid
+    of theirs are revoked, and back-channel logouts are queued."""
+    sids = set(
+        db.session.scalars(db.select(BrowserSession.sid).where(BrowserSession.id.in_(session_ids)))
+    )
+    for session_id in session_ids:
+        sids.update(backchannel.sids_known_to_departments(session_id))
+    revoke_live(RefreshToken, RefreshToken.sid.in_(sids), now=now)
+    backchannel.queue_logouts(session_ids, reason)
+
+
+def _end_sessions(conditions, reason: str, now) -> list[int]:
+    """End every live session matching the conditions, each by one conditional UPDATE so that
+    two processes never both end (and announce) one; the ids this call ended (not committed)."""
+    candidates = list(
+        db.session.scalars(
+            db.select(BrowserSession.id).where(*conditions, BrowserSession.ended_at.is_(None))
+        )
+    )
+    ended = []
+    for session_id in candidates:
+        done = db.session.execute(
+            update(BrowserSession)
+            .where(BrowserSession.id == session_id, BrowserSession.ended_at.is_(None))
+            .values(ended_at=now, ended_reason=reason[:32])
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done:
+            ended.append(session_id)
+    if ended:
+        _after_ending(ended, reason, now)
+    return ended
 
 
 def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | None = None) -> int:
     """Sign the citizen out of every browser (but keep, if given), and end every access and
     refresh token the departments hold for them; in the caller's transaction (not committed)."""
     now = utcnow()
-    ended = db.session.execute(
-        update(BrowserSession)
-        .where(
+    ended = _end_sessions(
+        [
             BrowserSession.citizen_id == citizen_id,
-            BrowserSession.ended_at.is_(None),
             BrowserSession.id != (keep.id if keep is not None else -1),
-        )
-        .values(ended_at=now, ended_reason=reason[:32])
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        ],
+        reason,
+        now,
+    )
     revoke_live(Token, Token.citizen_id == citizen_id, now=now)
     revoke_live(RefreshToken, RefreshToken.citizen_id == citizen_id, now=now)
-    return ended
+    return len(ended)
+
+
+def end_expired_sessions(limit: int = 500) -> int:
+    """End sessions past their absolute lifetime or idle timeout that no browser came back
+    to, so their departments hear of it (the background worker calls this); committed."""
+    now = utcnow()
+    idle_since = now - timedelta(seconds=current_settings().session_idle_timeout)
+    expired = db.session.scalars(
+        db.select(BrowserSession.id)
+        .where(
+            BrowserSession.ended_at.is_(None),
+            or_(BrowserSession.expires_at <= now, BrowserSession.last_active_at <= idle_since),
+        )
+        .limit(limit)
+    ).all()
+    ended = _end_sessions([BrowserSession.id.in_(expired)], "expired", now) if expired else []
+    db.session.commit()
+    return len(ended)
 
 
 def apply_session_cookie(response: Response) -> Response:

@@ -8,6 +8,7 @@ from idp.models.email_code import EmailCode
 from idp.models.grant import AuthorizationCode, Token
 from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
+from idp.models.logout import LogoutAttempt, LogoutDelivery, SessionClient
 from idp.models.passkey import Passkey, WebAuthnChallenge
 from idp.models.refresh_token import RefreshToken
 from idp.models.registration import InitialAccessToken
@@ -27,9 +28,12 @@ __all__ = [
     "EmailCode",
     "InitialAccessToken",
     "Interaction",
+    "LogoutAttempt",
+    "LogoutDelivery",
     "Passkey",
     "RecoveryCode",
     "RefreshToken",
+    "SessionClient",
     "SigningKey",
     "StaffMember",
     "StaffSession",

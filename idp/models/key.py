@@ -21,4 +21,10 @@ class SigningKey(db.Model):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     private_jwk_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Published from creation; signs from activates_at (after the rotation lead time) until a
+    # newer key of its algorithm activates.
+    activates_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Stays published until then, when every token it signed has expired (set at rotation).
+    retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Withdrawn at once (by an operator, e.g. after a compromise): neither signs nor is published.
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from idp.accounts.levels import VECTORS
 from idp.departments.metadata import GRANT_TYPES, SUBJECT_TYPES
@@ -17,6 +17,8 @@ from idp.settings import current_settings
 
 bp = Blueprint("discovery", __name__)
 
+# Departments may cache the metadata this long: it changes only with a new IdP release
+# (keys rotate in the JWKS, not here); conditional GETs (ETag) keep refetches cheap.
 DISCOVERY_MAX_AGE = 3600
 
 
@@ -46,6 +48,9 @@ def provider_metadata() -> dict[str, Any]:
         "userinfo_endpoint": f"{issuer}/userinfo",
         "registration_endpoint": f"{issuer}/register",
         "end_session_endpoint": f"{issuer}/logout",
+        # Back-Channel Logout 1.0: logout tokens carry sid as well as sub.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint_auth_methods_supported": AUTHENTICATED_METHODS,
@@ -80,4 +85,14 @@ def openid_configuration() -> Response:
     """Discovery, cacheable."""
     response = jsonify(provider_metadata())
     response.headers["Cache-Control"] = f"public, max-age={DISCOVERY_MAX_AGE}"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+@bp.after_app_request
+def never_cache_errors(response: Response) -> Response:
+    """Errors under /.well-known/ (405, 404) are never stored by caches: the app leaves caching
+    on these paths to the views, and 404 and 405 are heuristically cacheable (RFC 9110 15.1)."""
+    if request.path.startswith("/.well-known/") and response.status_code >= 400:
+        response.headers["Cache-Control"] = "no-store"
     return response

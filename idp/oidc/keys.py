@@ -1,23 +1,78 @@
-"""The IdP's signing keys: created on first start, private parts encrypted in the database."""
+"""The IdP's signing keys: private parts encrypted in the database, rotated without surprises.
+
+A key's life, all of it read from the database at request time (every IdP process agrees):
+
+- published from creation: the JWKS lists it before it signs anything (the rotation lead time);
+- signs from ``activates_at`` until a newer key of its algorithm activates;
+- stays published until ``retires_at``, when every token it signed has expired;
+- or is withdrawn at once (``retired_at``, e.g. after a compromise): neither signs nor is
+  published.
+
+Keys past ``retires_at`` or withdrawn are never used again; the private part is the only thing
+cached in the process, keyed by kid.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, g
 from joserfc.jwk import ECKey, RSAKey, import_key
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
 from idp.models import SigningKey
+from idp.models.timestamps import utcnow
 from idp.security.secrets import decrypt
+from idp.settings import current_settings
 
 SUPPORTED_ALGS = ("ES256", "RS256")
 
 _cache_lock = threading.Lock()
 _private_key_cache: dict[str, Any] = {}
+
+
+class KeyRotationError(Exception):
+    """A rotation or retirement the IdP refuses; the message is for the operator."""
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A key that a rotation or retirement took out of signing, and when it leaves the JWKS."""
+
+    kid: str
+    retires_at: datetime
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What `rotate_signing_keys` did for one algorithm."""
+
+    alg: str
+    kid: str
+    activates_at: datetime
+    replaced: list[Replaced] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What `retire_signing_key` did."""
+
+    kid: str
+    alg: str
+    was_signing: bool
+    signer_kid: str | None
+    # The waiting key that was made to sign at once, or the new key created to sign at once,
+    # and how many seconds it had been published when it started signing.
+    brought_forward: str | None = None
+    created: str | None = None
+    published_for: int = 0
 
 
 def _generate(alg: str):
@@ -27,8 +82,8 @@ def _generate(alg: str):
     return RSAKey.generate_key(2048, auto_kid=True)
 
 
-def create_signing_key(alg: str) -> SigningKey:
-    """Generate, encrypt and store a new signing key."""
+def _add_key(alg: str, activates_at: datetime) -> SigningKey:
+    """Generate a key, encrypt its private part and add it to the session (not committed)."""
     key = _generate(alg)
     public = {**key.as_dict(private=False), "use": "sig", "alg": alg}
     private = json.dumps(key.as_dict(private=True))
@@ -38,14 +93,23 @@ def create_signing_key(alg: str) -> SigningKey:
         alg=alg,
         public_jwk=public,
         private_jwk_encrypted=fernet.encrypt(private.encode()).decode(),
+        activates_at=activates_at,
     )
     db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def create_signing_key(alg: str, activates_at: datetime | None = None) -> SigningKey:
+    """Generate, encrypt and store a new signing key that signs from activates_at (now)."""
+    row = _add_key(alg, activates_at or utcnow())
+    _settle(alg, utcnow())
     db.session.commit()
     return row
 
 
 def ensure_signing_keys() -> None:
-    """Make sure one active key exists for each supported algorithm."""
+    """Make sure a key signs now for each supported algorithm: if none can, a new one does."""
     for alg in SUPPORTED_ALGS:
         if current_signing_key_row(alg) is None:
             try:
@@ -54,14 +118,220 @@ def ensure_signing_keys() -> None:
                 db.session.rollback()
 
 
-def current_signing_key_row(alg: str) -> SigningKey | None:
-    """The newest active key for an algorithm."""
+def token_hold() -> timedelta:
+    """How long a key stays published after it stops signing: until every token it signed
+    has expired (ID tokens and logout tokens are the signed ones), plus the clock skew."""
+    settings = current_settings()
+    longest = max(settings.id_token_lifetime, settings.logout_token_lifetime)
+    return timedelta(seconds=longest + settings.clock_skew)
+
+
+def _live(now: datetime):
+    """The filter of keys still in use: not withdrawn and not past their retirement."""
+    return (
+        SigningKey.retired_at.is_(None),
+        or_(SigningKey.retires_at.is_(None), SigningKey.retires_at > now),
+    )
+
+
+def _live_rows(alg: str, now: datetime) -> list[SigningKey]:
+    """An algorithm's keys still in use, oldest activation first."""
+    return list(
+        db.session.scalars(
+            db.select(SigningKey)
+            .filter_by(alg=alg)
+            .where(*_live(now))
+            .order_by(SigningKey.activates_at, SigningKey.id)
+        )
+    )
+
+
+def current_signing_key_row(alg: str, now: datetime | None = None) -> SigningKey | None:
+    """The key that signs for an algorithm now: the newest key in use that has activated."""
+    now = now or utcnow()
     return db.session.scalar(
         db.select(SigningKey)
-        .filter_by(alg=alg, retired_at=None)
-        .order_by(SigningKey.created_at.desc(), SigningKey.id.desc())
+        .filter_by(alg=alg)
+        .where(*_live(now), SigningKey.activates_at <= now)
+        .order_by(SigningKey.activates_at.desc(), SigningKey.id.desc())
         .limit(1)
     )
+
+
+def waiting_key_rows(alg: str, now: datetime | None = None) -> list[SigningKey]:
+    """An algorithm's keys that are published but do not sign yet, soonest first."""
+    now = now or utcnow()
+    return [row for row in _live_rows(alg, now) if row.activates_at > now]
+
+
+def _settle(alg: str, now: datetime) -> None:
+    """Make publication match the signing schedule (flushed, not committed).
+
+    The key signing now, and each waiting key, stays published until the key after it
+    activates plus the token hold; the last one indefinitely. Older keys that still have no
+    end stopped signing when the current key activated.
+    """
+    rows = _live_rows(alg, now)
+    signer = current_signing_key_row(alg, now)
+    if signer is None:
+        return
+    hold = token_hold()
+    start = next(i for i, row in enumerate(rows) if row.id == signer.id)
+    for row in rows[:start]:
+        if row.retires_at is None:
+            row.retires_at = signer.activates_at + hold
+    schedule = rows[start:]
+    for row, successor in zip(schedule, schedule[1:], strict=False):
+        row.retires_at = successor.activates_at + hold
+    schedule[-1].retires_at = None
+    db.session.flush()
+
+
+def _lock(alg: str) -> None:
+    """Serialise rotations and retirements of one algorithm until commit or rollback.
+
+    A no-op UPDATE of its rows: row locks on PostgreSQL, the write lock on SQLite (where
+    SELECT ... FOR UPDATE does nothing). Readers are not blocked. What is read afterwards
+    includes whatever a rotation that held the lock before committed.
+    """
+    table = SigningKey.__table__
+    db.session.execute(update(table).where(table.c.alg == alg).values(alg=table.c.alg))
+
+
+def rotate_signing_keys(algs: Sequence[str], lead_time: int) -> list[Rotation]:
+    """Add a new key per algorithm that signs lead_time seconds from now; the keys it replaces
+    stay published until the tokens they signed have expired. All algorithms or none."""
+    if lead_time < 0:
+        raise KeyRotationError(f"the lead time must be 0 seconds or more, not {lead_time}")
+    for alg in algs:
+        if alg not in SUPPORTED_ALGS:
+            raise KeyRotationError(f"unknown algorithm {alg!r}; use {' or '.join(SUPPORTED_ALGS)}")
+    ensure_signing_keys()
+    try:
+        for alg in algs:
+            _lock(alg)
+        now = utcnow()
+        for alg in algs:
+            _refuse_while_waiting(alg, now)
+        rotations = [_rotate(alg, now, lead_time) for alg in algs]
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return rotations
+
+
+def _refuse_while_waiting(alg: str, now: datetime) -> None:
+    """KeyRotationError if a key of the algorithm is already waiting to sign."""
+    waiting = waiting_key_rows(alg, now)
+    if waiting:
+        first = waiting[0]
+        raise KeyRotationError(
+            f"{alg} key {first.kid} is already waiting to sign (from "
+            f"{first.activates_at:%Y-%m-%d %H:%M:%S} UTC); rotate again once it signs, or "
+            f"withdraw it first with: idp keys retire {first.kid}"
+        )
+
+
+def _rotate(alg: str, now: datetime, lead_time: int) -> Rotation:
+    """Add the new key and schedule the end of the ones it replaces (flushed, not committed)."""
+    before = {row.id: row.retires_at for row in _live_rows(alg, now)}
+    row = _add_key(alg, now + timedelta(seconds=lead_time))
+    _settle(alg, now)
+    replaced = [
+        Replaced(old.kid, old.retires_at)
+        for old in _live_rows(alg, now)
+        if old.id in before and before[old.id] is None and old.retires_at is not None
+    ]
+    return Rotation(alg=alg, kid=row.kid, activates_at=row.activates_at, replaced=replaced)
+
+
+def retire_signing_key(kid: str, force: bool = False) -> Retirement:
+    """Withdraw a key at once: it leaves the JWKS and never signs again.
+
+    If nothing else could sign for its algorithm, a waiting key signs at once; failing that
+    the retirement is refused unless forced, when a new key is created that signs at once.
+    """
+    row = db.session.scalar(db.select(SigningKey).filter_by(kid=kid))
+    if row is None:
+        raise KeyRotationError(f"no signing key with kid {kid!r}; see: idp keys list")
+    try:
+        _lock(row.alg)
+        db.session.refresh(row)
+        retirement = _retire(row, utcnow(), force)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return retirement
+
+
+def _retire(row: SigningKey, now: datetime, force: bool) -> Retirement:
+    """Withdraw the key and make sure another signs (flushed, not committed)."""
+    if row.retired_at is not None:
+        raise KeyRotationError(
+            f"key {row.kid} was already retired at {row.retired_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    signer = current_signing_key_row(row.alg, now)
+    was_signing = signer is not None and signer.id == row.id
+    row.retired_at = now
+    db.session.flush()
+    brought_forward = created = None
+    published_for = 0
+    if was_signing and current_signing_key_row(row.alg, now) is None:
+        waiting = waiting_key_rows(row.alg, now)
+        if waiting:
+            waiting[0].activates_at = now
+            brought_forward = waiting[0].kid
+            published_for = int((now - waiting[0].created_at).total_seconds())
+        elif not force:
+            raise KeyRotationError(
+                f"key {row.kid} is the only key that can sign {row.alg} tokens; first run "
+                f"idp keys rotate --alg {row.alg} --lead-time 0 (or pass --force to retire it "
+                "and sign with a new key at once)"
+            )
+        else:
+            created = _add_key(row.alg, now).kid
+        db.session.flush()
+    _settle(row.alg, now)
+    new_signer = current_signing_key_row(row.alg, now)
+    return Retirement(
+        kid=row.kid,
+        alg=row.alg,
+        was_signing=was_signing,
+        signer_kid=new_signer.kid if new_signer else None,
+        brought_forward=brought_forward,
+        created=created,
+        published_for=published_for,
+    )
+
+
+def key_state(row: SigningKey, now: datetime, signer_ids: set[int]) -> str:
+    """waiting, signing, published-only (until when), or retired."""
+    if row.retired_at is not None or (row.retires_at is not None and row.retires_at <= now):
+        return "retired"
+    if row.activates_at > now:
+        return "waiting"
+    if row.id in signer_ids:
+        return "signing"
+    if row.retires_at is None:
+        return "published-only"
+    return f"published-only until {row.retires_at:%Y-%m-%d %H:%M:%S}"
+
+
+def all_key_rows() -> list[SigningKey]:
+    """Every key, by algorithm and then activation."""
+    return list(
+        db.session.scalars(
+            db.select(SigningKey).order_by(SigningKey.alg, SigningKey.activates_at, SigningKey.id)
+        )
+    )
+
+
+def signer_ids(now: datetime) -> set[int]:
+    """The ids of the keys that sign now, one per algorithm."""
+    rows = (current_signing_key_row(alg, now) for alg in SUPPORTED_ALGS)
+    return {row.id for row in rows if row is not None}
 
 
 def signing_key(alg: str):
@@ -73,7 +343,7 @@ def signing_key(alg: str):
 
 
 def _load_signing_key(alg: str):
-    """The newest key for the algorithm, decrypted once per process."""
+    """The key that signs for the algorithm now, decrypted once per process."""
     row = current_signing_key_row(alg)
     if row is None:
         ensure_signing_keys()
@@ -89,8 +359,6 @@ def _load_signing_key(alg: str):
 
 
 def public_jwks() -> dict[str, list[dict[str, Any]]]:
-    """Public members only, one entry per published key."""
-    rows = db.session.scalars(
-        db.select(SigningKey).filter_by(retired_at=None).order_by(SigningKey.id)
-    )
+    """Public members only, one entry per published key (waiting ones too)."""
+    rows = db.session.scalars(db.select(SigningKey).where(*_live(utcnow())).order_by(SigningKey.id))
     return {"keys": [dict(row.public_jwk) for row in rows]}

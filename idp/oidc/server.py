@@ -40,6 +40,7 @@ from idp.models import AuthorizationCode, Client, RefreshToken, Token
 from idp.models.client import find_client
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
+from idp.oidc import backchannel
 from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
 from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oidc.keys import signing_key
@@ -95,6 +96,8 @@ def save_token(token: dict, request: OAuth2Request) -> None:
             expires_at=now + timedelta(seconds=int(token["expires_in"])),
         )
     )
+    if code is not None:
+        backchannel.record_participation(code.sid, request.client.client_id)
     db.session.commit()
     audit.record(
         "token.issued",

@@ -24,6 +24,10 @@ class FetchError(Exception):
     """A department's document could not be fetched or used; the message says why."""
 
 
+class AddressRefused(FetchError):
+    """The URI's host is an address the IdP does not connect to (private, loopback...)."""
+
+
 def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why the IdP must not connect to this address, or None."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -51,7 +55,7 @@ def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
     if is_localhost_name(host):
         # RFC 6761 6.3: localhost names are the loopback address, whatever DNS says.
         if not allow_private:
-            raise FetchError(
+            raise AddressRefused(
                 f"{name}: its host {host} resolves to a loopback address, which the IdP "
                 "does not fetch from"
             )
@@ -66,13 +70,13 @@ def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
         problem = None if allow_private else _address_problem(address)
         if problem is None:
             return str(address)
-    raise FetchError(
+    raise AddressRefused(
         f"{name}: its host {host} resolves to {problem}, which the IdP does not fetch from"
     )
 
 
-def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
-    """GET a JSON document from a department's URI; FetchError names the problem."""
+def _pinned(uri: str, name: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The URL to connect to (the checked address), the Host header, and the SNI name."""
     settings = current_settings()
     try:
         parts = urlsplit(uri)
@@ -87,8 +91,48 @@ def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
     address = _resolve(name, parts.hostname, port, settings.may_fetch_private_addresses)
     literal = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
-    headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "application/json"}
+    headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return pinned, headers, extensions
+
+
+def post_form(uri: str, name: str, form: dict[str, str], timeout: float) -> int:
+    """POST a form to a department's URI (back-channel logout); its HTTP status.
+
+    Same rules as fetching: checked address, no redirects, a deadline on the whole exchange.
+    FetchError says why nothing was delivered; TimeoutError when the deadline passed.
+    """
+    pinned, headers, extensions = _pinned(uri, name)
+    deadline = time.monotonic() + timeout
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+            request = http.build_request(
+                "POST", pinned, data=form, headers=headers, extensions=extensions
+            )
+            response = http.send(request, stream=True)
+            try:
+                # Read (and drop) at most a little of the answer, within the deadline.
+                read = 0
+                for chunk in response.iter_bytes():
+                    read += len(chunk)
+                    if read > 4096:
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{name} took longer than {timeout} seconds")
+            finally:
+                response.close()
+    except httpx.TimeoutException:
+        raise TimeoutError(f"{name} took longer than {timeout} seconds") from None
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{name} could not be reached: {type(exc).__name__}") from None
+    return response.status_code
+
+
+def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
+    """GET a JSON document from a department's URI; FetchError names the problem."""
+    settings = current_settings()
+    pinned, headers, extensions = _pinned(uri, name)
+    headers["Accept"] = "application/json"
     body = bytearray()
     timeout = settings.jwks_fetch_timeout
     # httpx's timeout applies to each read; the deadline bounds the whole body, so a server

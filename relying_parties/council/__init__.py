@@ -21,10 +21,11 @@ from flask import Flask
 
 from relying_parties.common import DepartmentSettings, create_department_app
 from relying_parties.registration import RegisteredClient
-from relying_parties.settings import CALLBACK_PATH, service_url
+from relying_parties.settings import BACKCHANNEL_LOGOUT_PATH, CALLBACK_PATH, service_url
 
 TOKEN_ENDPOINT_AUTH_METHOD = "client_secret_post"
 SCOPE = "openid email"
+ID_TOKEN_SIGNED_RESPONSE_ALG = "ES256"
 
 
 def registration_metadata(base_url: str, client_name: str) -> dict[str, Any]:
@@ -32,13 +33,16 @@ def registration_metadata(base_url: str, client_name: str) -> dict[str, Any]:
     return {
         "redirect_uris": [service_url(base_url, CALLBACK_PATH)],
         "post_logout_redirect_uris": [service_url(base_url, "/")],
+        # OIDC Back-Channel Logout: the IdP tells the service when a citizen's session ends.
+        "backchannel_logout_uri": service_url(base_url, BACKCHANNEL_LOGOUT_PATH),
+        "backchannel_logout_session_required": True,
         "client_name": client_name,
         "token_endpoint_auth_method": TOKEN_ENDPOINT_AUTH_METHOD,
         "grant_types": ["authorization_code"],
         "response_types": ["code"],
         "scope": SCOPE,
         "subject_type": "pairwise",
-        "id_token_signed_response_alg": "ES256",
+        "id_token_signed_response_alg": ID_TOKEN_SIGNED_RESPONSE_ALG,
     }
 
 
@@ -49,6 +53,8 @@ def settings_from_registration(registered: RegisteredClient, **values: Any) -> D
         client_secret=registered.client_secret,
         token_endpoint_auth_method=TOKEN_ENDPOINT_AUTH_METHOD,
         scope=SCOPE,
+        id_token_signed_response_alg=ID_TOKEN_SIGNED_RESPONSE_ALG,
+        backchannel_logout_session_required=True,
         **values,
     )
 

@@ -59,6 +59,9 @@ def departments(idp, tmp_path) -> Iterator[tuple[Department, Department]]:
                 "token_endpoint_auth_method": "client_secret_basic",
                 "scope": "openid email phone profile",
                 "subject_type": "public",
+                "post_logout_redirect_uris": [f"{tax_url}/"],
+                "backchannel_logout_uri": f"{tax_url}/backchannel-logout",
+                "backchannel_logout_session_required": True,
             },
             secret,
         )
@@ -72,6 +75,9 @@ def departments(idp, tmp_path) -> Iterator[tuple[Department, Department]]:
                 "id_token_signed_response_alg": "RS256",
                 "scope": "openid email profile",
                 "subject_type": "public",
+                "post_logout_redirect_uris": [f"{driving_url}/"],
+                "backchannel_logout_uri": f"{driving_url}/backchannel-logout",
+                "backchannel_logout_session_required": True,
             },
             None,
         )

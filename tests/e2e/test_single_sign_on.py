@@ -65,7 +65,57 @@ def test_signing_out_at_a_department_signs_out_of_the_idp(
 
     # The department's Sign out is RP-initiated logout: the IdP session ends too.
     page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("You have signed out")
+    expect(page).to_have_url(f"{tax.url}/")  # its registered post_logout_redirect_uri
     page.goto(driving.url)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_label("Password")).to_be_visible()
+
+
+def test_signing_out_at_one_department_signs_the_citizen_out_of_the_other(
+    idp, make_citizen, departments, browser_page
+):
+    citizen = make_citizen("everywhere@example.com")
+    tax, driving = departments
+    page = browser_page
+    page.goto(tax.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Email address").fill(citizen["email"])
+    page.get_by_label("Password").fill(citizen["password"])
+    page.get_by_role("button", name="Continue").click()
+    enter_second_factor(page, citizen)
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(f"{tax.url}/account")
+    page.goto(driving.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(f"{driving.url}/account")
+
+    # Sign out at the driving service: it returns to its start page, signed out.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{driving.url}/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+    # The IdP told the tax service in the background; its next page load shows it.
+    with idp.app.app_context():
+        wait_for_delivery(idp, "tax")
+    page.goto(f"{tax.url}/account")
+    expect(page).to_have_url(f"{tax.url}/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text(citizen["email"])
+
+
+def wait_for_delivery(idp, client_id: str, timeout: float = 15.0) -> None:
+    """Wait until the IdP's worker has delivered the department's logout token."""
+    import time
+
+    from idp.extensions import db
+    from idp.models import LogoutDelivery
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = db.session.scalar(db.select(LogoutDelivery.status).filter_by(client_id=client_id))
+        db.session.rollback()
+        if status == "delivered":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the logout token for {client_id} was not delivered (status {status})")

@@ -11,6 +11,8 @@ import jwt
 import pytest
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
+from idp.settings import Settings
+
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 
@@ -83,12 +85,60 @@ def test_every_advertised_endpoint_answers(metadata):
     assert "location" not in authorize.headers
 
 
-def test_discovery_and_jwks_are_cacheable(idp, metadata):
-    for path in ("/.well-known/openid-configuration", "/jwks.json"):
-        cache_control = httpx.get(idp.url(path)).headers["cache-control"]
-        assert "public" in cache_control
-        assert "max-age=" in cache_control
-        assert "no-store" not in cache_control
+CACHEABLE = ("/.well-known/openid-configuration", "/jwks.json")
+
+
+def max_age(response: httpx.Response) -> int:
+    """The max-age directive of a response's Cache-Control."""
+    directives = [part.strip() for part in response.headers["cache-control"].split(",")]
+    (value,) = [d.split("=", 1)[1] for d in directives if d.startswith("max-age=")]
+    return int(value)
+
+
+@pytest.mark.parametrize("path", CACHEABLE)
+def test_discovery_and_jwks_are_cacheable(idp, path):
+    response = httpx.get(idp.url(path))
+    cache_control = response.headers["cache-control"]
+    assert "public" in cache_control
+    assert "no-store" not in cache_control and "private" not in cache_control
+    assert 0 < max_age(response) <= 86400
+
+
+def test_jwks_max_age_is_well_below_the_rotation_lead_time(idp):
+    # A new key is published the lead time before it signs: a department may hold a copy a
+    # shared cache already kept for max-age, for max-age more, and must still see the key.
+    lead_time = Settings().signing_key_lead_time
+    assert 2 * max_age(httpx.get(idp.url("/jwks.json"))) <= lead_time
+
+
+@pytest.mark.parametrize("path", CACHEABLE)
+def test_conditional_get_answers_not_modified(idp, path):
+    first = httpx.get(idp.url(path))
+    etag = first.headers["etag"]
+    again = httpx.get(idp.url(path), headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    assert "public" in again.headers["cache-control"]
+    changed = httpx.get(idp.url(path), headers={"If-None-Match": '"something-else"'})
+    assert changed.status_code == 200
+    assert changed.json() == first.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/jwks.json", 405),
+        ("DELETE", "/jwks.json", 405),
+        ("POST", "/.well-known/openid-configuration", 405),
+        ("GET", "/.well-known/no-such-document", 404),
+        ("GET", "/jwks.json/extra", 404),
+    ],
+)
+def test_errors_at_cacheable_paths_are_not_stored(idp, method, path, status):
+    response = httpx.request(method, idp.url(path))
+    assert response.status_code == status
+    assert response.headers["cache-control"] == "no-store"
 
 
 def test_jwks_has_only_public_members(jwks):

@@ -124,3 +124,24 @@ def test_nobody_signed_in_sees_the_signed_out_page(idp, make_client):
     response = CitizenBrowser(idp.issuer).get(idp.url("/logout"))
     assert response.status_code == 200
     assert "You have signed out" in response.text
+
+
+def test_the_logout_pages_speak_the_language_the_department_asked_for(
+    idp, browser, make_client, issue_code
+):
+    client, _ = signed_in_department(make_client, issue_code)
+    page = logout(
+        browser, idp, client_id=client.client_id, post_logout_redirect_uri=RETURN, ui_locales="cy"
+    )
+    assert page.status_code == 200
+    assert '<html lang="cy">' in page.text
+    assert "Do you want to sign out?" not in page.text
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    assert hidden["ui_locales"] == "cy"
+    # Nowhere to return to: the signed-out page is in Welsh too.
+    nowhere = {k: v for k, v in hidden.items() if k != "post_logout_redirect_uri"}
+    done = browser.submit(page, nowhere)
+    assert done.status_code == 200
+    assert '<html lang="cy">' in done.text
+    english = logout(browser, idp, ui_locales="fr en")
+    assert '<html lang="en">' in english.text

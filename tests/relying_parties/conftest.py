@@ -116,8 +116,9 @@ class FakeIdentityProvider:
     test-driven authorize.
 
     Tests change its behaviour through id_token_changes (a None value removes the claim),
-    userinfo_changes, discovery_changes, token_error and registration_error, and read what the
-    department sent from authorization_requests, token_requests and registration_requests.
+    userinfo_changes, discovery_changes, token_error and registration_error, publish more
+    public keys in its JWKS through published_keys, and read what the department sent from
+    authorization_requests, token_requests, registration_requests and jwks_fetches.
     """
 
     CITIZEN_SUB = "urn:fdc:gov.uk:2022:pairwise-citizen-1"
@@ -135,6 +136,8 @@ class FakeIdentityProvider:
         self.token_requests: list[dict] = []
         self.registration_requests: list[dict] = []
         self.discovery_fetches = 0
+        self.jwks_fetches = 0
+        self.published_keys: list[dict] = []
         self.id_token_changes: dict = {}
         self.userinfo_changes: dict = {}
         self.discovery_changes: dict = {}
@@ -205,7 +208,8 @@ class FakeIdentityProvider:
 
         @app.get("/jwks")
         def jwks():
-            return {"keys": [self.signing_key.as_dict(private=False)]}
+            self.jwks_fetches += 1
+            return {"keys": [self.signing_key.as_dict(private=False), *self.published_keys]}
 
         @app.post("/token")
         def token():

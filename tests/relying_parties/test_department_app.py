@@ -22,6 +22,11 @@ STORED_SIGN_IN = {
 }
 
 
+def stored_sign_in(age_seconds: float = 0) -> dict:
+    """STORED_SIGN_IN as remembered age_seconds ago."""
+    return {**STORED_SIGN_IN, "signed_in_at": time.time() - age_seconds}
+
+
 def complete_sign_in(client, fake_idp, sign_in_query: str = "", **callback_changes):
     """Start a sign-in, let the stand-in IdP authorize it, and follow the callback."""
     started = client.get(f"/sign-in{sign_in_query}")
@@ -63,12 +68,26 @@ def test_start_page_shows_the_service_and_a_sign_in_button(
 def test_start_page_says_when_you_are_signed_in(department_app, kind):
     client = department_app(kind).test_client()
     with client.session_transaction() as session:
-        session[SESSION_KEY] = STORED_SIGN_IN
+        session[SESSION_KEY] = stored_sign_in()
 
     response = client.get("/")
 
     assert "You are signed in" in response.text
     assert 'href="/account"' in response.text
+
+
+@pytest.mark.parametrize(
+    "sign_in",
+    [stored_sign_in(age_seconds=24 * 3600 + 60), STORED_SIGN_IN],
+    ids=["older-than-a-day", "from-before-sign-in-times-were-kept"],
+)
+def test_a_sign_in_remembered_for_more_than_a_day_counts_as_signed_out(department_app, sign_in):
+    client = department_app("tax").test_client()
+    with client.session_transaction() as session:
+        session[SESSION_KEY] = sign_in
+
+    assert "You are signed in" not in client.get("/").text
+    assert client.get("/account").status_code == 302
 
 
 @pytest.mark.parametrize("kind", DEPARTMENTS)
@@ -202,6 +221,7 @@ def test_settings_give_the_urls_to_register(department_settings):
 
     assert settings.redirect_uri == "http://localhost:8002/auth/callback"
     assert settings.post_logout_redirect_uri == "http://localhost:8002/"
+    assert settings.backchannel_logout_uri == "http://localhost:8002/backchannel-logout"
     assert settings.jwks_uri == "http://localhost:8002/jwks.json"
     assert settings.server_metadata_url == (
         "http://localhost:8000/.well-known/openid-configuration"

@@ -48,6 +48,8 @@ def test_the_first_start_registers_with_the_initial_access_token(register_counci
     assert sent["body"] == {
         "redirect_uris": ["http://localhost:8005/auth/callback"],
         "post_logout_redirect_uris": ["http://localhost:8005/"],
+        "backchannel_logout_uri": "http://localhost:8005/backchannel-logout",
+        "backchannel_logout_session_required": True,
         "client_name": COUNCIL_CLIENT_NAME,
         "token_endpoint_auth_method": "client_secret_post",
         "grant_types": ["authorization_code"],
@@ -108,6 +110,35 @@ def test_changed_metadata_updates_the_registration(register_council, fake_idp):
     assert fake_idp.clients[first.client_id]["metadata"]["client_name"] == (
         "Northfield Council: Council tax"
     )
+
+
+@pytest.mark.parametrize(
+    "registered_before",
+    [
+        {"backchannel_logout_uri": None, "backchannel_logout_session_required": None},
+        {"backchannel_logout_uri": "http://localhost:8005/old-logout"},
+        {"backchannel_logout_session_required": False},
+    ],
+    ids=["without-back-channel-logout", "other-uri", "sid-not-required"],
+)
+def test_a_registration_without_this_back_channel_logout_is_updated(
+    register_council, fake_idp, registered_before
+):
+    first = register_council()
+    held = fake_idp.clients[first.client_id]["metadata"]
+    held.update(registered_before)
+    for name in [name for name, value in registered_before.items() if value is None]:
+        del held[name]
+
+    register_council()
+
+    assert requests_sent(fake_idp)[1:] == [
+        ("GET", f"/register/{first.client_id}"),
+        ("PUT", f"/register/{first.client_id}"),
+    ]
+    updated = fake_idp.clients[first.client_id]["metadata"]
+    assert updated["backchannel_logout_uri"] == "http://localhost:8005/backchannel-logout"
+    assert updated["backchannel_logout_session_required"] is True
 
 
 def test_a_reordered_scope_is_not_a_change(register_council, fake_idp):

@@ -22,6 +22,13 @@ from relying_parties.settings import RESERVED_AUTHORIZE_PARAMS
         ("health", {"authorize_params": {"": "x"}}, "map names to text"),
         ("health", {"authorize_params": "vtr=Cl.Cm"}, "authorize_params must be a mapping"),
         ("health", {"required_vot": ""}, "required_vot must be a vector of trust"),
+        ("driving", {"id_token_signed_response_alg": "HS256"}, "must be one of ES256, RS256"),
+        ("tax", {"id_token_signed_response_alg": "none"}, "must be one of ES256, RS256"),
+        (
+            "tax",
+            {"backchannel_logout_session_required": "yes"},
+            "backchannel_logout_session_required must be true or false",
+        ),
     ],
 )
 def test_settings_that_could_not_work_are_refused(department_settings, kind, changes, complaint):

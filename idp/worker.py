@@ -1,0 +1,142 @@
+"""Background work in each IdP process: deliver back-channel logouts, and end the sessions
+that expired while no browser was looking (so their departments hear of it too).
+
+Everything it works on is stored, so any number of processes may run a worker: deliveries are
+claimed one by one with a conditional UPDATE, sessions are ended the same way. A worker wakes
+at once when its own process queues a delivery, and looks at the database every
+worker_poll_interval seconds for what other processes (or a previous run) left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Flask
+
+from idp.extensions import db
+
+log = logging.getLogger("idp.worker")
+
+# Sessions that timed out are looked for this often (seconds).
+EXPIRY_SWEEP_INTERVAL = 30.0
+# Deliveries in flight at once per process (a department that is down holds one for its timeout).
+MAX_IN_FLIGHT = 8
+
+
+class Worker:
+    """One process's background thread, and a small pool that sends deliveries in parallel."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.pid = os.getpid()
+        self.poll_interval = app.config["IDP_SETTINGS"].worker_poll_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._in_flight = threading.Semaphore(MAX_IN_FLIGHT)
+        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="idp-logout")
+        self._last_sweep = 0.0
+        self._thread = threading.Thread(target=self._run, name="idp-worker", daemon=True)
+
+    def start(self) -> None:
+        """Begin working in the background."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the attempts in flight and stop."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        """Poll and work until stopped; a failing pass (the database is down) is retried."""
+        while not self._stop.is_set():
+            pause = self.poll_interval
+            try:
+                with self.app.app_context():
+                    try:
+                        pause = min(pause, self._pass())
+                    finally:
+                        db.session.remove()
+            except Exception:  # noqa: BLE001 - the worker must outlive a database outage
+                log.warning("background work failed; trying again shortly", exc_info=True)
+            self._wake.wait(max(pause, 0.05))
+            self._wake.clear()
+
+    def _pass(self) -> float:
+        """One look at the database: end expired sessions now and then, send what is due;
+        how long until the next retry falls due (so retries keep to their schedule)."""
+        from idp.accounts.sessions import end_expired_sessions
+        from idp.oidc.backchannel import claim, due_deliveries, seconds_until_next_due
+
+        now = time.monotonic()
+        if now - self._last_sweep >= EXPIRY_SWEEP_INTERVAL:
+            self._last_sweep = now
+            ended = end_expired_sessions()
+            if ended:
+                log.info("ended %d expired sessions", ended)
+        for delivery_id in due_deliveries():
+            if self._stop.is_set() or not self._in_flight.acquire(blocking=False):
+                return self.poll_interval
+            if not claim(delivery_id):
+                self._in_flight.release()
+                continue
+            self._pool.submit(self._attempt, delivery_id)
+        return seconds_until_next_due()
+
+    def _attempt(self, delivery_id: int) -> None:
+        """Send one claimed delivery in its own app context."""
+        from idp.oidc.backchannel import attempt
+
+        try:
+            with self.app.app_context():
+                try:
+                    attempt(delivery_id)
+                finally:
+                    db.session.remove()
+        except Exception:  # noqa: BLE001 - the claim lapses and the delivery is tried again
+            log.warning(
+                "back-channel delivery %d could not be recorded", delivery_id, exc_info=True
+            )
+        finally:
+            self._in_flight.release()
+
+
+_workers: dict[int, Worker] = {}
+_workers_lock = threading.Lock()
+
+
+def start_worker(app: Flask) -> Worker | None:
+    """Start this process's worker for the app once (again after a fork); None if disabled."""
+    from idp.oidc import backchannel
+
+    if not app.config["IDP_SETTINGS"].background_worker:
+        return None
+    with _workers_lock:
+        worker = _workers.get(id(app))
+        if worker is not None and worker.pid == os.getpid():
+            return worker
+        worker = Worker(app)
+        _workers[id(app)] = worker
+    backchannel.on_queued(worker.wake)
+    worker.start()
+    return worker
+
+
+def stop_worker(app: Flask) -> None:
+    """Stop the app's worker in this process, if it runs."""
+    with _workers_lock:
+        worker = _workers.pop(id(app), None)
+    if worker is not None and worker.pid == os.getpid():
+        from idp.oidc import backchannel
+
+        backchannel.off_queued(worker.wake)
+        worker.stop()
