@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -13,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
+from idp import audit
 from idp.settings import Settings, load_settings
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.after_request
     def finish_response(response: Response) -> Response:
         """Session cookie changes and security headers on every response."""
+        response.headers[audit.REQUEST_ID_HEADER] = audit.request_id()
         apply_session_cookie(response)
         apply_staff_cookie(response)
         apply_browser_cookie(response)
@@ -112,6 +116,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.accounts.two_factor import bp as two_factor_bp
     from idp.accounts.views import bp as accounts_bp
     from idp.accounts.your_account import bp as your_account_bp
+    from idp.audit.pages import bp as audit_bp
     from idp.departments.views import bp as departments_bp
     from idp.dev import bp as dev_bp
     from idp.oidc.authorize import bp as authorize_bp
@@ -125,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (
         accounts_bp,
+        audit_bp,
         authorize_bp,
         departments_bp,
         dev_bp,
@@ -188,12 +194,34 @@ def _register_error_pages(app: Flask) -> None:
         return render_template("error.html", message=message), 500
 
 
+class JSONLines(logging.Formatter):
+    """One JSON object per line, for shipping off-host: audit events as the audit writer made
+    them, anything else as {time, level, logger, message}. json.dumps escapes newlines and
+    other control characters, so no text a user controls can start a line of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        if record.name == "idp.audit":
+            return record.getMessage()
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
 def _configure_logging(settings: Settings) -> None:
-    """One line per event on standard output."""
+    """One JSON object per line on standard output."""
     logger = logging.getLogger("idp")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        formatter = JSONLines()
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(settings.log_level)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from idp import create_app
 from idp.settings import SettingsError, current_settings
@@ -371,7 +371,9 @@ def staff() -> None:
 
 @staff.command("create")
 @click.option("--email", required=True)
-@click.option("--role", required=True, type=click.Choice(["platform_admin", "department_admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["platform_admin", "department_admin", "auditor"])
+)
 @click.option("--department", default=None, help="Required for department administrators.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @with_appcontext
@@ -566,6 +568,174 @@ def keys_retire(kid: str, force: bool) -> None:
         f"note: departments may trust a cached copy of the JWKS for up to {JWKS_MAX_AGE} s",
         err=True,
     )
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit record: verify, checkpoint, export, prune, erase."""
+
+
+@audit_group.command("verify")
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify an export file offline (no database needed) instead of the database.",
+)
+@click.pass_context
+def audit_verify(ctx: click.Context, export_file: Path | None) -> None:
+    """Check every entry's hash, every link, every checkpoint; name the first problem."""
+    if export_file is not None:
+        from idp.audit.export import verify_export
+
+        report = verify_export(export_file)
+        if not report.ok:
+            raise click.ClickException(f"{export_file.name} does not verify: {report.problem}")
+        click.echo(f"{export_file.name} verifies: {report.summary}")
+        return
+    with ctx.ensure_object(ScriptInfo).load_app().app_context():
+        from idp.audit.verify import verify_chain
+
+        report = verify_chain()
+        if not report.ok:
+            raise click.ClickException(f"the audit chain does not verify: {report.problem}")
+        if report.entries:
+            click.echo(
+                f"the audit chain verifies: entries {report.first_seq} to {report.last_seq}, "
+                f"{report.checkpoints} signed checkpoint(s)"
+            )
+        else:
+            click.echo("the audit chain verifies: it holds no entries")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+
+
+@audit_group.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True
+)
+@click.option("--from", "start", default=None, help="From this UTC time (YYYY-MM-DD[ HH:MM]).")
+@click.option("--to", "end", default=None, help="Up to this UTC time (a date: that whole day).")
+@click.option("--citizen", default=None, help="Only this internal citizen id.")
+@click.option("--client", "client_id", default=None, help="Only this department's client ID.")
+@click.option("--event", default=None, help="Only this event type.")
+@click.option("--outcome", type=click.Choice(["success", "failure"]), default=None)
+@click.option("--ip", default=None, help="Only this IP address.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="The .zip to write (entries and manifest).",
+)
+@with_appcontext
+def audit_export(
+    fmt: str,
+    start: str | None,
+    end: str | None,
+    citizen: str | None,
+    client_id: str | None,
+    event: str | None,
+    outcome: str | None,
+    ip: str | None,
+    output: Path,
+) -> None:
+    """Export a filtered range with a manifest (chain hashes, signed checkpoint) that
+    `idp audit verify --export FILE` checks offline."""
+    from idp.audit.export import ExportError, export_to_file
+    from idp.audit.queries import (
+        FilterError,
+        Filters,
+        check_range,
+        parse_citizen_id,
+        parse_ip,
+        parse_time,
+    )
+
+    try:
+        filters = Filters(
+            start=parse_time(start) if start else None,
+            end=parse_time(end, end=True) if end else None,
+            citizen_id=parse_citizen_id(citizen) if citizen else None,
+            client_id=client_id or None,
+            event=event or None,
+            outcome=outcome,
+            ip=parse_ip(ip) if ip else None,
+        )
+        check_range(filters.start, filters.end)
+        summary = export_to_file(filters, fmt, output, actor={"via": "cli"})
+    except (FilterError, ExportError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"exported {summary.count} entries to {output} ({fmt}), covered by the signed "
+        f"checkpoint of entry {summary.checkpoint_seq}"
+    )
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Sign the chain's head now (the background worker also does, at an interval)."""
+    from idp.audit.checkpoints import make_checkpoint
+
+    checkpoint = make_checkpoint()
+    if checkpoint is None:
+        click.echo("the audit chain is empty: nothing to sign")
+    else:
+        click.echo(f"checkpoint of entry {checkpoint.seq}: {checkpoint.head_hash}")
+
+
+@audit_group.command("public-key")
+@with_appcontext
+def audit_public_key() -> None:
+    """The audit key's public JWK, to check exports' checkpoints with (publish it apart)."""
+    from idp.audit.checkpoints import audit_key
+
+    key = audit_key()
+    click.echo(json.dumps(key.public_jwk, indent=2, sort_keys=True))
+
+
+@audit_group.command("prune")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Delete entries older than this many days (default: the audit_retention_days setting).",
+)
+@click.option("--force", is_flag=True, help="Prune even if the chain does not verify.")
+@with_appcontext
+def audit_prune(days: int | None, force: bool) -> None:
+    """Delete entries past the retention period; the rest stays verifiable (signed anchor)."""
+    from datetime import timedelta
+
+    from idp.audit.maintenance import MaintenanceError, prune
+    from idp.models.timestamps import utcnow
+
+    before = utcnow() - timedelta(days=days) if days else None
+    try:
+        pruned = prune(before, force=force)
+    except MaintenanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if pruned.deleted:
+        click.echo(f"pruned {pruned.deleted} entries; the chain now starts at {pruned.first_kept}")
+    else:
+        click.echo("nothing to prune")
+
+
+@audit_group.command("erase-citizen")
+@click.argument("citizen_id", type=int)
+@click.option("--reason", required=True, help="Why (e.g. the data protection request's reference).")
+@with_appcontext
+def audit_erase_citizen(citizen_id: int, reason: str) -> None:
+    """Erase a citizen's id, IP addresses and user agents from the record; it still verifies."""
+    from idp.audit.maintenance import MaintenanceError, erase_citizen
+
+    try:
+        erased = erase_citizen(citizen_id, reason)
+    except MaintenanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"erased the personal fields of {erased} entries")
 
 
 def main() -> None:

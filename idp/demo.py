@@ -25,6 +25,7 @@ DEMO_TOTP_SECRET = "DEMOCITIZENTOTPSECRETSAM2234567A"
 # Staff accounts for trying the department and administrator pages.
 DEMO_PLATFORM_ADMIN = "platform.admin@example.gov.uk"
 DEMO_DEPARTMENT_ADMIN = "hmrc.admin@example.gov.uk"
+DEMO_AUDITOR = "auditor@example.gov.uk"
 DEMO_STAFF_DEPARTMENT = "HM Revenue & Customs"
 DEMO_STAFF_PASSWORD = "staff demo password"
 # Both demo staff members' authenticator app secret (each accepts a code once): add it to an
@@ -59,8 +60,8 @@ def ensure_demo_citizen() -> None:
 
 
 def ensure_demo_staff() -> None:
-    """A platform administrator and an HMRC department administrator, with the printed password
-    and authenticator app secret."""
+    """A platform administrator, an HMRC department administrator and an auditor, with the
+    printed password and authenticator app secret."""
     from idp.departments.services import ensure_department
     from idp.departments.staff import (
         begin_staff_totp_enrolment,
@@ -79,7 +80,9 @@ def ensure_demo_staff() -> None:
     if find(DEMO_DEPARTMENT_ADMIN) is None:
         department = ensure_department(DEMO_STAFF_DEPARTMENT)
         create_staff(DEMO_DEPARTMENT_ADMIN, DEMO_STAFF_PASSWORD, "department_admin", department)
-    for email in (DEMO_PLATFORM_ADMIN, DEMO_DEPARTMENT_ADMIN):
+    if find(DEMO_AUDITOR) is None:
+        create_staff(DEMO_AUDITOR, DEMO_STAFF_PASSWORD, "auditor")
+    for email in (DEMO_PLATFORM_ADMIN, DEMO_DEPARTMENT_ADMIN, DEMO_AUDITOR):
         member = find(email)
         if not has_staff_second_factor(member):
             # Confirmed without typing a code, so the code /dev/totp shows now still works.
@@ -246,7 +249,8 @@ def run_demo(idp_app: Flask) -> None:
     )
     click.echo(
         f"Staff:         {DEMO_PLATFORM_ADMIN} (platform administrator),\n"
-        f"               {DEMO_DEPARTMENT_ADMIN} ({DEMO_STAFF_DEPARTMENT} administrator)\n"
+        f"               {DEMO_DEPARTMENT_ADMIN} ({DEMO_STAFF_DEPARTMENT} administrator),\n"
+        f"               {DEMO_AUDITOR} (auditor: the audit record)\n"
         f"Password:      {DEMO_STAFF_PASSWORD}\n"
         f"Second factor: the staff code at {settings.issuer}/dev/totp, or add the key "
         f"{DEMO_STAFF_TOTP_SECRET} to an authenticator app\n"

@@ -32,6 +32,7 @@ def totp() -> str:
     import pyotp
 
     from idp.demo import (
+        DEMO_AUDITOR,
         DEMO_DEPARTMENT_ADMIN,
         DEMO_EMAIL,
         DEMO_PLATFORM_ADMIN,
@@ -44,7 +45,7 @@ def totp() -> str:
         "dev/totp.html",
         email=DEMO_EMAIL,
         code=pyotp.TOTP(DEMO_TOTP_SECRET).at(now),
-        staff_emails=(DEMO_PLATFORM_ADMIN, DEMO_DEPARTMENT_ADMIN),
+        staff_emails=(DEMO_PLATFORM_ADMIN, DEMO_DEPARTMENT_ADMIN, DEMO_AUDITOR),
         staff_code=pyotp.TOTP(DEMO_STAFF_TOTP_SECRET).at(now),
         seconds_left=30 - int(now) % 30,
     )

@@ -186,6 +186,12 @@ class Settings:
     # Wait before the second attempt, doubling after each failure up to the maximum.
     backchannel_retry_delay: float = 2.0
     backchannel_retry_max_delay: int = 1800
+    # This IdP instance's name in the audit record; empty means host name and process id.
+    instance_name: str = ""
+    # The audit chain's head is signed (a checkpoint) this often, in seconds, when it moved.
+    audit_checkpoint_interval: int = 60
+    # Audit entries older than this many days are pruned (`idp audit prune`); 0 keeps all.
+    audit_retention_days: int = 400
     # Languages the pages are offered in, first is the default.
     ui_locales_supported: tuple[str, ...] = ("en", "cy")
     # The demo departments registered at start; empty disables registration.

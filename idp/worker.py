@@ -1,5 +1,6 @@
-"""Background work in each IdP process: deliver back-channel logouts, and end the sessions
-that expired while no browser was looking (so their departments hear of it too).
+"""Background work in each IdP process: deliver back-channel logouts, end the sessions that
+expired while no browser was looking (so their departments hear of it too), and sign the audit
+chain's head at an interval.
 
 Everything it works on is stored, so any number of processes may run a worker: deliveries are
 claimed one by one with a conditional UPDATE, sessions are ended the same way. A worker wakes
@@ -39,6 +40,9 @@ class Worker:
         self._in_flight = threading.Semaphore(MAX_IN_FLIGHT)
         self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="idp-logout")
         self._last_sweep = 0.0
+        # The audit chain's head is signed this often (when it moved).
+        self.checkpoint_interval = app.config["IDP_SETTINGS"].audit_checkpoint_interval
+        self._last_checkpoint = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="idp-worker", daemon=True)
 
     def start(self) -> None:
@@ -75,9 +79,13 @@ class Worker:
         """One look at the database: end expired sessions now and then, send what is due;
         how long until the next retry falls due (so retries keep to their schedule)."""
         from idp.accounts.sessions import end_expired_sessions
+        from idp.audit.checkpoints import make_checkpoint
         from idp.oidc.backchannel import claim, due_deliveries, seconds_until_next_due
 
         now = time.monotonic()
+        if now - self._last_checkpoint >= self.checkpoint_interval:
+            self._last_checkpoint = now
+            make_checkpoint()
         if now - self._last_sweep >= EXPIRY_SWEEP_INTERVAL:
             self._last_sweep = now
             ended = end_expired_sessions()
@@ -86,20 +94,25 @@ class Worker:
         for delivery_id in due_deliveries():
             if self._stop.is_set() or not self._in_flight.acquire(blocking=False):
                 return self.poll_interval
-            if not claim(delivery_id):
+            try:
+                lease = claim(delivery_id)
+                if lease is not None:
+                    self._pool.submit(self._attempt, delivery_id, lease)
+            except BaseException:
+                self._in_flight.release()  # never lose a slot to a failed claim
+                raise
+            if lease is None:
                 self._in_flight.release()
-                continue
-            self._pool.submit(self._attempt, delivery_id)
         return seconds_until_next_due()
 
-    def _attempt(self, delivery_id: int) -> None:
+    def _attempt(self, delivery_id: int, lease) -> None:
         """Send one claimed delivery in its own app context."""
         from idp.oidc.backchannel import attempt
 
         try:
             with self.app.app_context():
                 try:
-                    attempt(delivery_id)
+                    attempt(delivery_id, lease)
                 finally:
                     db.session.remove()
         except Exception:  # noqa: BLE001 - the claim lapses and the delivery is tried again

@@ -57,9 +57,17 @@ class IdentityProviderKeys:
             now = self._clock()
             stale = self._fetched_at is None or now - self._fetched_at > JWKS_MAX_AGE_SECONDS
             jwk = self._find(kid, refresh=stale)
+            refetched = False
             if jwk is None and self._may_refetch_for_unknown_kid(now):
                 self._refetched_for_unknown_kid_at = now
                 jwk = self._find(kid, refresh=True)
+                refetched = True
+        if jwk is None and not refetched and not stale:
+            # A key the IdP may have published seconds ago (an emergency rotation) while a
+            # refetch is not allowed yet: ask to be tried again rather than refuse for good.
+            raise IdentityProviderUnavailable(
+                f"the IdP's key {quoted(kid)} is unknown and its JWKS was fetched moments ago"
+            )
         if jwk is None:
             raise LogoutTokenError(f"the IdP publishes no key {quoted(kid)} (kid)")
         return usable_key(jwk, kid, alg)

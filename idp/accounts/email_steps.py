@@ -55,12 +55,13 @@ def send_code(
     key = throttle.email_key(address, realm=f"send:{throttle.digest(ip)[:16]}")
     decision = throttle.check("email_send", key, ip)
     if not decision.allowed:
+        # Never the address (nor a hash of it): the citizen's id when the account is known.
         audit.record(
             "email_code.refused",
             outcome="failure",
             reason=decision.reason,
+            citizen_id=citizen_id,
             purpose=purpose,
-            account_hash=throttle.digest(key),
         )
         return Refusal(
             _(
@@ -76,7 +77,7 @@ def send_code(
     if message is not None:
         # In the background: the page takes as long whether or not an email goes.
         send_in_background(address, *message)
-    audit.record("email_code.sent", purpose=purpose, citizen_id=citizen_id)
+    audit.record("email_code.sent", citizen_id=citizen_id, purpose=purpose)
     return None
 
 
@@ -88,6 +89,7 @@ def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal 
     ip = request.remote_addr or ""
     decision = throttle.check(kind, key, ip)
     if not decision.allowed:
+        _audit_refusal(decision, kind, row)
         return Refusal(
             _("Too many wrong codes. Wait %(wait)s and try again.", wait=_wait(decision)),
             429,
@@ -98,16 +100,25 @@ def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal 
         throttle.record_success(kind, key)
         send_key = throttle.email_key(row.email, realm=f"send:{throttle.digest(ip)[:16]}")
         throttle.record_success("email_send", send_key)
-        audit.record("email_code.verified", purpose=row.purpose, citizen_id=row.citizen_id)
+        audit.record("email_code.verified", citizen_id=row.citizen_id, purpose=row.purpose)
         return None
+    # Why the code was refused (never the code typed).
+    reason = {Outcome.EXPIRED: "expired", Outcome.WRONG: "wrong_code"}.get(
+        outcome, "too_many_wrong_codes"
+    )
+    audit.record(
+        "email_code.failed",
+        outcome="failure",
+        reason=reason,
+        citizen_id=row.citizen_id,
+        purpose=row.purpose,
+    )
     if outcome is Outcome.EXPIRED:
         return Refusal(_("The code has expired. Send another code."))
     if outcome is Outcome.WRONG:
-        audit.record(
-            "email_code.failed", outcome="failure", purpose=row.purpose, citizen_id=row.citizen_id
-        )
         decision = throttle.record_failure(kind, key, ip)
         if decision.locked:
+            _audit_refusal(decision, kind, row)
             return Refusal(
                 _("Too many wrong codes. Wait %(wait)s and try again.", wait=_wait(decision)),
                 429,
@@ -115,6 +126,12 @@ def check_code(row: EmailCode, typed: str, kind: str = "email_code") -> Refusal 
             )
         return Refusal(_("The code is not right. Check the email we sent you and try again."))
     return Refusal(_("You entered the wrong code too many times. Send another code."))
+
+
+def _audit_refusal(decision: Decision, kind: str, row: EmailCode) -> None:
+    """A code check refused by the throttle, or the lock a wrong code set."""
+    lockout = throttle.limits_for(kind).lockout_seconds
+    throttle.audit_refusal(decision, kind, lockout, citizen_id=row.citizen_id, purpose=row.purpose)
 
 
 def render_code_page(row: EmailCode, form, urls: dict, refusal: Refusal | None = None, **context):

@@ -121,10 +121,18 @@ def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
         if verify_password(citizen.password_hash, password).ok:
             throttle.record_success("password", key)
             return None
-        audit.record("reauthentication.failed", outcome="failure", citizen_id=citizen.id)
+        audit.record(
+            "reauthentication.failed",
+            outcome="failure",
+            reason="wrong_password",
+            citizen_id=citizen.id,
+            methods=["pwd"],
+        )
         decision = throttle.record_failure("password", key, ip)
         if not decision.locked:
             return Refusal(_("Your current password is not right"))
+    lockout = throttle.limits_for("password").lockout_seconds
+    throttle.audit_refusal(decision, "password", lockout, citizen_id=citizen.id)
     return Refusal(
         _(
             "Too many wrong passwords. Wait %(wait)s and try again.",
@@ -474,6 +482,14 @@ def new_app() -> Response:
                 _("If this was not you, reset your password now."),
             )
             return render_template("recovery_codes.html", codes=codes, journey=None)
+        audit.record(
+            "second_factor.failed",
+            outcome="failure",
+            reason="wrong_code" if step is None else "email_code_spent",
+            citizen_id=citizen.id,
+            factor="totp",
+            during="new_app",
+        )
         error, status = _("Enter the 6-digit code your authenticator app shows now"), 400
     elif form.is_submitted():
         status = 400
@@ -534,12 +550,14 @@ def delete_account() -> Response:
 
     def delete_it():
         address, citizen_id = citizen.email, citizen.id
+        # The session this is done in ends with every other: kept for the audit record.
+        sid, methods = current.sid, list(current.amr or [])
         end_every_session(citizen_id, "account deleted")
         # The database deletes what hangs off the account (ON DELETE CASCADE): sessions,
         # tokens, codes, consents, second factors, passkeys, email codes.
         db.session.execute(delete(Citizen).where(Citizen.id == citizen_id))
         db.session.commit()
-        audit.record("citizen.deleted", citizen_id=citizen_id)
+        audit.record("citizen.deleted", citizen_id=citizen_id, sid=sid, methods=methods)
         _tell(
             address,
             _("Your government sign in account was deleted"),

@@ -22,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp import audit
 from idp.accounts import webauthn_ceremonies as ceremonies
+from idp.accounts.levels import vector_met
 from idp.accounts.second_factor import has_second_factor, issue_recovery_codes
 from idp.accounts.sessions import current_session, start_session
 from idp.accounts.two_factor import _step_up as step_up
@@ -244,7 +245,7 @@ def setup() -> Response:
         passkey = ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
     except PasskeyError as error:
         return _error(error)
-    step_up(session, ceremonies.amr_method(passkey))
+    step_up(session, ceremonies.amr_method(passkey), "passkey", during="setup")
     flask_session[RECOVERY_CODES_DUE] = passkey.citizen_id
     journey = journey_context(request.args.get("journey"))["journey"]
     return jsonify({"redirect": url_for("passkeys.setup_recovery_codes", journey=journey)})
@@ -308,7 +309,7 @@ def second_factor() -> Response:
         )
     except PasskeyError as error:
         return _error(error)
-    step_up(session, result.method)
+    step_up(session, result.method, "passkey")
     return _go(continue_journey(request.args.get("journey")))
 
 
@@ -341,7 +342,9 @@ def sign_in() -> Response:
     audit.record(
         "sign_in.passkey",
         citizen_id=result.citizen.id,
-        amr=session.amr,
+        sid=session.sid,
+        level=vector_met(session.amr),
+        methods=session.amr,
         passkey_id=result.passkey.id,
     )
     return _go(continue_journey(request.args.get("journey")))

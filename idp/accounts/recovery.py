@@ -174,16 +174,31 @@ def second_factor() -> Response:
         decision = throttle.check(kind, key, ip)
         if decision.allowed:
             verify = use_recovery_code if method == "recovery" else check_totp
+            factor = "recovery_code" if method == "recovery" else "totp"
             if verify(citizen, form.code.data):
                 throttle.record_success(kind, key)
                 session[PROVEN] = {"code": row.id, "amr": "otp"}
-                audit.record("password_reset.second_factor", citizen_id=citizen.id, method=method)
+                audit.record(
+                    "second_factor.succeeded",
+                    citizen_id=citizen.id,
+                    factor=factor,
+                    during="password_reset",
+                )
                 return redirect(url_for("recovery.new_password", journey=context["journey"]))
-            audit.record(f"{kind}.failed", outcome="failure", citizen_id=citizen.id, by="reset")
+            audit.record(
+                "second_factor.failed",
+                outcome="failure",
+                reason="wrong_code",
+                citizen_id=citizen.id,
+                factor=factor,
+                during="password_reset",
+            )
             decision = throttle.record_failure(kind, key, ip)
             if not decision.locked:
                 decision = throttle.ALLOWED
         if not decision.allowed:
+            lockout = throttle.limits_for(kind).lockout_seconds
+            throttle.audit_refusal(decision, kind, lockout, citizen_id=citizen.id)
             error = _(
                 "Too many wrong codes. Wait %(wait)s and try again.",
                 wait=wait_in_words(decision.retry_after),

@@ -97,11 +97,14 @@ def authenticate_citizen(email: str, password: str) -> Citizen | None:
     citizen = find_citizen_by_email(email)
     check = verify_password(citizen.password_hash if citizen else None, password)
     if citizen is None or not check.ok:
+        # The citizen is told the same either way; the record says which (never the address
+        # typed, nor the password), and names a citizen only when the account exists.
         audit.record(
             "sign_in.failed",
             outcome="failure",
-            reason="unknown email" if citizen is None else "wrong password",
+            reason="no_account" if citizen is None else "wrong_password",
             citizen_id=citizen.id if citizen else None,
+            methods=["pwd"],
         )
         return None
     if check.new_hash:

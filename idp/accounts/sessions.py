@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Response, g, request
+from flask import Response, g, has_request_context, request
 from sqlalchemy import or_, update
 
 from idp.extensions import db
@@ -27,6 +27,10 @@ def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
     told, and are signed out when it ends. Someone else signing in ends the old one for good.
     """
     previous = current_session()
+    if previous is not None:
+        db.session.refresh(previous)  # another request may have ended it meanwhile
+        if previous.ended_at is not None:
+            previous = None
     if previous is not None and previous.citizen_id != citizen.id:
         end_session(previous, reason="replaced")
         previous = None
@@ -48,11 +52,33 @@ def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
         db.session.flush()
         backchannel.carry_over(previous, session)
         previous.ended_at = now
+        previous.replaced_by_id = session.id
         previous.ended_reason = "signed in again"
     db.session.commit()
     g.browser_session = session
     g.new_session_cookie = cookie_value
     return session
+
+
+def live_session_for_sid(sid: str, *, lock: bool = False) -> BrowserSession | None:
+    """The live session a sid belongs to: its own, or the one that took over when the citizen
+    signed in again in that browser; None once it has ended. With lock, the row stays locked
+    until the transaction ends, so the session cannot end half-way through issuing tokens."""
+    query = db.select(BrowserSession).filter_by(sid=sid)
+    for _ in range(50):  # each sign-in again adds one step; a browser cannot make many
+        if lock:
+            query = query.with_for_update(of=BrowserSession)
+        session = db.session.scalar(query)
+        if session is None:
+            return None
+        if lock:
+            db.session.refresh(session)
+        if session.ended_at is None:
+            return session
+        if session.replaced_by_id is None:
+            return None
+        query = db.select(BrowserSession).filter_by(id=session.replaced_by_id)
+    return None
 
 
 def find_live_row(model, cookie_value: str | None):
@@ -108,15 +134,19 @@ def end_session(session: BrowserSession, reason: str) -> None:
 
 
 def _after_ending(session_ids: list[int], reason: str, now) -> None:
-    """What follows the end of sessions (not committed): refresh tokens issued under any sid
-    of theirs are revoked, and back-channel logouts are queued."""
+    """What follows the end of sessions (not committed): access and refresh tokens issued
+    under any sid of theirs are revoked, and back-channel logouts are queued."""
     sids = set(
         db.session.scalars(db.select(BrowserSession.sid).where(BrowserSession.id.in_(session_ids)))
     )
     for session_id in session_ids:
         sids.update(backchannel.sids_known_to_departments(session_id))
     revoke_live(RefreshToken, RefreshToken.sid.in_(sids), now=now)
+    revoke_live(Token, Token.sid.in_(sids), now=now)
     backchannel.queue_logouts(session_ids, reason)
+    current = g.get("browser_session") if has_request_context() else None
+    if current is not None and current.id in session_ids:
+        g.browser_session = None
 
 
 def _end_sessions(conditions, reason: str, now) -> list[int]:
@@ -124,7 +154,9 @@ def _end_sessions(conditions, reason: str, now) -> list[int]:
     two processes never both end (and announce) one; the ids this call ended (not committed)."""
     candidates = list(
         db.session.scalars(
-            db.select(BrowserSession.id).where(*conditions, BrowserSession.ended_at.is_(None))
+            db.select(BrowserSession.id)
+            .where(*conditions, BrowserSession.ended_at.is_(None))
+            .order_by(BrowserSession.id)  # one lock order, so two enders cannot deadlock
         )
     )
     ended = []

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts.forms import CodeForm, SignOutForm
+from idp.accounts.levels import vector_met
 from idp.accounts.second_factor import (
     begin_totp_enrolment,
     check_totp,
@@ -43,11 +44,23 @@ def _signed_in_with_password():
     return session, None
 
 
-def _step_up(session, method: str) -> None:
-    """A new session (new identifier) that records the second factor."""
+def _step_up(session, method: str, factor: str, during: str = "sign_in") -> None:
+    """A new session (new identifier) that records the second factor; factor says which one
+    (totp, recovery_code, passkey), during whether at sign-in or setting it up. The record
+    links the new session to the one the password made."""
     amr = list(dict.fromkeys([*(session.amr or []), method]))
+    previous = audit.session_ref(session.sid)
     new = start_session(session.citizen, amr=amr)
-    audit.record("sign_in.stepped_up", citizen_id=new.citizen_id, amr=new.amr)
+    audit.record(
+        "second_factor.succeeded",
+        citizen_id=new.citizen_id,
+        sid=new.sid,
+        level=vector_met(new.amr),
+        methods=new.amr,
+        factor=factor,
+        during=during,
+        previous_session=previous,
+    )
 
 
 def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=None, choices=None):
@@ -55,6 +68,7 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
 
     choices(citizen), when given, adds what else the page offers (such as a passkey).
     """
+    factor = "recovery_code" if kind == "recovery" else "totp"
     session, elsewhere = _signed_in_with_password()
     if elsewhere:
         return elsewhere
@@ -71,11 +85,22 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
             throttle.record_success(kind, key)
             if after is not None:
                 after(session.citizen)
-            _step_up(session, "otp")
+            _step_up(session, "otp", factor)
             return continue_journey(context["journey"])
         if decision.allowed:
             decision = throttle.record_failure(kind, key, ip)
-            audit.record(f"{kind}.failed", outcome="failure", citizen_id=session.citizen_id)
+            audit.record(
+                "second_factor.failed",
+                outcome="failure",
+                reason="wrong_code",
+                citizen_id=session.citizen_id,
+                factor=factor,
+                during="sign_in",
+            )
+        if not decision.allowed:
+            # Refused before the code was checked, or this failure locked the second step.
+            lockout = throttle.limits_for(kind).lockout_seconds
+            throttle.audit_refusal(decision, kind, lockout, citizen_id=session.citizen_id)
         if decision.allowed:
             # Beside the field (and linked from the summary), with the wrong code cleared.
             form.code.errors.append(wrong_code_message)
@@ -174,8 +199,16 @@ def setup() -> Response:
     if form.validate_on_submit():
         codes = confirm_totp(citizen, form.code.data)
         if codes is not None:
-            _step_up(session, "otp")
+            _step_up(session, "otp", "totp", during="setup")
             return render_template("recovery_codes.html", codes=codes, **context)
+        audit.record(
+            "second_factor.failed",
+            outcome="failure",
+            reason="wrong_code",
+            citizen_id=citizen.id,
+            factor="totp",
+            during="setup",
+        )
         error = _("Enter the 6-digit code your authenticator app shows now")
         status = 400
     elif form.is_submitted():

@@ -22,6 +22,7 @@ from idp.accounts.forms import (
     SignOutForm,
     SignUpDetailsForm,
 )
+from idp.accounts.levels import vector_met
 from idp.accounts.services import (
     AccountError,
     authenticate_citizen,
@@ -84,19 +85,25 @@ def sign_in() -> Response:
         ip = request.remote_addr or ""
         decision = throttle.check("password", key, ip)
         if not decision.allowed:
-            return _throttled(decision, key, form.email.data, context)
+            return _throttled(decision, form.email.data, context)
         citizen = authenticate_citizen(form.email.data, form.password.data)
         if citizen is not None:
             throttle.record_success("password", key)
             session = start_session(citizen, amr=["pwd"])
-            audit.record("sign_in.succeeded", citizen_id=citizen.id, amr=session.amr)
+            audit.record(
+                "sign_in.succeeded",
+                citizen_id=citizen.id,
+                sid=session.sid,
+                level=vector_met(session.amr),
+                methods=session.amr,
+            )
             if form.journey.data and find_interaction(form.journey.data) is not None:
                 # The journey decides whether its department needs the second factor.
                 return continue_journey(form.journey.data)
             return redirect(url_for("two_factor.second_factor"))
         decision = throttle.record_failure("password", key, ip)
         if decision.locked:
-            return _throttled(decision, key, form.email.data, context)
+            return _throttled(decision, form.email.data, context)
         error = _("Enter the correct email address and password")
     status = 400 if request.method == "POST" else 200
     return render_template("sign_in.html", form=form, error=error, **context), status
@@ -113,12 +120,11 @@ def wait_in_words(seconds: int) -> str:
     return _("1 hour") if number == 1 else _("%(num)d hours", num=number)
 
 
-def _throttled(
-    decision: throttle.Decision, key: str, email: str, context: dict
-) -> tuple[str, int, dict]:
+def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[str, int, dict]:
     """429: the same page for a known and an unknown address; the owner hears of a lock."""
     citizen = find_citizen_by_email(email)
-    who = {"citizen_id": citizen.id} if citizen else {"account_hash": throttle.digest(key)}
+    # The citizen's id when the account exists; never the address typed (nor a hash of it).
+    who = {"citizen_id": citizen.id if citizen else None}
     lockout = throttle.limits_for("password").lockout_seconds
     throttle.audit_refusal(decision, "password", lockout, **who)
     if decision.newly_locked and citizen is not None:
@@ -304,7 +310,9 @@ def sign_out() -> Response:
     form = SignOutForm()
     session = current_session()
     if form.validate_on_submit() and session is not None:
-        audit.record("sign_out", citizen_id=session.citizen_id)
+        audit.record(
+            "sign_out.citizen", citizen_id=session.citizen_id, sid=session.sid, by="sign_out_button"
+        )
         end_session(session, reason="signed out")
     if form.validate_on_submit():
         email_codes.forget_every_journey()

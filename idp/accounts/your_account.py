@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, redirect, render_template, url_for
-from sqlalchemy import update
 
 from idp import audit
 from idp.accounts.forms import SignOutForm
 from idp.accounts.levels import MEDIUM, vector_met
 from idp.accounts.sessions import current_session, end_session
 from idp.extensions import db
-from idp.models import BrowserSession, Citizen, Client, Consent, Token
+from idp.models import BrowserSession, Citizen, Client, Consent, RefreshToken, Token
+from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 
 bp = Blueprint("your_account", __name__)
@@ -54,22 +54,17 @@ def connected_services(citizen: Citizen) -> list[ConnectedService]:
 
 
 def revoke_service(citizen: Citizen, client_id: str) -> bool:
-    """Forget the consent and end the service's live tokens for this citizen."""
+    """Forget the consent and end the service's live access and refresh tokens for this
+    citizen."""
     consent = db.session.scalar(
         db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client_id)
     )
     if consent is None:
         return False
     db.session.delete(consent)
-    db.session.execute(
-        update(Token)
-        .where(
-            Token.citizen_id == citizen.id,
-            Token.client_id == client_id,
-            Token.revoked_at.is_(None),
-        )
-        .values(revoked_at=utcnow())
-    )
+    now = utcnow()
+    for model in (Token, RefreshToken):
+        revoke_live(model, model.citizen_id == citizen.id, model.client_id == client_id, now=now)
     db.session.commit()
     audit.record("consent.revoked", citizen_id=citizen.id, client_id=client_id)
     return True
@@ -137,7 +132,15 @@ def sign_out_device(session_id: int) -> Response:
     target = db.session.get(BrowserSession, session_id)
     if target is None or target.citizen_id != session.citizen_id or target.ended_at is not None:
         abort(404, "That browser is not signed in.")
-    audit.record("sign_out", citizen_id=session.citizen_id, device="other", by="account page")
+    # The session signed out is the target's (this browser's, or another's).
+    audit.record(
+        "sign_out.citizen",
+        citizen_id=session.citizen_id,
+        sid=target.sid,
+        by="account_page",
+        device="this" if target.id == session.id else "other",
+        from_session=audit.session_ref(session.sid),
+    )
     end_session(target, reason="signed out from account page")
     if target.id == session.id:
         return redirect(url_for("accounts.sign_in"))

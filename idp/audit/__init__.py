@@ -1,20 +1,36 @@
 """The audit record. Every event worth auditing goes through ``record``.
 
-Today an event becomes one JSON line on the ``idp.audit`` logger; the tamper-evident,
-hash-chained store arrives with its own change and keeps this signature.
+Each event becomes an entry in a hash chain in the database (idp/audit/chain.py says how it is
+hashed; idp/audit/checkpoints.py signs the head; idp/audit/verify.py checks it all) and one
+JSON line on standard output (the ``idp.audit`` logger), for shipping off-host.
+
+Entries are appended one at a time across every process: the writer takes the row lock of the
+chain's head (an UPDATE of audit_head), so the chain stays linear on SQLite and PostgreSQL.
+An entry is written in its own transaction, so it stays whatever the caller does next, except
+on SQLite while the caller holds the database's write lock: there it joins the caller's
+transaction (a second connection would wait for the lock the caller holds).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
+import socket
+import uuid
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_app_context, has_request_context, request
+from sqlalchemy import insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from idp.audit.chain import GENESIS, content_hash, entry_hash, personal_digest, sha256
 from idp.models.timestamps import utcnow
 
 log = logging.getLogger("idp.audit")
+failures = logging.getLogger("idp.audit.store")
 
 # Fields that may carry credentials are refused outright, so a careless caller fails loudly.
 FORBIDDEN_FIELDS = frozenset(
@@ -24,12 +40,68 @@ FORBIDDEN_FIELDS = frozenset(
         "access_token",
         "refresh_token",
         "id_token",
+        "logout_token",
         "client_secret",
         "client_assertion",
         "cookie",
         "token",
+        "otp",
+        "secret",
+        "authorization",
     }
 )
+# ...and so are names that contain these.
+FORBIDDEN_PARTS = ("password", "secret", "assertion", "cookie", "passcode")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+# citizen_id not given: the citizen of the browser's current session, if any.
+_FROM_SESSION: Any = object()
+
+
+def _refuse_credentials(details: dict[str, Any]) -> None:
+    """A field named like a credential is a programming error, never stored."""
+    leaked = sorted(
+        name
+        for name in details
+        if name.lower() in FORBIDDEN_FIELDS or any(p in name.lower() for p in FORBIDDEN_PARTS)
+    )
+    if leaked:
+        raise ValueError(f"audit events never hold credentials: {leaked}")
+
+
+def _storable(value: Any) -> Any:
+    """Text as the database can keep it: NUL (which PostgreSQL refuses, and which only an
+    attacker sends) becomes U+FFFD, in strings and inside details alike."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
+def session_ref(sid: str | None) -> str | None:
+    """What the record keeps of a session id: its hash (the sid itself goes to departments)."""
+    return sha256(f"session:{sid}")[:32] if sid else None
+
+
+def request_id() -> str | None:
+    """This request's id (also sent back in the X-Request-Id header)."""
+    if not has_request_context():
+        return None
+    if "request_id" not in g:
+        g.request_id = uuid.uuid4().hex
+    return g.request_id
+
+
+def instance_name() -> str:
+    """Which IdP instance writes: the configured name, else host and process id."""
+    from idp.settings import current_settings
+
+    configured = current_settings().instance_name if has_app_context() else ""
+    return (configured or f"{socket.gethostname()}/{os.getpid()}")[:100]
 
 
 def record(
@@ -37,25 +109,119 @@ def record(
     outcome: str = "success",
     *,
     reason: str | None = None,
-    citizen_id: int | None = None,
+    citizen_id: int | None | object = _FROM_SESSION,
     client_id: str | None = None,
+    sid: str | None = None,
+    level: str | None = None,
+    methods: list[str] | str | None = None,
     **details: Any,
 ) -> None:
-    """Record one security event."""
-    leaked = FORBIDDEN_FIELDS.intersection(details)
-    if leaked:
-        raise ValueError(f"audit events never hold credentials: {sorted(leaked)}")
+    """Record one security event.
+
+    citizen_id: the internal id; when not given, the current session's citizen (pass None for
+    "no citizen"). sid: the single sign-on session's id (stored hashed); defaults to the
+    browser's current session. level: the level of assurance met (vot). methods: how the
+    citizen authenticated (amr); defaults to the current session's.
+    """
+    _refuse_credentials(details)
+    browser_session = g.get("browser_session") if has_request_context() else None
+    if browser_session is not None:
+        sid = sid or browser_session.sid
+        if methods is None:
+            methods = list(browser_session.amr or [])
+        if citizen_id is _FROM_SESSION:
+            citizen_id = browser_session.citizen_id
+    if citizen_id is _FROM_SESSION:
+        citizen_id = None
+    if isinstance(methods, list | tuple):
+        methods = " ".join(str(m) for m in methods) or None
+    # Normalise details through JSON once, so what is stored is exactly what is hashed.
+    clean_details = json.loads(json.dumps(details, default=str, sort_keys=True))
     entry: dict[str, Any] = {
-        "time": utcnow().isoformat(),
-        "event": event,
-        "outcome": outcome,
-        "reason": reason,
+        "time": utcnow(),
+        "event": event[:64],
+        "outcome": outcome[:16],
+        "reason": None if reason is None else str(reason)[:200],
+        "client_id": None if client_id is None else str(client_id)[:128],
+        "session_ref": session_ref(sid),
+        "request_id": request_id(),
+        "level": None if level is None else str(level)[:16],
+        "methods": methods[:100] if methods else None,
+        "instance": instance_name(),
+        "details": clean_details,
         "citizen_id": citizen_id,
-        "client_id": client_id,
+        "ip": (request.remote_addr or "")[:64] or None if has_request_context() else None,
+        "user_agent": request.user_agent.string[:300] if has_request_context() else None,
     }
-    if has_request_context():
-        entry["ip"] = request.remote_addr
-        entry["user_agent"] = request.user_agent.string[:300]
-    entry.update(details)
-    # json.dumps escapes control characters, so user-controlled text cannot forge a line.
-    log.info(json.dumps(entry, default=str, sort_keys=True))
+    entry = {name: _storable(value) for name, value in entry.items()}
+    _log_line(entry)
+    if has_app_context():
+        try:
+            _store(entry)
+        except Exception:  # noqa: BLE001 - the event is on standard output; say it was not stored
+            failures.error(
+                "audit entry %s (%s) could not be stored",
+                entry["event"],
+                entry["request_id"],
+                exc_info=True,
+            )
+            raise
+
+
+def _log_line(entry: dict[str, Any]) -> None:
+    """One JSON object per line: json.dumps escapes control characters, so user-controlled
+    text (a user agent, a reason) cannot forge a line."""
+    log.info(json.dumps({**entry, "time": entry["time"].isoformat()}, default=str, sort_keys=True))
+
+
+def _store(entry: dict[str, Any]) -> None:
+    """Append the entry to the chain, in its own transaction where possible."""
+    from idp.extensions import db
+
+    session = db.session()  # the scoped session's current Session
+    if session.get_bind().dialect.name == "sqlite" and session.in_transaction():
+        connection = session.connection()
+        if getattr(connection.connection.dbapi_connection, "in_transaction", False):
+            _append(connection, entry)  # committed (or rolled back) with the caller's work
+            return
+    with db.engine.begin() as connection:
+        _append(connection, entry)
+
+
+def _append(connection, entry: dict[str, Any]) -> int:
+    """Take the head's lock, link the entry to it, move the head; the entry's seq."""
+    from idp.models.audit import AuditEntry, AuditHead
+
+    head = AuditHead.__table__
+    bump = (
+        update(head)
+        .where(head.c.id == 1)
+        .values(seq=head.c.seq + 1)
+        .returning(head.c.seq, head.c.head_hash)
+    )
+    row = connection.execute(bump).first()
+    if row is None:
+        dialect_insert = (
+            postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        )
+        connection.execute(
+            dialect_insert(head).values(id=1, seq=0, head_hash=GENESIS).on_conflict_do_nothing()
+        )
+        row = connection.execute(bump).first()
+    seq, prev_hash = row
+    salt = secrets.token_hex(16)
+    digest = personal_digest(salt, entry["citizen_id"], entry["ip"], entry["user_agent"])
+    content = content_hash({**entry, "seq": seq}, digest)
+    link = entry_hash(prev_hash, content)
+    connection.execute(
+        insert(AuditEntry.__table__).values(
+            seq=seq,
+            personal_salt=salt,
+            personal_digest=digest,
+            prev_hash=prev_hash,
+            entry_hash=link,
+            **entry,
+        )
+    )
+    connection.execute(update(head).where(head.c.id == 1).values(head_hash=link))
+    return seq

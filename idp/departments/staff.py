@@ -1,4 +1,6 @@
-"""Staff accounts: platform administrators and department administrators, and their sessions.
+"""Staff accounts: platform administrators, department administrators and auditors, and their
+sessions. Auditors read the audit record and change nothing; the administrators cannot read it
+(can_read_audit_record): running the platform and auditing it are separate duties.
 
 Staff sign in at /staff/sign-in, separately from citizens: a separate table, a separate
 cookie (SameSite=Strict, shorter lifetimes), so a citizen session never grants staff rights.
@@ -30,7 +32,7 @@ from idp.accounts.services import normalise_email
 from idp.accounts.sessions import find_live_row, record_activity, timed_out
 from idp.extensions import db
 from idp.models import Department, StaffMember, StaffSession
-from idp.models.staff import ROLE_DEPARTMENT_ADMIN, STAFF_ROLES
+from idp.models.staff import ROLE_AUDITOR, ROLE_DEPARTMENT_ADMIN, STAFF_ROLES
 from idp.models.timestamps import utcnow
 from idp.security.passwords import (
     PasswordPolicyError,
@@ -57,10 +59,18 @@ class StaffError(ValueError):
     """A staff account cannot be created or used as asked; the message says why."""
 
 
+# Auditing is a separate duty (the staff pages refuse auditors, the audit pages everyone else).
+AUDITORS_CHANGE_NOTHING = (
+    "Auditors read the audit record and change nothing: the pages for running services are "
+    "for administrators."
+)
+
+
 def create_staff(
     email: str, password: str, role: str, department: Department | None = None
 ) -> StaffMember:
-    """A new staff account; department administrators belong to exactly one department."""
+    """A new staff account; department administrators belong to exactly one department,
+    platform administrators and auditors to none."""
     if role not in STAFF_ROLES:
         raise StaffError(f"role must be one of {', '.join(STAFF_ROLES)}")
     if role == ROLE_DEPARTMENT_ADMIN and department is None:
@@ -100,6 +110,11 @@ def create_staff(
     return member
 
 
+def can_read_audit_record(member: StaffMember | None) -> bool:
+    """Whether this member may read the audit record: auditors only (who change nothing)."""
+    return member is not None and member.role == ROLE_AUDITOR and member.disabled_at is None
+
+
 def disable_staff(member: StaffMember, *, actor: str) -> None:
     """Switch a staff account off: it cannot sign in, and its sessions end now."""
     if member.disabled_at is None:
@@ -126,7 +141,10 @@ def authenticate_staff(email: str, password: str) -> StaffMember | None:
         audit.record(
             "staff.sign_in",
             outcome="failure",
-            reason="disabled" if member and check.ok else "bad credentials",
+            reason=(
+                "no_account" if member is None else "wrong_password" if not check.ok else "disabled"
+            ),
+            methods=[AMR_PASSWORD],
             staff_id=member.id if member else None,
         )
         return None
@@ -134,7 +152,7 @@ def authenticate_staff(email: str, password: str) -> StaffMember | None:
         member.password_hash = check.new_hash
         db.session.commit()
     # The password step only: "staff.signed_in" follows once the second factor is done.
-    audit.record("staff.sign_in", staff_id=member.id, role=member.role, amr=[AMR_PASSWORD])
+    audit.record("staff.sign_in", methods=[AMR_PASSWORD], staff_id=member.id, role=member.role)
     return member
 
 
@@ -278,7 +296,7 @@ def step_up_staff_session(session: StaffSession) -> StaffSession:
     """The second factor is done: a new session (new identifier) that records both factors."""
     amr = list(dict.fromkeys([*(session.amr or [AMR_PASSWORD]), AMR_OTP]))
     new = start_staff_session(session.staff, amr=amr)
-    audit.record("staff.signed_in", staff_id=new.staff_id, role=new.staff.role, amr=new.amr)
+    audit.record("staff.signed_in", methods=new.amr, staff_id=new.staff_id, role=new.staff.role)
     return new
 
 

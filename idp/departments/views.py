@@ -36,6 +36,7 @@ from idp.departments.services import (
 )
 from idp.departments.staff import (
     AMR_PASSWORD,
+    AUDITORS_CHANGE_NOTHING,
     authenticate_staff,
     begin_staff_totp_enrolment,
     check_staff_totp,
@@ -85,6 +86,11 @@ def staff_required(platform: bool = False) -> Callable:
             if not has_both_factors(session):
                 return redirect(_second_step(session.staff, request.path))
             member = session.staff
+            if member.is_auditor:
+                # Auditing is a separate duty: auditors read the record and change nothing.
+                if request.endpoint == "departments.home":
+                    return redirect(url_for("audit.entries"))
+                abort(403, AUDITORS_CHANGE_NOTHING)
             if platform and not member.is_platform_admin:
                 abort(403, "This page is for platform administrators.")
             return view(member, *args, **kwargs)
@@ -191,7 +197,8 @@ def _staff_throttled(decision: throttle.Decision, key: str) -> tuple[str, int, d
     """429 for staff: the same page for a known and an unknown address."""
     address = key.removeprefix("staff:")
     member = db.session.scalar(db.select(StaffMember).filter_by(email=address))
-    who = {"staff_id": member.id} if member else {"account_hash": throttle.digest(key)}
+    # The member's id when the account exists; never the address typed (nor a hash of it).
+    who = {"staff_id": member.id if member else None}
     lockout = throttle.limits_for("password").lockout_seconds
     throttle.audit_refusal(decision, "password", lockout, realm="staff", **who)
     page = render_template(
@@ -235,7 +242,12 @@ def second_factor() -> Response:
             return redirect(next_path)
         if decision.allowed:
             decision = throttle.record_failure("second_factor", key, ip)
-            audit.record("staff.second_factor.failed", outcome="failure", staff_id=member.id)
+            audit.record(
+                "staff.second_factor.failed",
+                outcome="failure",
+                reason="wrong_code",
+                staff_id=member.id,
+            )
         if decision.allowed:
             error, status = WRONG_CODE, 400
         else:

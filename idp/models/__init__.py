@@ -1,5 +1,6 @@
 """Stored things, one module each."""
 
+from idp.models.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditKey
 from idp.models.citizen import Citizen
 from idp.models.client import Client
 from idp.models.consent import Consent
@@ -19,6 +20,10 @@ from idp.models.staff import StaffMember, StaffSession
 from idp.models.throttle import ThrottleCounter
 
 __all__ = [
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditHead",
+    "AuditKey",
     "AuthorizationCode",
     "BrowserSession",
     "Citizen",

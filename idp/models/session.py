@@ -27,5 +27,10 @@ class BrowserSession(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_reason: Mapped[str | None] = mapped_column(String(32))
+    # The session that took over when the same citizen signed in again in this browser: its
+    # departments (and codes issued here but not yet redeemed) belong to that one now.
+    replaced_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("browser_session.id", ondelete="SET NULL")
+    )
 
-    citizen: Mapped[Citizen] = relationship(lazy="joined")
+    citizen: Mapped[Citizen] = relationship(lazy="joined", foreign_keys=[citizen_id])

@@ -1,4 +1,4 @@
-"""Staff accounts (platform and department administrators) and their sessions."""
+"""Staff accounts (platform and department administrators, auditors) and their sessions."""
 
 from datetime import datetime
 
@@ -11,11 +11,14 @@ from idp.models.timestamps import UTCDateTime, utcnow
 
 ROLE_PLATFORM_ADMIN = "platform_admin"
 ROLE_DEPARTMENT_ADMIN = "department_admin"
-STAFF_ROLES = (ROLE_PLATFORM_ADMIN, ROLE_DEPARTMENT_ADMIN)
+# Reads the audit record, and nothing else: a separate duty from running the platform.
+ROLE_AUDITOR = "auditor"
+STAFF_ROLES = (ROLE_PLATFORM_ADMIN, ROLE_DEPARTMENT_ADMIN, ROLE_AUDITOR)
 
 
 class StaffMember(db.Model):
-    """Someone who runs the IdP or a department's services; never a citizen account."""
+    """Someone who runs the IdP or a department's services, or audits them; never a citizen
+    account."""
 
     __tablename__ = "staff_member"
 
@@ -39,6 +42,11 @@ class StaffMember(db.Model):
     def is_platform_admin(self) -> bool:
         """Whether this member approves and suspends services for the whole platform."""
         return self.role == ROLE_PLATFORM_ADMIN
+
+    @property
+    def is_auditor(self) -> bool:
+        """Whether this member reads the audit record (and changes nothing)."""
+        return self.role == ROLE_AUDITOR
 
 
 class StaffSession(db.Model):

@@ -40,11 +40,12 @@ def error_page(message: str, status: int = 400) -> tuple[str, int]:
 
 def error_response(error: OAuth2Error, oauth_request: AuthorizationRequest) -> Response:
     """Redirect the error to the client with state and iss, or show a page when untrusted."""
+    client = find_client(oauth_request.payload.client_id or "")
     audit.record(
         "authorization.failed",
         outcome="failure",
         reason=error.error,
-        client_id=oauth_request.payload.client_id,
+        client_id=client.client_id if client else None,
     )
     if not error.redirect_uri:
         return error_page(error.description or error.error)
@@ -115,18 +116,28 @@ def needs_consent(
     return not set(scope_to_list(scope)).issubset(scope_to_list(consent.scope))
 
 
+def _untrusted_reason(client: Client | None, params: MultiDict) -> str:
+    """Why a request was not trusted with a redirect, for the audit record."""
+    if client is None:
+        return "unknown_client"
+    if client.check_redirect_uri(params.get("redirect_uri", "")):
+        return "repeated_parameter"
+    return "untrusted_redirect_uri"
+
+
 def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     """Take an authorization request as far as it can go: sign-in, consent, or a code."""
     problem = untrusted_request_problem(params.to_dict(flat=False))
+    client = find_client(params.get("client_id", ""))
     if problem:
+        # Only a registered client_id is recorded: anything else might be anything.
         audit.record(
             "authorization.failed",
             outcome="failure",
-            reason="untrusted client or redirect_uri",
-            client_id=params.get("client_id", "")[:128] or None,
+            reason=_untrusted_reason(client, params),
+            client_id=client.client_id if client else None,
         )
         return error_page(problem)
-    client = find_client(params.get("client_id", ""))
     if client is not None and not client.is_active:
         return client_unavailable_page(client)
     oauth_request = AuthorizationRequest(params)
@@ -228,8 +239,10 @@ def consent() -> Response:
         audit.record(
             "consent.refused",
             outcome="failure",
+            reason="declined",
             citizen_id=session.citizen_id,
             client_id=grant.client.client_id,
+            scope=oauth_request.scope,
         )
         if not finish_interaction(interaction):
             return expired_journey_page()

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from joserfc import jwt
 from sqlalchemy import event, func, or_, update
@@ -52,19 +52,17 @@ def _insert_ignoring_duplicates(model, **values) -> None:
 
 
 def record_participation(sid: str, client_id: str) -> None:
-    """The department received tokens in the session it knows as sid (not committed).
+    """The department received tokens in the session it knows as sid (not committed): it is
+    signed out when that session (or the one that took it over) ends. The caller has checked
+    the session is live, with its row locked (code redemption)."""
+    from idp.accounts.sessions import live_session_for_sid
 
-    If that session has already ended (it ended between the code and its redemption), the
-    logout is owed at once.
-    """
-    session = db.session.scalar(db.select(BrowserSession).filter_by(sid=sid))
+    session = live_session_for_sid(sid)
     if session is None:
         return
     _insert_ignoring_duplicates(
         SessionClient, session_id=session.id, client_id=client_id, sid=sid, created_at=utcnow()
     )
-    if session.ended_at is not None:
-        queue_logouts([session.id], session.ended_reason or "ended", only_client=client_id)
 
 
 def carry_over(previous: BrowserSession, successor: BrowserSession) -> None:
@@ -185,23 +183,26 @@ def seconds_until_next_due() -> float:
     return max((earliest - utcnow()).total_seconds(), 0.0)
 
 
-def claim(delivery_id: int) -> bool:
-    """Hold the delivery for one attempt; False when another worker got it first."""
+def claim(delivery_id: int) -> datetime | None:
+    """Hold the delivery for one attempt: the lease (the time the hold ends), or None when
+    another worker got it first. The lease outlasts the attempt's deadline."""
+    settings = current_settings()
     now = utcnow()
-    lease = timedelta(seconds=current_settings().backchannel_timeout + 30)
+    lease = now + timedelta(seconds=settings.backchannel_timeout + 30)
     claimed = db.session.execute(
         update(LogoutDelivery)
         .where(
             LogoutDelivery.id == delivery_id,
             LogoutDelivery.status == "pending",
             LogoutDelivery.next_attempt_at <= now,
+            LogoutDelivery.attempts < settings.backchannel_max_attempts,
             or_(LogoutDelivery.claimed_until.is_(None), LogoutDelivery.claimed_until < now),
         )
-        .values(claimed_until=now + lease, attempts=LogoutDelivery.attempts + 1)
+        .values(claimed_until=lease, attempts=LogoutDelivery.attempts + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
-    return claimed == 1
+    return lease if claimed == 1 else None
 
 
 def _send(delivery: LogoutDelivery) -> Outcome:
@@ -242,8 +243,9 @@ def retry_delay(attempts: int) -> float:
     return delay * random.uniform(0.9, 1.1)
 
 
-def attempt(delivery_id: int) -> Outcome | None:
-    """One attempt at a claimed delivery: send, then record the attempt and what comes next."""
+def attempt(delivery_id: int, lease: datetime) -> Outcome | None:
+    """One attempt at a delivery this worker claimed: send, then record the attempt and what
+    comes next, unless the claim lapsed meanwhile (another worker then owns the delivery)."""
     delivery = db.session.get(LogoutDelivery, delivery_id)
     if delivery is None:
         return None
@@ -267,26 +269,34 @@ def attempt(delivery_id: int) -> Outcome | None:
             duration_ms=elapsed,
         )
     )
-    delivery.claimed_until = None
-    delivery.last_error = None if result.outcome == "delivered" else result.detail
     if result.outcome == "delivered":
-        delivery.status = "delivered"
-        delivery.finished_at = now
+        changes = {"status": "delivered", "finished_at": now}
     elif final:
-        delivery.status = "failed"
-        delivery.finished_at = now
+        changes = {"status": "failed", "finished_at": now}
     else:
-        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts))
+        changes = {"next_attempt_at": now + timedelta(seconds=retry_delay(delivery.attempts))}
+    still_ours = db.session.execute(
+        update(LogoutDelivery)
+        .where(LogoutDelivery.id == delivery.id, LogoutDelivery.claimed_until == lease)
+        .values(
+            claimed_until=None,
+            last_error=None if result.outcome == "delivered" else result.detail,
+            **changes,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.commit()
+    status = changes.get("status", "pending")
     audit.record(
         "logout.backchannel",
         "success" if result.outcome == "delivered" else "failure",
         reason=None if result.outcome == "delivered" else result.outcome,
         citizen_id=delivery.citizen_id,
         client_id=delivery.client_id,
+        sid=delivery.sid,
         attempt=delivery.attempts,
         http_status=result.http_status,
-        will_retry=delivery.status == "pending",
+        will_retry=bool(still_ours) and status == "pending",
         session_ended=delivery.reason,
     )
     return result
@@ -296,8 +306,9 @@ def deliver_due(limit: int = BATCH_SIZE) -> int:
     """Claim and attempt the deliveries that are due, one after another; how many were tried."""
     tried = 0
     for delivery_id in due_deliveries(limit):
-        if claim(delivery_id):
-            attempt(delivery_id)
+        lease = claim(delivery_id)
+        if lease is not None:
+            attempt(delivery_id, lease)
             tried += 1
     return tried
 

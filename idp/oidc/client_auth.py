@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import time
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
+import flask
 from authlib.oauth2.rfc6749 import InvalidClientError, UnauthorizedClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
@@ -17,8 +19,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
+from idp import audit
 from idp.extensions import db
 from idp.models import Client, UsedClientAssertion
+from idp.models.client import find_client
 from idp.oidc.client_keys import ClientKeysUnavailable, client_key_set
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
@@ -26,10 +30,13 @@ from idp.settings import current_settings
 ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 
 
-def _invalid(description: str) -> InvalidClientError:
-    """An invalid_client error with a description safe for RFC 6749's character set."""
+def _invalid(description: str, reason: str) -> InvalidClientError:
+    """An invalid_client error with a description safe for RFC 6749's character set; reason
+    is what the audit record says (never the secret or assertion)."""
     safe = "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "'" for ch in description)
-    return InvalidClientError(description=safe, status_code=401)
+    error = InvalidClientError(description=safe, status_code=401)
+    error.audit_reason = reason
+    return error
 
 
 def _is_time(value: object) -> bool:
@@ -49,10 +56,14 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise _invalid("The Authorization header does not hold Basic credentials.") from None
+        raise _invalid(
+            "The Authorization header does not hold Basic credentials.", "malformed_credentials"
+        ) from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id or not secret:
-        raise _invalid("The Basic credentials must be client_id:client_secret.")
+        raise _invalid(
+            "The Basic credentials must be client_id:client_secret.", "malformed_credentials"
+        )
     return unquote_plus(client_id), unquote_plus(secret)
 
 
@@ -64,9 +75,9 @@ def authenticate_client_secret_basic(query_client, request) -> Client | None:
     client_id, secret = credentials
     client = query_client(client_id)
     if client is None:
-        raise _invalid("The client does not exist on this server.")
+        raise _invalid("The client does not exist on this server.", "unknown_client")
     if not client.check_client_secret(secret):
-        raise _invalid("The client secret is not valid.")
+        raise _invalid("The client secret is not valid.", "wrong_secret")
     return client
 
 
@@ -89,7 +100,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         try:
             return client_key_set(client, refresh=refresh)
         except ClientKeysUnavailable as exc:
-            raise _invalid(f"The client's public keys are unavailable: {exc}") from None
+            raise _invalid(
+                f"The client's public keys are unavailable: {exc}", "keys_unavailable"
+            ) from None
 
     def __call__(self, query_client, request):
         """Authenticate a client by its assertion, or return None when none was sent."""
@@ -99,17 +112,23 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         try:
             headers, unverified = self.extract_assertion(assertion)
         except InvalidClientError:
-            raise _invalid("The client assertion is not a signed JWT.") from None
+            raise _invalid(
+                "The client assertion is not a signed JWT.", "malformed_assertion"
+            ) from None
         client_id = unverified.get("sub")
         if not isinstance(client_id, str) or not client_id:
-            raise _invalid("The client assertion has no sub naming the client.")
+            raise _invalid(
+                "The client assertion has no sub naming the client.", "malformed_assertion"
+            )
         form_client_id = request.form.get("client_id")
         if form_client_id is not None and form_client_id != client_id:
             # RFC 7521 4.2: a client_id sent beside the assertion must name the same client.
-            raise _invalid("client_id does not match the client assertion sub.")
+            raise _invalid(
+                "client_id does not match the client assertion sub.", "client_id_mismatch"
+            )
         client = query_client(client_id)
         if client is None:
-            raise _invalid("The client does not exist on this server.")
+            raise _invalid("The client does not exist on this server.", "unknown_client")
         self.authenticate_client(client)
         if not client.is_active:
             # Before any fetch of its jwks_uri: an inactive service costs the IdP nothing.
@@ -124,13 +143,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         """Only clients registered for private_key_jwt may use it."""
         if client.check_endpoint_auth_method(self.CLIENT_AUTH_METHOD, "token"):
             return client
-        raise _invalid("The client is not registered for private_key_jwt.")
+        raise _invalid("The client is not registered for private_key_jwt.", "method_not_registered")
 
     def _decode_with_client_keys(self, assertion: str, headers: dict, client: Client, key_set):
         """Verify with the registered keys; for a jwks_uri, look again once before refusing."""
         alg = headers.get("alg")
         if alg not in ASSERTION_ALGORITHMS:
-            raise _invalid(f"The client assertion alg {alg} is not accepted.")
+            raise _invalid(
+                f"The client assertion alg {alg} is not accepted.", "algorithm_not_accepted"
+            )
         kid = headers.get("kid")
         token = self._verify_signature(assertion, alg, kid, key_set)
         if token is None and client.jwks_uri:
@@ -140,8 +161,11 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if token is not None:
             return token
         if kid is not None and not any(key.kid == kid for key in key_set.keys):
-            raise _invalid(f"No registered key of the client has kid {kid}.")
-        raise _invalid("The client assertion signature does not verify with any registered key.")
+            raise _invalid(f"No registered key of the client has kid {kid}.", "unknown_key")
+        raise _invalid(
+            "The client assertion signature does not verify with any registered key.",
+            "bad_signature",
+        )
 
     @staticmethod
     def _verify_signature(assertion: str, alg: str, kid, key_set):
@@ -164,40 +188,50 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         skew = settings.clock_skew
         client_id = claims.get("sub")
         if claims.get("iss") != client_id:
-            raise _invalid("The client assertion iss and sub must both be the client_id.")
+            raise _invalid(
+                "The client assertion iss and sub must both be the client_id.", "wrong_issuer"
+            )
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if not set(self.get_audiences()).intersection(a for a in audiences if isinstance(a, str)):
-            raise _invalid("The client assertion aud must be the issuer or the token endpoint URL.")
+            raise _invalid(
+                "The client assertion aud must be the issuer or the token endpoint URL.",
+                "wrong_audience",
+            )
         exp = claims.get("exp")
         if not _is_time(exp):
-            raise _invalid("The client assertion has no exp, or its exp is not a number.")
+            raise _invalid(
+                "The client assertion has no exp, or its exp is not a number.",
+                "malformed_assertion",
+            )
         if exp <= now - skew:
-            raise _invalid("The client assertion has expired.")
+            raise _invalid("The client assertion has expired.", "assertion_expired")
         if exp > now + settings.client_assertion_max_lifetime + skew:
             raise _invalid(
                 "The client assertion lives longer than "
-                f"{settings.client_assertion_max_lifetime} seconds."
+                f"{settings.client_assertion_max_lifetime} seconds.",
+                "assertion_lifetime",
             )
         iat = claims.get("iat")
         if iat is not None:
             if not _is_time(iat):
-                raise _invalid("The client assertion iat is not a number.")
+                raise _invalid("The client assertion iat is not a number.", "malformed_assertion")
             if exp - iat > settings.client_assertion_max_lifetime + skew:
                 raise _invalid(
                     "The client assertion lives longer than "
-                    f"{settings.client_assertion_max_lifetime} seconds."
+                    f"{settings.client_assertion_max_lifetime} seconds.",
+                    "assertion_lifetime",
                 )
             if iat > now + skew:
-                raise _invalid("The client assertion was issued in the future.")
+                raise _invalid("The client assertion was issued in the future.", "issued_in_future")
         nbf = claims.get("nbf")
         if nbf is not None and (not _is_time(nbf) or nbf > now + skew):
-            raise _invalid("The client assertion is not valid yet.")
+            raise _invalid("The client assertion is not valid yet.", "not_yet_valid")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
-            raise _invalid("The client assertion has no jti.")
+            raise _invalid("The client assertion has no jti.", "malformed_assertion")
         if not self._remember_jti(client_id, jti, exp + skew):
-            raise _invalid("The client assertion jti has been used before.")
+            raise _invalid("The client assertion jti has been used before.", "assertion_replayed")
 
     @staticmethod
     def _remember_jti(client_id: str, jti: str, until: float) -> bool:
@@ -215,3 +249,96 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             db.session.rollback()
             return False
         return True
+
+
+# -- The audit record of refused requests at the endpoints clients authenticate to ---------------
+
+
+def presented_method(form, headers) -> str | None:
+    """How a request tried to authenticate its client: the method's name, never the credential."""
+    if (headers.get("Authorization") or "").strip().lower().startswith("basic "):
+        return "client_secret_basic"
+    if form.get("client_assertion") or form.get("client_assertion_type"):
+        return "private_key_jwt"
+    if form.get("client_secret"):
+        return "client_secret_post"
+    if form.get("client_id"):
+        return "none"
+    return None
+
+
+def _unverified_sub(assertion: str) -> str | None:
+    """The sub a client assertion claims (unverified: only to name the client it claims)."""
+    parts = assertion.split(".")
+    if len(parts) != 3 or len(parts[1]) > 8192:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
+def claimed_client(form, headers) -> Client | None:
+    """The registered client a request says it comes from (not verified), or None: a client_id
+    nobody registered is not recorded, as it might be anything (a secret pasted by mistake)."""
+    try:
+        basic = basic_credentials(headers.get("Authorization"))
+    except InvalidClientError:
+        basic = None
+    if basic is not None:
+        claimed = basic[0]
+    elif form.get("client_assertion"):
+        claimed = _unverified_sub(form["client_assertion"]) or form.get("client_id")
+    else:
+        claimed = form.get("client_id")
+    return find_client(claimed) if isinstance(claimed, str) and claimed else None
+
+
+def _failure_reason(error, method: str | None, client: Client | None) -> str:
+    """Why client authentication failed: the check that refused it, else what can be told."""
+    reason = getattr(error, "audit_reason", None)
+    if reason:
+        return reason
+    if method is None:
+        return "no_credentials"
+    if client is None:
+        return "unknown_client"
+    if method != client.token_endpoint_auth_method:
+        return "method_not_registered"
+    return "wrong_secret" if method.startswith("client_secret") else "refused"
+
+
+def audit_refused_request(endpoint: str, event: str, response) -> None:
+    """Record a refused request at the token, revocation or introspection endpoint.
+
+    A client that failed to authenticate is client.authentication_failed, with the method it
+    tried and why it failed; anything else is event, with the OAuth error as the reason.
+    Neither ever holds a secret, an assertion, a code or a token.
+    """
+    if flask.g.get("refusal_recorded"):
+        return
+    error = flask.g.get("oauth_error")
+    authenticated = getattr(flask.g.get("oauth_request"), "client", None)
+    form, headers = flask.request.form, flask.request.headers
+    body = response.get_json(silent=True) or {}
+    client = authenticated or claimed_client(form, headers)
+    if body.get("error") == "invalid_client" and authenticated is None:
+        method = presented_method(form, headers)
+        audit.record(
+            "client.authentication_failed",
+            "failure",
+            reason=_failure_reason(error, method, client),
+            client_id=client.client_id if client else None,
+            endpoint=endpoint,
+            method=method,
+        )
+        return
+    audit.record(
+        event,
+        "failure",
+        reason=body.get("error"),
+        client_id=client.client_id if client else None,
+        detail=(body.get("error_description") or "")[:200],
+    )

@@ -21,6 +21,7 @@ from idp.accounts.forms import SignOutForm
 from idp.accounts.sessions import current_session, end_session
 from idp.models import Client
 from idp.models.client import find_client
+from idp.oidc.backchannel import sids_known_to_departments
 from idp.oidc.claims import subject_for
 from idp.oidc.keys import SUPPORTED_ALGS, public_jwks
 from idp.settings import current_settings
@@ -56,6 +57,8 @@ def _verified_hint(hint: str) -> dict | None:
         keys = [k for k in public_jwks()["keys"] if k.get("kid") == header.get("kid")]
         if not keys or header.get("alg") not in SUPPORTED_ALGS:
             return None
+        if header.get("typ") not in (None, "JWT"):
+            return None  # a logout token (logout+jwt) or anything else is not an ID token
         return jwt.decode(
             hint,
             jwt.PyJWK(keys[0]),
@@ -97,7 +100,11 @@ def _hint_matches(logout: LogoutRequest, session) -> bool:
     if not logout.hint_valid or session is None:
         return False
     if logout.hint_sid:
-        return logout.hint_sid == session.sid
+        # The department may know the session by the sid it had before the citizen signed in
+        # again in this browser (the session was carried over with a new sid).
+        return logout.hint_sid == session.sid or logout.hint_sid in sids_known_to_departments(
+            session.id
+        )
     return logout.hint_sub == subject_for(session.citizen, logout.client)
 
 
@@ -112,12 +119,15 @@ def _finish(logout: LogoutRequest) -> Response:
 
 
 def _sign_out(session, logout: LogoutRequest, how: str) -> None:
+    """RP-initiated logout: recorded with the department that asked (when it is known)."""
     if session is not None:
         audit.record(
-            "sign_out",
+            "sign_out.relying_party",
             citizen_id=session.citizen_id,
             client_id=logout.client.client_id if logout.client else None,
-            by=how,
+            sid=session.sid,
+            confirmed_by=how,
+            hint_valid=logout.hint_valid,
         )
         end_session(session, reason="signed out by a service")
 
@@ -131,10 +141,10 @@ def logout() -> Response:
     if request.method == "POST" and request.form.get("confirm") == "yes":
         if not form.validate_on_submit():
             return render_template("error.html", message=_("The form has expired.")), 400
-        _sign_out(session, logout, "confirmed at the IdP")
+        _sign_out(session, logout, "citizen")
         return _finish(logout)
     if _hint_matches(logout, session):
-        _sign_out(session, logout, "the service")
+        _sign_out(session, logout, "id_token_hint")
         return _finish(logout)
     if session is None:
         # Nobody is signed in here: nothing to confirm.

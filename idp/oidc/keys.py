@@ -76,10 +76,16 @@ class Retirement:
 
 
 def _generate(alg: str):
-    """A fresh key for the algorithm, with its RFC 7638 thumbprint as kid."""
-    if alg == "ES256":
-        return ECKey.generate_key("P-256", auto_kid=True)
-    return RSAKey.generate_key(2048, auto_kid=True)
+    """A fresh key for the algorithm, with its RFC 7638 thumbprint as kid. A thumbprint that
+    starts with "-" would read as an option in `idp keys retire KID`: such a key is drawn again
+    (one in 64 are)."""
+    while True:
+        if alg == "ES256":
+            key = ECKey.generate_key("P-256", auto_kid=True)
+        else:
+            key = RSAKey.generate_key(2048, auto_kid=True)
+        if not key.kid.startswith("-"):
+            return key
 
 
 def _add_key(alg: str, activates_at: datetime) -> SigningKey:

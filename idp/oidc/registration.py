@@ -28,6 +28,7 @@ from idp.departments.services import (
 )
 from idp.extensions import csrf
 from idp.models import Client
+from idp.models.client import find_client
 from idp.settings import current_settings
 
 bp = Blueprint("registration", __name__)
@@ -87,10 +88,40 @@ def _json_body() -> dict[str, Any] | Response:
     return data
 
 
+def _authentication_failed(method: str, reason: str, client: Client | None = None) -> None:
+    """A request at the registration endpoint without a valid bearer token (never the token)."""
+    audit.record(
+        "client.authentication_failed",
+        "failure",
+        reason=reason,
+        client_id=client.client_id if client else None,
+        endpoint="registration",
+        method=method,
+    )
+
+
+def _refused(client: Client, reason: str, change: str) -> None:
+    """A change to a registration refused (the client authenticated)."""
+    audit.record(
+        "client.registration_refused",
+        "failure",
+        reason=reason,
+        client_id=client.client_id,
+        change=change,
+        via="api",
+    )
+
+
 def _metadata_error(exc: ClientMetadataError, client_id: str | None = None) -> Response:
     """A refused registration, recorded with the field at fault."""
     audit.record(
-        "client.registration_refused", outcome="failure", reason=exc.error, client_id=client_id
+        "client.registration_refused",
+        outcome="failure",
+        reason=exc.error,
+        client_id=client_id,
+        change="update" if client_id else "register",
+        via="api",
+        field=exc.field,
     )
     return _error(exc.error, str(exc))
 
@@ -131,10 +162,11 @@ def register() -> Response:
     """RFC 7591 3.1: register a new client with an initial access token."""
     value = _bearer_token()
     if value is None:
+        _authentication_failed("initial_access_token", "no_token")
         return _token_error(None)
     token = find_initial_access_token(value)
     if token is None:
-        audit.record("client.registration_refused", outcome="failure", reason="invalid_token")
+        _authentication_failed("initial_access_token", "invalid_token")
         return _token_error("The initial access token is not valid (unknown, used or expired).")
     data = _json_body()
     if isinstance(data, Response):
@@ -151,6 +183,7 @@ def register() -> Response:
     except ClientMetadataError as exc:
         return _metadata_error(exc)
     except RegistrationError as exc:
+        _authentication_failed("initial_access_token", "token_used_up")
         return _token_error(str(exc))
     return _respond(client_information(registered.client, registered), 201)
 
@@ -158,17 +191,15 @@ def register() -> Response:
 def _managed_client(client_id: str) -> Client | Response:
     """The client whose registration access token was presented, for this URL only."""
     value = _bearer_token()
+    named = find_client(client_id)  # only a registered client_id goes into the record
     if value is None:
+        _authentication_failed("registration_access_token", "no_token", named)
         return _token_error(None)
     client = find_client_by_registration_token(value)
     if client is None or client.client_id != client_id:
         # RFC 7592 2: a token for another client, or for none, is simply not valid here.
-        audit.record(
-            "client.registration_refused",
-            outcome="failure",
-            reason="invalid_token",
-            client_id=client_id[:128],
-        )
+        reason = "invalid_token" if client is None else "another_clients_token"
+        _authentication_failed("registration_access_token", reason, named)
         return _token_error("The registration access token is not valid for this client.")
     return client
 
@@ -187,6 +218,7 @@ def configuration(client_id: str) -> Response:
         try:
             delete_registration(client, via="api")
         except RegistrationError as exc:
+            _refused(client, "access_denied", "delete")
             return _error("access_denied", str(exc), 403)
         response = Response(status=204)
         response.headers["Cache-Control"] = "no-store"
@@ -196,10 +228,14 @@ def configuration(client_id: str) -> Response:
         return data
     for name in SERVER_ASSIGNED:
         if name in data:
+            _refused(client, "invalid_request", "update")
             return _error("invalid_request", f"{name} is assigned by the IdP and must not be sent.")
     if data.get("client_id") != client.client_id:
+        _refused(client, "invalid_request", "update")
         return _error("invalid_request", "client_id is required and must be this client's id.")
     if "client_secret" in data and not client.check_client_secret(str(data["client_secret"])):
+        # The secret sent is never recorded: only that it did not match.
+        _refused(client, "wrong_secret", "update")
         return _error("invalid_request", "client_secret does not match the current secret.")
     metadata = {k: v for k, v in data.items() if k not in {"client_id", "client_secret"}}
     try:
@@ -210,5 +246,6 @@ def configuration(client_id: str) -> Response:
     except ClientMetadataError as exc:
         return _metadata_error(exc, client.client_id)
     except RegistrationError as exc:
+        _refused(client, "access_denied", "update")
         return _error("access_denied", str(exc), 403)
     return _respond(client_information(client, registered, token), 200)

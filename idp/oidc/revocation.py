@@ -12,7 +12,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as AuthlibRevocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as AuthlibIntrospection
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from idp import audit
 from idp.extensions import csrf, db
@@ -20,10 +20,12 @@ from idp.models import RefreshToken, Token
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import subject_for
+from idp.oidc.client_auth import audit_refused_request
 from idp.oidc.server import (
     TOKEN_ENDPOINT_AUTH_METHODS,
     authorization_server,
     revoke_refresh_family,
+    token_assurance,
 )
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
@@ -40,6 +42,22 @@ def _require_token(request) -> None:
     RFC 7662 2.1), where Authlib would refuse it."""
     if not request.form.get("token"):
         raise InvalidRequestError("The token parameter is required.")
+
+
+def _token_event(event: str, token: Token | RefreshToken, **details: Any) -> None:
+    """An event about one token: whose, which department's, from which sign-in (never the
+    token itself)."""
+    level, methods = token_assurance(token)
+    audit.record(
+        event,
+        citizen_id=token.citizen_id,
+        client_id=token.client_id,
+        sid=token.sid,
+        level=level,
+        methods=methods,
+        token_type="refresh_token" if isinstance(token, RefreshToken) else "access_token",
+        **details,
+    )
 
 
 def _find(token_string: str, hint: str | None) -> Token | RefreshToken | None:
@@ -68,6 +86,13 @@ class RevocationEndpoint(AuthlibRevocation):
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return _find(token_string, token_type_hint)
 
+    def authenticate_token(self, request, client):
+        token = super().authenticate_token(request, client)
+        if token is None:
+            # RFC 7009 2.2: an unknown token is "revoked" too; the record says none was found.
+            audit.record("token.revoked", client_id=client.client_id, found=False)
+        return token
+
     def revoke_token(self, token: Token | RefreshToken, request) -> None:
         if isinstance(token, RefreshToken):
             # Revoking a refresh token ends its family and the access tokens issued in it.
@@ -75,7 +100,7 @@ class RevocationEndpoint(AuthlibRevocation):
         elif token.revoked_at is None:
             token.revoked_at = utcnow()
         db.session.commit()
-        audit.record("token.revoked", citizen_id=token.citizen_id, client_id=token.client_id)
+        _token_event("token.revoked", token, found=True)
 
 
 class IntrospectionEndpoint(AuthlibIntrospection):
@@ -91,6 +116,21 @@ class IntrospectionEndpoint(AuthlibIntrospection):
 
     def check_permission(self, token: Token, client, request) -> bool:
         return token.check_client(client)
+
+    def authenticate_token(self, request, client):
+        request.introspected = super().authenticate_token(request, client)
+        return request.introspected
+
+    def create_endpoint_response(self, request):
+        """As Authlib, and recorded: which client asked, and whether the token is active."""
+        status, body, headers = super().create_endpoint_response(request)
+        token = getattr(request, "introspected", None)
+        if token is not None and body.get("active"):
+            _token_event("token.introspected", token, active=True)
+        else:
+            # Unknown, expired, revoked or another client's: nothing of the token is recorded.
+            audit.record("token.introspected", client_id=request.client.client_id, active=False)
+        return status, body, headers
 
     def introspect_token(self, token: Token | RefreshToken) -> dict[str, Any]:
         client = find_client(token.client_id)
@@ -110,13 +150,7 @@ class IntrospectionEndpoint(AuthlibIntrospection):
 def _respond(endpoint_name: str) -> Response:
     response = authorization_server().create_endpoint_response(endpoint_name)
     if response.status_code >= 400:
-        body = response.get_json(silent=True) or {}
-        audit.record(
-            f"{endpoint_name}.failed",
-            outcome="failure",
-            reason=body.get("error"),
-            client_id=(request.form.get("client_id") or "")[:128] or None,
-        )
+        audit_refused_request(endpoint_name, f"{endpoint_name}.failed", response)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

@@ -24,7 +24,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import grants as oidc_grants
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from sqlalchemy import update
 
 from idp import audit
@@ -34,7 +34,7 @@ from idp.accounts.levels import (
     parse_vtr,
     requested_vectors,
 )
-from idp.accounts.sessions import current_session
+from idp.accounts.sessions import current_session, live_session_for_sid
 from idp.extensions import db
 from idp.models import AuthorizationCode, Client, RefreshToken, Token
 from idp.models.client import find_client
@@ -99,10 +99,14 @@ def save_token(token: dict, request: OAuth2Request) -> None:
     if code is not None:
         backchannel.record_participation(code.sid, request.client.client_id)
     db.session.commit()
+    # One sign-in's events share its session reference: the code's (or refresh token's) sid.
     audit.record(
-        "token.issued",
+        "token.refreshed" if previous is not None else "token.issued",
         citizen_id=request.user.id,
         client_id=request.client.client_id,
+        sid=origin.sid if origin else None,
+        level=origin.vot if origin else None,
+        methods=list(origin.amr or []) if origin else None,
         grant_type=request.payload.grant_type,
         scope=token.get("scope"),
         with_refresh=bool(family),
@@ -112,14 +116,32 @@ def save_token(token: dict, request: OAuth2Request) -> None:
 def _refuse_replay(event: str, row, reason: str, description: str) -> None:
     """A code or refresh token used twice: keep the revocation just made, record, refuse."""
     db.session.commit()
+    g.refusal_recorded = True  # the endpoint records nothing more of this refusal
     audit.record(
         event,
         outcome="failure",
         reason=reason,
         citizen_id=row.citizen_id,
         client_id=row.client_id,
+        sid=row.sid,
+        level=row.vot,
+        methods=list(row.amr or []),
     )
     raise InvalidGrantError(description)
+
+
+def token_assurance(token: Token | RefreshToken) -> tuple[str | None, list[str] | None]:
+    """The level met (vot) and the methods used (amr) at the sign-in a token comes from."""
+    origin: AuthorizationCode | RefreshToken | None = None
+    if isinstance(token, RefreshToken):
+        origin = token
+    elif token.authorization_code_id is not None:
+        origin = db.session.get(AuthorizationCode, token.authorization_code_id)
+    elif token.refresh_family:
+        origin = db.session.scalar(
+            db.select(RefreshToken).filter_by(family=token.refresh_family).limit(1)
+        )
+    return (origin.vot, list(origin.amr or [])) if origin is not None else (None, None)
 
 
 def revoke_refresh_family(family: str, now=None) -> None:
@@ -162,7 +184,9 @@ class IdPAuthorizationServer(AuthorizationServer):
             raise
 
     def handle_error_response(self, request, error):
-        """invalid_client is always 401 with WWW-Authenticate (RFC 6749 5.2)."""
+        """invalid_client is always 401 with WWW-Authenticate (RFC 6749 5.2). The error and
+        request are kept for the audit record (the endpoints record refusals)."""
+        g.oauth_error, g.oauth_request = error, request
         if isinstance(error, InvalidClientError):
             error.status_code = 401
         return super().handle_error_response(request, error)
@@ -294,9 +318,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             "authorization_code.issued",
             citizen_id=request.user.id,
             client_id=request.client.client_id,
+            sid=row.sid,
+            level=row.vot,
+            methods=list(row.amr or []),
             scope=request.scope,
-            vot=row.vot,
-            amr=row.amr,
         )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
@@ -323,11 +348,26 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             _refuse_replay(
                 "authorization_code.replayed",
                 row,
-                "code already used",
+                "code_reused",
                 "The authorization code has already been used; tokens issued with it are revoked.",
             )
         if row.expires_at <= now:
             raise InvalidGrantError("The authorization code has expired.")
+        # No token outlives its session: a code redeemed after the citizen signed out (or the
+        # session expired) gets nothing. The session row stays locked until the tokens are
+        # stored, so it cannot end unnoticed in between (its end would miss this department).
+        if live_session_for_sid(row.sid, lock=True) is None:
+            db.session.commit()  # the code stays spent
+            g.refusal_recorded = True  # the endpoint records nothing more of this refusal
+            audit.record(
+                "authorization_code.refused",
+                "failure",
+                reason="session_ended",
+                citizen_id=row.citizen_id,
+                client_id=row.client_id,
+                sid=row.sid,
+            )
+            raise InvalidGrantError("The sign-in this code came from has ended.")
         return row
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
@@ -410,9 +450,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         now = utcnow()
         if row.expires_at <= now:
             raise InvalidGrantError("The refresh token has expired: the citizen must sign in.")
+        # The session's row stays locked until the new tokens are stored: a sign-out at the
+        # same moment waits, then revokes them too (or went first, and nothing is issued).
+        if live_session_for_sid(row.sid, lock=True) is None:
+            raise InvalidGrantError("The sign-in this refresh token came from has ended.")
         claimed = db.session.execute(
             update(RefreshToken)
-            .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
+            .where(
+                RefreshToken.id == row.id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
             .values(used_at=now)
         ).rowcount
         if claimed != 1:
@@ -422,7 +470,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             _refuse_replay(
                 "refresh_token.replayed",
                 row,
-                "refresh token already used",
+                "refresh_token_reused",
                 "The refresh token has already been used; every token of its family is revoked.",
             )
         return row

@@ -3,8 +3,8 @@
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from flask import Blueprint, Response, request
 
-from idp import audit
 from idp.extensions import csrf
+from idp.oidc.client_auth import audit_refused_request
 from idp.oidc.server import authorization_server
 
 bp = Blueprint("token", __name__)
@@ -22,14 +22,7 @@ def token() -> Response:
     else:
         response = server.create_token_response()
     if response.status_code >= 400:
-        body = response.get_json(silent=True) or {}
-        audit.record(
-            "token.failed",
-            outcome="failure",
-            reason=body.get("error"),
-            client_id=(request.form.get("client_id") or "")[:128] or None,
-            detail=(body.get("error_description") or "")[:200],
-        )
+        audit_refused_request("token", "token.failed", response)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

@@ -9,9 +9,11 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from flask import Blueprint, Response, jsonify
 
+from idp import audit
 from idp.extensions import csrf, db
 from idp.models import Token
 from idp.oidc.claims import user_info
+from idp.oidc.server import token_assurance
 from idp.security.secrets import hash_token
 
 bp = Blueprint("userinfo", __name__)
@@ -71,12 +73,27 @@ def userinfo() -> Response:
     try:
         token: Token = require_token.acquire_token(["openid"])
     except OAuth2Error as error:
+        if error.error in ("invalid_token", "insufficient_scope"):
+            # A token was presented and refused (never recorded: only that it was refused).
+            audit.record("userinfo.failed", "failure", reason=error.error)
         return bearer_error_response(error)
     client = token.get_client()
+    event = {"citizen_id": token.citizen_id, "client_id": token.client_id, "sid": token.sid}
     if client is None or not client.is_active:
+        audit.record("userinfo.failed", "failure", reason="client_not_active", **event)
         return bearer_error_response(
             InvalidTokenError("The service this token was issued to is not active.")
         )
-    response = jsonify(user_info(token.citizen, client, token.scope))
+    claims = user_info(token.citizen, client, token.scope)
+    level, methods = token_assurance(token)
+    audit.record(
+        "userinfo.released",
+        level=level,
+        methods=methods,
+        scope=token.scope,
+        claims=sorted(claims),
+        **event,
+    )
+    response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     return response

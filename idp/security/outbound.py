@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -75,9 +76,12 @@ def _resolve(name: str, host: str, port: int, allow_private: bool) -> str:
     )
 
 
-def _pinned(uri: str, name: str) -> tuple[str, dict[str, str], dict[str, str]]:
+def _pinned(
+    uri: str, name: str, allow_private: bool | None = None
+) -> tuple[str, dict[str, str], dict[str, str]]:
     """The URL to connect to (the checked address), the Host header, and the SNI name."""
-    settings = current_settings()
+    if allow_private is None:
+        allow_private = current_settings().may_fetch_private_addresses
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -88,7 +92,7 @@ def _pinned(uri: str, name: str) -> tuple[str, dict[str, str], dict[str, str]]:
         raise FetchError(f"{name} has an invalid port") from None
     if parts.scheme not in {"https", "http"} or not parts.hostname:
         raise FetchError(f"{name} is not an absolute http(s) URI")
-    address = _resolve(name, parts.hostname, port, settings.may_fetch_private_addresses)
+    address = _resolve(name, parts.hostname, port, allow_private)
     literal = f"[{address}]" if ":" in address else address
     pinned = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
@@ -99,33 +103,43 @@ def _pinned(uri: str, name: str) -> tuple[str, dict[str, str], dict[str, str]]:
 def post_form(uri: str, name: str, form: dict[str, str], timeout: float) -> int:
     """POST a form to a department's URI (back-channel logout); its HTTP status.
 
-    Same rules as fetching: checked address, no redirects, a deadline on the whole exchange.
-    FetchError says why nothing was delivered; TimeoutError when the deadline passed.
+    Same rules as fetching: checked address, no redirects. The whole exchange, name lookup
+    included, runs against a wall-clock deadline (httpx's timeouts bound each read only, so a
+    server trickling its headers could otherwise hold the IdP for minutes); the answer's body
+    is never read. FetchError says why nothing was delivered; TimeoutError when too slow.
     """
-    pinned, headers, extensions = _pinned(uri, name)
-    deadline = time.monotonic() + timeout
-    try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+    allow_private = current_settings().may_fetch_private_addresses
+    http = httpx.Client(timeout=timeout, follow_redirects=False)
+    outcome: dict[str, Any] = {}
+
+    def exchange() -> None:
+        try:
+            pinned, headers, extensions = _pinned(uri, name, allow_private)
             request = http.build_request(
                 "POST", pinned, data=form, headers=headers, extensions=extensions
             )
             response = http.send(request, stream=True)
-            try:
-                # Read (and drop) at most a little of the answer, within the deadline.
-                read = 0
-                for chunk in response.iter_bytes():
-                    read += len(chunk)
-                    if read > 4096:
-                        break
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{name} took longer than {timeout} seconds")
-            finally:
-                response.close()
-    except httpx.TimeoutException:
-        raise TimeoutError(f"{name} took longer than {timeout} seconds") from None
-    except httpx.HTTPError as exc:
-        raise FetchError(f"{name} could not be reached: {type(exc).__name__}") from None
-    return response.status_code
+            response.close()
+            outcome["status"] = response.status_code
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=exchange, name="idp-outbound-post", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    http.close()
+    if worker.is_alive():
+        raise TimeoutError(f"{name} took longer than {timeout} seconds")
+    error = outcome.get("error")
+    if isinstance(error, httpx.TimeoutException):
+        raise TimeoutError(f"{name} took longer than {timeout} seconds")
+    if isinstance(error, FetchError):
+        raise error
+    if isinstance(error, httpx.HTTPError):
+        raise FetchError(f"{name} could not be reached: {type(error).__name__}")
+    if error is not None:
+        raise FetchError(f"{name} could not be reached: {type(error).__name__}")
+    return outcome["status"]
 
 
 def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:

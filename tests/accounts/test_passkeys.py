@@ -29,6 +29,7 @@ from idp.models import Passkey, RecoveryCode, ThrottleCounter, WebAuthnChallenge
 from idp.models.timestamps import utcnow
 from idp.security.throttle import delay
 from tests.conftest import LiveIdP, serve_idp
+from tests.support.audit import logged_events
 from tests.support.authenticator import SoftwareAuthenticator, b64url
 from tests.support.browser import SECOND_FACTOR_HEADING, CitizenBrowser, callback
 
@@ -189,7 +190,7 @@ def forget_throttling(idp) -> None:
 
 
 def events(lines: io.StringIO, name: str) -> list[dict]:
-    return [e for e in map(json.loads, lines.getvalue().splitlines()) if e["event"] == name]
+    return [e for e in logged_events(lines.getvalue()) if e["event"] == name]
 
 
 @pytest.fixture
@@ -481,7 +482,8 @@ def test_signing_in_with_a_passkey_alone_meets_cl_cm(
     assert (claims["vot"], claims["acr"], claims["amr"]) == ("Cl.Cm", "Cl.Cm", ["hwk"])
     assert claims["sub"] == with_passkey["subject"]
     [signed_in] = events(audit_lines, "sign_in.passkey")
-    assert signed_in["citizen_id"] == with_passkey["id"] and signed_in["amr"] == ["hwk"]
+    assert signed_in["citizen_id"] == with_passkey["id"] and signed_in["methods"] == "hwk"
+    assert signed_in["level"] == "Cl.Cm"
     assert options["challenge"] not in audit_lines.getvalue()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
 
@@ -24,6 +23,7 @@ from tests.departments import (
     stored_client,
     visible_text,
 )
+from tests.support.audit import logged_events
 from tests.support.browser import CitizenBrowser
 from tests.support.oidc_client import DepartmentClient
 
@@ -54,7 +54,7 @@ def audit_events():
 
     def events() -> tuple[list[dict], str]:
         text = stream.getvalue()
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")], text
+        return logged_events(text), text
 
     yield events
     logger.removeHandler(handler)

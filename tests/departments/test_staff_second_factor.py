@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from tests.departments import (
     redirects_to,
     visible_text,
 )
+from tests.support.audit import logged_events
 from tests.support.cli import run
 
 CODE_HEADING = "Enter the code from your authenticator app"
@@ -180,7 +180,7 @@ def audit_events():
 
     def events() -> tuple[list[dict], str]:
         text = stream.getvalue()
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")], text
+        return logged_events(text), text
 
     yield events
     logger.removeHandler(handler)
@@ -291,7 +291,7 @@ def test_the_first_sign_in_sets_up_an_app_and_then_opens_the_page_asked_for(
     enrolled = [e for e in events if e["event"] == "staff.second_factor.enrolled"]
     signed_in = [e for e in events if e["event"] == "staff.signed_in"]
     assert len(enrolled) == 1 and len(signed_in) == 2
-    assert all(e["amr"] == ["pwd", "otp"] for e in signed_in)
+    assert all(e["methods"] == "pwd otp" for e in signed_in)
     assert key not in text and app.code_at(app.last_step) not in text
 
 

@@ -452,3 +452,75 @@ def test_operators_can_list_deliveries_and_every_attempt(idp, browser, citizen, 
     bad = runner.invoke(cli, ["logouts", "list", "--status", "lost"])
     assert bad.exit_code != 0
     assert "'lost' is not one of" in bad.output
+
+
+def test_a_code_or_refresh_token_from_a_session_that_ended_gets_nothing(
+    idp, browser, citizen, make_client
+):
+    client = make_client(grant_types=["authorization_code", "refresh_token"])
+    tokens = sign_in_at(browser, client, citizen)
+    attempt = client.authorization()
+    cb = browser.authorize(attempt.url, citizen["email"], citizen["password"])
+    sign_out_at_idp(browser, idp)  # before the department redeems its second code
+    late = client.token_request(cb.params["code"], attempt.code_verifier)
+    assert late.status_code == 400
+    assert late.json()["error"] == "invalid_grant"
+    assert "has ended" in late.json()["error_description"]
+    refreshed = client.http.post(
+        client.discovery()["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(client.client_id, client.client_secret),
+    )
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error"] == "invalid_grant"
+    assert client.introspect(tokens["access_token"]).json() == {"active": False}
+
+
+def test_a_code_issued_before_signing_in_again_still_belongs_to_the_live_session(
+    idp, browser, citizen, make_client, receiver
+):
+    a = make_client("dept-a", backchannel_logout_uri=receiver.uri)
+    b = make_client("dept-b", redirect_uri="https://dept-b.example.gov.uk/callback")
+    attempt = a.authorization()
+    cb = browser.authorize(attempt.url, citizen["email"], citizen["password"])
+    # The citizen signs in again at department B before A redeems its code.
+    again = b.authorization(prompt="login")
+    browser.authorize(again.url, citizen["email"], citizen["password"])
+    tokens = a.token_request(cb.params["code"], attempt.code_verifier).json()
+    claims = a.validate_id_token(tokens["id_token"], attempt.nonce)
+    time.sleep(1)
+    assert receiver.received == []  # not signed out: the session lives on under a new sid
+    # Department A's own sign-out button, with the sid it knows: signs out at once.
+    response = browser.get(idp.url(f"/logout?id_token_hint={tokens['id_token']}&client_id=dept-a"))
+    assert response.status_code == 200
+    assert "You have signed out" in response.text
+    _, logout = verify(receiver.wait_for(1)[0].logout_token, idp, "dept-a")
+    assert logout["sid"] == claims["sid"]
+
+
+def test_a_logout_token_is_not_taken_for_an_id_token_hint(
+    idp, browser, citizen, make_client, receiver
+):
+    client = make_client(backchannel_logout_uri=receiver.uri)
+    sign_in_at(browser, client, citizen)
+    sign_out_at_idp(browser, idp)
+    logout_token = receiver.wait_for(1)[0].logout_token
+    other = CitizenBrowser(idp.issuer)
+    sign_in_at(other, client, citizen)
+    page = other.get(idp.url(f"/logout?id_token_hint={logout_token}"))
+    assert "Do you want to sign out?" in page.text  # asked to confirm: the hint was refused
+
+
+def test_a_department_that_holds_the_request_open_times_out(
+    idp, browser, citizen, make_client, receiver
+):
+    client = make_client(backchannel_logout_uri=receiver.uri)
+    sign_in_at(browser, client, citizen)
+    receiver.released.clear()
+    sign_out_at_idp(browser, idp)
+    delivery = wait_until(lambda: deliveries(idp, client_id=client.client_id))[0]
+    first = wait_until(lambda: attempts(idp, delivery.id))[0]
+    receiver.released.set()
+    assert first.outcome == "timeout"
+    assert "took longer than 2.0 seconds" in first.detail
+    assert first.duration_ms < 4000  # the test settings' 2-second deadline, not the server's

@@ -1,0 +1,423 @@
+"""The auditor pages under /staff/audit: the audit record, read-only, for staff with the
+auditor role (signed in with both factors). Administrators cannot read it (auditing is a
+separate duty), and auditors change nothing elsewhere.
+
+Every page is a GET that changes nothing but the record of who read what (audit.viewed). The
+two POST forms, with CSRF tokens, are resolving a citizen id to an email address (a reason is
+required, and recorded) and downloading an export (recorded by the export itself).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial, wraps
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
+from wtforms import SelectField, StringField, SubmitField, TextAreaField
+from wtforms.validators import Length, Optional, ValidationError
+
+from idp import audit
+from idp.audit import charts, queries
+from idp.audit.export import FORMATS, ExportError, write_export
+from idp.audit.queries import FilterError, Filters
+from idp.departments.forms import choices
+from idp.departments.staff import (
+    can_read_audit_record,
+    current_staff,
+    current_staff_session,
+    has_both_factors,
+    has_staff_second_factor,
+)
+from idp.models import StaffMember
+from idp.models.timestamps import utcnow
+
+bp = Blueprint("audit", __name__)
+
+AUDITORS_ONLY = (
+    "The audit record is read by auditors only. Auditing is a separate duty from running the "
+    "platform or a department's services, so administrators cannot read it."
+)
+FILTER_FIELDS = ("start", "end", "citizen", "client_id", "event", "outcome", "ip")
+SESSION_REF = re.compile(r"[0-9a-f]{32}")
+REASON_MIN_LENGTH = 10
+CHART_DEFAULT_RANGE = timedelta(days=7)
+CHART_MAX_RANGE = timedelta(days=366)
+# Ranges up to this long are charted by the hour, longer ones by the day.
+HOURLY_UP_TO = timedelta(days=3)
+FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines"}
+
+
+# -- Forms --------------------------------------------------------------------------------------
+
+
+def _parsed(parse: Callable[[str], Any], value: str) -> Any:
+    """A filter value parsed, or the reason it cannot be, as a form error."""
+    try:
+        return parse(value)
+    except FilterError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class RangeForm(FlaskForm):
+    """A time range in UTC, read from the query string (a GET form: no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    start = StringField(
+        "From (UTC)",
+        description="YYYY-MM-DD, or YYYY-MM-DD HH:MM",
+        validators=[Optional(), Length(max=40, message="Enter a date of at most 40 characters")],
+    )
+    end = StringField(
+        "To (UTC)",
+        description="Not included; a date alone includes that whole day",
+        validators=[Optional(), Length(max=40, message="Enter a date of at most 40 characters")],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parsed: dict[str, Any] = {}
+
+    def validate_start(self, field: StringField) -> None:
+        """A time it starts at."""
+        self.parsed["start"] = _parsed(queries.parse_time, field.data)
+
+    def validate_end(self, field: StringField) -> None:
+        """A time it ends before."""
+        self.parsed["end"] = _parsed(partial(queries.parse_time, end=True), field.data)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Each field, then the range: it ends after it starts."""
+        if not super().validate(extra_validators):
+            return False
+        try:
+            queries.check_range(self.parsed.get("start"), self.parsed.get("end"))
+        except FilterError as exc:
+            self.end.errors = [*self.end.errors, str(exc)]
+            return False
+        return True
+
+
+class FilterForm(RangeForm):
+    """The audit record's filters."""
+
+    citizen = StringField(
+        "Citizen id",
+        validators=[Optional(), Length(max=20, message="Enter a citizen id of at most 20 digits")],
+    )
+    client_id = StringField(
+        "Service (client ID)",
+        validators=[
+            Optional(),
+            Length(max=128, message="Enter a client ID of at most 128 characters"),
+        ],
+        render_kw={"list": "service-ids", "spellcheck": "false"},
+    )
+    event = StringField(
+        "Event",
+        description="Choose one, or type its name",
+        validators=[Optional(), Length(max=64, message="Enter an event of at most 64 characters")],
+        render_kw={"list": "event-names", "spellcheck": "false"},
+    )
+    outcome = SelectField(
+        "Outcome",
+        choices=choices([("", "Any"), ("success", "Success"), ("failure", "Failure")]),
+        validate_choice=False,
+    )
+    ip = StringField(
+        "IP address",
+        validators=[Optional(), Length(max=64, message="Enter an IP address")],
+        render_kw={"spellcheck": "false"},
+    )
+
+    def validate_citizen(self, field: StringField) -> None:
+        """A whole number."""
+        self.parsed["citizen_id"] = _parsed(queries.parse_citizen_id, field.data)
+
+    def validate_outcome(self, field: SelectField) -> None:
+        """Success, failure or any."""
+        if field.data and field.data not in queries.OUTCOMES:
+            raise ValidationError("Choose success or failure, or any outcome")
+
+    def validate_ip(self, field: StringField) -> None:
+        """An IPv4 or IPv6 address."""
+        self.parsed["ip"] = _parsed(queries.parse_ip, field.data)
+
+    def filters(self) -> Filters:
+        """The filters, once the form is valid."""
+        return Filters(
+            start=self.parsed.get("start"),
+            end=self.parsed.get("end"),
+            citizen_id=self.parsed.get("citizen_id"),
+            client_id=(self.client_id.data or "").strip() or None,
+            event=(self.event.data or "").strip() or None,
+            outcome=self.outcome.data or None,
+            ip=self.parsed.get("ip"),
+        )
+
+
+class ChartForm(RangeForm):
+    """The charts' time range: up to now unless chosen, a week long unless chosen, at most
+    CHART_MAX_RANGE."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """A range that ends after it starts, at most CHART_MAX_RANGE long."""
+        if not super().validate(extra_validators):
+            return False
+        start, end = self.chart_range()
+        if start >= end:
+            self.start.errors = [*self.start.errors, "The start of the range must be in the past"]
+            return False
+        if end - start > CHART_MAX_RANGE:
+            self.end.errors = [*self.end.errors, "Choose a range of at most 366 days"]
+            return False
+        return True
+
+    def chart_range(self) -> tuple[datetime, datetime]:
+        """(start, end): the end defaults to now, the start to a week before the end."""
+        end = self.parsed.get("end") or utcnow()
+        return self.parsed.get("start") or end - CHART_DEFAULT_RANGE, end
+
+
+class ResolveForm(FlaskForm):
+    """Why the auditor needs to know who a citizen id is."""
+
+    reason = TextAreaField(
+        "Why do you need to know who this is?",
+        description="For example the reference of the investigation or request. Your reason "
+        "and your staff account are kept in the audit record.",
+        validators=[Length(max=200, message="Give a reason of at most 200 characters")],
+    )
+    submit = SubmitField("Show the email address")
+
+    def validate_reason(self, field: TextAreaField) -> None:
+        """A real reason: at least REASON_MIN_LENGTH characters besides spaces."""
+        if len((field.data or "").strip()) < REASON_MIN_LENGTH:
+            raise ValidationError(
+                f"Give the reason you need this email address, in at least {REASON_MIN_LENGTH} "
+                "characters"
+            )
+
+
+class ExportForm(FlaskForm):
+    """Only a CSRF token: the filters and format are in the form's action (query string)."""
+
+
+# -- Who may read -------------------------------------------------------------------------------
+
+
+def _here() -> str:
+    """This page's path and query string, to come back to after signing in."""
+    return request.full_path.rstrip("?") if request.method == "GET" else request.path
+
+
+def _second_step_url(member: StaffMember) -> str:
+    """The code page, or the setup page for a member without an authenticator app yet."""
+    endpoint = (
+        "departments.second_factor"
+        if has_staff_second_factor(member)
+        else "departments.second_factor_setup"
+    )
+    return url_for(endpoint, next=_here())
+
+
+def auditor_required(view: Callable) -> Callable:
+    """Only auditors signed in with both factors see the page; the view gets the member."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        session = current_staff_session()
+        if session is None:
+            return redirect(url_for("departments.sign_in", next=_here()))
+        if not has_both_factors(session):
+            return redirect(_second_step_url(session.staff))
+        if not can_read_audit_record(session.staff):
+            abort(403, AUDITORS_ONLY)
+        return view(session.staff, *args, **kwargs)
+
+    return wrapper
+
+
+@bp.errorhandler(HTTPException)
+def audit_error(error: HTTPException):
+    """A refusal on an auditor page, said to staff."""
+    return render_template(
+        "staff/audit/error.html", member=current_staff(), message=error.description
+    ), error.code
+
+
+# -- Pages --------------------------------------------------------------------------------------
+
+
+def _seq_arg(name: str) -> int | None:
+    """A before= or after= entry number from the query string."""
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        abort(400, "This page link is not right: go back to the audit record and try again.")
+    return int(value)
+
+
+def _filter_args() -> dict[str, str]:
+    """The filters as typed, for links to other pages of the same list."""
+    return {name: value for name in FILTER_FIELDS if (value := request.args.get(name, "").strip())}
+
+
+def _viewed(member: StaffMember, page: str, **details: Any) -> None:
+    """Record what an auditor read."""
+    audit.record("audit.viewed", staff_id=member.id, page=page, **details)
+
+
+@bp.get("/staff/audit")
+@auditor_required
+def entries(member: StaffMember) -> Any:
+    """The record, newest first, filtered, 50 entries a page."""
+    form = FilterForm(formdata=request.args)
+    before, after = _seq_arg("before"), _seq_arg("after")
+    if not form.validate():
+        return _entries_page(member, form, None, status=400)
+    filters = form.filters()
+    found = queries.page(filters, before=before, after=after)
+    _viewed(
+        member,
+        "entries",
+        filters=filters.describe(),
+        before=before,
+        after=after,
+        shown=[found.entries[-1].seq, found.entries[0].seq] if found.entries else [],
+    )
+    return _entries_page(member, form, found)
+
+
+def _entries_page(member: StaffMember, form: FilterForm, found: Any, status: int = 200) -> Any:
+    """The record page: the filters, the entries, the links to the next pages, the exports."""
+    args = _filter_args() if found is not None else {}
+    return render_template(
+        "staff/audit/entries.html",
+        member=member,
+        form=form,
+        page=found,
+        filter_args=args,
+        export_form=ExportForm(),
+        formats=FORMAT_NAMES,
+        event_names=queries.event_names(),
+        services=queries.services(),
+    ), status
+
+
+@bp.get("/staff/audit/sessions/<session_ref>")
+@auditor_required
+def session(member: StaffMember, session_ref: str) -> Any:
+    """Every event of one sign-in journey (one single sign-on session), in order."""
+    if not SESSION_REF.fullmatch(session_ref):
+        abort(404, "There is no such session in the audit record.")
+    after = _seq_arg("after")
+    sessions = queries.journey_sessions(session_ref)
+    story, more = queries.session_story(sessions, after=after)
+    if not story and after is None:
+        abort(404, "There is no such session in the audit record.")
+    _viewed(
+        member, "session", session_ref=session_ref, sessions=sessions, after=after, shown=len(story)
+    )
+    return render_template(
+        "staff/audit/session.html",
+        member=member,
+        session_ref=session_ref,
+        sessions=sessions,
+        entries=story,
+        more=more,
+        after=after,
+    )
+
+
+@bp.route("/staff/audit/citizens/<int:citizen_id>/resolve", methods=["GET", "POST"])
+@auditor_required
+def resolve(member: StaffMember, citizen_id: int) -> Any:
+    """Who a citizen id is: asked with a reason, recorded, then the email address shown."""
+    if not 1 <= citizen_id <= queries.MAX_CITIZEN_ID:
+        abort(404, "There is no citizen with that id.")
+    form = ResolveForm()
+    if form.validate_on_submit():
+        reason = " ".join(form.reason.data.split())
+        email = queries.resolve_citizen(citizen_id, reason, staff_id=member.id)
+        return render_template(
+            "staff/audit/resolved.html",
+            member=member,
+            citizen_id=citizen_id,
+            email=email,
+            reason=reason,
+        )
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "staff/audit/resolve.html", member=member, form=form, citizen_id=citizen_id
+    ), status
+
+
+@bp.get("/staff/audit/charts")
+@auditor_required
+def chart_page(member: StaffMember) -> Any:
+    """Sign-ins per service, and failures and lockouts over time, as SVG and as tables."""
+    form = ChartForm(formdata=request.args)
+    if not form.validate():
+        return render_template("staff/audit/charts.html", member=member, form=form), 400
+    start, end = form.chart_range()
+    unit = "hour" if end - start <= HOURLY_UP_TO else "day"
+    context = _charts(start, end, unit)
+    _viewed(member, "charts", filters=Filters(start=start, end=end).describe(), unit=unit)
+    return render_template("staff/audit/charts.html", member=member, form=form, **context)
+
+
+def _charts(start: datetime, end: datetime, unit: str) -> dict[str, Any]:
+    """The charts of [start, end) and the numbers behind them, for the charts page."""
+    period = f"{start:%d %b %Y %H:%M} to {end:%d %b %Y %H:%M} (UTC)"
+    names = {client_id: (name, dept) for client_id, name, dept in queries.services()}
+    sign_ins = queries.sign_ins_per_service(start, end)
+    over_time = queries.failures_over_time(start, end, unit)
+    bars = [(names[c][0] if c in names else c or "(no service)", n) for c, n in sign_ins]
+    return {
+        "period": period,
+        "unit": unit,
+        "sign_ins": [(c, *names.get(c, (None, None)), n) for c, n in sign_ins],
+        "sign_ins_svg": charts.sign_ins_chart(bars, period),
+        "over_time": [(charts.time_label(moment, unit), f, lo) for moment, f, lo in over_time],
+        "failures_svg": charts.failures_chart(over_time, unit, period),
+    }
+
+
+@bp.post("/staff/audit/export")
+@auditor_required
+def export(member: StaffMember) -> Any:
+    """Download the filtered record as a .zip (CSV or JSON Lines, and a manifest to verify it
+    offline with `idp audit verify --export FILE`). The export records itself."""
+    form = ExportForm()
+    if not form.validate_on_submit():
+        abort(400, "Nothing was exported: use the export buttons on the audit record page.")
+    fmt = request.args.get("format", "")
+    filters_form = FilterForm(formdata=request.args)
+    if fmt not in FORMATS or not filters_form.validate():
+        abort(400, "Nothing was exported: choose the filters again on the audit record page.")
+    target = tempfile.TemporaryFile()  # noqa: SIM115 - send_file closes it after sending
+    try:
+        summary = write_export(
+            filters_form.filters(),
+            fmt,
+            target,
+            actor={"staff_id": member.id, "via": "auditor page"},
+        )
+    except ExportError as exc:
+        target.close()
+        abort(409, f"Nothing was exported: {exc}.")
+    target.seek(0)
+    response = send_file(
+        target, mimetype="application/zip", as_attachment=True, download_name=summary.download_name
+    )
+    response.headers["Cache-Control"] = "no-store"  # personal data: never kept in a cache
+    return response

@@ -1,0 +1,1 @@
+"""The audit record: its hash chain, the auditor pages, charts and exports."""

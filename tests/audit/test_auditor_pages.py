@@ -1,0 +1,613 @@
+"""The auditor pages, used over HTTP as an auditor would: a read-only role of its own that
+filters the record, pages through it without gaps, reads a sign-in journey's whole story and
+resolves a citizen id to an email address only with a reason (which is recorded). Nobody else
+reads the record, and an auditor changes nothing."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import event as sqlalchemy_event
+
+from idp import audit
+from idp.audit import queries
+from idp.audit.queries import Filters
+from idp.departments.staff import begin_staff_totp_enrolment, create_staff
+from idp.extensions import db
+from idp.models import AuditEntry, Client, StaffMember
+from idp.models.timestamps import utcnow
+from tests.departments import (
+    PASSPORTS,
+    STAFF_APPS,
+    STAFF_PASSWORD,
+    StaffApp,
+    StaffBrowser,
+    error_summary,
+    make_service,
+    make_staff,
+    redirects_to,
+    visible_text,
+)
+from tests.support.browser import CitizenBrowser
+from tests.support.cli import migrated_env, run
+
+AUDITOR = "auditor@audit.example.gov.uk"
+SEPARATE_DUTY = "Auditing is a separate duty"
+ENTRY_ROW = re.compile(r'<tr id="entry-(\d+)">')
+
+
+# -- Helpers -----------------------------------------------------------------------------------
+
+
+def make_auditor(app, email: str = AUDITOR, *, second_factor: bool = True) -> str:
+    """An auditor (no department), with a confirmed authenticator app unless not."""
+    with app.app_context():
+        member = create_staff(email, STAFF_PASSWORD, "auditor")
+        if second_factor:
+            secret = begin_staff_totp_enrolment(member)
+            member.totp_confirmed_at = utcnow()
+            db.session.commit()
+            STAFF_APPS[member.email] = StaffApp(secret)
+    return email
+
+
+@pytest.fixture
+def auditor(idp) -> StaffBrowser:
+    """An auditor, signed in with both factors."""
+    return StaffBrowser(idp.issuer).signed_in(make_auditor(idp.app))
+
+
+def record(idp, event: str, *, ip: str | None = None, user_agent: str = "pytest", **fields) -> int:
+    """Record an event as the IdP would (from a request when ip is given); its seq."""
+    with idp.app.app_context():
+        if ip is None:
+            audit.record(event, **fields)
+        else:
+            environ = {"REMOTE_ADDR": ip, "HTTP_USER_AGENT": user_agent}
+            with idp.app.test_request_context("/", environ_base=environ):
+                audit.record(event, **fields)
+        return newest(idp, event)
+
+
+def newest(idp, event: str | None = None) -> int:
+    """The newest entry's seq (of one event, if given)."""
+    with idp.app.app_context():
+        query = db.select(db.func.max(AuditEntry.seq))
+        if event is not None:
+            query = query.where(AuditEntry.event == event)
+        return db.session.scalar(query) or 0
+
+
+def stored(idp, event: str) -> list[AuditEntry]:
+    """Every entry of an event, oldest first (detached)."""
+    with idp.app.app_context():
+        rows = db.session.scalars(
+            db.select(AuditEntry).filter_by(event=event).order_by(AuditEntry.seq)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def shown(page: httpx.Response) -> list[int]:
+    """The entries a page lists, in its order."""
+    return [int(seq) for seq in ENTRY_ROW.findall(page.text)]
+
+
+def link(page: httpx.Response, label: str) -> str | None:
+    """The href of the link with this text, if there is one."""
+    found = re.search(rf'<a [^>]*href="([^"]+)"[^>]*>{re.escape(label)}</a>', page.text)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def listed(auditor: StaffBrowser, **params: str) -> httpx.Response:
+    """The record page with these filters."""
+    return auditor.http.get("/staff/audit", params=params)
+
+
+# -- Reading the record ------------------------------------------------------------------------
+
+
+def test_an_auditor_signs_in_to_the_record_and_each_read_is_recorded(idp):
+    first = record(idp, "test.event", citizen_id=5, client_id="dept-a")
+    email = make_auditor(idp.app)
+    browser = StaffBrowser(idp.issuer)
+
+    response = browser.sign_in(email)
+    home = browser.follow(response)
+
+    assert home.url.path == "/staff/audit"
+    assert home.status_code == 200
+    text = visible_text(home)
+    assert "Audit record" in text and f"{AUDITOR} · Auditor" in text
+    assert link(home, "Charts") == "/staff/audit/charts"
+    assert first in shown(home)
+    assert shown(home) == sorted(shown(home), reverse=True)
+    # No department pages for an auditor in the navigation.
+    assert "Register a service" not in text and "Initial access tokens" not in text
+    viewed = stored(idp, "audit.viewed")
+    with idp.app.app_context():
+        member = db.session.scalar(db.select(StaffMember).filter_by(email=AUDITOR))
+    assert viewed[-1].details["staff_id"] == member.id
+    assert viewed[-1].details["page"] == "entries"
+
+
+def test_filters_narrow_the_record(idp, auditor):
+    a = record(idp, "test.sign_in", citizen_id=7, client_id="dept-a", ip="203.0.113.7")
+    b = record(
+        idp, "test.sign_in", outcome="failure", reason="wrong", citizen_id=8, ip="2001:db8::1"
+    )
+    c = record(idp, "test.other", citizen_id=7, client_id="dept-b", ip="203.0.113.8")
+    time.sleep(0.01)
+    middle_start = utcnow()
+    d = record(idp, "test.timed", client_id="dept-b")
+    e = record(idp, "test.timed", client_id="dept-b")
+    middle_end = utcnow()
+    time.sleep(0.01)
+    f = record(idp, "test.timed", client_id="dept-b")
+
+    assert shown(listed(auditor, citizen="7")) == [c, a]
+    assert shown(listed(auditor, client_id="dept-b")) == [f, e, d, c]
+    assert shown(listed(auditor, event="test.sign_in")) == [b, a]
+    assert shown(listed(auditor, event="test.sign_in", outcome="failure")) == [b]
+    assert shown(listed(auditor, ip="203.0.113.7")) == [a]
+    # An IPv6 address matches however it is written.
+    assert shown(listed(auditor, ip="2001:0db8:0:0::1")) == [b]
+    assert shown(listed(auditor, citizen="7", client_id="dept-b")) == [c]
+    timed = listed(auditor, start=middle_start.isoformat(), end=middle_end.isoformat())
+    assert shown(timed) == [e, d]
+    # A date alone as the end includes that whole day.
+    today = middle_start.date().isoformat()
+    assert set(shown(listed(auditor, start=today, end=today))) >= {a, b, c, d, e, f}
+    nothing = listed(auditor, citizen="4242")
+    assert nothing.status_code == 200 and shown(nothing) == []
+    assert "No entries match these filters" in visible_text(nothing)
+    # The event box offers the events in the record; the filters stay in the form.
+    page = listed(auditor, event="test.sign_in")
+    assert '<option value="test.other">' in page.text
+    assert 'value="test.sign_in"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"start": "yesterday"}, "Enter a date as YYYY-MM-DD"),
+        ({"end": "2025-02-30"}, "Enter a date as YYYY-MM-DD"),
+        ({"end": "9999-06-30"}, "Enter a date between 1970 and 9998"),
+        ({"start": "0001-01-01 00:00+01:00"}, "Enter a date as YYYY-MM-DD"),
+        ({"start": "2025-03-02", "end": "2025-03-01"}, "must be before its end"),
+        ({"start": "2025-03-02 10:00", "end": "2025-03-02 10:00"}, "must be before its end"),
+        ({"citizen": "abc"}, "Enter the citizen id as a whole number"),
+        ({"citizen": "-3"}, "Enter the citizen id as a whole number"),
+        ({"citizen": "99999999999"}, "There is no citizen with that id"),
+        ({"ip": "999.1.1.1"}, "Enter an IP address"),
+        ({"ip": "203.0.113.7; DROP TABLE audit_entry"}, "Enter an IP address"),
+        ({"outcome": "maybe"}, "Choose success or failure"),
+        ({"event": "x" * 65}, "at most 64 characters"),
+    ],
+)
+def test_bad_filters_get_an_error_summary_not_an_error(idp, auditor, params, message):
+    record(idp, "test.event", citizen_id=1)
+    viewed_before = len(stored(idp, "audit.viewed"))
+
+    page = listed(auditor, **params)
+
+    assert page.status_code == 400
+    assert any(message in item for item in error_summary(page)), error_summary(page)
+    assert shown(page) == []
+    assert len(stored(idp, "audit.viewed")) == viewed_before
+
+
+def test_a_bad_page_link_is_refused_plainly(idp, auditor):
+    for params in ({"before": "abc"}, {"after": "-1"}, {"before": "9" * 40}):
+        page = listed(auditor, **params)
+        assert page.status_code == 400
+        assert "This page link is not right" in visible_text(page)
+
+
+def test_pages_walk_every_entry_once_newest_first(idp, auditor):
+    made = [record(idp, "test.page", n=n) for n in range(120)]
+
+    urls, pages, url = [], [], "/staff/audit?event=test.page"
+    while url:
+        page = auditor.get(url)
+        assert page.status_code == 200
+        urls.append(url)
+        pages.append(shown(page))
+        url = link(page, "Older entries")
+
+    assert [len(p) for p in pages] == [50, 50, 20]
+    assert [seq for p in pages for seq in p] == sorted(made, reverse=True)
+    # And back with "Newer entries": the same pages in reverse order.
+    page, back = auditor.get(urls[-1]), []
+    while (newer := link(page, "Newer entries")) is not None:
+        page = auditor.get(newer)
+        back.append(shown(page))
+    assert back == [pages[1], pages[0]]
+
+
+def test_the_whole_record_pages_without_gaps_or_duplicates(idp, auditor):
+    for n in range(120):
+        record(idp, "test.page", n=n)
+
+    first = auditor.get("/staff/audit")
+    top = shown(first)[0]
+    seen, page = [], first
+    while True:
+        entries = shown(page)
+        assert len(entries) <= 50
+        seen += entries
+        older = link(page, "Older entries")
+        if older is None:
+            break
+        assert parse_qs(urlsplit(older).query)["before"] == [str(entries[-1])]
+        page = auditor.get(older)
+    assert seen == list(range(top, 0, -1))
+
+    # Newer links retrace the same pages back up to the newest one.
+    previous = shown(page)
+    while (newer := link(page, "Newer entries")) is not None:
+        page = auditor.get(newer)
+        entries = shown(page)
+        assert previous[0] + 1 in entries
+        if link(page, "Newer entries") is not None:
+            assert entries[-1] == previous[0] + 1 and len(entries) == 50
+        previous = entries
+    assert shown(page)[0] >= top
+
+
+def first_statement(engine, call) -> tuple[str, object]:
+    """The first SQL statement (and its parameters) that call sends to the database."""
+    statements = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", capture)
+    return statements[0]
+
+
+def test_each_filter_reads_its_own_index(idp):
+    # Many entries, few of them matching: what the record looks like after years. (Rows made
+    # directly, with made-up hashes: this test reads query plans, not the chain.)
+    rows = []
+    for seq in range(1, 2001):
+        rare = seq % 50 == 0
+        rows.append(
+            {
+                "seq": seq,
+                "time": utcnow(),
+                "event": "test.rare" if rare else "test.common",
+                "outcome": "failure" if rare else "success",
+                "client_id": "dept-rare" if rare else "dept-common",
+                "instance": "test",
+                "details": {},
+                "citizen_id": 1 if rare else 2,
+                "ip": "203.0.113.9" if rare else "198.51.100.1",
+                "personal_digest": "0" * 64,
+                "prev_hash": "0" * 64,
+                "entry_hash": f"{seq:064x}",
+            }
+        )
+    with idp.app.app_context():
+        db.session.execute(db.insert(AuditEntry), rows)
+        db.session.commit()
+    cases = {
+        "ix_audit_entry_citizen_seq": Filters(citizen_id=1),
+        "ix_audit_entry_client_seq": Filters(client_id="dept-rare"),
+        "ix_audit_entry_event_seq": Filters(event="test.rare"),
+        "ix_audit_entry_outcome_seq": Filters(outcome="failure"),
+        "ix_audit_entry_ip_seq": Filters(ip="203.0.113.9"),
+    }
+    with idp.app.app_context():
+        engine = db.engine
+        postgres = engine.dialect.name == "postgresql"
+        if postgres:
+            db.session.execute(db.text("ANALYZE audit_entry"))
+            db.session.commit()
+        for index, filters in cases.items():
+            statement, parameters = first_statement(
+                engine, lambda f=filters: queries.page(f, before=1900)
+            )
+            # SQLite's dialect always writes an OFFSET: zero, never a count of skipped rows.
+            assert "OFFSET" not in statement.upper() or list(parameters)[-1] == 0
+            with engine.connect() as connection:
+                prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+                plan = " ".join(
+                    str(row[-1])
+                    for row in connection.exec_driver_sql(prefix + statement, parameters)
+                )
+            assert index in plan, plan
+            assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
+def test_a_sessions_whole_story_is_on_one_page(idp, auditor, make_citizen, make_client):
+    citizen = make_citizen()
+    other = make_citizen("other@example.com")
+    client = make_client()
+    browser = CitizenBrowser(idp.issuer)
+    browser.authorize(client.authorization().url, citizen["email"], citizen["password"])
+    CitizenBrowser(idp.issuer).authorize(
+        client.authorization().url, other["email"], other["password"]
+    )
+    with idp.app.app_context():
+        issued = db.session.scalars(
+            db.select(AuditEntry).filter_by(
+                event="authorization_code.issued", citizen_id=citizen["id"]
+            )
+        ).one()
+        # The second factor replaced the password's session; its entry names that session.
+        step_up = db.session.scalars(
+            db.select(AuditEntry).filter(
+                AuditEntry.session_ref == issued.session_ref,
+                AuditEntry.citizen_id == citizen["id"],
+            )
+        ).all()
+        password_session = next(
+            e.details["previous_session"] for e in step_up if "previous_session" in e.details
+        )
+        sessions = (password_session, issued.session_ref)
+        journey = db.session.scalars(
+            db.select(AuditEntry.seq)
+            .filter(AuditEntry.session_ref.in_(sessions))
+            .order_by(AuditEntry.seq)
+        ).all()
+        others = db.session.scalars(
+            db.select(AuditEntry.seq).filter_by(citizen_id=other["id"])
+        ).all()
+
+    record_page = listed(auditor, citizen=str(citizen["id"]), event="authorization_code.issued")
+    story_url = f"/staff/audit/sessions/{issued.session_ref}"
+    assert f'href="{story_url}"' in record_page.text
+    story = auditor.get(story_url)
+    from_the_start = auditor.get(f"/staff/audit/sessions/{password_session}")
+
+    assert story.status_code == from_the_start.status_code == 200
+    assert shown(story) == shown(from_the_start) == list(journey)  # oldest first
+    assert not set(others) & set(shown(story))
+    text = visible_text(story)
+    for event in ("sign_in.succeeded", "authorization_code.issued", "consent.given"):
+        assert event in text
+    viewed = stored(idp, "audit.viewed")[-1]
+    assert viewed.details["page"] == "session"
+    assert viewed.details["sessions"] == list(sessions)
+    assert auditor.get("/staff/audit/sessions/" + "0" * 32).status_code == 404
+    assert auditor.get("/staff/audit/sessions/not-a-session").status_code == 404
+
+
+def test_resolving_a_citizen_needs_a_reason_and_is_recorded(idp, auditor, make_citizen):
+    citizen = make_citizen("resolve.me@example.com")
+    seq = record(idp, "test.event", citizen_id=citizen["id"])
+    page = listed(auditor, citizen=str(citizen["id"]))
+    assert seq in shown(page)
+    resolve_path = f"/staff/audit/citizens/{citizen['id']}/resolve"
+    assert f'href="{resolve_path}"' in page.text
+    assert citizen["email"] not in page.text
+
+    form = auditor.get(resolve_path)
+    assert form.status_code == 200 and citizen["email"] not in form.text
+    for reason, message in (
+        ("", "Give the reason you need this email address"),
+        ("   because   ", "in at least 10 characters"),
+        ("x" * 201, "at most 200 characters"),
+    ):
+        refused = auditor.submit(form, {"reason": reason})
+        assert refused.status_code == 400
+        assert any(message in item for item in error_summary(refused)), error_summary(refused)
+        assert citizen["email"] not in refused.text
+    assert stored(idp, "audit.citizen_resolved") == []
+
+    shown_email = auditor.submit(form, {"reason": "Fraud case FR-2025-0042: suspicious logins"})
+
+    assert shown_email.status_code == 200
+    assert citizen["email"] in visible_text(shown_email)
+    (resolved,) = stored(idp, "audit.citizen_resolved")
+    assert resolved.reason == "Fraud case FR-2025-0042: suspicious logins"
+    assert resolved.citizen_id == citizen["id"]
+    assert resolved.details["found"] is True
+    with idp.app.app_context():
+        member = db.session.scalar(db.select(StaffMember).filter_by(email=AUDITOR))
+    assert resolved.details["staff_id"] == member.id
+
+
+def test_resolving_a_deleted_citizen_says_so(idp, auditor):
+    record(idp, "test.event", citizen_id=987654)
+    form = auditor.get("/staff/audit/citizens/987654/resolve")
+
+    page = auditor.submit(form, {"reason": "Complaint reference C-118 about this account"})
+
+    assert page.status_code == 200
+    assert "no longer exists" in visible_text(page)
+    assert stored(idp, "audit.citizen_resolved")[-1].details["found"] is False
+    assert auditor.get("/staff/audit/citizens/99999999999999/resolve").status_code == 404
+
+
+# -- Nothing changes, and nobody else reads -----------------------------------------------------
+
+
+def test_every_post_needs_its_csrf_token(idp, auditor, make_citizen):
+    citizen = make_citizen()
+    record(idp, "test.event", citizen_id=citizen["id"])
+    reason = {"reason": "Investigation INV-77 into this account"}
+    path = f"/staff/audit/citizens/{citizen['id']}/resolve"
+
+    for token in (None, "not-the-token"):
+        data = reason if token is None else {**reason, "csrf_token": token}
+        resolved = auditor.http.post(path, data=data)
+        assert resolved.status_code == 400
+        assert citizen["email"] not in resolved.text
+        exported = auditor.http.post(
+            "/staff/audit/export?format=csv", data={"csrf_token": token or ""}
+        )
+        assert exported.status_code == 400
+        assert exported.headers["content-type"].startswith("text/html")
+
+    assert stored(idp, "audit.citizen_resolved") == []
+    assert stored(idp, "audit.exported") == []
+
+
+def test_every_other_method_is_refused(idp, auditor):
+    ref = "a" * 32
+    for path in ("/staff/audit", "/staff/audit/charts", f"/staff/audit/sessions/{ref}"):
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert auditor.http.request(method, path).status_code == 405, (method, path)
+    for method in ("PUT", "DELETE", "PATCH"):
+        assert auditor.http.request(method, "/staff/audit/citizens/1/resolve").status_code == 405
+    assert auditor.get("/staff/audit/export?format=csv").status_code == 405
+
+
+def test_administrators_cannot_read_the_record(idp):
+    record(idp, "test.secret", citizen_id=3, client_id="dept-a")
+    platform = StaffBrowser(idp.issuer).signed_in(
+        make_staff(idp.app, "platform@sign-in.example.gov.uk")
+    )
+    department = StaffBrowser(idp.issuer).signed_in(
+        make_staff(idp.app, "admin@passports.example.gov.uk", department=PASSPORTS)
+    )
+
+    for browser in (platform, department):
+        for path in (
+            "/staff/audit",
+            "/staff/audit/charts",
+            "/staff/audit/sessions/" + "a" * 32,
+            "/staff/audit/citizens/3/resolve",
+        ):
+            page = browser.get(path)
+            assert page.status_code == 403, path
+            assert SEPARATE_DUTY in visible_text(page)
+            assert "test.secret" not in page.text and shown(page) == []
+        assert "Audit record" not in visible_text(browser.get("/departments/", follow=True))
+    assert stored(idp, "audit.viewed") == []
+
+
+def test_citizens_departments_and_strangers_get_no_data(idp, make_citizen, make_client):
+    record(idp, "test.secret", citizen_id=3, client_id="dept-a")
+    citizen = make_citizen()
+    client = make_client()
+    browser = CitizenBrowser(idp.issuer)
+    attempt = client.authorization()
+    callback = browser.authorize(attempt.url, citizen["email"], citizen["password"])
+    tokens = client.token_request(callback.params["code"], attempt.code_verifier).json()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    anonymous = httpx.Client(base_url=idp.issuer)
+
+    for path in ("/staff/audit", "/staff/audit/charts", "/staff/audit/sessions/" + "a" * 32):
+        for response in (
+            anonymous.get(path),
+            browser.http.get(idp.url(path)),  # the citizen's IdP session cookie
+            anonymous.get(path, headers=bearer),  # a department's access token
+        ):
+            assert response.status_code == 302
+            assert redirects_to(response) == "/staff/sign-in"
+            assert "test.secret" not in response.text
+    for response in (
+        anonymous.post("/staff/audit/export?format=csv"),
+        anonymous.post("/staff/audit/export?format=csv", headers=bearer),
+        browser.http.post(idp.url("/staff/audit/citizens/3/resolve"), data={"reason": "x" * 20}),
+    ):
+        assert response.status_code in (302, 400, 403)
+        assert citizen["email"] not in response.text and "PK" not in response.text[:2]
+    assert stored(idp, "audit.viewed") == []
+    assert stored(idp, "audit.exported") == []
+
+
+def test_the_password_alone_opens_no_auditor_page(idp):
+    email = make_auditor(idp.app)
+    browser = StaffBrowser(idp.issuer)
+    browser.password_step(email)
+
+    page = browser.get("/staff/audit?event=test")
+
+    assert page.status_code == 302
+    assert redirects_to(page) == "/staff/sign-in/second-factor"
+    next_path = parse_qs(urlsplit(page.headers["location"]).query)["next"]
+    assert next_path == ["/staff/audit?event=test"]
+
+
+def test_an_auditor_changes_nothing(idp, auditor):
+    client_id, _ = make_service(idp.app, None, "No department yet", approved=True)
+    owned, _ = make_service(idp.app, PASSPORTS, "Renew your passport", approved=True)
+    token = re.search(
+        r'name="csrf_token"[^>]*value="([^"]+)"',
+        auditor.get("/staff/audit/citizens/1/resolve").text,
+    ).group(1)
+
+    home = auditor.get("/departments/")
+    assert home.status_code == 302 and redirects_to(home) == "/staff/audit"
+    for path in (
+        "/departments/services/new",
+        f"/departments/services/{client_id}",
+        f"/departments/services/{owned}",
+        "/admin/services",
+        "/admin/initial-access-tokens",
+    ):
+        assert auditor.get(path).status_code == 403, path
+    for path, data in (
+        ("/departments/services/new", {"client_name": "Sneaky"}),
+        (f"/departments/services/{client_id}", {"edit-client_name": "Renamed"}),
+        (f"/departments/services/{client_id}/status", {"action-action": "disable"}),
+        (f"/departments/services/{client_id}/secret", {}),
+        (f"/departments/services/{client_id}/keys", {"keys-jwks_uri": "https://x.example"}),
+        ("/admin/initial-access-tokens", {"description": "For me"}),
+    ):
+        response = auditor.http.post(path, data={**data, "csrf_token": token})
+        assert response.status_code == 403, path
+        assert "Auditors read the audit record and change nothing" in visible_text(response)
+    with idp.app.app_context():
+        clients = db.session.scalars(db.select(Client).order_by(Client.id)).all()
+        assert [(c.client_name, c.status) for c in clients] == [
+            ("No department yet", "active"),
+            ("Renew your passport", "active"),
+        ]
+    # Signing out still works.
+    out = auditor.http.post("/staff/sign-out", data={"csrf_token": token, "action": "sign-out"})
+    assert out.status_code == 302
+    assert redirects_to(auditor.get("/staff/audit")) == "/staff/sign-in"
+
+
+def test_staff_create_makes_an_auditor_without_a_department(tmp_path):
+    env = migrated_env(tmp_path)
+    run(env, "departments", "add", PASSPORTS)
+
+    created = run(
+        env,
+        *("staff", "create", "--email", "Auditor@Example.gov.uk", "--role", "auditor"),
+        *("--password", STAFF_PASSWORD),
+    )
+    with_department = run(
+        env,
+        *("staff", "create", "--email", "a2@example.gov.uk", "--role", "auditor"),
+        *("--department", PASSPORTS, "--password", STAFF_PASSWORD),
+        check=False,
+    )
+
+    assert "created auditor auditor@example.gov.uk" in created.stdout
+    assert with_department.returncode != 0
+    assert "only department administrators belong to a department" in with_department.stderr
+
+
+def test_a_page_knows_its_neighbours(idp):
+    made = [record(idp, "test.small", n=n) for n in range(5)]
+    with idp.app.app_context():
+        newest_two = queries.page(Filters(event="test.small"), size=2)
+        middle = queries.page(Filters(event="test.small"), before=newest_two.older, size=2)
+        oldest = queries.page(Filters(event="test.small"), before=middle.older, size=2)
+        again = queries.page(Filters(event="test.small"), after=oldest.newer, size=2)
+        future = queries.page(Filters(event="test.small", start=utcnow() + timedelta(days=1)))
+
+    assert [e.seq for e in newest_two.entries] == [made[4], made[3]]
+    assert (newest_two.newer, newest_two.older) == (None, made[3])
+    assert [e.seq for e in middle.entries] == [made[2], made[1]]
+    assert (middle.newer, middle.older) == (made[2], made[1])
+    assert [e.seq for e in oldest.entries] == [made[0]]
+    assert (oldest.newer, oldest.older) == (made[0], None)
+    assert [e.seq for e in again.entries] == [made[2], made[1]]
+    assert (future.entries, future.newer, future.older) == ([], None, None)
