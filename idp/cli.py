@@ -575,6 +575,19 @@ def audit_group() -> None:
     """The hash-chained audit record: verify, checkpoint, export, prune, erase."""
 
 
+def _audit_key_from(path: Path) -> dict:
+    """A public JWK from a file; a clear error when it is not one."""
+    try:
+        jwk = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise click.ClickException(f"{path.name} is not a JSON key file: {exc}") from None
+    if not isinstance(jwk, dict) or not jwk.get("kid") or jwk.get("kty") != "EC" or "d" in jwk:
+        raise click.ClickException(
+            f"{path.name} is not the audit public key (an EC public JWK with a kid)"
+        )
+    return jwk
+
+
 @audit_group.command("verify")
 @click.option(
     "--export",
@@ -583,13 +596,22 @@ def audit_group() -> None:
     default=None,
     help="Verify an export file offline (no database needed) instead of the database.",
 )
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The published audit public key (a JWK file, as `idp audit public-key` prints): "
+    "checkpoints must be signed by it, not merely by a key found beside the data.",
+)
 @click.pass_context
-def audit_verify(ctx: click.Context, export_file: Path | None) -> None:
+def audit_verify(ctx: click.Context, export_file: Path | None, key_file: Path | None) -> None:
     """Check every entry's hash, every link, every checkpoint; name the first problem."""
+    pinned = _audit_key_from(key_file) if key_file else None
     if export_file is not None:
         from idp.audit.export import verify_export
 
-        report = verify_export(export_file)
+        report = verify_export(export_file, public_jwk=pinned)
         if not report.ok:
             raise click.ClickException(f"{export_file.name} does not verify: {report.problem}")
         click.echo(f"{export_file.name} verifies: {report.summary}")
@@ -597,7 +619,7 @@ def audit_verify(ctx: click.Context, export_file: Path | None) -> None:
     with ctx.ensure_object(ScriptInfo).load_app().app_context():
         from idp.audit.verify import verify_chain
 
-        report = verify_chain()
+        report = verify_chain({pinned["kid"]: pinned} if pinned else None)
         if not report.ok:
             raise click.ClickException(f"the audit chain does not verify: {report.problem}")
         if report.entries:
@@ -619,6 +641,7 @@ def audit_verify(ctx: click.Context, export_file: Path | None) -> None:
 @click.option("--to", "end", default=None, help="Up to this UTC time (a date: that whole day).")
 @click.option("--citizen", default=None, help="Only this internal citizen id.")
 @click.option("--client", "client_id", default=None, help="Only this department's client ID.")
+@click.option("--department", default=None, help="Only the services this department runs.")
 @click.option("--event", default=None, help="Only this event type.")
 @click.option("--outcome", type=click.Choice(["success", "failure"]), default=None)
 @click.option("--ip", default=None, help="Only this IP address.")
@@ -636,6 +659,7 @@ def audit_export(
     end: str | None,
     citizen: str | None,
     client_id: str | None,
+    department: str | None,
     event: str | None,
     outcome: str | None,
     ip: str | None,
@@ -643,6 +667,7 @@ def audit_export(
 ) -> None:
     """Export a filtered range with a manifest (chain hashes, signed checkpoint) that
     `idp audit verify --export FILE` checks offline."""
+    from idp.audit.checkpoints import CheckpointError
     from idp.audit.export import ExportError, export_to_file
     from idp.audit.queries import (
         FilterError,
@@ -659,13 +684,14 @@ def audit_export(
             end=parse_time(end, end=True) if end else None,
             citizen_id=parse_citizen_id(citizen) if citizen else None,
             client_id=client_id or None,
+            department=department or None,
             event=event or None,
             outcome=outcome,
             ip=parse_ip(ip) if ip else None,
         )
         check_range(filters.start, filters.end)
         summary = export_to_file(filters, fmt, output, actor={"via": "cli"})
-    except (FilterError, ExportError) as exc:
+    except (FilterError, ExportError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"exported {summary.count} entries to {output} ({fmt}), covered by the signed "
@@ -677,9 +703,12 @@ def audit_export(
 @with_appcontext
 def audit_checkpoint() -> None:
     """Sign the chain's head now (the background worker also does, at an interval)."""
-    from idp.audit.checkpoints import make_checkpoint
+    from idp.audit.checkpoints import CheckpointError, make_checkpoint
 
-    checkpoint = make_checkpoint()
+    try:
+        checkpoint = make_checkpoint()
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
     if checkpoint is None:
         click.echo("the audit chain is empty: nothing to sign")
     else:
@@ -687,13 +716,25 @@ def audit_checkpoint() -> None:
 
 
 @audit_group.command("public-key")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write the key to this file (standard output also carries the IdP's log lines).",
+)
 @with_appcontext
-def audit_public_key() -> None:
-    """The audit key's public JWK, to check exports' checkpoints with (publish it apart)."""
+def audit_public_key(output: Path | None) -> None:
+    """The audit key's public JWK, to check checkpoints and exports with (publish it apart
+    from the database)."""
     from idp.audit.checkpoints import audit_key
 
-    key = audit_key()
-    click.echo(json.dumps(key.public_jwk, indent=2, sort_keys=True))
+    text = json.dumps(audit_key().public_jwk, indent=2, sort_keys=True)
+    if output is None:
+        click.echo(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    click.echo(f"wrote the audit public key to {output}")
 
 
 @audit_group.command("prune")

@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from flask import g, has_app_context, has_request_context, request
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -74,7 +74,8 @@ def _storable(value: Any) -> Any:
     """Text as the database can keep it: NUL (which PostgreSQL refuses, and which only an
     attacker sends) becomes U+FFFD, in strings and inside details alike."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        # Lone surrogates (which UTF-8 cannot hold) become "?" too.
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -154,42 +155,69 @@ def record(
         "user_agent": request.user_agent.string[:300] if has_request_context() else None,
     }
     entry = {name: _storable(value) for name, value in entry.items()}
-    _log_line(entry)
-    if has_app_context():
-        try:
-            _store(entry)
-        except Exception:  # noqa: BLE001 - the event is on standard output; say it was not stored
-            failures.error(
-                "audit entry %s (%s) could not be stored",
-                entry["event"],
-                entry["request_id"],
-                exc_info=True,
-            )
-            raise
+    if not has_app_context():
+        _log_line(entry, None)
+        return
+    try:
+        stored = _store(entry)
+    except Exception:  # noqa: BLE001 - the event still goes to standard output, then fails
+        _log_line(entry, None)
+        failures.error(
+            "audit entry %s (%s) could not be stored",
+            entry["event"],
+            entry["request_id"],
+            exc_info=True,
+        )
+        raise
+    _log_line(entry, stored)
 
 
-def _log_line(entry: dict[str, Any]) -> None:
-    """One JSON object per line: json.dumps escapes control characters, so user-controlled
-    text (a user agent, a reason) cannot forge a line."""
-    log.info(json.dumps({**entry, "time": entry["time"].isoformat()}, default=str, sort_keys=True))
+def _log_line(entry: dict[str, Any], stored: tuple[int, str] | None) -> None:
+    """One JSON object per line, with the entry's seq and hash once stored (so a copy kept
+    off-host can be compared with the chain). json.dumps escapes control characters, so
+    user-controlled text (a user agent, a reason) cannot forge a line."""
+    line = {**entry, "time": entry["time"].isoformat()}
+    if stored is not None:
+        line["seq"], line["entry_hash"] = stored
+    log.info(json.dumps(line, default=str, sort_keys=True))
 
 
-def _store(entry: dict[str, Any]) -> None:
-    """Append the entry to the chain, in its own transaction where possible."""
+def _store(entry: dict[str, Any]) -> tuple[int, str]:
+    """Append the entry to the chain, in its own transaction where possible; (seq, hash)."""
     from idp.extensions import db
 
     session = db.session()  # the scoped session's current Session
     if session.get_bind().dialect.name == "sqlite" and session.in_transaction():
         connection = session.connection()
         if getattr(connection.connection.dbapi_connection, "in_transaction", False):
-            _append(connection, entry)  # committed (or rolled back) with the caller's work
-            return
+            # Committed (or rolled back) with the caller's work.
+            return _append(connection, entry)
     with db.engine.begin() as connection:
-        _append(connection, entry)
+        return _append(connection, entry)
 
 
-def _append(connection, entry: dict[str, Any]) -> int:
-    """Take the head's lock, link the entry to it, move the head; the entry's seq."""
+def _recreate_head(connection) -> None:
+    """The head row is gone (it is made by the migration): put it back from the newest
+    entry, and say so loudly; truncation before that is for the signed checkpoints to show."""
+    from idp.models.audit import AuditEntry, AuditHead
+
+    table = AuditEntry.__table__
+    newest = connection.execute(
+        select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
+    ).first()
+    seq, head_hash = newest if newest is not None else (0, GENESIS)
+    if newest is not None:
+        failures.error("the audit chain's head row was missing: rebuilt at entry %d", seq)
+    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    connection.execute(
+        dialect_insert(AuditHead.__table__)
+        .values(id=1, seq=seq, head_hash=head_hash)
+        .on_conflict_do_nothing()
+    )
+
+
+def _append(connection, entry: dict[str, Any]) -> tuple[int, str]:
+    """Take the head's lock, link the entry to it, move the head; (seq, entry hash)."""
     from idp.models.audit import AuditEntry, AuditHead
 
     head = AuditHead.__table__
@@ -201,12 +229,7 @@ def _append(connection, entry: dict[str, Any]) -> int:
     )
     row = connection.execute(bump).first()
     if row is None:
-        dialect_insert = (
-            postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        )
-        connection.execute(
-            dialect_insert(head).values(id=1, seq=0, head_hash=GENESIS).on_conflict_do_nothing()
-        )
+        _recreate_head(connection)
         row = connection.execute(bump).first()
     seq, prev_hash = row
     salt = secrets.token_hex(16)
@@ -224,4 +247,4 @@ def _append(connection, entry: dict[str, Any]) -> int:
         )
     )
     connection.execute(update(head).where(head.c.id == 1).values(head_hash=link))
-    return seq
+    return seq, link

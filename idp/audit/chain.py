@@ -78,7 +78,6 @@ def content_hash(fields: dict[str, Any], digest: str) -> str:
     content = {name: fields.get(name) for name in CONTENT_FIELDS}
     if isinstance(content["time"], datetime):
         content["time"] = format_time(content["time"])
-    content["details"] = content["details"] or {}
     content["personal_digest"] = digest
     return sha256(canonical(content))
 

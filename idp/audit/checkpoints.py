@@ -8,6 +8,7 @@ from a checkpoint they cannot re-sign; an anchor says where the chain starts aft
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from flask import current_app
@@ -24,6 +25,8 @@ from idp.security.secrets import decrypt
 from idp.settings import current_settings
 
 ALG = "ES256"
+
+log = logging.getLogger("idp.audit")
 
 
 class CheckpointError(Exception):
@@ -93,14 +96,36 @@ def _insert(kind: str, seq: int, head_hash: str) -> AuditCheckpoint:
 
 
 def make_checkpoint() -> AuditCheckpoint | None:
-    """Sign the chain's head now, unless the newest checkpoint already covers it."""
+    """Sign the chain's head now, unless the newest checkpoint already covers it. The entries
+    since the last checkpoint are checked first: a chain broken there is never signed. Each
+    checkpoint also goes to standard output, so a copy kept off-host can be compared."""
+    from idp.audit.verify import check_since
+
     head = db.session.get(AuditHead, 1)
     if head is None or head.seq == 0:
         return None
     latest = latest_checkpoint()
     if latest is not None and latest.seq >= head.seq:
         return latest
-    return _insert("checkpoint", head.seq, head.head_hash)
+    start = (latest.seq + 1, latest.head_hash) if latest is not None else None
+    problem = check_since(start, head.seq, head.head_hash)
+    if problem is not None:
+        raise CheckpointError(f"the audit chain is not signed: {problem}")
+    row = _insert("checkpoint", head.seq, head.head_hash)
+    log.info(
+        json.dumps(
+            {
+                "event": "audit.checkpoint",
+                "seq": row.seq,
+                "head_hash": row.head_hash,
+                "key_id": row.key_id,
+                "signature": row.signature,
+                "time": row.created_at.isoformat(),
+            },
+            sort_keys=True,
+        )
+    )
+    return row
 
 
 def make_anchor(first_seq: int, prev_hash: str) -> AuditCheckpoint:

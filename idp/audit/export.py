@@ -4,7 +4,8 @@ An export is one .zip holding:
 
 - entries.csv or entries.jsonl: the entries the filters matched, oldest first, with every field
   a verifier needs to recompute each entry's hashes;
-- manifest.json: what was exported ("export": filters, format, times, the entries file's
+- manifest.json: what was exported ("export": filters (a citizen id or IP address filter only
+  as used, never its value), format, times, the entries file's
   SHA-256, the audit key), the chain from the first exported entry up to a signed checkpoint
   ("chain": the first entry's prev_hash and the content hash of every entry on the way, exported
   or not, so entries that were filtered out still link), that checkpoint, and the entry that
@@ -33,6 +34,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 from joserfc.errors import JoseError
@@ -78,6 +80,16 @@ INTEGER_COLUMNS = frozenset({"seq", "citizen_id"})
 # cell is a missing value (None), so "" and None stay apart.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 CSV_ESCAPE = "'"
+# How the .zip is written, always the same way (see _ExportZip): the same entries and manifest
+# give the same bytes, so a verifier rebuilds the .zip and insists on every byte. Members are
+# stored, not compressed: deflate's output differs between zlib builds (zlib-ng, for one), so a
+# compressed export could not be rebuilt byte for byte everywhere.
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+ZIP_COMPRESSION = zipfile.ZIP_STORED
+ZIP_SYSTEM = 3  # Unix
+ZIP_ATTRIBUTES = 0o100644 << 16  # a regular file, rw-r--r--
+ZIP_ALTERED = "the zip file itself was altered outside its entries"
+COPY_BLOCK = 1 << 20
 # Where the content hashes go while the manifest is serialised (streamed in place of it).
 _HASHES_PLACEHOLDER = "@@content-hashes@@"
 
@@ -155,6 +167,55 @@ class _Problem(Exception):
 # -- Writing ------------------------------------------------------------------------------------
 
 
+class _Stream:
+    """A binary file seen only as a stream (no tell, no seek), so zipfile writes the same bytes
+    whatever the target: sizes in data descriptors after each member, offsets from 0."""
+
+    def __init__(self, target: IO[bytes]):
+        self._target = target
+
+    def write(self, data: bytes) -> int:
+        """Pass the bytes on."""
+        return self._target.write(data)
+
+    def flush(self) -> None:
+        """Flush the target, if it can be."""
+        flush = getattr(self._target, "flush", None)
+        if flush is not None:
+            flush()
+
+
+class _ExportZip:
+    """The one way an export's .zip is written, by the export and again by a verifier: members
+    in the order they are added, each with a fixed time, system, attributes and compression."""
+
+    def __init__(self, target: IO[bytes]):
+        self._archive = zipfile.ZipFile(_Stream(target), "w", compression=ZIP_COMPRESSION)
+
+    def member(self, name: str) -> IO[bytes]:
+        """A new member to write to (close it before the next)."""
+        info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+        info.compress_type = ZIP_COMPRESSION
+        info.create_system = ZIP_SYSTEM
+        info.external_attr = ZIP_ATTRIBUTES
+        return self._archive.open(info, "w", force_zip64=True)
+
+    def close(self) -> None:
+        """Write the central directory."""
+        self._archive.close()
+
+    def __enter__(self) -> _ExportZip:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 def export_to_file(
     filters: Filters, fmt: str, path: str | os.PathLike[str], *, actor: dict[str, Any] | None = None
 ) -> ExportSummary:
@@ -174,7 +235,7 @@ def write_export(
     key = dict(audit_key().public_jwk)
     up_to = db.session.scalar(db.select(AuditHead.seq).where(AuditHead.id == 1)) or 0
     created = format_time(utcnow())
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with _ExportZip(target) as archive:
         entries = _write_entries(archive, filters, fmt, up_to)
         descriptor = {
             "version": VERSION,
@@ -187,8 +248,11 @@ def write_export(
             "entries": entries,
             "audit_key": key,
         }
-        recorded = _record_export(descriptor, up_to, actor or {})
-        checkpoint = make_checkpoint()
+        recorded = _record_export(descriptor, up_to, actor or {}, filters.citizen_id)
+        try:
+            checkpoint = make_checkpoint()
+        except CheckpointError as exc:
+            raise ExportError(f"{exc} (run idp audit verify)") from None
         if checkpoint is None or checkpoint.key_id != key.get("kid"):
             raise ExportError("the audit key changed while exporting: export again")
         chain_from = entries["first_seq"] if entries["count"] else recorded.seq
@@ -205,14 +269,12 @@ def write_export(
     )
 
 
-def _write_entries(
-    archive: zipfile.ZipFile, filters: Filters, fmt: str, up_to: int
-) -> dict[str, Any]:
+def _write_entries(archive: _ExportZip, filters: Filters, fmt: str, up_to: int) -> dict[str, Any]:
     """The entries file, streamed; what the manifest says about it."""
     name = ENTRIES_FILES[fmt]
     digest = hashlib.sha256()
     count, first, last = 0, None, None
-    with archive.open(name, "w", force_zip64=True) as member:
+    with archive.member(name) as member:
 
         def write(text: str) -> None:
             data = text.encode("utf-8")
@@ -275,9 +337,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def _record_export(descriptor: dict[str, Any], up_to: int, actor: dict[str, Any]) -> AuditEntry:
-    """Record the export (its descriptor in the entry's details); the entry written."""
-    audit.record(EXPORTED_EVENT, export=descriptor, **actor)
+def _record_export(
+    descriptor: dict[str, Any], up_to: int, actor: dict[str, Any], citizen_id: int | None
+) -> AuditEntry:
+    """Record the export (its descriptor in the entry's details, the citizen it was filtered
+    on, if any, in the entry's erasable citizen_id column); the entry written."""
+    audit.record(EXPORTED_EVENT, export=descriptor, citizen_id=citizen_id, **actor)
     db.session.commit()
     candidates = db.session.scalars(
         db.select(AuditEntry)
@@ -291,7 +356,7 @@ def _record_export(descriptor: dict[str, Any], up_to: int, actor: dict[str, Any]
 
 
 def _write_manifest(
-    archive: zipfile.ZipFile,
+    archive: _ExportZip,
     descriptor: dict[str, Any],
     recorded: AuditEntry,
     checkpoint: Any,
@@ -326,7 +391,7 @@ def _write_manifest(
     }
     before, after = canonical_manifest(manifest).split(f'"{_HASHES_PLACEHOLDER}"')
     separator = ",\n" + before[before.rindex("\n") + 1 :]
-    with archive.open(MANIFEST, "w", force_zip64=True) as member:
+    with archive.member(MANIFEST) as member:
         member.write(before.encode("ascii"))
         for index, value in enumerate(hashes):
             member.write(((separator if index else "") + f'"{value}"').encode("ascii"))
@@ -374,26 +439,80 @@ def verify_export(
     source: str | os.PathLike[str] | bytes, *, public_jwk: dict[str, Any] | None = None
 ) -> ExportReport:
     """Check an export offline: the signed checkpoint, the chain of hashes up to it, the record
-    of the export itself, the entries file's SHA-256 and every row's hashes. public_jwk: the
-    audit key to insist on (otherwise the one in the manifest, which the report names)."""
+    of the export itself, the entries file's SHA-256, every row's hashes, and every byte of the
+    .zip around them. public_jwk: the audit key to insist on (otherwise the one in the manifest,
+    which the report names). Whatever the file holds, the answer is a report, never an error."""
     report = ExportReport()
     try:
-        with _open_archive(source) as archive:
+        with _open_source(source) as raw, zipfile.ZipFile(raw) as archive:
             _verify(archive, report, public_jwk)
+            _check_zip_bytes(archive, source)
     except _Problem as problem:
         report.problem, report.file, report.seq = str(problem), problem.file, problem.seq
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         report.problem = f"the export file is damaged or is not a .zip export ({exc})"
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # ValueError includes JSON and Unicode decoding errors.
         report.problem = f"the export is not one the IdP wrote: it cannot be read ({exc!r})"
+    except Exception as exc:  # noqa: BLE001 - a damaged file gets a report, not a traceback
+        report.problem = f"the export file is damaged or is not a .zip export ({exc!r})"
+    if not report.ok:
+        report.count, report.first_seq, report.last_seq = 0, None, None
     return report
 
 
-def _open_archive(source: str | os.PathLike[str] | bytes) -> zipfile.ZipFile:
-    """The .zip, from a path or from its bytes."""
+def _open_source(source: str | os.PathLike[str] | bytes) -> IO[bytes]:
+    """The .zip's bytes, from a path or from its bytes, to read from the start."""
     if isinstance(source, bytes | bytearray):
-        return zipfile.ZipFile(io.BytesIO(source))
-    return zipfile.ZipFile(source)
+        return io.BytesIO(source)
+    return Path(source).open("rb")
+
+
+def _check_zip_bytes(archive: zipfile.ZipFile, source: str | os.PathLike[str] | bytes) -> None:
+    """The .zip is exactly what _ExportZip writes for its members: rebuilt from them, a block at
+    a time, it is the same bytes, none added before, between or after."""
+    names = [info.filename for info in archive.infolist()]
+    entries = next((name for name in names if name != MANIFEST), None)
+    if entries is None or names != [entries, MANIFEST]:
+        raise _Problem(f"{ZIP_ALTERED}: its files are not the expected ones, in order")
+    with _open_source(source) as original:
+        comparison = _Comparison(original)
+        with _ExportZip(comparison) as rebuilt:  # type: ignore[arg-type]
+            for name in names:
+                with archive.open(name) as member, rebuilt.member(name) as copy:
+                    for block in iter(lambda member=member: member.read(COPY_BLOCK), b""):
+                        copy.write(block)
+        if not comparison.finished():
+            raise _Problem(ZIP_ALTERED)
+
+
+class _Comparison:
+    """A stream that compares what is written to it with the original file's bytes."""
+
+    def __init__(self, original: IO[bytes]):
+        self._original = original
+        self.same = True
+
+    def write(self, data: bytes) -> int:
+        """Compare the next bytes of the original with these."""
+        data = bytes(data)
+        if self.same and self._original.read(len(data)) != data:
+            self.same = False
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush."""
+
+    def finished(self) -> bool:
+        """Whether every byte written was the original's, and the original has no more."""
+        return self.same and self._original.read(1) == b""
 
 
 def _verify(archive: zipfile.ZipFile, report: ExportReport, public_jwk: dict | None) -> None:

@@ -72,13 +72,30 @@ def erase_citizen(citizen_id: int, reason: str) -> int:
     entry's hash covers a salted digest of those fields, and the salt goes with them."""
     if not reason or len(reason.strip()) < 5:
         raise MaintenanceError("say why the citizen's personal fields are erased (--reason)")
-    erased = db.session.execute(
-        update(AuditEntry)
-        .where(AuditEntry.citizen_id == citizen_id)
-        .values(citizen_id=None, ip=None, user_agent=None, personal_salt=None, erased_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    seqs = list(
+        db.session.scalars(
+            db.select(AuditEntry.seq)
+            .where(AuditEntry.citizen_id == citizen_id)
+            .order_by(AuditEntry.seq)
+        )
+    )
+    if seqs:
+        db.session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.seq.in_(seqs))
+            .values(
+                citizen_id=None, ip=None, user_agent=None, personal_salt=None, erased_at=utcnow()
+            )
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
-    # The record of the erasure does not name the citizen: that would undo it.
-    audit.record("audit.erased", reason=reason.strip()[:200], erased_entries=erased)
-    return erased
+    # The record of the erasure lists the entries (so `verify` can tell an erasure from an
+    # attacker stripping fields) but not the citizen: that would undo it.
+    audit.record(
+        "audit.erased",
+        citizen_id=None,
+        reason=reason.strip()[:200],
+        erased_entries=len(seqs),
+        erased_seqs=seqs,
+    )
+    return len(seqs)

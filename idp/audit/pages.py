@@ -43,7 +43,7 @@ AUDITORS_ONLY = (
     "The audit record is read by auditors only. Auditing is a separate duty from running the "
     "platform or a department's services, so administrators cannot read it."
 )
-FILTER_FIELDS = ("start", "end", "citizen", "client_id", "event", "outcome", "ip")
+FILTER_FIELDS = ("start", "end", "citizen", "department", "client_id", "event", "outcome", "ip")
 SESSION_REF = re.compile(r"[0-9a-f]{32}")
 REASON_MIN_LENGTH = 10
 CHART_DEFAULT_RANGE = timedelta(days=7)
@@ -112,6 +112,15 @@ class FilterForm(RangeForm):
         "Citizen id",
         validators=[Optional(), Length(max=20, message="Enter a citizen id of at most 20 digits")],
     )
+    department = StringField(
+        "Department",
+        description="Every service it runs",
+        validators=[
+            Optional(),
+            Length(max=200, message="Enter a department name of at most 200 characters"),
+        ],
+        render_kw={"list": "department-names", "spellcheck": "false"},
+    )
     client_id = StringField(
         "Service (client ID)",
         validators=[
@@ -157,6 +166,7 @@ class FilterForm(RangeForm):
             end=self.parsed.get("end"),
             citizen_id=self.parsed.get("citizen_id"),
             client_id=(self.client_id.data or "").strip() or None,
+            department=(self.department.data or "").strip() or None,
             event=(self.event.data or "").strip() or None,
             outcome=self.outcome.data or None,
             ip=self.parsed.get("ip"),
@@ -271,9 +281,12 @@ def _filter_args() -> dict[str, str]:
     return {name: value for name in FILTER_FIELDS if (value := request.args.get(name, "").strip())}
 
 
-def _viewed(member: StaffMember, page: str, **details: Any) -> None:
-    """Record what an auditor read."""
-    audit.record("audit.viewed", staff_id=member.id, page=page, **details)
+def _viewed(
+    member: StaffMember, page: str, *, citizen_id: int | None = None, **details: Any
+) -> None:
+    """Record what an auditor read. citizen_id: the citizen the auditor filtered on, kept in
+    the entry's citizen_id column (erasable), never in its details (hashed for good)."""
+    audit.record("audit.viewed", staff_id=member.id, page=page, citizen_id=citizen_id, **details)
 
 
 @bp.get("/staff/audit")
@@ -290,6 +303,7 @@ def entries(member: StaffMember) -> Any:
         member,
         "entries",
         filters=filters.describe(),
+        citizen_id=filters.citizen_id,
         before=before,
         after=after,
         shown=[found.entries[-1].seq, found.entries[0].seq] if found.entries else [],
@@ -310,6 +324,7 @@ def _entries_page(member: StaffMember, form: FilterForm, found: Any, status: int
         formats=FORMAT_NAMES,
         event_names=queries.event_names(),
         services=queries.services(),
+        departments=queries.departments(),
     ), status
 
 

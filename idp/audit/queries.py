@@ -4,7 +4,9 @@ aggregates the charts draw. Shared by the auditor pages and the export.
 Every list is a keyset query on seq, never OFFSET: each filter has a composite (filter, seq)
 index (idp/models/audit.py), so `WHERE filter = ? AND seq < ? ORDER BY seq DESC LIMIT 51` reads
 51 index entries however long the record is. A time range is `time >= ? AND time < ?` (the
-(time, seq) index).
+(time, seq) index), narrowed to a range of seq first (seq_bounds): the smallest seq from the
+start on and the largest before the end, each read along the (time, seq) index, so that a page
+of a month-old range does not walk back along seq through every newer entry.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select, text
 from idp import audit
 from idp.audit.chain import format_time
 from idp.extensions import db
-from idp.models import AuditEntry, Citizen, Client
+from idp.models import AuditEntry, Citizen, Client, Department
 
 PAGE_SIZE = 50
 SESSION_PAGE_SIZE = 200
@@ -41,6 +43,10 @@ LATEST_YEAR = 9998
 MAX_CITIZEN_ID = 2**31 - 1
 
 
+# Filters whose values are personal data: described only as used (see Filters.describe).
+PERSONAL_FILTERS = {"citizen_id": "citizen_filter", "ip": "ip_filter"}
+
+
 class FilterError(ValueError):
     """A filter value that cannot be used; the message says why, in plain words."""
 
@@ -56,6 +62,8 @@ class Filters:
     event: str | None = None
     outcome: str | None = None
     ip: str | None = None
+    # A department's name: the entries of every service it runs.
+    department: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """The WHERE clauses, each served by its (column, seq) index."""
@@ -69,22 +77,37 @@ class Filters:
             value = getattr(self, name)
             if value is not None:
                 clauses.append(column[name] == value)
+        if self.department is not None:
+            # Served by the (client_id, seq) index, one range per service of the department.
+            services = (
+                select(Client.client_id)
+                .join(Department, Department.id == Client.department_id)
+                .where(Department.name == self.department)
+            )
+            clauses.append(column.client_id.in_(services))
         return clauses
 
     def describe(self) -> dict[str, Any]:
         """The filters in use, JSON-ready (times as the chain writes them), for the record and
-        for an export's manifest."""
+        for an export's manifest. Personal values are left out: an entry's details are hashed
+        and cannot be erased, so a citizen id filter is only "citizen_filter": true (the entry
+        that records its use names the citizen in its citizen_id column, which can be erased)
+        and an IP address filter only "ip_filter": true."""
         described: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
-            if value is not None:
+            if value is None:
+                continue
+            if item.name in PERSONAL_FILTERS:
+                described[PERSONAL_FILTERS[item.name]] = True
+            else:
                 described[item.name] = format_time(value) if isinstance(value, datetime) else value
         return described
 
     @property
     def empty(self) -> bool:
         """Whether no filter is set."""
-        return not self.describe()
+        return all(getattr(self, item.name) is None for item in fields(self))
 
 
 @dataclass
@@ -151,6 +174,50 @@ def check_range(start: datetime | None, end: datetime | None) -> None:
 # -- Reading ------------------------------------------------------------------------------------
 
 
+def seq_bounds(
+    start: datetime | None, end: datetime | None
+) -> tuple[int | None, int | None] | None:
+    """The lowest and highest seq of the entries in [start, end), each None when that end of
+    the range is open; None when no entry lies in the range. Exact (a min and a max over the
+    entries that match), so `seq BETWEEN lo AND hi` beside the time predicate drops nothing."""
+    column = AuditEntry.__table__.c
+    low = high = None
+    if start is not None:
+        low = db.session.scalar(select(func.min(column.seq)).where(column.time >= start))
+        if low is None:
+            return None
+    if end is not None:
+        high = db.session.scalar(select(func.max(column.seq)).where(column.time < end))
+        if high is None:
+            return None
+    if low is not None and high is not None and low > high:
+        return None
+    return low, high
+
+
+def _bounded(clauses: list[ColumnElement[bool]], bounds: tuple[int | None, int | None]) -> None:
+    """Add the seq range of a time range (from seq_bounds) to the WHERE clauses."""
+    seq = AuditEntry.__table__.c.seq
+    low, high = bounds
+    if low is not None:
+        clauses.append(seq >= low)
+    if high is not None:
+        clauses.append(seq <= high)
+
+
+def _conditions(filters: Filters) -> list[ColumnElement[bool]] | None:
+    """The filters' WHERE clauses with the seq range of their time range; None when no entry
+    lies in the time range (nothing to read)."""
+    clauses = filters.conditions()
+    if filters.start is None and filters.end is None:
+        return clauses
+    bounds = seq_bounds(filters.start, filters.end)
+    if bounds is None:
+        return None
+    _bounded(clauses, bounds)
+    return clauses
+
+
 def page(
     filters: Filters, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> Page:
@@ -158,7 +225,10 @@ def page(
     older than before, or those just newer than after. One row more than shown is read, to know
     whether there is a further page."""
     table = AuditEntry.__table__
-    query = select(AuditEntry).where(*filters.conditions())
+    conditions = _conditions(filters)
+    if conditions is None:
+        return Page([], older=None, newer=None)
+    query = select(AuditEntry).where(*conditions)
     if after is not None:
         rows = db.session.scalars(
             query.where(table.c.seq > after).order_by(table.c.seq).limit(size + 1)
@@ -167,7 +237,7 @@ def page(
             # Back at the newest entries: the first page, exactly as it is shown without a link.
             return page(filters, size=size)
         entries = list(reversed(rows[:size]))
-        older = entries[-1].seq if _exists(filters, below=entries[-1].seq) else None
+        older = entries[-1].seq if _exists(conditions, below=entries[-1].seq) else None
         return Page(entries, older=older, newer=entries[0].seq)
     if before is not None:
         query = query.where(table.c.seq < before)
@@ -177,15 +247,17 @@ def page(
     newer = None
     if before is not None:
         top = entries[0].seq if entries else before - 1
-        newer = top if _exists(filters, above=top) else None
+        newer = top if _exists(conditions, above=top) else None
     return Page(entries, older=older, newer=newer)
 
 
-def _exists(filters: Filters, *, below: int | None = None, above: int | None = None) -> bool:
-    """Whether a matching entry lies below or above a seq (one index probe)."""
+def _exists(
+    conditions: list[ColumnElement[bool]], *, below: int | None = None, above: int | None = None
+) -> bool:
+    """Whether an entry matching the conditions lies below or above a seq (one index probe)."""
     seq = AuditEntry.__table__.c.seq
     bound = seq < below if below is not None else seq > above
-    probe = select(seq).where(*filters.conditions(), bound).limit(1)
+    probe = select(seq).where(*conditions, bound).limit(1)
     return db.session.execute(probe).first() is not None
 
 
@@ -260,11 +332,14 @@ def entry_batches(
     """Matching entries with seq up to up_to, oldest first, as rows of columns (not tracked by
     the session), a batch at a time: an export of millions of entries never holds them all."""
     table = AuditEntry.__table__
+    conditions = _conditions(filters)
+    if conditions is None:
+        return
     after = start_after
     while True:
         rows = db.session.execute(
             select(table)
-            .where(*filters.conditions(), table.c.seq > after, table.c.seq <= up_to)
+            .where(*conditions, table.c.seq > after, table.c.seq <= up_to)
             .order_by(table.c.seq)
             .limit(batch)
         ).all()
@@ -289,6 +364,11 @@ def event_names(limit: int = 500) -> list[str]:
         """
     )
     return list(db.session.scalars(statement, {"limit": limit}))
+
+
+def departments() -> list[str]:
+    """Every department's name, for the filter's suggestions."""
+    return list(db.session.scalars(db.select(Department.name).order_by(Department.name)))
 
 
 def services() -> list[tuple[str, str, str | None]]:
@@ -321,15 +401,20 @@ def resolve_citizen(citizen_id: int, reason: str, *, staff_id: int) -> str | Non
 def sign_ins_per_service(start: datetime, end: datetime) -> list[tuple[str, int]]:
     """(client_id, how many sign-ins) over [start, end), most first."""
     column = AuditEntry.__table__.c
+    bounds = seq_bounds(start, end)
+    if bounds is None:
+        return []
+    clauses = [
+        column.time >= start,
+        column.time < end,
+        column.event == SIGN_IN_EVENT,
+        column.outcome == "success",
+    ]
+    _bounded(clauses, bounds)
     count = func.count().label("sign_ins")
     rows = db.session.execute(
         select(column.client_id, count)
-        .where(
-            column.time >= start,
-            column.time < end,
-            column.event == SIGN_IN_EVENT,
-            column.outcome == "success",
-        )
+        .where(*clauses)
         .group_by(column.client_id)
         .order_by(count.desc(), column.client_id)
     ).all()
@@ -345,13 +430,18 @@ def failures_over_time(
     bucket = _bucket(column.time, unit).label("bucket")
     is_failure = column.outcome == "failure"
     is_lockout = column.event == LOCKOUT_EVENT
+    bounds = seq_bounds(start, end)
+    if bounds is None:
+        return [(moment, 0, 0) for moment in buckets(start, end, unit)]
+    clauses = [column.time >= start, column.time < end, or_(is_failure, is_lockout)]
+    _bounded(clauses, bounds)
     rows = db.session.execute(
         select(
             bucket,
             func.sum(case((is_failure, 1), else_=0)),
             func.sum(case((is_lockout, 1), else_=0)),
         )
-        .where(column.time >= start, column.time < end, or_(is_failure, is_lockout))
+        .where(*clauses)
         .group_by(bucket)
     ).all()
     counted = {_as_utc(moment): (int(f or 0), int(lo or 0)) for moment, f, lo in rows}

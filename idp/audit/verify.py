@@ -6,7 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from idp.audit.chain import GENESIS, content_hash, entry_hash, fields_of, personal_digest
-from idp.audit.checkpoints import CheckpointError, check_checkpoint, public_keys
+from idp.audit.checkpoints import (
+    CheckpointError,
+    check_checkpoint,
+    latest_anchor,
+    public_keys,
+)
 from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditEntry, AuditHead
 
@@ -88,11 +93,16 @@ def _check_entry(entry: AuditEntry, expected_seq: int, prev: str, report: Report
     return entry.entry_hash
 
 
-def verify_chain() -> Report:
+def verify_chain(pinned_keys: dict[str, dict] | None = None) -> Report:
     """Walk the chain from its start (seq 1, or the signed anchor left by pruning) to its end,
     checking each link, every checkpoint's signature and position, and the head."""
     report = Report()
-    keys = public_keys()
+    keys = pinned_keys if pinned_keys is not None else public_keys()
+    if pinned_keys is None:
+        report.notes.append(
+            "checkpoints were checked with the audit keys stored in the database; pass the "
+            "published key (--key) to rule out a replaced key"
+        )
     checkpoints = db.session.scalars(
         db.select(AuditCheckpoint).order_by(AuditCheckpoint.seq, AuditCheckpoint.id)
     ).all()
@@ -108,6 +118,8 @@ def verify_chain() -> Report:
     report.checkpoints = len(heads)
     start, prev = (anchor.seq, anchor.head_hash) if anchor else (1, GENESIS)
     expected = start
+    erased: set[int] = set()
+    recorded_erasures: set[int] = set()
     for entry in _entries(start):
         if report.first_seq is None:
             report.first_seq = entry.seq
@@ -116,16 +128,28 @@ def verify_chain() -> Report:
         linked = _check_entry(entry, expected, prev, report)
         if linked is None:
             return report
+        if entry.personal_salt is None:
+            erased.add(entry.seq)
+        if entry.event == "audit.erased":
+            recorded_erasures.update((entry.details or {}).get("erased_seqs") or [])
         checkpoint = heads.get(entry.seq)
         if checkpoint is not None and checkpoint.head_hash != linked:
+            signed_before = max((seq for seq in heads if seq < entry.seq), default=start - 1)
             return report.fail(
-                f"entry {entry.seq} differs from what checkpoint {checkpoint.id} signed "
-                "(the chain was rewritten from there on)",
+                f"an entry from {signed_before + 1} to {entry.seq} differs from what checkpoint "
+                f"{checkpoint.id} signed (it was edited and the hashes after it recomputed)",
                 entry.seq,
             )
         prev, expected = linked, entry.seq + 1
         report.entries += 1
         report.last_seq = entry.seq
+    unrecorded = sorted(erased - recorded_erasures)
+    if unrecorded:
+        return report.fail(
+            f"entry {unrecorded[0]} lost its personal fields without a recorded erasure "
+            "(no audit.erased entry lists it)",
+            unrecorded[0],
+        )
     last = report.last_seq if report.last_seq is not None else start - 1
     newest = max(heads, default=0)
     if newest > last:
@@ -148,3 +172,23 @@ def verify_chain() -> Report:
             "linked but not yet signed"
         )
     return report
+
+
+def check_since(start: tuple[int, str] | None, head_seq: int, head_hash: str) -> str | None:
+    """Whether the entries from start (seq, the hash it links to; None: the chain's start) up
+    to the head link up and end at head_hash; the problem in words, or None."""
+    if start is None:
+        anchor = latest_anchor()
+        start = (anchor.seq, anchor.head_hash) if anchor else (1, GENESIS)
+    seq, prev = start
+    report = Report()
+    for entry in _entries(seq):
+        if entry.seq > head_seq:
+            break
+        linked = _check_entry(entry, seq, prev, report)
+        if linked is None:
+            return report.problem
+        seq, prev = entry.seq + 1, linked
+    if seq != head_seq + 1 or prev != head_hash:
+        return f"the entries up to {head_seq} do not end at the chain's head"
+    return None

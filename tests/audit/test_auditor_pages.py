@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -611,3 +611,75 @@ def test_a_page_knows_its_neighbours(idp):
     assert (oldest.newer, oldest.older) == (made[0], None)
     assert [e.seq for e in again.entries] == [made[2], made[1]]
     assert (future.entries, future.newer, future.older) == ([], None, None)
+
+
+def test_a_time_range_reads_a_range_of_seq_first(idp):
+    """A time range is narrowed to the seq of its first and last entries (two probes of the
+    (time, seq) index) before the page is read; no entry in the range, no page query at all."""
+    base = datetime(2024, 3, 1, tzinfo=UTC)
+    rows = [
+        {
+            "seq": seq,
+            # Out of order on purpose (clocks of several instances): the bounds stay exact.
+            "time": base + timedelta(hours=seq if seq != 5 else 20),
+            "event": "test.timed",
+            "outcome": "success",
+            "instance": "test",
+            "details": {},
+            "personal_digest": "0" * 64,
+            "prev_hash": "0" * 64,
+            "entry_hash": f"{seq:064x}",
+        }
+        for seq in range(1, 31)
+    ]
+    with idp.app.app_context():
+        db.session.execute(db.insert(AuditEntry), rows)
+        db.session.commit()
+        start, end = base + timedelta(hours=10), base + timedelta(hours=21)
+        assert queries.seq_bounds(start, end) == (5, 20)
+        found = queries.page(Filters(start=start, end=end), size=100)
+        assert [e.seq for e in found.entries] == [20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 5]
+        batches = list(queries.entry_batches(Filters(start=start, end=end), up_to=30, batch=4))
+        assert [r.seq for batch in batches for r in batch] == [5, *range(10, 21)]
+        later = base + timedelta(days=30)
+        assert queries.seq_bounds(later, None) is None
+        statements = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        sqlalchemy_event.listen(db.engine, "before_cursor_execute", capture)
+        try:
+            empty = queries.page(Filters(start=later))
+        finally:
+            sqlalchemy_event.remove(db.engine, "before_cursor_execute", capture)
+        assert empty.entries == [] and empty.older is None and empty.newer is None
+        assert len(statements) == 1 and "min(" in statements[0].lower(), statements
+
+
+def test_a_department_filter_shows_every_service_it_runs(idp, auditor, make_client):
+    from idp.departments.services import ensure_department
+
+    with idp.app.app_context():
+        hmrc = ensure_department("HM Revenue & Customs")
+        dvla = ensure_department("Driver and Vehicle Licensing Agency")
+        for client_id in ("tax", "tax-credits", "driving"):
+            make_client(client_id, redirect_uri=f"https://{client_id}.example.gov.uk/cb")
+        for client_id, department in (("tax", hmrc), ("tax-credits", hmrc), ("driving", dvla)):
+            client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+            client.department_id = department.id
+        db.session.commit()
+    tax = record(idp, "test.sign_in", client_id="tax")
+    driving = record(idp, "test.sign_in", client_id="driving")
+    credits = record(idp, "test.sign_in", client_id="tax-credits")
+    page = listed(auditor, department="HM Revenue & Customs")
+    with idp.app.app_context():
+        expected = db.session.scalars(
+            db.select(AuditEntry.seq)
+            .where(AuditEntry.client_id.in_(["tax", "tax-credits"]))
+            .order_by(AuditEntry.seq.desc())
+        ).all()
+    assert shown(page) == expected  # registrations too: every event of the two services
+    assert credits in expected and tax in expected and driving not in shown(page)
+    assert 'option value="Driver and Vehicle Licensing Agency"' in page.text
+    assert shown(listed(auditor, department="No such department")) == []

@@ -265,3 +265,69 @@ def test_audit_lines_on_standard_output_are_one_json_object_each(database_url, t
     assert events[0]["user_agent"] == 'evil\n{"event": "forged"}'
     assert events[0]["reason"] == "line one\nline two"
     assert not [line for line in lines if line.get("event") == "forged"]
+    # Once stored, the line carries the entry's place and hash, for comparison off-host.
+    assert events[0]["seq"] >= 1 and len(events[0]["entry_hash"]) == 64
+
+
+def test_stripping_personal_fields_without_an_erasure_is_found(idp):
+    write(idp, 4, citizen_id=7)
+    sql(
+        idp,
+        "UPDATE audit_entry SET citizen_id = NULL, ip = NULL, user_agent = NULL, "
+        "personal_salt = NULL, erased_at = :now WHERE seq = 2",
+        now=utcnow(),
+    )
+    code, output = verify(idp)
+    assert code != 0
+    assert "entry 2 lost its personal fields without a recorded erasure" in output
+
+
+def test_a_replaced_audit_key_is_found_with_the_published_key(idp, tmp_path):
+    write(idp, 3)
+    published = tmp_path / "audit-key.json"
+    assert run(idp, "audit", "public-key", "-o", str(published)).exit_code == 0
+    run(idp, "audit", "checkpoint")
+    assert run(idp, "audit", "verify", "--key", str(published)).exit_code == 0
+    # Someone with database access edits entry 2, recomputes the chain, swaps the key, re-signs.
+    sql(idp, "DELETE FROM audit_checkpoint")
+    sql(idp, "DELETE FROM audit_key")
+    sql(idp, "UPDATE audit_entry SET reason = 'nothing to see' WHERE seq = 2")
+    with idp.app.app_context():
+        prev = db.session.get(AuditEntry, 1).entry_hash
+        for row in db.session.scalars(
+            db.select(AuditEntry).where(AuditEntry.seq >= 2).order_by(AuditEntry.seq)
+        ):
+            row.prev_hash = prev
+            row.entry_hash = entry_hash(prev, content_hash(fields_of(row), row.personal_digest))
+            prev = row.entry_hash
+        db.session.execute(db.text("UPDATE audit_head SET head_hash = :h"), {"h": prev})
+        db.session.commit()
+    run(idp, "audit", "checkpoint")
+    unpinned = run(idp, "audit", "verify")
+    assert unpinned.exit_code == 0  # consistent with itself...
+    assert "pass the published key (--key)" in unpinned.output
+    pinned = run(idp, "audit", "verify", "--key", str(published))
+    assert pinned.exit_code != 0  # ...but not signed by the published key
+    assert "unknown audit key" in pinned.output
+    bad_key = tmp_path / "not-a-key.json"
+    bad_key.write_text("{}")
+    refused = run(idp, "audit", "verify", "--key", str(bad_key))
+    assert refused.exit_code != 0 and "is not the audit public key" in refused.output
+
+
+def test_a_broken_chain_is_never_signed(idp):
+    write(idp, 3)
+    sql(idp, "UPDATE audit_entry SET event = 'edited' WHERE seq = 2")
+    result = run(idp, "audit", "checkpoint")
+    assert result.exit_code != 0
+    with idp.app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditCheckpoint)) == 0
+
+
+def test_writing_goes_on_when_the_head_row_was_deleted(idp):
+    write(idp, 3)
+    sql(idp, "DELETE FROM audit_head")
+    write(idp, 2)
+    code, output = verify(idp)
+    assert code == 0, output
+    assert "entries 1 to 5" in output

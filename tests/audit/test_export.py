@@ -181,18 +181,25 @@ def test_a_filtered_export_of_one_citizen_verifies(idp, tmp_path):
     made = some_events(idp)
     record(idp, "test.other", citizen_id=8)
 
+    expected = made[1::2]
     for fmt in FORMATS:
         path, summary = exported(idp, tmp_path, fmt, Filters(citizen_id=7), name="citizen-7")
         report = verify_export(path)
         assert report.ok, report.problem
         rows = rows_of(members(path), fmt)
-        assert [int(r["seq"]) for r in rows] == made[1::2]
+        assert [int(r["seq"]) for r in rows] == expected
         assert {str(r["citizen_id"]) for r in rows} == {"7"}
         manifest = json.loads(members(path)["manifest.json"])
-        assert manifest["export"]["filters"] == {"citizen_id": 7}
+        # The citizen's id is not in the manifest (nor in the hashed details of the export's
+        # entry): only in that entry's citizen_id column, which an erasure clears.
+        assert manifest["export"]["filters"] == {"citizen_filter": True}
+        (recorded,) = [e for e in stored(idp, "audit.exported") if e.seq == summary.export_seq]
+        assert recorded.citizen_id == 7
         # Every entry from the first exported one to the checkpoint links, exported or not.
         hashes = manifest["chain"]["content_hashes"]
         assert len(hashes) == summary.checkpoint_seq - made[1] + 1
+        # The next export about this citizen lists this one.
+        expected = [*expected, summary.export_seq]
 
 
 def test_exports_stream_in_batches(idp, tmp_path, monkeypatch):
@@ -235,7 +242,7 @@ def test_erased_and_awkward_entries_verify(idp, tmp_path):
             assert rows[erased]["ip"] is None and rows[erased]["erased_at"]
 
 
-def test_an_export_of_an_altered_record_does_not_verify(idp, tmp_path):
+def test_an_altered_record_is_not_exported(idp, tmp_path):
     made = some_events(idp)
     with idp.app.app_context():
         db.session.execute(
@@ -243,11 +250,9 @@ def test_an_export_of_an_altered_record_does_not_verify(idp, tmp_path):
         )
         db.session.commit()
 
-    path, _ = exported(idp, tmp_path, "csv")
-    report = verify_export(path)
-
-    assert not report.ok
-    assert "do not lead to the head the checkpoint signed" in report.problem
+    # The record no longer verifies, so no checkpoint is signed and nothing is exported.
+    with pytest.raises(export.ExportError, match="entry 3 was edited"):
+        exported(idp, tmp_path, "csv")
 
 
 def test_an_export_of_nothing_still_verifies(idp, tmp_path):
@@ -300,10 +305,15 @@ def test_an_auditor_downloads_an_export_that_verifies(idp, auditor, tmp_path):  
     assert disposition.startswith("attachment;") and "-jsonl.zip" in disposition
     report = verify_export(download.content)
     assert report.ok, report.problem
-    assert [int(r["seq"]) for r in rows_of(members(download.content), "jsonl")] == made[1::2]
+    # The citizen's entries, and the auditor's view of them (recorded under the citizen's id).
+    (viewed,) = stored(idp, "audit.viewed")
+    assert viewed.citizen_id == 7 and viewed.details["filters"] == {"citizen_filter": True}
+    rows = rows_of(members(download.content), "jsonl")
+    assert [int(r["seq"]) for r in rows] == [*made[1::2], viewed.seq]
     (recorded,) = stored(idp, "audit.exported")
     assert recorded.details["via"] == "auditor page"
-    assert recorded.details["export"]["filters"] == {"citizen_id": 7}
+    assert recorded.details["export"]["filters"] == {"citizen_filter": True}
+    assert recorded.citizen_id == 7
     assert isinstance(recorded.details["staff_id"], int)
     assert recorded.ip == "127.0.0.1"
 
@@ -334,3 +344,60 @@ def test_idp_audit_verify_checks_an_export_file(idp, tmp_path):
     assert "verifies" in good.output
     assert bad.exit_code != 0
     assert "entries.csv was altered" in bad.output
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_no_changed_byte_anywhere_in_the_zip_verifies(idp, tmp_path, fmt):
+    """Every byte of the .zip counts, not only its entries: one changed byte anywhere (headers,
+    times, flags, the central directory), or bytes added before or after, and it fails, with
+    a report, never an exception."""
+    record(idp, "test.small", citizen_id=7)
+    path, _ = exported(idp, tmp_path, fmt)
+    original = path.read_bytes()
+    assert verify_export(original).ok
+    verified, altered_outside = [], 0
+    for position in range(len(original)):
+        for flip in (0x01, 0x80):
+            data = bytearray(original)
+            data[position] ^= flip
+            report = verify_export(bytes(data))
+            if report.ok:
+                verified.append((position, flip))
+            altered_outside += export.ZIP_ALTERED in (report.problem or "")
+    assert verified == []
+    # Changes that leave every member readable (times, versions, attributes) are still found.
+    assert altered_outside > 0
+    for altered in (b"x" + original, original + b"\0", b"PK\x03\x04" + original, original * 2):
+        report = verify_export(altered)
+        assert not report.ok
+        assert export.ZIP_ALTERED in report.problem or "damaged" in report.problem, report.problem
+
+
+def test_an_erasure_leaves_no_trace_of_a_filtered_citizen_or_ip(idp, auditor, tmp_path):  # noqa: F811
+    """Views and exports filtered on a citizen or an IP address keep those values only in the
+    erasable columns (citizen_id, ip, user_agent), so erase-citizen removes every trace."""
+    from idp.audit.maintenance import erase_citizen
+
+    citizen, address = 987654, "198.51.100.77"
+    record(idp, "test.event", citizen_id=citizen, ip=address)
+    page = auditor.http.get("/staff/audit", params={"citizen": str(citizen), "ip": address})
+    assert page.status_code == 200
+    download = auditor.submit(
+        page, {}, action="/staff/audit/export", button="Download as JSON Lines"
+    )
+    assert download.status_code == 200
+    exported(idp, tmp_path, "csv", Filters(citizen_id=citizen, ip=address))
+    viewed = stored(idp, "audit.viewed")[-1]
+    assert viewed.details["filters"] == {"citizen_filter": True, "ip_filter": True}
+
+    with idp.app.app_context():
+        erase_citizen(citizen, "data protection request DP-1")
+        rows = db.session.execute(db.select(AuditEntry.__table__)).all()
+    erasable = {"citizen_id", "ip", "user_agent", "personal_salt"}
+    for row in rows:
+        for column, value in row._mapping.items():
+            if column in erasable:
+                continue
+            text = json.dumps(value, default=str)
+            assert str(citizen) not in text and address not in text, (row.seq, column, text)
+        assert row.citizen_id != citizen

@@ -54,14 +54,7 @@ def test_signing_out_at_a_department_signs_out_of_the_idp(
     citizen = make_citizen("leaving@example.com")
     tax, driving = departments
     page = browser_page
-    page.goto(tax.url)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Email address").fill(citizen["email"])
-    page.get_by_label("Password").fill(citizen["password"])
-    page.get_by_role("button", name="Continue").click()
-    enter_second_factor(page, citizen)
-    page.get_by_role("button", name="Allow", exact=True).click()
-    expect(page).to_have_url(f"{tax.url}/account")
+    sign_in_at(page, tax, citizen)
 
     # The department's Sign out is RP-initiated logout: the IdP session ends too.
     page.get_by_role("button", name="Sign out").click()
@@ -77,14 +70,7 @@ def test_signing_out_at_one_department_signs_the_citizen_out_of_the_other(
     citizen = make_citizen("everywhere@example.com")
     tax, driving = departments
     page = browser_page
-    page.goto(tax.url)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Email address").fill(citizen["email"])
-    page.get_by_label("Password").fill(citizen["password"])
-    page.get_by_role("button", name="Continue").click()
-    enter_second_factor(page, citizen)
-    page.get_by_role("button", name="Allow", exact=True).click()
-    expect(page).to_have_url(f"{tax.url}/account")
+    sign_in_at(page, tax, citizen)
     page.goto(driving.url)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Allow", exact=True).click()
@@ -119,3 +105,15 @@ def wait_for_delivery(idp, client_id: str, timeout: float = 15.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"the logout token for {client_id} was not delivered (status {status})")
+
+
+def sign_in_at(page, department, citizen: dict) -> None:
+    """Sign in at a department from its start page: password, second factor, consent."""
+    page.goto(department.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Email address").fill(citizen["email"])
+    page.get_by_label("Password").fill(citizen["password"])
+    page.get_by_role("button", name="Continue").click()
+    enter_second_factor(page, citizen)
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(f"{department.url}/account")
