@@ -11,16 +11,28 @@ from pathlib import Path
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import audit
 from idp.settings import Settings, load_settings
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 # Paths answered in JSON rather than HTML pages.
-API_PATHS = ("/token", "/userinfo", "/jwks.json", "/.well-known/", "/register")
+API_PATHS = (
+    "/token",
+    "/userinfo",
+    "/jwks.json",
+    "/.well-known/",
+    "/register",
+    "/revoke",
+    "/introspect",
+)
 OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
 
 
@@ -30,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.departments.staff import apply_staff_cookie
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
+    from idp.metrics import init_metrics
     from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
     from idp.security.secrets import (
@@ -48,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         IDP_KEY_FERNET=resolve_key_encryption_key(
             settings.key_encryption_key, settings.instance_path
         ),
+        IDP_METRICS_TOKEN=settings.metrics_token,
         IDP_PAIRWISE_SECRET=resolve_pairwise_secret(
             settings.pairwise_secret, settings.instance_path
         ),
@@ -64,6 +78,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
     app.config.update(settings.extra)
+    if settings.proxy_count > 0:
+        # Behind nginx (or any load balancer): the client address and scheme it saw, so
+        # per-IP throttling and the audit record name the citizen's address, not the proxy's.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count
+        )
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     csrf.init_app(app)
@@ -105,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    init_metrics(app)
     return app
 
 
@@ -119,6 +140,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.audit.pages import bp as audit_bp
     from idp.departments.views import bp as departments_bp
     from idp.dev import bp as dev_bp
+    from idp.health import bp as health_bp
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.end_session import bp as end_session_bp
@@ -135,6 +157,7 @@ def _register_blueprints(app: Flask) -> None:
         departments_bp,
         dev_bp,
         discovery_bp,
+        health_bp,
         end_session_bp,
         jwks_bp,
         manage_bp,
@@ -179,6 +202,41 @@ def _register_error_pages(app: Flask) -> None:
         if error.code == 413:
             message = gettext("The form you sent is too large. Go back and try again.")
         return render_template("error.html", message=message), error.code
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def dependency_unavailable(error: Exception):
+        """The database (or Redis) does not answer: 503, OAuth temporarily_unavailable on
+        the protocol endpoints, a plain page elsewhere. Nothing was half-written: the
+        transaction rolls back. Connections are checked before use, so the next request after
+        the database returns is served as usual."""
+        logging.getLogger("idp").error(
+            "a dependency is unavailable on %s: %s", request.path, type(error).__name__
+        )
+        from idp.extensions import db
+
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            db.session.remove()
+        if wants_json():
+            response = jsonify(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "The service is temporarily unavailable. "
+                    "Try again shortly.",
+                }
+            )
+            response.status_code = 503
+        else:
+            message = gettext(
+                "Sorry, the service is unavailable at the moment. Try again in a few minutes."
+            )
+            response = app.make_response((render_template("error.html", message=message), 503))
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

@@ -192,6 +192,13 @@ class Settings:
     audit_checkpoint_interval: int = 60
     # Audit entries older than this many days are pruned (`idp audit prune`); 0 keeps all.
     audit_retention_days: int = 400
+    # Reverse proxies (load balancers) in front of the IdP that set X-Forwarded-For and
+    # X-Forwarded-Proto: the client's address is taken from the one this many hops back.
+    # 0 (the default) trusts no header, so nobody can spoof an address to dodge throttling.
+    proxy_count: int = 0
+    # Bearer token that opens /metrics to a Prometheus server elsewhere; empty means only
+    # loopback requests that came through no proxy may read it.
+    metrics_token: str = ""
     # Languages the pages are offered in, first is the default.
     ui_locales_supported: tuple[str, ...] = ("en", "cy")
     # The demo departments registered at start; empty disables registration.

@@ -26,6 +26,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from idp import metrics
 from idp.audit.chain import GENESIS, content_hash, entry_hash, personal_digest, sha256
 from idp.models.timestamps import utcnow
 
@@ -125,6 +126,7 @@ def record(
     citizen authenticated (amr); defaults to the current session's.
     """
     _refuse_credentials(details)
+    metrics.count_event(event, outcome)
     browser_session = g.get("browser_session") if has_request_context() else None
     if browser_session is not None:
         sid = sid or browser_session.sid
