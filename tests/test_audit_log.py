@@ -4,12 +4,9 @@ security event is recorded, and what each entry holds.)"""
 
 from __future__ import annotations
 
-import io
-import logging
-
 import pytest
 
-from tests.support.audit import logged_events, stored_entries
+from tests.support.audit import captured_log, logged_events, stored_entries
 from tests.support.browser import CitizenBrowser
 
 # What a line and its stored entry both hold (the chain's hashes are the table's own).
@@ -33,15 +30,8 @@ SHARED = (
 @pytest.fixture
 def audit_lines():
     """Everything the IdP logs while the test runs."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with captured_log() as stream:
+        yield stream
 
 
 def test_a_whole_journey_logs_events_but_never_credentials(

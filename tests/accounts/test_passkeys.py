@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import logging
 import re
 import threading
 import time
@@ -29,7 +28,7 @@ from idp.models import Passkey, RecoveryCode, ThrottleCounter, WebAuthnChallenge
 from idp.models.timestamps import utcnow
 from idp.security.throttle import delay
 from tests.conftest import LiveIdP, serve_idp
-from tests.support.audit import logged_events
+from tests.support.audit import captured_log, logged_events
 from tests.support.authenticator import SoftwareAuthenticator, b64url
 from tests.support.browser import SECOND_FACTOR_HEADING, CitizenBrowser, callback
 
@@ -196,15 +195,8 @@ def events(lines: io.StringIO, name: str) -> list[dict]:
 @pytest.fixture
 def audit_lines() -> Iterator[io.StringIO]:
     """The audit lines the IdP writes while the test runs."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp.audit")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with captured_log("idp.audit") as stream:
+        yield stream
 
 
 @pytest.fixture

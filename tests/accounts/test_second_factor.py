@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import logging
 import re
 import time
 import uuid
@@ -24,6 +23,7 @@ from idp.mail import read_outbox
 from idp.models import RecoveryCode, ThrottleCounter, TotpCredential
 from idp.security.throttle import delay
 from tests.conftest import LiveIdP, serve_idp
+from tests.support.audit import captured_log
 from tests.support.browser import (
     SECOND_FACTOR_HEADING,
     SECOND_FACTORS,
@@ -158,15 +158,8 @@ def citizen(make_citizen) -> dict:
 @pytest.fixture
 def audit_lines() -> Iterator[io.StringIO]:
     """The audit lines the IdP writes while the test runs."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp.audit")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with captured_log("idp.audit") as stream:
+        yield stream
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ database with limits a test can reach quickly (no delays, a short lockout, a low
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 import time
@@ -24,7 +23,7 @@ from idp.models import ThrottleCounter
 from tests.conftest import CITIZEN_PASSWORD, LiveIdP, free_port, serve_idp
 from tests.departments import STAFF_PASSWORD, StaffBrowser, make_staff, visible_text
 from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_skip
-from tests.support.audit import logged_events
+from tests.support.audit import captured_log, logged_events
 from tests.support.browser import CitizenBrowser
 
 WRONG = "not the password at all"
@@ -118,22 +117,13 @@ def test_six_wrong_passwords_lock_the_account_even_against_the_right_one(idp, id
 
 
 def test_lock_and_throttle_events_are_audited_without_the_email(idp, idps, make_citizen):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp.audit")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with captured_log("idp.audit") as stream:
         citizen = make_citizen(unique_email())
         stranger = unique_email("stranger")
         sign_in = SignIn(idps["strict"])
         for email in (citizen["email"], stranger):
             for _ in range(7):
                 sign_in.attempt(email)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     text = stream.getvalue()
     # Neither address, nor a hash of one (anyone could hash a guessed address to match it).
     for address in (citizen["email"], stranger):

@@ -26,7 +26,7 @@ from idp.cli import cli
 from idp.extensions import db
 from idp.models import Citizen
 from tests.conftest import LiveIdP, serve_idp
-from tests.support.audit import stored_entries, table_text
+from tests.support.audit import captured_log, stored_entries, table_text
 from tests.support.browser import SECOND_FACTOR_HEADING, SECOND_FACTORS, CitizenBrowser, callback
 from tests.support.logout_receiver import LogoutReceiver
 from tests.support.mail import code_in, wait_for_mail
@@ -122,18 +122,8 @@ def contains(text: str, secret: str) -> bool:
 @pytest.fixture
 def idp_output() -> Iterator[io.StringIO]:
     """Everything the IdP's loggers write (standard output in production), every level."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp")
-    # As standard output shows it: with the formatter of the IdP's own handler.
-    if logger.handlers and logger.handlers[0].formatter is not None:
-        handler.setFormatter(logger.handlers[0].formatter)
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with captured_log(level=logging.DEBUG, as_stdout=True) as stream:
+        yield stream
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import logging
 import re
 
 import httpx
@@ -23,7 +21,7 @@ from tests.departments import (
     stored_client,
     visible_text,
 )
-from tests.support.audit import logged_events
+from tests.support.audit import captured_log, logged_events
 from tests.support.browser import CitizenBrowser
 from tests.support.oidc_client import DepartmentClient
 
@@ -45,20 +43,13 @@ def platform(idp) -> StaffBrowser:
 @pytest.fixture
 def audit_events():
     """The audit events the IdP records while the test runs (and the raw log text)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    with captured_log() as stream:
 
-    def events() -> tuple[list[dict], str]:
-        text = stream.getvalue()
-        return logged_events(text), text
+        def events() -> tuple[list[dict], str]:
+            text = stream.getvalue()
+            return logged_events(text), text
 
-    yield events
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+        yield events
 
 
 def citizen_browser_at(idp, client_id: str) -> tuple[CitizenBrowser, httpx.Response, str]:

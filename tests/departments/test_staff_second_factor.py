@@ -5,8 +5,6 @@ sets up an authenticator app (QR code and key); after that every sign-in asks fo
 from __future__ import annotations
 
 import html
-import io
-import logging
 import os
 import re
 import time
@@ -35,7 +33,7 @@ from tests.departments import (
     redirects_to,
     visible_text,
 )
-from tests.support.audit import logged_events
+from tests.support.audit import captured_log, logged_events
 from tests.support.cli import run
 
 CODE_HEADING = "Enter the code from your authenticator app"
@@ -171,20 +169,13 @@ def staff(idp) -> StaffBrowser:
 @pytest.fixture
 def audit_events():
     """The audit events the IdP records while the test runs (and the raw log text)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("idp")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    with captured_log() as stream:
 
-    def events() -> tuple[list[dict], str]:
-        text = stream.getvalue()
-        return logged_events(text), text
+        def events() -> tuple[list[dict], str]:
+            text = stream.getvalue()
+            return logged_events(text), text
 
-    yield events
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+        yield events
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from idp.extensions import db
@@ -37,3 +41,24 @@ def table_text(idp) -> str:
     with idp.app.app_context():
         rows = db.session.execute(db.select(AuditEntry.__table__)).all()
     return "\n".join("\t".join(str(value) for value in row) for row in rows)
+
+
+@contextmanager
+def captured_log(
+    name: str = "idp", level: int = logging.INFO, *, as_stdout: bool = False
+) -> Iterator[io.StringIO]:
+    """What the named logger writes while the block runs; as_stdout: formatted as standard
+    output shows it (with the formatter of the IdP's own handler)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger(name)
+    if as_stdout and logger.handlers and logger.handlers[0].formatter is not None:
+        handler.setFormatter(logger.handlers[0].formatter)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
