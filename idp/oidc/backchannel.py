@@ -51,17 +51,12 @@ def _insert_ignoring_duplicates(model, **values) -> None:
     db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
-def record_participation(sid: str, client_id: str) -> None:
-    """The department received tokens in the session it knows as sid (not committed): it is
-    signed out when that session (or the one that took it over) ends. The caller has checked
-    the session is live, with its row locked (code redemption)."""
-    from idp.accounts.sessions import live_session_for_sid
-
-    session = live_session_for_sid(sid)
-    if session is None:
-        return
+def record_participation(session_id: int, sid: str, client_id: str) -> None:
+    """The department received tokens in the live session session_id, which it knows as sid
+    (not committed): it is signed out when that session ends. The caller found the session
+    live and holds its row lock (code redemption)."""
     _insert_ignoring_duplicates(
-        SessionClient, session_id=session.id, client_id=client_id, sid=sid, created_at=utcnow()
+        SessionClient, session_id=session_id, client_id=client_id, sid=sid, created_at=utcnow()
     )
 
 

@@ -97,7 +97,7 @@ def save_token(token: dict, request: OAuth2Request) -> None:
         )
     )
     if code is not None:
-        backchannel.record_participation(code.sid, request.client.client_id)
+        backchannel.record_participation(code.live_session_id, code.sid, request.client.client_id)
     db.session.commit()
     # One sign-in's events share its session reference: the code's (or refresh token's) sid.
     audit.record(
@@ -356,7 +356,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # No token outlives its session: a code redeemed after the citizen signed out (or the
         # session expired) gets nothing. The session row stays locked until the tokens are
         # stored, so it cannot end unnoticed in between (its end would miss this department).
-        if live_session_for_sid(row.sid, lock=True) is None:
+        live = live_session_for_sid(row.sid, lock=True)
+        if live is None:
             db.session.commit()  # the code stays spent
             g.refusal_recorded = True  # the endpoint records nothing more of this refusal
             audit.record(
@@ -368,6 +369,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 sid=row.sid,
             )
             raise InvalidGrantError("The sign-in this code came from has ended.")
+        row.live_session_id = live.id  # not stored: save_token records the department there
         return row
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
