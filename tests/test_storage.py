@@ -70,3 +70,30 @@ def test_clients_from_before_departments_keep_their_public_subjects(tmp_path):
         assert client.subject_type == "public"
         assert client.sector_identifier == "a.example"
         assert client.approved_at is not None
+
+
+def test_processes_starting_at_once_share_one_generated_secret(tmp_path):
+    """Several IdP processes started together on a new instance folder (as gunicorn workers
+    are) all end up with the same development secret, and none fails."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from idp.security.secrets import secret_file, new_token\n"
+        "print(secret_file(Path(sys.argv[1]) / 'shared-secret', new_token))\n"
+    )
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    results = [process.communicate(timeout=60) for process in starts]
+    assert all(process.returncode == 0 for process in starts), [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shared-secret"]

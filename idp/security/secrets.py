@@ -29,14 +29,26 @@ def new_token(nbytes: int = 32) -> str:
 
 
 def secret_file(path: Path, make: Callable[[], str]) -> str:
-    """The secret kept in a file, created (mode 0600) with make() on first use."""
+    """The secret kept in a file, created (mode 0600) with make() on first use.
+
+    Several processes may start at once on a new instance folder: each writes its candidate to
+    a file of its own and links it into place, which succeeds for one of them only, whole;
+    the others read the winner's secret, so every process ends up with the same one.
+    """
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+    candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        os.link(candidate, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        candidate.unlink(missing_ok=True)
     return value
 
 
