@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test test-fast lint format browser clean translations
+.PHONY: install run run-prod test test-fast lint format browser nginx clean translations
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,22 @@ install: $(INSTALLED)
 run: install
 	$(VENV)/bin/idp demo
 
+## The production way on this machine: nginx round-robin over two gunicorn instances, on
+## PostgreSQL and Redis (override IDP_DATABASE_URL / IDP_REDIS_URL to use others).
+IDP_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/idp
+IDP_REDIS_URL ?= redis://127.0.0.1:6379/0
+run-prod: install nginx
+	IDP_DATABASE_URL=$(IDP_DATABASE_URL) IDP_REDIS_URL=$(IDP_REDIS_URL) $(VENV)/bin/idp run-prod
+
+## nginx, the load balancer of run-prod, the production tests and the benchmark (Debian package).
+nginx:
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
+		echo "Installing nginx (Debian package) for the production path..."; \
+		SUDO=""; [ "$$(id -u)" = "0" ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; \
+	fi
+
 ## Headless Chromium for the browser tests, from Debian's packages.
 browser:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
@@ -32,7 +48,7 @@ browser:
 	fi
 
 ## Every test, on SQLite and PostgreSQL, including the browser journey.
-test: install browser
+test: install browser nginx
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 ## Quick run without the browser and without PostgreSQL.

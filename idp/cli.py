@@ -64,6 +64,113 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
     waitress_serve(app, host=host or settings.host, port=port or settings.port, threads=threads)
 
 
+@cli.command("prepare")
+@with_appcontext
+def prepare() -> None:
+    """Migrate the database, make sure signing keys exist and register the configured
+    departments: once per deployment, before the server processes start."""
+    from idp.departments.metadata import ClientMetadataError
+    from idp.departments.samples import register_departments
+
+    prepare_database()
+    try:
+        register_departments(current_settings())
+    except ClientMetadataError as exc:
+        raise click.ClickException(f"departments file: {exc}") from None
+    click.echo("database migrated, signing keys ready")
+
+
+@cli.command("run-prod", with_appcontext=False)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port of the load balancer (nginx).",
+)
+@click.option(
+    "--instance-ports",
+    default="8101,8102",
+    show_default=True,
+    help="Ports of the IdP instances behind it, comma-separated (one per instance).",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes per instance.",
+)
+@click.option(
+    "--run-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Instance folders, shared secrets and nginx files (default instance/prod).",
+)
+def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None) -> None:
+    """Run the IdP the production way until Ctrl-C: nginx round-robin over separate gunicorn
+    instances on PostgreSQL (IDP_DATABASE_URL) and Redis (IDP_REDIS_URL)."""
+    import os
+    import signal
+    import time
+
+    from idp.production import ProductionStack, StackError
+    from idp.settings import PROJECT_ROOT
+
+    database_url = os.environ.get("IDP_DATABASE_URL", "")
+    redis_url = os.environ.get("IDP_REDIS_URL", "")
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        raise click.ClickException(
+            "set IDP_DATABASE_URL to a PostgreSQL URL, e.g. postgresql://postgres@127.0.0.1/idp"
+        )
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.ClickException(
+            "set IDP_REDIS_URL to a Redis URL, e.g. redis://127.0.0.1:6379/0"
+        )
+    try:
+        ports = tuple(int(p) for p in instance_ports.split(",") if p.strip())
+    except ValueError:
+        raise click.ClickException(
+            "--instance-ports must be port numbers separated by commas"
+        ) from None
+    if len(ports) < 2 or len(set(ports)) != len(ports) or port in ports:
+        raise click.ClickException("--instance-ports needs two or more different ports, not --port")
+    stack = ProductionStack(
+        database_url=database_url,
+        redis_url=redis_url,
+        run_dir=run_dir or PROJECT_ROOT / "instance" / "prod",
+        port=port,
+        instance_ports=ports,
+        workers=workers,
+        issuer=os.environ.get("IDP_ISSUER", ""),
+    )
+    try:
+        stack.start()
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"IdP ready at {stack.issuer} (nginx on {stack.host}:{port}), round-robin over:")
+    for instance in stack.instances:
+        click.echo(f"  {instance.name}: {instance.url} ({workers} gunicorn workers)")
+    click.echo("Ctrl-C stops everything.")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            for instance in stack.instances:
+                if instance.process.poll() is not None:
+                    click.echo(f"{instance.name} stopped (exit {instance.process.returncode})")
+                    stopping.append(True)
+            if stack.nginx.poll() is not None:
+                click.echo(f"nginx stopped (exit {stack.nginx.returncode})")
+                stopping.append(True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo("stopping...")
+        stack.stop()
+
+
 @cli.command("purge")
 @with_appcontext
 def purge() -> None:

@@ -1,0 +1,378 @@
+"""The production way to run the IdP on one machine: `make run-prod` (``idp run-prod``).
+
+Two separate IdP instances, each a gunicorn master with several worker processes, on their own
+loopback ports and instance folders, behind nginx (Debian's package) balancing round-robin, all
+on one PostgreSQL database and one Redis. Nothing that matters lives in one process: sessions,
+journeys, codes, keys and the audit chain are in PostgreSQL, throttling counters in Redis. So a
+sign-in may begin on one instance and finish on the other, and either may be stopped.
+
+The same class starts the stack for the tests of this path (tests/production/) and for the
+benchmark (bench/), so what is measured and tested is what `make run-prod` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# Secrets both instances must share (forms signed by one are checked by the other, private keys
+# encrypted by one are read by the other); generated once into the run folder for this machine.
+SHARED_SECRETS = ("IDP_SECRET_KEY", "IDP_KEY_ENCRYPTION_KEY", "IDP_PAIRWISE_SECRET")
+
+
+class StackError(RuntimeError):
+    """The production stack could not be started; the message says which part and why."""
+
+
+NGINX_CONF = """\
+# Written by idp.production for this run; edit idp/production.py, not this file.
+worker_processes {nginx_workers};
+pid {run_dir}/nginx.pid;
+error_log {run_dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    server_tokens off;
+    # Bodies are small (the IdP refuses more than 64 KiB): keep them in memory, never on disk.
+    client_max_body_size 64k;
+    client_body_buffer_size 64k;
+    client_body_temp_path {run_dir}/nginx-temp/body;
+    proxy_temp_path {run_dir}/nginx-temp/proxy;
+    fastcgi_temp_path {run_dir}/nginx-temp/fastcgi;
+    uwsgi_temp_path {run_dir}/nginx-temp/uwsgi;
+    scgi_temp_path {run_dir}/nginx-temp/scgi;
+    proxy_buffer_size 16k;
+    proxy_buffers 16 16k;
+    proxy_max_temp_file_size 0;
+
+    upstream idp_instances {{
+        # Round-robin (nginx's default) over the separate IdP instances.
+{upstream_servers}
+        keepalive 64;
+    }}
+
+    server {{
+        listen {host}:{port} backlog=4096;
+        location / {{
+            proxy_pass http://idp_instances;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            # The instances trust exactly one proxy (IDP_PROXY_COUNT=1): this one.
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            # Only a failure to connect moves a request to the other instance; a POST that
+            # reached an instance is never sent twice (nginx's default for non-idempotent).
+            proxy_next_upstream error timeout;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 35s;
+{extra_location}
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Instance:
+    """One IdP instance: a gunicorn master and its workers on a loopback port."""
+
+    name: str
+    port: int
+    instance_path: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The instance's own address, bypassing the load balancer (operators and tests)."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class ProductionStack:
+    """nginx in front of several gunicorn-served IdP instances on PostgreSQL and Redis."""
+
+    database_url: str
+    redis_url: str
+    run_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    instance_ports: tuple[int, ...] = (8101, 8102)
+    workers: int = 2
+    threads: int = 1
+    nginx_workers: int = 1
+    # The issuer departments see; empty means http://<host>:<port> (the load balancer).
+    issuer: str = ""
+    # Further IDP_* settings for every instance (e.g. throttling limits in a test).
+    settings_env: Mapping[str, str] = field(default_factory=dict)
+    # Add X-IdP-Upstream (the instance that answered) to every response: tests and benchmarks.
+    show_upstream: bool = False
+    # Where the processes write their output; None means this terminal.
+    log_dir: Path | None = None
+    instances: list[Instance] = field(default_factory=list)
+    nginx: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir).resolve()
+        if not self.issuer:
+            self.issuer = f"http://{self.host}:{self.port}"
+        if not self.instances:
+            self.instances = [
+                Instance(
+                    f"idp-{chr(ord('a') + i)}", port, self.run_dir / f"idp-{chr(ord('a') + i)}"
+                )
+                for i, port in enumerate(self.instance_ports)
+            ]
+
+    # -- the environment every IdP process of this stack runs with ----------------------------
+
+    def shared_secrets(self) -> dict[str, str]:
+        """The secrets every instance shares: from the environment, or generated once here."""
+        from cryptography.fernet import Fernet
+
+        path = self.run_dir / "secrets.env"
+        stored: dict[str, str] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition("=")
+                if name in SHARED_SECRETS and value:
+                    stored[name] = value
+        makers = {
+            "IDP_SECRET_KEY": lambda: secrets.token_hex(32),
+            "IDP_KEY_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
+            "IDP_PAIRWISE_SECRET": lambda: secrets.token_hex(32),
+        }
+        values = {}
+        for name in SHARED_SECRETS:
+            values[name] = os.environ.get(name) or stored.get(name) or makers[name]()
+        if values != stored:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write("".join(f"{k}={values[k]}\n" for k in SHARED_SECRETS))
+        return values
+
+    def environment(self, instance: Instance | None = None) -> dict[str, str]:
+        """The environment of an `idp` command or gunicorn instance of this stack."""
+        env = dict(os.environ)
+        env.update(self.shared_secrets())
+        env.update(
+            {
+                "IDP_DATABASE_URL": self.database_url,
+                "IDP_REDIS_URL": self.redis_url,
+                "IDP_ISSUER": self.issuer,
+                "IDP_PROXY_COUNT": "1",
+                "IDP_DEPARTMENTS_FILE": "",
+                "IDP_INSTANCE_PATH": str(self.run_dir / "operator"),
+            }
+        )
+        env.update(self.settings_env)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if instance is not None:
+            metrics_dir = instance.instance_path / "prometheus"
+            env.update(
+                {
+                    "IDP_INSTANCE_PATH": str(instance.instance_path),
+                    "IDP_INSTANCE_NAME": instance.name,
+                    "IDP_BIND": f"127.0.0.1:{instance.port}",
+                    "IDP_WORKERS": str(self.workers),
+                    "IDP_WORKER_THREADS": str(self.threads),
+                    "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                }
+            )
+        return env
+
+    def idp(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        """Run an `idp` command (migrate, verify the audit chain...) against this stack's data."""
+        result = subprocess.run(  # noqa: S603 - fixed commands, no shell
+            [sys.executable, "-m", "idp.cli", *args],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            **kw,
+        )
+        if check and result.returncode != 0:
+            raise StackError(f"`idp {' '.join(args)}` failed: {result.stderr.strip()[-2000:]}")
+        return result
+
+    # -- starting and stopping ----------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> ProductionStack:
+        """Migrate once, start every instance and nginx, and wait until all are ready."""
+        if not Path(NGINX).exists():
+            raise StackError("nginx is not installed: `make nginx` installs Debian's package")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_postgres_database(self.database_url)
+        check_redis(self.redis_url)
+        self.idp("prepare")
+        try:
+            for instance in self.instances:
+                self._start_instance(instance)
+            self._start_nginx()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _output(self, name: str):
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+
+    def _start_instance(self, instance: Instance) -> None:
+        instance.instance_path.mkdir(parents=True, exist_ok=True)
+        metrics_dir = instance.instance_path / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # a new start counts from zero
+        metrics_dir.mkdir()
+        output = self._output(instance.name)
+        instance.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "idp.wsgi:app"],
+            env=self.environment(instance),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+
+    def nginx_conf(self) -> str:
+        """nginx's configuration for this stack."""
+        servers = "\n".join(f"        server 127.0.0.1:{i.port};" for i in self.instances)
+        extra = (
+            "            add_header X-IdP-Upstream $upstream_addr always;"
+            if self.show_upstream
+            else ""
+        )
+        return NGINX_CONF.format(
+            nginx_workers=self.nginx_workers,
+            run_dir=self.run_dir,
+            upstream_servers=servers,
+            host=self.host,
+            port=self.port,
+            extra_location=extra,
+        )
+
+    def _start_nginx(self) -> None:
+        (self.run_dir / "nginx-temp").mkdir(exist_ok=True)
+        conf = self.run_dir / "nginx.conf"
+        conf.write_text(self.nginx_conf())
+        test = subprocess.run(  # noqa: S603
+            [NGINX, "-t", "-q", "-p", str(self.run_dir), "-c", str(conf)],
+            capture_output=True,
+            text=True,
+        )
+        if test.returncode != 0:
+            raise StackError(f"nginx refused its configuration: {test.stderr.strip()}")
+        output = self._output("nginx")
+        self.nginx = subprocess.Popen(  # noqa: S603
+            [NGINX, "-p", str(self.run_dir), "-c", str(conf), "-g", "daemon off;"],
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until every instance and the load balancer answer /readyz with 200."""
+        deadline = time.monotonic() + timeout
+        targets = [(i.name, i.url, i.process) for i in self.instances]
+        targets.append(("nginx", self.issuer_url(), self.nginx))
+        for name, base, process in targets:
+            last = "no answer yet"
+            while True:
+                if process is not None and process.poll() is not None:
+                    raise StackError(f"{name} stopped while starting (exit {process.returncode})")
+                try:
+                    response = httpx.get(base + "/readyz", timeout=2.0)
+                    if response.status_code == 200:
+                        break
+                    last = f"HTTP {response.status_code}: {response.text[:200]}"
+                except httpx.HTTPError as exc:
+                    last = str(exc) or type(exc).__name__
+                if time.monotonic() > deadline:
+                    raise StackError(f"{name} was not ready after {timeout:.0f} s ({last})")
+                time.sleep(0.2)
+
+    def issuer_url(self) -> str:
+        """The load balancer's address on this machine (the issuer may name it differently)."""
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop nginx and every instance gracefully (SIGKILL after the timeout)."""
+        processes = [self.nginx] + [i.process for i in self.instances]
+        for process in processes:
+            if process is not None and process.poll() is None:
+                # SIGQUIT is nginx's graceful stop; SIGTERM is gunicorn's.
+                sig = signal.SIGQUIT if process is self.nginx else signal.SIGTERM
+                process.send_signal(sig)
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            if process is None:
+                continue
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def worker_pids(self) -> list[int]:
+        """The process ids of every gunicorn worker (children of the instances' masters)."""
+        pids = []
+        for instance in self.instances:
+            if instance.process is None:
+                continue
+            children = Path(f"/proc/{instance.process.pid}/task/{instance.process.pid}/children")
+            if children.exists():
+                pids += [int(p) for p in children.read_text().split()]
+        return pids
+
+    def __enter__(self) -> ProductionStack:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the PostgreSQL database named in url if it does not exist yet."""
+    import psycopg
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgresql", "postgres", "postgresql+psycopg"}:
+        raise StackError(f"the production stack runs on PostgreSQL, not {parts.scheme or url!r}")
+    name = parts.path.lstrip("/")
+    if not name:
+        raise StackError("IDP_DATABASE_URL names no database")
+    plain = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    try:
+        with psycopg.connect(plain, connect_timeout=5, autocommit=True) as admin:
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        where = parts.hostname or "the local socket"
+        raise StackError(f"PostgreSQL at {where} cannot be used: {exc}".strip()) from None
+
+
+def check_redis(url: str) -> None:
+    """Redis answers at url, or a StackError naming it."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise StackError(f"Redis at {urlsplit(url).netloc or url} cannot be used: {exc}") from None
