@@ -38,7 +38,8 @@ def post_worker_init(worker) -> None:
     """Start this worker process's background worker once the app is loaded."""
     from idp.worker import start_worker
 
-    start_worker(worker.wsgi)
+    if "IDP_SETTINGS" in getattr(worker.wsgi, "config", {}):  # not the benchmark's bare app
+        start_worker(worker.wsgi)
 
 
 def worker_exit(server, worker) -> None:
@@ -46,7 +47,7 @@ def worker_exit(server, worker) -> None:
     from idp.worker import stop_worker
 
     app = getattr(worker, "wsgi", None)
-    if app is not None:
+    if "IDP_SETTINGS" in getattr(app, "config", {}):
         stop_worker(app)
 
 

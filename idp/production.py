@@ -118,6 +118,8 @@ class ProductionStack:
     issuer: str = ""
     # Further IDP_* settings for every instance (e.g. throttling limits in a test).
     settings_env: Mapping[str, str] = field(default_factory=dict)
+    # The WSGI app the instances serve (the benchmark serves its bare ceiling app the same way).
+    wsgi_app: str = "idp.wsgi:app"
     # Add X-IdP-Upstream (the instance that answered) to every response: tests and benchmarks.
     show_upstream: bool = False
     # Where the processes write their output; None means this terminal.
@@ -217,7 +219,8 @@ class ProductionStack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ensure_postgres_database(self.database_url)
         check_redis(self.redis_url)
-        self.idp("prepare")
+        if self.wsgi_app == "idp.wsgi:app":
+            self.idp("prepare")
         try:
             for instance in self.instances:
                 self._start_instance(instance)
@@ -241,8 +244,9 @@ class ProductionStack:
         metrics_dir.mkdir()
         output = self._output(instance.name)
         instance.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "idp.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), self.wsgi_app],
             env=self.environment(instance),
+            cwd=Path(__file__).resolve().parent.parent,  # the project: bench's app imports too
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,

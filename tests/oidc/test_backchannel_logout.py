@@ -245,15 +245,20 @@ def test_a_department_that_stays_down_is_recorded_as_failed(
     receiver.close()  # nothing listens there any more
     client = make_client(backchannel_logout_uri=down_uri)
     sign_in_at(browser, client, citizen)
+
+    def audited() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "logout.backchannel" in r.getMessage()]
+
     with caplog.at_level("INFO", logger="idp.audit"):
         sign_out_at_idp(browser, idp)
         delivery = wait_until(lambda: finished(idp, client.client_id), timeout=30)
+        # Each attempt is audited just after its result is stored: the last one a moment later.
+        audit_lines = wait_until(lambda: len(audited()) >= 4 and audited(), timeout=5)
     assert delivery.status == "failed"
     assert delivery.attempts == 4  # backchannel_max_attempts in the test settings
     outcomes = [a.outcome for a in attempts(idp, delivery.id)]
     assert outcomes == ["unreachable"] * 4
     assert "could not be reached" in delivery.last_error
-    audit_lines = [r.getMessage() for r in caplog.records if "logout.backchannel" in r.getMessage()]
     assert len(audit_lines) == 4
     assert all('"outcome": "failure"' in line for line in audit_lines)
     assert '"will_retry": false' in audit_lines[-1]

@@ -310,6 +310,17 @@ def _claims_case(**changes) -> Callable:
     return lambda stand_in, app, key, other: key.sign(logout_claims(stand_in, app, **changes))
 
 
+def _times_case(iat: int, exp: int) -> Callable:
+    """A token signed with the right key, issued iat and expiring exp seconds from when the
+    test runs (not from when the cases were collected, minutes earlier on a slow run)."""
+
+    def sign(stand_in, app, key, other) -> str:
+        now = int(time.time())
+        return key.sign(logout_claims(stand_in, app, iat=now + iat, exp=now + exp))
+
+    return sign
+
+
 REFUSED_TOKENS = {
     "bad-signature": (
         lambda stand_in, app, key, other: new_ec_key(key.kid).sign(logout_claims(stand_in, app)),
@@ -366,12 +377,12 @@ REFUSED_TOKENS = {
     "wrong-aud": (_claims_case(aud="another-department"), "is not for tax (aud)"),
     "no-aud": (_claims_case(aud=None), "has no aud claim"),
     "expired": (
-        _claims_case(iat=int(time.time()) - 600, exp=int(time.time()) - 300),
+        _times_case(iat=-600, exp=-300),
         "has expired (exp)",
     ),
     "no-exp": (_claims_case(exp=None), "has no exp claim"),
     "iat-in-the-future": (
-        _claims_case(iat=int(time.time()) + 600, exp=int(time.time()) + 720),
+        _times_case(iat=600, exp=720),
         "issued in the future (iat)",
     ),
     "no-iat": (_claims_case(iat=None), "has no iat claim"),
