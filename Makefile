@@ -8,12 +8,12 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run run-prod test test-fast lint format browser nginx clean translations
+.PHONY: install run run-prod bench bench-scale test test-fast lint format browser nginx clean translations
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -28,6 +28,15 @@ IDP_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/idp
 IDP_REDIS_URL ?= redis://127.0.0.1:6379/0
 run-prod: install nginx
 	IDP_DATABASE_URL=$(IDP_DATABASE_URL) IDP_REDIS_URL=$(IDP_REDIS_URL) $(VENV)/bin/idp run-prod
+
+## The benchmark: the IdP the production way against a bare Flask ceiling on the same stack;
+## results with the machine's description go to bench/results/. bench-scale also seeds 1M
+## citizens and 10M audit entries and measures again (takes a while).
+bench: install nginx
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-scale: install nginx
+	$(PY) -m bench.run --scale $(BENCH_ARGS)
 
 ## nginx, the load balancer of run-prod, the production tests and the benchmark (Debian package).
 nginx:

@@ -67,12 +67,13 @@ def live_session_for_sid(sid: str, *, lock: bool = False) -> BrowserSession | No
     query = db.select(BrowserSession).filter_by(sid=sid)
     for _ in range(50):  # each sign-in again adds one step; a browser cannot make many
         if lock:
-            query = query.with_for_update(of=BrowserSession)
+            # Locked and read afresh in one statement (an already loaded row is overwritten).
+            query = query.with_for_update(of=BrowserSession).execution_options(
+                populate_existing=True
+            )
         session = db.session.scalar(query)
         if session is None:
             return None
-        if lock:
-            db.session.refresh(session)
         if session.ended_at is None:
             return session
         if session.replaced_by_id is None:

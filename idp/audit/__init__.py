@@ -238,15 +238,19 @@ def _append(connection, entry: dict[str, Any]) -> tuple[int, str]:
     digest = personal_digest(salt, entry["citizen_id"], entry["ip"], entry["user_agent"])
     content = content_hash({**entry, "seq": seq}, digest)
     link = entry_hash(prev_hash, content)
-    connection.execute(
-        insert(AuditEntry.__table__).values(
-            seq=seq,
-            personal_salt=salt,
-            personal_digest=digest,
-            prev_hash=prev_hash,
-            entry_hash=link,
-            **entry,
-        )
+    add = insert(AuditEntry.__table__).values(
+        seq=seq,
+        personal_salt=salt,
+        personal_digest=digest,
+        prev_hash=prev_hash,
+        entry_hash=link,
+        **entry,
     )
-    connection.execute(update(head).where(head.c.id == 1).values(head_hash=link))
+    move = update(head).where(head.c.id == 1).values(head_hash=link)
+    if connection.dialect.name == "postgresql":
+        # One round trip: PostgreSQL runs a data-modifying WITH to completion, read or not.
+        connection.execute(move.add_cte(add.cte("appended")))
+    else:
+        connection.execute(add)
+        connection.execute(move)
     return seq, link

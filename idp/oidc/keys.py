@@ -36,6 +36,10 @@ SUPPORTED_ALGS = ("ES256", "RS256")
 
 _cache_lock = threading.Lock()
 _private_key_cache: dict[str, Any] = {}
+# The published keys, per database: (read again at this time, the JWKS).
+_public_jwks_cache: dict[str, tuple[datetime, dict[str, list[dict[str, Any]]]]] = {}
+# How long a process answers /jwks.json from memory at most (see public_jwks).
+PUBLIC_JWKS_MAX_AGE = 10
 
 
 class KeyRotationError(Exception):
@@ -111,6 +115,7 @@ def create_signing_key(alg: str, activates_at: datetime | None = None) -> Signin
     row = _add_key(alg, activates_at or utcnow())
     _settle(alg, utcnow())
     db.session.commit()
+    forget_public_jwks()
     return row
 
 
@@ -224,6 +229,7 @@ def rotate_signing_keys(algs: Sequence[str], lead_time: int) -> list[Rotation]:
         db.session.rollback()
         raise
     db.session.commit()
+    forget_public_jwks()
     return rotations
 
 
@@ -269,6 +275,7 @@ def retire_signing_key(kid: str, force: bool = False) -> Retirement:
         db.session.rollback()
         raise
     db.session.commit()
+    forget_public_jwks()
     return retirement
 
 
@@ -365,6 +372,31 @@ def _load_signing_key(alg: str):
 
 
 def public_jwks() -> dict[str, list[dict[str, Any]]]:
-    """Public members only, one entry per published key (waiting ones too)."""
-    rows = db.session.scalars(db.select(SigningKey).where(*_live(utcnow())).order_by(SigningKey.id))
-    return {"keys": [dict(row.public_jwk) for row in rows]}
+    """Public members only, one entry per published key (waiting ones too).
+
+    Each process keeps the answer in memory until the moment a published key's retirement
+    falls due, and for PUBLIC_JWKS_MAX_AGE seconds at most, so a key published or withdrawn by
+    another process (`idp keys rotate`, `idp keys retire`) shows within that time; this process's
+    own changes show at once.
+    """
+    now = utcnow()
+    database = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    with _cache_lock:
+        cached = _public_jwks_cache.get(database)
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    rows = list(
+        db.session.scalars(db.select(SigningKey).where(*_live(now)).order_by(SigningKey.id))
+    )
+    published = {"keys": [dict(row.public_jwk) for row in rows]}
+    retirements = [row.retires_at for row in rows if row.retires_at is not None]
+    until = min([now + timedelta(seconds=PUBLIC_JWKS_MAX_AGE), *retirements])
+    with _cache_lock:
+        _public_jwks_cache[database] = (until, published)
+    return published
+
+
+def forget_public_jwks() -> None:
+    """Read the published keys from the database at the next request (after a change)."""
+    with _cache_lock:
+        _public_jwks_cache.clear()

@@ -23,7 +23,12 @@ from idp.housekeeping import purge_expired
 from idp.models import SigningKey
 from idp.models.timestamps import utcnow
 from idp.oidc.client_keys import forget_cached_keys
-from idp.oidc.keys import KeyRotationError, ensure_signing_keys, rotate_signing_keys
+from idp.oidc.keys import (
+    KeyRotationError,
+    ensure_signing_keys,
+    forget_public_jwks,
+    rotate_signing_keys,
+)
 from idp.settings import Settings, current_settings
 from tests.conftest import LiveIdP, _drop_postgres, _postgres_or_skip, serve_idp
 from tests.support.oidc_client import DepartmentClient
@@ -96,6 +101,9 @@ def set_times(idp: LiveIdP, kid: str, **times: datetime) -> None:
     with idp.app.app_context():
         db.session.execute(update(SigningKey).where(SigningKey.kid == kid).values(**times))
         db.session.commit()
+    # Each process re-reads the JWKS when a key's retirement falls due; a time moved into the
+    # past here would otherwise wait for the time it had before.
+    forget_public_jwks()
 
 
 def just_now() -> datetime:

@@ -316,3 +316,31 @@ def test_each_instance_serves_metrics_merged_over_its_workers_but_not_through_th
             assert sum(float(line.rsplit(" ", 1)[1]) for line in jwks_lines) >= 6
         outside = http.get(stack.issuer_url() + "/metrics")
         assert outside.status_code == 404
+
+
+def test_every_benchmark_scenario_runs_cleanly_against_the_stack(stack, data, tmp_path):
+    """`make bench` drives this same stack: each of its scenarios completes without an error
+    (a benchmark of failing requests would measure nothing)."""
+    from bench.run import auditor_browser, auditor_first_page, create_people, load, sign_in_user
+
+    client, people, auditor = create_people(data.app, 2)
+    base = stack.issuer_url()
+    state = {"client": client, "users": [sign_in_user(base, client, p) for p in people]}
+    quick = {"concurrency": 2, "duration": 1.0, "warmup": 0.0}
+    results = {
+        name: load(name, base, tmp_path, state=state, **quick)
+        for name in ("discovery", "jwks", "journey", "refresh", "sign_in")
+    }
+    minted = load("mint", base, tmp_path, state=state, **quick)
+    codes = minted.pop("minted")
+    assert codes
+    results["token"] = load(
+        "token", base, tmp_path, state={**state, "codes": codes}, **{**quick, "duration": 30}
+    )
+    for name, result in results.items():
+        assert result["error_count"] == 0, (name, result["errors"])
+        assert result["count"] > 0, name
+    assert results["token"]["count"] == len(codes), "every minted code is redeemed once"
+    assert set(results["journey"]["steps"]) == {"authorize", "token", "userinfo"}
+    page = auditor_first_page(auditor_browser(base, auditor), base, people[0]["id"], rounds=2)
+    assert page["count"] == 2
