@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.http import generate_etag
 
 from idp.accounts.levels import VECTORS
 from idp.departments.metadata import GRANT_TYPES, SUBJECT_TYPES
@@ -82,10 +83,16 @@ def provider_metadata() -> dict[str, Any]:
 
 @bp.get("/.well-known/openid-configuration")
 def openid_configuration() -> Response:
-    """Discovery, cacheable."""
-    response = jsonify(provider_metadata())
+    """Discovery, cacheable; the document depends on the settings only, so each process
+    serialises and hashes it once."""
+    cached = current_app.extensions.get("idp_discovery")
+    if cached is None:
+        body = jsonify(provider_metadata()).get_data()
+        cached = current_app.extensions["idp_discovery"] = (body, generate_etag(body))
+    body, etag = cached
+    response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = f"public, max-age={DISCOVERY_MAX_AGE}"
-    response.add_etag()
+    response.set_etag(etag)
     return response.make_conditional(request)
 
 
