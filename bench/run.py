@@ -503,7 +503,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the IdP the production way.")
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
     parser.add_argument("--scale", action="store_true", help="also seed 1M citizens, 10M entries")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 3)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 1)))
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--citizens", type=int, default=1_000_000)

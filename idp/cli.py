@@ -181,6 +181,44 @@ def purge() -> None:
     click.echo(", ".join(f"{count} {name}" for name, count in counts.items()) + " deleted")
 
 
+@cli.command("seed")
+@click.option(
+    "--citizens",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Citizens to create (seed-0000001@seed.example.gov.uk and on).",
+)
+@click.option(
+    "--audit-entries",
+    type=click.IntRange(min=0),
+    default=10_000_000,
+    show_default=True,
+    help="Audit entries to append to the chain.",
+)
+@click.option(
+    "--password",
+    default=None,
+    help="Every seeded citizen's password (default: the benchmark passphrase "
+    "'benchmark citizens share this long passphrase').",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1_000_000),
+    default=20_000,
+    show_default=True,
+    help="Rows per batch (each committed on its own).",
+)
+@click.option("--force", is_flag=True, help="Seed even though the issuer is not on loopback.")
+@with_appcontext
+def seed(citizens: int, audit_entries: int, password: str | None, batch: int, force: bool) -> None:
+    """Fill the database for benchmarks at scale: fake citizens and audit entries appended to
+    the chain, in bulk (idp/seed.py says how). Only on a loopback issuer unless --force."""
+    from idp.seed import BENCHMARK_PASSWORD, run
+
+    run(citizens, audit_entries, BENCHMARK_PASSWORD if password is None else password, batch, force)
+
+
 @cli.command("demo")
 @with_appcontext
 def demo() -> None:
