@@ -79,13 +79,13 @@ class Worker:
         """One look at the database: end expired sessions now and then, send what is due;
         how long until the next retry falls due (so retries keep to their schedule)."""
         from idp.accounts.sessions import end_expired_sessions
-        from idp.audit.checkpoints import make_checkpoint
+        from idp.audit.checkpoints import checkpoint_if_due
         from idp.oidc.backchannel import claim, due_deliveries, seconds_until_next_due
 
         now = time.monotonic()
         if now - self._last_checkpoint >= self.checkpoint_interval:
             self._last_checkpoint = now
-            make_checkpoint()
+            checkpoint_if_due(self.checkpoint_interval)
         if now - self._last_sweep >= EXPIRY_SWEEP_INTERVAL:
             self._last_sweep = now
             ended = end_expired_sessions()

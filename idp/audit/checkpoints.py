@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, import_key
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from idp.audit.chain import canonical, format_time
@@ -25,6 +27,8 @@ from idp.security.secrets import decrypt
 from idp.settings import current_settings
 
 ALG = "ES256"
+# The advisory lock (PostgreSQL) that lets one process at a time sign the periodic checkpoint.
+LOCK_KEY = 0x1DA0D17
 
 log = logging.getLogger("idp.audit")
 
@@ -126,6 +130,26 @@ def make_checkpoint() -> AuditCheckpoint | None:
         )
     )
     return row
+
+
+def checkpoint_if_due(interval: int) -> AuditCheckpoint | None:
+    """The background workers' periodic signing. Every IdP process runs a worker, but one
+    checkpoint per interval is enough, and checking the new entries in every process at once
+    would multiply that work: so one process at a time (a PostgreSQL advisory lock; others
+    skip this round), and nothing when another process signed less than an interval ago."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        taken = db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        if not taken:
+            db.session.rollback()
+            return None
+    latest = latest_checkpoint()
+    if latest is not None and utcnow() - latest.created_at < timedelta(seconds=interval * 0.9):
+        db.session.rollback()  # ends the transaction, and so the advisory lock
+        return latest
+    try:
+        return make_checkpoint()
+    finally:
+        db.session.rollback()  # a no-op after make_checkpoint's commit; frees the lock if it raised
 
 
 def make_anchor(first_seq: int, prev_hash: str) -> AuditCheckpoint:

@@ -331,3 +331,28 @@ def test_writing_goes_on_when_the_head_row_was_deleted(idp):
     code, output = verify(idp)
     assert code == 0, output
     assert "entries 1 to 5" in output
+
+
+def test_the_workers_of_many_processes_sign_one_checkpoint_per_interval(idp, database_url):
+    from sqlalchemy import create_engine, text
+
+    from idp.audit.checkpoints import LOCK_KEY, checkpoint_if_due
+
+    with idp.app.app_context():
+        audit.record("test.event")
+        first = checkpoint_if_due(60)
+        assert first is not None and first.seq >= 1
+        audit.record("test.event")
+        # Another process signed moments ago: this one leaves the new entry for the next round.
+        assert checkpoint_if_due(60).id == first.id
+        assert db.session.scalar(db.select(db.func.count(AuditCheckpoint.id))) == 1
+        if database_url.startswith("postgresql"):
+            # Another process is signing right now (it holds the lock): this one skips.
+            other = create_engine(idp.app.config["SQLALCHEMY_DATABASE_URI"])
+            with other.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+                assert checkpoint_if_due(0) is None
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+            other.dispose()
+        later = checkpoint_if_due(0)
+        assert later.seq > first.seq, "once the interval has passed the new head is signed"
