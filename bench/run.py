@@ -32,7 +32,7 @@ import httpx
 import pyotp
 
 from idp.production import ProductionStack
-from idp.settings import PROJECT_ROOT, load_settings
+from idp.settings import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 DATABASE_URL = os.environ.get(
@@ -129,27 +129,6 @@ def recreate_database(url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def bench_app(stack: ProductionStack):
-    """An app on the stack's database in this process, for setting up test data."""
-    from idp import create_app
-
-    shared = stack.shared_secrets()
-    settings = load_settings(
-        config_file=os.devnull,
-        database_url=stack.database_url,
-        redis_url=stack.redis_url,
-        issuer=stack.issuer,
-        instance_path=str(stack.run_dir / "setup"),
-        departments_file="",
-        secret_key=shared["IDP_SECRET_KEY"],
-        key_encryption_key=shared["IDP_KEY_ENCRYPTION_KEY"],
-        pairwise_secret=shared["IDP_PAIRWISE_SECRET"],
-        background_worker=False,
-        log_level="WARNING",
-    )
-    return create_app(settings)
 
 
 # -- setting up the virtual users, over HTTP as a browser would -------------------------------
@@ -556,7 +535,7 @@ def main() -> None:
     log("starting the IdP: nginx, two gunicorn instances, PostgreSQL, Redis")
     stack.start(timeout=120)
     try:
-        app = bench_app(stack)
+        app = stack.local_app()
         client, people, auditor = create_people(app, args.concurrency)
         base = stack.issuer_url()
         users = [sign_in_user(base, client, person) for person in people]
@@ -585,24 +564,24 @@ def main() -> None:
             if wanted(name):
                 results[name] = measure(name, state=state)
         auditor_http = auditor_browser(base, auditor)
-        auditor_page = auditor_first_page(
-            auditor_http, base, people[0]["id"], 10 if args.quick else 50
-        )
+        rounds = 10 if args.quick else 50
+        auditor_page = auditor_first_page(auditor_http, base, people[0]["id"], rounds)
         scale = None
         if args.scale:
             scale = measure_at_scale(
                 args,
                 stack,
-                base,
-                state,
-                people,
-                auditor_http,
-                results,
-                auditor_page,
-                duration,
-                journey_duration,
-                run_dir,
-            )  # noqa: E501
+                measure,
+                small={
+                    "results": results,
+                    "auditor_page": auditor_page,
+                    "state": state,
+                    "journey_seconds": journey_duration,
+                },
+                auditor_page=lambda: auditor_first_page(
+                    auditor_http, base, people[0]["id"], rounds
+                ),
+            )
     finally:
         stack.stop()
 
@@ -644,20 +623,13 @@ def main() -> None:
     log(f"written to bench/results/{stem}.md and .json")
 
 
-def measure_at_scale(
-    args,
-    stack,
-    base,
-    state,
-    people,
-    auditor_http,
-    results,
-    auditor_page,
-    duration,
-    journey_duration,
-    run_dir,
-) -> dict:  # noqa: E501, PLR0913
+def measure_at_scale(args, stack: ProductionStack, measure, small: dict, auditor_page) -> dict:
     """Seed a million citizens and ten million audit entries, and measure again."""
+    # Seeded with the IdP stopped, as a database would be loaded before a release: the
+    # workers would otherwise check the millions of new entries for their next checkpoint
+    # while the big-data figures are measured. The citizens' sessions are stored, so they
+    # are still signed in when it starts again.
+    stack.stop()
     log(f"seeding {args.citizens} citizens and {args.audit_entries} audit entries (idp seed)")
     started = time.perf_counter()
     seeded = subprocess.run(  # noqa: S603
@@ -668,15 +640,15 @@ def measure_at_scale(
     if seeded.returncode != 0:
         raise SystemExit("seeding failed")
     seconds = time.perf_counter() - started
-    c, d = args.concurrency, duration
+    log(f"seeded in {seconds:.0f} s; starting the IdP again")
+    stack.start(timeout=120)
     big = {
-        "journey": load(
-            "journey", base, run_dir, concurrency=c, duration=journey_duration / 2, state=state
-        ),
-        "sign_in": load("sign_in", base, run_dir, concurrency=c, duration=d, state=state),
+        "journey": measure("journey", duration=small["journey_seconds"] / 2, state=small["state"]),
+        "sign_in": measure("sign_in", state=small["state"]),
     }
-    big_page = auditor_first_page(auditor_http, base, people[0]["id"], 50 if not args.quick else 10)
+    big_page = auditor_page()
     compare = {}
+    results = small["results"]
     for name in ("journey", "sign_in"):
         if name in results:
             compare[f"{name} per second"] = {
@@ -688,7 +660,7 @@ def measure_at_scale(
                 "big": big[name]["p50_ms"],
             }
     compare["auditor first page p50 ms"] = {
-        "small": auditor_page["p50_ms"],
+        "small": small["auditor_page"]["p50_ms"],
         "big": big_page["p50_ms"],
     }
     return {

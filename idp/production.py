@@ -210,6 +210,29 @@ class ProductionStack:
             raise StackError(f"`idp {' '.join(args)}` failed: {result.stderr.strip()[-2000:]}")
         return result
 
+    def local_app(self):
+        """An app in this process on the stack's database and secrets, without a background
+        worker: for setting up data (the benchmark's citizens, a test's departments)."""
+        from idp import create_app
+        from idp.settings import load_settings
+
+        shared = self.shared_secrets()
+        return create_app(
+            load_settings(
+                config_file=os.devnull,
+                database_url=self.database_url,
+                redis_url=self.redis_url,
+                issuer=self.issuer,
+                instance_path=str(self.run_dir / "local"),
+                departments_file="",
+                secret_key=shared["IDP_SECRET_KEY"],
+                key_encryption_key=shared["IDP_KEY_ENCRYPTION_KEY"],
+                pairwise_secret=shared["IDP_PAIRWISE_SECRET"],
+                background_worker=False,
+                log_level="WARNING",
+            )
+        )
+
     # -- starting and stopping ----------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> ProductionStack:

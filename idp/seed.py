@@ -77,7 +77,7 @@ from typing import Any
 import click
 from sqlalchemy import insert, select, text, update
 
-from idp.audit.chain import GENESIS
+from idp.audit.chain import CONTENT_FIELDS, GENESIS, PERSONAL_FIELDS
 from idp.extensions import db
 
 # Every seeded citizen's password unless --password says otherwise. It is published (here and
@@ -131,22 +131,10 @@ CITIZEN_COLUMNS = (
     "phone_number_verified",
     "created_at",
 )
+# The chain's content fields, then the personal ones, then the columns that link the chain.
 AUDIT_COLUMNS = (
-    "seq",
-    "time",
-    "event",
-    "outcome",
-    "reason",
-    "client_id",
-    "session_ref",
-    "request_id",
-    "level",
-    "methods",
-    "instance",
-    "details",
-    "citizen_id",
-    "ip",
-    "user_agent",
+    *CONTENT_FIELDS,
+    *PERSONAL_FIELDS,
     "personal_salt",
     "personal_digest",
     "prev_hash",
@@ -895,23 +883,9 @@ def _sign(seeded: Appended, signed: tuple[int, str]) -> None:
 
 def _sign_checkpoint(seq: int, head_hash: str):
     """Sign the checkpoint of entry seq, and log it, as make_checkpoint does after its check."""
-    from idp.audit import checkpoints
+    from idp.audit.checkpoints import sign_checkpoint
 
-    row = checkpoints._insert("checkpoint", seq, head_hash)
-    checkpoints.log.info(
-        json.dumps(
-            {
-                "event": "audit.checkpoint",
-                "seq": row.seq,
-                "head_hash": row.head_hash,
-                "key_id": row.key_id,
-                "signature": row.signature,
-                "time": row.created_at.isoformat(),
-            },
-            sort_keys=True,
-        )
-    )
-    return row
+    return sign_checkpoint(seq, head_hash)
 
 
 def _move_head(connection, head_hash: str) -> None:

@@ -115,7 +115,13 @@ def make_checkpoint() -> AuditCheckpoint | None:
     problem = check_since(start, head.seq, head.head_hash)
     if problem is not None:
         raise CheckpointError(f"the audit chain is not signed: {problem}")
-    row = _insert("checkpoint", head.seq, head.head_hash)
+    return sign_checkpoint(head.seq, head.head_hash)
+
+
+def sign_checkpoint(seq: int, head_hash: str) -> AuditCheckpoint:
+    """Sign and store the checkpoint of entry seq, and log it: only for a chain already
+    checked up to there (make_checkpoint checks; `idp seed` computed every link itself)."""
+    row = _insert("checkpoint", seq, head_hash)
     log.info(
         json.dumps(
             {

@@ -19,11 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from idp import create_app
 from idp.extensions import db
 from idp.models import AuditEntry
 from idp.production import NGINX, ProductionStack
-from idp.settings import load_settings
 from tests.conftest import (
     SERVICES_REQUIRED,
     LiveIdP,
@@ -91,23 +89,9 @@ def stack(tmp_path_factory) -> Iterator[ProductionStack]:
 
 
 @pytest.fixture(scope="module")
-def data(stack, tmp_path_factory) -> Iterator[LiveIdP]:
+def data(stack) -> Iterator[LiveIdP]:
     """The stack's database, seen through an app in this process (for test data only)."""
-    secrets_ = stack.shared_secrets()
-    settings = load_settings(
-        config_file=os.devnull,
-        database_url=stack.database_url,
-        redis_url=stack.redis_url,
-        issuer=stack.issuer,
-        instance_path=str(tmp_path_factory.mktemp("test-side")),
-        departments_file="",
-        secret_key=secrets_["IDP_SECRET_KEY"],
-        key_encryption_key=secrets_["IDP_KEY_ENCRYPTION_KEY"],
-        pairwise_secret=secrets_["IDP_PAIRWISE_SECRET"],
-        background_worker=False,
-        log_level="WARNING",
-    )
-    app = create_app(settings)
+    app = stack.local_app()
     yield LiveIdP(app=app, issuer=stack.issuer)
     with app.app_context():
         db.engine.dispose()
