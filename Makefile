@@ -24,10 +24,11 @@ run: install
 
 ## The production way on this machine: nginx round-robin over two gunicorn instances, on
 ## PostgreSQL and Redis (override IDP_DATABASE_URL / IDP_REDIS_URL to use others).
-IDP_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/idp
-IDP_REDIS_URL ?= redis://127.0.0.1:6379/0
+## (Exported to run-prod only, never to the tests; not echoed, as a URL may hold a password.)
+run-prod: export IDP_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/idp
+run-prod: export IDP_REDIS_URL ?= redis://127.0.0.1:6379/0
 run-prod: install nginx
-	IDP_DATABASE_URL=$(IDP_DATABASE_URL) IDP_REDIS_URL=$(IDP_REDIS_URL) $(VENV)/bin/idp run-prod
+	$(VENV)/bin/idp run-prod
 
 ## The benchmark: the IdP the production way against a bare Flask ceiling on the same stack;
 ## results with the machine's description go to bench/results/. bench-scale also seeds 1M
@@ -45,6 +46,7 @@ nginx:
 		SUDO=""; [ "$$(id -u)" = "0" ] || SUDO="sudo"; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; \
+		$$SUDO service nginx stop >/dev/null 2>&1 || true; \
 	fi
 
 ## Headless Chromium for the browser tests, from Debian's packages.

@@ -315,8 +315,10 @@ def load(
 ) -> dict:
     """Run the load generator in its own process and read what it measured."""
     out = run_dir / f"{scenario}.json"
-    state_file = run_dir / "state.json"
-    state_file.write_text(json.dumps(state or {}))
+    state_file = run_dir / "state.json"  # client secret, cookies, tokens: owner only
+    fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(state or {}))
     command = [
         sys.executable, "-m", "bench.loadgen", scenario, "--url", url,
         "--concurrency", str(concurrency), "--duration", str(duration),

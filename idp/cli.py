@@ -144,25 +144,32 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
         workers=workers,
         issuer=os.environ.get("IDP_ISSUER", ""),
     )
+
+    def interrupt(*_) -> None:
+        raise KeyboardInterrupt
+
+    # A supervisor's SIGTERM or a closed terminal stops everything, even while starting.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
     try:
         stack.start()
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped while starting")
+        return
     click.echo(f"IdP ready at {stack.issuer} (nginx on {stack.host}:{port}), round-robin over:")
     for instance in stack.instances:
         click.echo(f"  {instance.name}: {instance.url} ({workers} gunicorn workers)")
     click.echo("Ctrl-C stops everything.")
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        while not stopping:
-            for instance in stack.instances:
-                if instance.process.poll() is not None:
-                    click.echo(f"{instance.name} stopped (exit {instance.process.returncode})")
-                    stopping.append(True)
+        while True:
+            gone = [i.name for i in stack.instances if i.process.poll() is not None]
             if stack.nginx.poll() is not None:
-                click.echo(f"nginx stopped (exit {stack.nginx.returncode})")
-                stopping.append(True)
+                gone.append("nginx")
+            if gone:
+                click.echo(f"{', '.join(gone)} stopped unexpectedly")
+                break
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

@@ -16,8 +16,10 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,8 +42,8 @@ class StackError(RuntimeError):
 NGINX_CONF = """\
 # Written by idp.production for this run; edit idp/production.py, not this file.
 worker_processes {nginx_workers};
-pid {run_dir}/nginx.pid;
-error_log {run_dir}/nginx-error.log warn;
+pid "{run_dir}/nginx.pid";
+error_log "{run_dir}/nginx-error.log" warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
@@ -49,11 +51,11 @@ http {{
     # Bodies are small (the IdP refuses more than 64 KiB): keep them in memory, never on disk.
     client_max_body_size 64k;
     client_body_buffer_size 64k;
-    client_body_temp_path {run_dir}/nginx-temp/body;
-    proxy_temp_path {run_dir}/nginx-temp/proxy;
-    fastcgi_temp_path {run_dir}/nginx-temp/fastcgi;
-    uwsgi_temp_path {run_dir}/nginx-temp/uwsgi;
-    scgi_temp_path {run_dir}/nginx-temp/scgi;
+    client_body_temp_path "{run_dir}/nginx-temp/body";
+    proxy_temp_path "{run_dir}/nginx-temp/proxy";
+    fastcgi_temp_path "{run_dir}/nginx-temp/fastcgi";
+    uwsgi_temp_path "{run_dir}/nginx-temp/uwsgi";
+    scgi_temp_path "{run_dir}/nginx-temp/scgi";
     proxy_buffer_size 16k;
     proxy_buffers 16 16k;
     proxy_max_temp_file_size 0;
@@ -158,13 +160,17 @@ class ProductionStack:
             "IDP_PAIRWISE_SECRET": lambda: secrets.token_hex(32),
         }
         values = {}
+        kept = {}  # only what was generated here is written down, never a value from outside
         for name in SHARED_SECRETS:
-            values[name] = os.environ.get(name) or stored.get(name) or makers[name]()
-        if values != stored:
+            if os.environ.get(name):
+                values[name] = os.environ[name]
+            else:
+                values[name] = kept[name] = stored.get(name) or makers[name]()
+        if kept and kept != stored:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write("".join(f"{k}={values[k]}\n" for k in SHARED_SECRETS))
+                handle.write("".join(f"{k}={v}\n" for k, v in kept.items()))
         return values
 
     def environment(self, instance: Instance | None = None) -> dict[str, str]:
@@ -176,7 +182,8 @@ class ProductionStack:
                 "IDP_DATABASE_URL": self.database_url,
                 "IDP_REDIS_URL": self.redis_url,
                 "IDP_ISSUER": self.issuer,
-                "IDP_PROXY_COUNT": "1",
+                # nginx is one proxy; a TLS terminator in front of it is one more (set it).
+                "IDP_PROXY_COUNT": os.environ.get("IDP_PROXY_COUNT", "1"),
                 "IDP_DEPARTMENTS_FILE": "",
                 "IDP_INSTANCE_PATH": str(self.run_dir / "operator"),
             }
@@ -240,6 +247,11 @@ class ProductionStack:
         if not Path(NGINX).exists():
             raise StackError("nginx is not installed: `make nginx` installs Debian's package")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for port in (self.port, *(i.port for i in self.instances)):
+            if port_in_use(self.host if port == self.port else "127.0.0.1", port):
+                raise StackError(
+                    f"port {port} is in use (another `make run-prod` or benchmark still running?)"
+                )
         ensure_postgres_database(self.database_url)
         check_redis(self.redis_url)
         if self.wsgi_app == "idp.wsgi:app":
@@ -338,6 +350,17 @@ class ProductionStack:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop nginx and every instance gracefully (SIGKILL after the timeout)."""
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
+            # A second Ctrl-C must not cut the cleanup short and leave processes behind.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._stop(timeout)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+
+    def _stop(self, timeout: float) -> None:
         processes = [self.nginx] + [i.process for i in self.instances]
         for process in processes:
             if process is not None and process.poll() is None:
@@ -372,6 +395,13 @@ class ProductionStack:
         self.stop()
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port."""
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
 def ensure_postgres_database(url: str) -> None:
     """Create the PostgreSQL database named in url if it does not exist yet."""
     import psycopg
@@ -402,4 +432,6 @@ def check_redis(url: str) -> None:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except (redis.RedisError, ValueError) as exc:
-        raise StackError(f"Redis at {urlsplit(url).netloc or url} cannot be used: {exc}") from None
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else "its socket"
+        raise StackError(f"Redis at {where} cannot be used: {type(exc).__name__}") from None

@@ -902,14 +902,19 @@ def _move_head(connection, head_hash: str) -> None:
 def run(citizens: int, audit_entries: int, password: str, batch: int, force: bool) -> None:
     """`idp seed`: refuse on a real issuer, seed citizens, then audit entries, then sign the
     chain's head; progress bars on standard error, a summary on standard output."""
-    from idp.settings import current_settings
+    from sqlalchemy.engine import make_url
+
+    from idp.settings import current_settings, is_loopback_host
 
     settings = current_settings()
-    if not settings.is_development and not force:
+    database_host = make_url(settings.sqlalchemy_url).host
+    local_database = database_host is None or is_loopback_host(database_host)
+    if not force and not (settings.is_development and local_database):
+        where = settings.issuer if not settings.is_development else f"a database on {database_host}"
         raise click.ClickException(
             f"idp seed writes millions of fake citizens (all with a published password) and "
-            f"audit entries: it runs only where the issuer is on loopback, not at "
-            f"{settings.issuer}; add --force if this really is a benchmark copy"
+            f"audit entries: it runs only with a loopback issuer and a database on this "
+            f"machine, not at {where}; add --force if this really is a benchmark copy"
         )
     try:
         check_password(password)

@@ -254,7 +254,7 @@ def test_refuses_on_a_real_issuer_unless_forced(tmp_path):
     env = {**migrated_env(tmp_path), "IDP_ISSUER": "https://sign-in.example.gov.uk"}
     refused = run_command(env, "seed", "--citizens", "3", "--audit-entries", "10", check=False)
     assert refused.returncode != 0
-    assert "runs only where the issuer is on loopback" in refused.stderr
+    assert "runs only with a loopback issuer and a database on this machine" in refused.stderr
     assert "--force" in refused.stderr
     assert "Traceback" not in refused.stderr
 
@@ -269,3 +269,17 @@ def test_nothing_to_seed(idp):
     assert "nothing to seed" in result.stdout
     with idp.app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(AuditCheckpoint)) == 0
+
+
+def test_refuses_a_database_on_another_machine_even_with_a_loopback_issuer(tmp_path):
+    # The issuer defaults to localhost, so a shell pointed at a production database by
+    # IDP_DATABASE_URL alone would otherwise pass: the database must be on this machine too.
+    env = {
+        **migrated_env(tmp_path),
+        "IDP_DATABASE_URL": "postgresql://postgres@db.example.invalid:5432/idp",
+    }
+    env.pop("IDP_ISSUER", None)
+    refused = run_command(env, "seed", "--citizens", "3", check=False)
+    assert refused.returncode != 0
+    assert "not at a database on db.example.invalid" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -126,10 +126,12 @@ def end_session(session: BrowserSession, reason: str) -> None:
     """End a session for good: the refresh tokens departments received in it end, and each
     department registered for back-channel logout is owed a logout token."""
     if session.ended_at is None:
-        session.ended_at = utcnow()
-        session.ended_reason = reason[:32]
-        _after_ending([session.id], reason, session.ended_at)
+        # One conditional UPDATE: if another process ended it since this one read the row,
+        # it is not ended (or announced to departments) a second time.
+        now = utcnow()
+        _end_sessions([BrowserSession.id == session.id], reason, now)
         db.session.commit()
+        db.session.refresh(session)
     if g.get("browser_session") is session:
         g.browser_session = None
 

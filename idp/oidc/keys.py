@@ -361,6 +361,7 @@ def _load_signing_key(alg: str):
     if row is None:
         ensure_signing_keys()
         row = current_signing_key_row(alg)
+    _publish_signer(row.kid)
     with _cache_lock:
         key = _private_key_cache.get(row.kid)
     if key is None:
@@ -394,6 +395,17 @@ def public_jwks() -> dict[str, list[dict[str, Any]]]:
     with _cache_lock:
         _public_jwks_cache[database] = (until, published)
     return published
+
+
+def _publish_signer(kid: str) -> None:
+    """A process never answers /jwks.json without the key it signs with: a key made to sign at
+    once elsewhere (`idp keys retire --force`) drops the cached answer at this process's first
+    signature with it."""
+    database = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    with _cache_lock:
+        cached = _public_jwks_cache.get(database)
+        if cached is not None and all(key.get("kid") != kid for key in cached[1]["keys"]):
+            del _public_jwks_cache[database]
 
 
 def forget_public_jwks() -> None:
