@@ -350,15 +350,17 @@ class ProductionStack:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop nginx and every instance gracefully (SIGKILL after the timeout)."""
+        # A second Ctrl-C (or SIGTERM) must not cut the cleanup short and leave processes behind.
+        stoppers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         main_thread = threading.current_thread() is threading.main_thread()
-        if main_thread:
-            # A second Ctrl-C must not cut the cleanup short and leave processes behind.
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = (
+            {sig: signal.signal(sig, signal.SIG_IGN) for sig in stoppers} if main_thread else {}
+        )
         try:
             self._stop(timeout)
         finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _stop(self, timeout: float) -> None:
         processes = [self.nginx] + [i.process for i in self.instances]
