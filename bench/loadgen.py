@@ -37,6 +37,24 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def authorization_query(client: dict) -> tuple[str, str]:
+    """A PKCE verifier and the query string of an authorization request for it."""
+    verifier = secrets.token_urlsafe(48)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client["client_id"],
+            "redirect_uri": client["redirect_uri"],
+            "scope": client["scope"],
+            "state": secrets.token_urlsafe(12),
+            "nonce": secrets.token_urlsafe(12),
+            "code_challenge": s256(verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return verifier, query
+
+
 class Failed(Exception):
     """An operation got an answer it should not have."""
 
@@ -98,19 +116,7 @@ class Scenario:
         """A code for this user's live session at the benchmark department, and its verifier."""
         user = self.user(vu)
         client = self.state["client"]
-        verifier = secrets.token_urlsafe(48)
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": client["client_id"],
-                "redirect_uri": client["redirect_uri"],
-                "scope": client["scope"],
-                "state": secrets.token_urlsafe(12),
-                "nonce": secrets.token_urlsafe(12),
-                "code_challenge": s256(verifier),
-                "code_challenge_method": "S256",
-            }
-        )
+        verifier, query = authorization_query(client)
         response = await self.get(f"/authorize?{query}", headers={"Cookie": user["cookie"]})
         location = response.headers.get("Location", "")
         code = parse_qs(urlsplit(location).query).get("code")

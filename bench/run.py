@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 import pyotp
 
+from bench.loadgen import authorization_query, summary
 from idp.production import ProductionStack
 from idp.settings import PROJECT_ROOT
 
@@ -206,21 +207,7 @@ def sign_in_user(base: str, client: dict, person: dict) -> dict:
     """Sign a citizen in over HTTP (password, then the app's code): their session cookie, a
     refresh token, and a fresh sign-in page's CSRF token for the sign-in scenario."""
     http = httpx.Client(timeout=30, follow_redirects=False)
-    verifier = secrets.token_urlsafe(48)
-    from bench.loadgen import s256
-
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": client["client_id"],
-            "redirect_uri": client["redirect_uri"],
-            "scope": client["scope"],
-            "state": "s",
-            "nonce": "n",
-            "code_challenge": s256(verifier),
-            "code_challenge_method": "S256",
-        }
-    )
+    verifier, query = authorization_query(client)
     page = follow(http, http.get(f"{base}/authorize?{query}"), base)
     page = follow(
         http, submit(http, page, {"email": person["email"], "password": person["password"]}), base
@@ -272,8 +259,6 @@ def auditor_browser(base: str, auditor: dict) -> httpx.Client:
 
 def auditor_first_page(http: httpx.Client, base: str, citizen_id: int, rounds: int) -> dict:
     """The auditor's first page filtered by citizen and event, loaded again and again."""
-    from bench.loadgen import summary
-
     times = []
     query = urlencode({"citizen": citizen_id, "event": "sign_in.succeeded"})
     for _ in range(rounds):
