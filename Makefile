@@ -67,12 +67,12 @@ test-fast: install
 	$(PY) -m pytest -m "not browser" -k "not postgresql"
 
 lint: install
-	$(VENV)/bin/ruff check idp relying_parties tests
-	$(VENV)/bin/ruff format --check idp relying_parties tests
+	$(VENV)/bin/ruff check idp relying_parties tests bench
+	$(VENV)/bin/ruff format --check idp relying_parties tests bench
 
 format: install
-	$(VENV)/bin/ruff format idp relying_parties tests
-	$(VENV)/bin/ruff check --fix idp relying_parties tests
+	$(VENV)/bin/ruff format idp relying_parties tests bench
+	$(VENV)/bin/ruff check --fix idp relying_parties tests bench
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
