@@ -38,11 +38,18 @@ def purge_expired() -> dict[str, int]:
     now = utcnow()
     # A used code must outlive the tokens it issued, so a replay can still revoke them.
     code_horizon = now - timedelta(seconds=settings.access_token_lifetime)
+    # One that started a refresh token family outlives the family too (it ends at most
+    # refresh_token_lifetime after the code was redeemed).
+    family_horizon = now - timedelta(seconds=settings.refresh_token_lifetime)
     statements = {
         "interactions": delete(Interaction).where(Interaction.expires_at < now),
         "tokens": delete(Token).where(Token.expires_at < now),
         "authorization_codes": delete(AuthorizationCode).where(
-            AuthorizationCode.expires_at < code_horizon
+            AuthorizationCode.expires_at < code_horizon,
+            or_(
+                AuthorizationCode.refresh_family.is_(None),
+                AuthorizationCode.expires_at < family_horizon,
+            ),
         ),
         "email_codes": delete(EmailCode).where(EmailCode.expires_at < now),
         "webauthn_challenges": delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now),

@@ -38,6 +38,29 @@ def test_purge_keeps_live_rows_and_deletes_expired_ones(idp, make_citizen, make_
         assert count(AuthorizationCode) == 0
 
 
+def test_a_code_that_started_a_refresh_family_is_kept_while_the_family_may_live(
+    idp, make_citizen, make_client
+):
+    # A replay of the code must still be recognised, to revoke the family (RFC 6749 4.1.2).
+    citizen = make_citizen()
+    client = make_client(grant_types=["authorization_code", "refresh_token"])
+    attempt = client.authorization()
+    cb = CitizenBrowser(idp.issuer).authorize(attempt.url, citizen["email"], citizen["password"])
+    assert "refresh_token" in client.token_request(cb.params["code"], attempt.code_verifier).json()
+    with idp.app.app_context():
+        settings = idp.app.config["IDP_SETTINGS"]
+        assert settings.refresh_token_lifetime > settings.access_token_lifetime + 60
+        past_tokens = utcnow() - timedelta(seconds=settings.access_token_lifetime + 60)
+        db.session.execute(update(AuthorizationCode).values(expires_at=past_tokens))
+        db.session.execute(update(Token).values(expires_at=past_tokens))
+        db.session.commit()
+        assert purge_expired()["authorization_codes"] == 0
+        past_family = utcnow() - timedelta(seconds=settings.refresh_token_lifetime + 60)
+        db.session.execute(update(AuthorizationCode).values(expires_at=past_family))
+        db.session.commit()
+        assert purge_expired()["authorization_codes"] == 1
+
+
 def test_expired_email_codes_are_deleted_and_live_ones_kept(app):
     with app.app_context():
         now = utcnow()

@@ -35,6 +35,8 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The refresh token family its redemption started: a replay of the code revokes it.
+    refresh_family: Mapped[str | None] = mapped_column(String(64))
 
     citizen: Mapped[Citizen] = relationship(lazy="joined")
 

@@ -25,7 +25,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import grants as oidc_grants
 from flask import Flask, current_app, g
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from idp import audit
 from idp.accounts.levels import (
@@ -97,6 +97,8 @@ def save_token(token: dict, request: OAuth2Request) -> None:
         )
     )
     if code is not None:
+        # Remembered on the code, so a replay of it can end the family (RFC 6749 4.1.2).
+        code.refresh_family = family
         backchannel.record_participation(code.live_session_id, code.sid, request.client.client_id)
     db.session.commit()
     # One sign-in's events share its session reference: the code's (or refresh token's) sid.
@@ -144,11 +146,28 @@ def token_assurance(token: Token | RefreshToken) -> tuple[str | None, list[str] 
     return (origin.vot, list(origin.amr or [])) if origin is not None else (None, None)
 
 
-def revoke_refresh_family(family: str, now=None) -> None:
-    """End a refresh token family and every access token issued in it (not committed)."""
+def revoke_refresh_family(family, now=None) -> None:
+    """End a refresh token family and every access token issued in it (not committed).
+    family is its value, or a scalar subquery giving it."""
     now = now or utcnow()
     revoke_live(RefreshToken, RefreshToken.family == family, now=now)
     revoke_live(Token, Token.refresh_family == family, now=now)
+
+
+def revoke_code_grant(code_id: int, now=None) -> None:
+    """End everything a code issued (not committed): its access tokens and the refresh token
+    family it started, with every token refreshed from it (RFC 6749 4.1.2, RFC 9700 4.2.4).
+
+    The family is read in the statement itself, not from a row loaded earlier: a concurrent
+    first use that committed while this request waited on the code's row is seen."""
+    now = now or utcnow()
+    revoke_live(Token, Token.authorization_code_id == code_id, now=now)
+    family = (
+        select(AuthorizationCode.refresh_family)
+        .where(AuthorizationCode.id == code_id)
+        .scalar_subquery()
+    )
+    revoke_refresh_family(family, now)
 
 
 class IdPAuthorizationServer(AuthorizationServer):
@@ -344,7 +363,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         ).rowcount
         if claimed != 1:
             # RFC 6749 4.1.2: a replayed code revokes the tokens issued with it.
-            revoke_live(Token, Token.authorization_code_id == row.id, now=now)
+            revoke_code_grant(row.id, now)
             _refuse_replay(
                 "authorization_code.replayed",
                 row,

@@ -136,3 +136,34 @@ def test_malformed_refresh_requests_get_oauth_errors(make_client):
     assert missing.json()["error"] in ("invalid_request", "invalid_grant")
     assert refresh(client, "x" * 5000).json()["error"] == "invalid_grant"
     assert refresh(client, "no-such-token").json()["error"] == "invalid_grant"
+
+
+def test_a_replayed_code_revokes_the_refresh_token_family_it_started(make_client, issue_code):
+    # RFC 6749 4.1.2 and RFC 9700 4.2.4: a code used twice was stolen; everything issued with
+    # it stops, the refresh token family (and the tokens refreshed from it) included.
+    client = make_client("code-replay", grant_types=GRANTS)
+    attempt, code = issue_code(client)
+    first = client.token_request(code, attempt.code_verifier).json()
+    refreshed = refresh(client, first["refresh_token"]).json()
+    assert userinfo_status(client, refreshed["access_token"]) == 200
+    replay = client.token_request(code, attempt.code_verifier)
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    assert "already been used" in replay.json()["error_description"]
+    assert refresh(client, refreshed["refresh_token"]).json()["error"] == "invalid_grant"
+    for token in (first["access_token"], refreshed["access_token"]):
+        assert userinfo_status(client, token) == 401
+        assert client.introspect(token).json() == {"active": False}
+    assert client.introspect(refreshed["refresh_token"]).json() == {"active": False}
+
+
+def test_a_code_replayed_before_any_refresh_revokes_the_first_refresh_token(
+    make_client, issue_code
+):
+    client = make_client("code-replay-early", grant_types=GRANTS)
+    attempt, code = issue_code(client)
+    first = client.token_request(code, attempt.code_verifier).json()
+    assert client.token_request(code, attempt.code_verifier).json()["error"] == "invalid_grant"
+    assert refresh(client, first["refresh_token"]).json()["error"] == "invalid_grant"
+    assert userinfo_status(client, first["access_token"]) == 401
+    assert client.introspect(first["access_token"]).json() == {"active": False}
