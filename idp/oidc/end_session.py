@@ -4,7 +4,9 @@ citizen out of the IdP.
 With a valid `id_token_hint` for this browser's session, the citizen is signed out at once
 and sent back to the department's registered `post_logout_redirect_uri` (exact match) with
 its `state`. Without a hint, or with one that fails validation, the citizen is asked to
-confirm, and is only ever sent to a URI the named department registered.
+confirm, and then sees the IdP's own signed-out page: a request anyone can forge never sends
+the browser anywhere (RP-Initiated Logout 1.0 section 3: an unverified
+post_logout_redirect_uri must not be used), even to a URI a department registered.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ def parse_request(values) -> LogoutRequest:
     if client is None and get("client_id"):
         client = find_client(get("client_id"))
     uri = get("post_logout_redirect_uri")
-    return_to = uri if client is not None and uri in client.post_logout_redirect_uris else None
+    # Only a hint the IdP signed says which department asks: a client_id alone is anyone's.
+    trusted = claims is not None and client is not None
+    return_to = uri if trusted and uri in client.post_logout_redirect_uris else None
     return LogoutRequest(
         client=client,
         hint_valid=claims is not None,

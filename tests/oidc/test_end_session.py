@@ -76,9 +76,40 @@ def test_without_a_hint_the_citizen_confirms_first(idp, browser, make_client, is
     hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
     assert hidden["post_logout_redirect_uri"] == RETURN
     confirmed = browser.submit(page, hidden)
-    assert confirmed.status_code == 303
-    assert confirmed.headers["location"] == RETURN + "?state=xyz"
+    # Nothing vouches for the request: the IdP's own page, never a redirect.
+    assert confirmed.status_code == 200
+    assert "You have signed out" in confirmed.text
+    assert "location" not in confirmed.headers
     assert not signed_in(browser, idp)
+
+
+def test_without_a_valid_hint_nobody_is_sent_anywhere(
+    idp, browser, make_client, issue_code, citizen
+):
+    # Anyone can send a citizen to /logout with a department's client_id and registered URI:
+    # without a hint the IdP signed, the IdP never redirects (an open redirect otherwise).
+    client, tokens = signed_in_department(make_client, issue_code)
+    forged_hint = tokens["id_token"][:-4] + "AAAA"
+    for hint in (None, forged_hint, "not.a.jwt"):
+        params = {"client_id": client.client_id, "post_logout_redirect_uri": RETURN, "state": "s"}
+        if hint:
+            params["id_token_hint"] = hint
+        page = logout(browser, idp, **params)
+        hidden = dict(
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+        )
+        confirmed = browser.submit(page, hidden)
+        assert confirmed.status_code == 200, hint
+        assert "location" not in confirmed.headers
+        assert "You have signed out" in confirmed.text
+        # Nobody signed in now: still the signed-out page, no redirect.
+        again = logout(browser, idp, **params)
+        assert again.status_code == 200
+        assert "location" not in again.headers
+        assert "You have signed out" in again.text
+        page = browser.get(idp.url("/sign-in"))
+        browser.sign_in(page, citizen["email"], citizen["password"])
+        assert signed_in(browser, idp)
 
 
 def test_a_forged_hint_is_not_trusted(idp, browser, make_client, issue_code):
