@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.metrics import init_metrics
     from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
+    from idp.security.issuer_origin import serve_at_issuer
     from idp.security.secrets import (
         resolve_key_encryption_key,
         resolve_pairwise_secret,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
     app.config.update(settings.extra)
+    serve_at_issuer(app)  # inside ProxyFix: the issuer's scheme and host win
     if settings.proxy_count > 0:
         # Behind nginx (or any load balancer): the client address and scheme it saw, so
         # per-IP throttling and the audit record name the citizen's address, not the proxy's.

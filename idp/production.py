@@ -13,6 +13,7 @@ benchmark (bench/), so what is measured and tested is what `make run-prod` runs.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -72,7 +73,8 @@ http {{
             proxy_pass http://idp_instances;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
+            # The instances answer as the issuer whatever Host the client sent; say so anyway.
+            proxy_set_header Host "{issuer_host}";
             # The instances trust exactly one proxy (IDP_PROXY_COUNT=1): this one.
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
@@ -295,7 +297,11 @@ class ProductionStack:
             if self.show_upstream
             else ""
         )
+        issuer_host = urlsplit(self.issuer).netloc
+        if not re.fullmatch(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?", issuer_host):
+            raise StackError(f"the issuer {self.issuer} does not name a host nginx can send")
         return NGINX_CONF.format(
+            issuer_host=issuer_host,
             nginx_workers=self.nginx_workers,
             run_dir=self.run_dir,
             upstream_servers=servers,

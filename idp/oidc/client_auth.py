@@ -111,7 +111,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return None
         try:
             headers, unverified = self.extract_assertion(assertion)
-        except InvalidClientError:
+        except (InvalidClientError, ValueError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser goes is no JWT either.
             raise _invalid(
                 "The client assertion is not a signed JWT.", "malformed_assertion"
             ) from None
@@ -177,7 +178,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         for key in keys:
             try:
                 return jwt.decode(assertion, key, algorithms=[alg])
-            except (JoseError, ValueError):
+            except (JoseError, ValueError, RecursionError):
                 continue
         return None
 
