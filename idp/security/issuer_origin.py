@@ -5,19 +5,22 @@ the URL it is given for https, Flask builds links and redirects from it, and Wer
 a host it cannot encode (a label over 63 characters, an empty label) only when it builds a
 URL. So every request is seen at the issuer's scheme, host and port, before anything reads
 them: the IdP's URLs are the ones departments configured (OIDC Discovery 1.0 section 3, the
-issuer identifies the IdP), and an odd Host cannot make a page fail.
+issuer identifies the IdP), and an odd Host cannot make a page fail. The same middleware, as
+the first to see a request, percent-encodes raw non-ASCII bytes in the query string.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Flask
 
 # Where the Host header the client sent is kept, for anything that wants to log it.
 SENT_HOST_KEY = "idp.sent_host"
+# What stays as it is in a query string: every printable ASCII character (RFC 3986 3.4).
+QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 class IssuerOrigin:
@@ -32,6 +35,13 @@ class IssuerOrigin:
         self.server_port = str(parts.port or (443 if parts.scheme == "https" else 80))
 
     def __call__(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING", "")
+        if not query.isascii():
+            # RFC 9112 3.2: a request target is ASCII. Raw bytes (WSGI gives them as latin-1)
+            # are percent-encoded as a browser would, so invalid UTF-8 in them is decoded
+            # leniently like any other percent-encoded value, instead of failing every read of
+            # the query (error pages included).
+            environ["QUERY_STRING"] = quote(query.encode("latin-1"), safe=QUERY_SAFE)
         environ[SENT_HOST_KEY] = environ.get("HTTP_HOST")
         environ["HTTP_HOST"] = self.host
         environ["SERVER_NAME"] = self.server_name
