@@ -433,6 +433,8 @@ def clients_show(client_id: str) -> None:
     click.echo(f"auth method: {client.token_endpoint_auth_method}")
     click.echo(f"subject:     {client.subject_type} (sector {client.sector_identifier})")
     click.echo(f"registered:  {client.client_id_issued_at.isoformat()}")
+    approved = "approved" if client.approval_is_current else "waits for approval"
+    click.echo(f"version:     {client.metadata_version} ({approved}; {client.metadata_sha256})")
     click.echo(json.dumps(client.client_metadata, indent=2, sort_keys=True))
 
 

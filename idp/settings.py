@@ -129,6 +129,9 @@ class Settings:
     # link-local addresses; defaults to true only when the issuer itself is on loopback
     # (a developer's machine), so a registration cannot make the IdP probe its own network.
     fetch_private_addresses: bool | None = None
+    # A department's logo (logo_uri), fetched at approval and served by the IdP, may be at
+    # most this many bytes (PNG, JPEG, GIF or WebP); a larger one is refused, not shown.
+    logo_max_bytes: int = 100 * 1024
     # Keyed hash secret for pairwise subject identifiers; empty means generated (dev).
     # Changing it changes every pairwise sub, so it is kept like a signing key.
     pairwise_secret: str = ""

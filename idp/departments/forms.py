@@ -23,7 +23,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 
@@ -262,6 +262,8 @@ class ActionForm(FlaskForm):
     """A button that changes something (CSRF-protected), with an optional reason."""
 
     action = HiddenField(validators=[DataRequired()])
+    # The metadata version an administrator saw when approving (a newer one is not approved).
+    version = HiddenField(validators=[Optional(), Regexp(r"^[0-9]{1,9}$")])
     reason = StringField(
         "Reason (recorded in the audit log)", validators=[Optional(), Length(max=200)]
     )

@@ -14,8 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy.orm.attributes import flag_modified
 
 from idp import audit
+from idp.departments.logos import LogoRefused, fetch_logo
 from idp.departments.metadata import (
     SECRET_AUTH_METHODS,
     ClientMetadataError,
@@ -37,6 +39,7 @@ from idp.models.client import (
     CLIENT_STATUS_PENDING,
     CLIENT_STATUS_SUSPENDED,
     hash_client_secret,
+    name_key,
 )
 from idp.models.timestamps import utcnow
 from idp.security.secrets import hash_token, new_token
@@ -116,6 +119,62 @@ def _check_sector_unchanged(client: Client, clean: dict[str, Any]) -> str:
     return sector
 
 
+def _active_namesake(client_name: str | None, exclude_id: int | None = None) -> Client | None:
+    """Another active service citizens would see under the same name (case and spacing
+    ignored), or None."""
+    key = name_key(client_name)
+    if key is None:
+        return None
+    query = db.select(Client).where(Client.name_key == key, Client.status == CLIENT_STATUS_ACTIVE)
+    if exclude_id is not None:
+        query = query.where(Client.id != exclude_id)
+    return db.session.scalars(query.limit(1)).first()
+
+
+def _check_name_free(clean: dict[str, Any], exclude_id: int | None = None) -> None:
+    """A service may not take the name of another active service: citizens choose whom to
+    trust by the name on the sign-in page, so two services must never share one."""
+    name = clean.get("client_name")
+    if _active_namesake(name, exclude_id) is not None:
+        raise ClientMetadataError(
+            f"client_name: {name!r} is already the name of another active service; citizens "
+            "could not tell the two apart, so choose a different name"
+        )
+
+
+def _store_metadata(client: Client, clean: dict[str, Any]) -> None:
+    """The metadata as a new version; the name key kept in step with client_name."""
+    client.client_metadata = clean
+    client.name_key = name_key(clean.get("client_name"))
+    client.metadata_version = (client.metadata_version or 0) + 1
+
+
+def _logo_values(logo_uri: str | None, client_id: str) -> dict[str, Any]:
+    """Fetch and check the logo for an approval; the columns to store. A logo that cannot be
+    used does not stop the approval: the service has no logo, and the reason is kept for the
+    administrator and recorded."""
+    values: dict[str, Any] = {
+        "logo_content_type": None,
+        "logo_sha256": None,
+        "logo_image": None,
+        "logo_problem": None,
+    }
+    if not logo_uri:
+        return values
+    try:
+        logo = fetch_logo(logo_uri)
+    except LogoRefused as exc:
+        values["logo_problem"] = str(exc)[:300]
+        audit.record(
+            "client.logo_refused", "failure", client_id=client_id, reason=values["logo_problem"]
+        )
+        return values
+    values.update(
+        logo_content_type=logo.content_type, logo_sha256=logo.sha256, logo_image=logo.image
+    )
+    return values
+
+
 def register_client(
     client_id: str,
     metadata: dict[str, Any],
@@ -143,7 +202,12 @@ def register_client(
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
     created = client is None
     if created:
-        client = Client(client_id=client_id, status=CLIENT_STATUS_ACTIVE, approved_at=utcnow())
+        client = Client(
+            client_id=client_id,
+            status=CLIENT_STATUS_ACTIVE,
+            approved_at=utcnow(),
+            metadata_version=0,
+        )
         db.session.add(client)
     # The operator's file is authoritative: it may change a subject type or sector on purpose
     # (audited below); self-service changes may not.
@@ -158,7 +222,11 @@ def register_client(
     if changed:
         if department is not None:
             client.department_id = department.id
-        client.client_metadata = clean
+        _store_metadata(client, clean)
+        # The operator's file is its approval of exactly this version.
+        client.approved_version = client.metadata_version
+        for name, value in _logo_values(clean.get("logo_uri"), client_id).items():
+            setattr(client, name, value)
         client.client_secret_hash = secret_hash
         client.sector_identifier = sector
         client.updated_at = utcnow()
@@ -189,15 +257,23 @@ def create_registration(
     is never spent on a registration that failed, nor used more often than allowed.
     """
     clean = validate_client_metadata(metadata)
+    _check_name_free(clean)
     if initial_access_token is not None and not spend_initial_access_token(initial_access_token):
         raise RegistrationError("the initial access token is not valid (used up or expired)")
     method = clean["token_endpoint_auth_method"]
     client_secret = new_client_secret() if method in SECRET_AUTH_METHODS else None
     registration_access_token = new_token(32)
     now = utcnow()
+    client_id = new_client_id()
+    # A pre-approved token is the platform's approval of this first version (logo included).
+    logo = _logo_values(clean.get("logo_uri"), client_id) if approved else {}
     client = Client(
-        client_id=new_client_id(),
+        client_id=client_id,
         client_metadata=clean,
+        name_key=name_key(clean.get("client_name")),
+        metadata_version=1,
+        approved_version=1 if approved else None,
+        **logo,
         client_secret_hash=hash_client_secret(client_secret) if client_secret else None,
         status=CLIENT_STATUS_ACTIVE if approved else CLIENT_STATUS_PENDING,
         approved_at=now if approved else None,
@@ -262,12 +338,18 @@ def update_registration(
     _refuse_if_suspended(client, "changed")
     clean = validate_client_metadata(metadata)
     sector = _check_sector_unchanged(client, clean)
+    if name_key(clean.get("client_name")) != client.name_key or not client.is_active:
+        _check_name_free(clean, exclude_id=client.id)
     old = client.client_metadata
     changed_fields = sorted(
         name for name in set(old) | set(clean) if old.get(name) != clean.get(name)
     )
     material = [name for name in changed_fields if name in MATERIAL_FIELDS]
     previous_status = client.status
+    previous_version = client.metadata_version
+    # Only a version a platform administrator approved may be active: a non-material change
+    # to the approved version carries the approval with it; anything else waits.
+    carry_approval = not material and client.approval_is_current
     if material and client.status in (CLIENT_STATUS_ACTIVE, CLIENT_STATUS_DISABLED):
         client.status = CLIENT_STATUS_PENDING
     old_method = client.token_endpoint_auth_method
@@ -282,7 +364,14 @@ def update_registration(
     if rotate_registration_token:
         registration_access_token = new_token(32)
         client.registration_access_token_hash = hash_token(registration_access_token)
-    client.client_metadata = clean
+    if changed_fields:
+        _store_metadata(client, clean)
+        if carry_approval:
+            client.approved_version = client.metadata_version
+    # Written even when unchanged here, so an approval committed meanwhile by another process
+    # (of the version this change replaces) cannot leave the new version active.
+    flag_modified(client, "status")
+    flag_modified(client, "approved_version")
     client.sector_identifier = sector
     client.updated_at = utcnow()
     if client.status != previous_status:
@@ -296,6 +385,8 @@ def update_registration(
         changed=changed_fields,
         status=client.status,
         previous_status=previous_status,
+        version=client.metadata_version,
+        previous_version=previous_version,
         auth_method_changed=old_method != new_method or None,
     )
     return Registered(client, client_secret, registration_access_token)
@@ -341,7 +432,12 @@ def set_client_keys(
     if jwks_uri is not None:
         metadata["jwks_uri"] = jwks_uri
     clean = validate_client_metadata(metadata)
-    client.client_metadata = clean
+    # Keys stay self-service: the approval of the version they replace carries over.
+    carry_approval = client.approval_is_current
+    _store_metadata(client, clean)
+    if carry_approval:
+        client.approved_version = client.metadata_version
+    flag_modified(client, "approved_version")
     client.client_secret_hash = None
     client.updated_at = utcnow()
     db.session.commit()
@@ -383,12 +479,21 @@ def _revoke_tokens(client: Client) -> None:
 
 
 def change_client_status(
-    client: Client, action: str, *, actor: str, platform_admin: bool, reason: str | None = None
+    client: Client,
+    action: str,
+    *,
+    actor: str,
+    platform_admin: bool,
+    reason: str | None = None,
+    version: int | None = None,
 ) -> None:
     """Approve, suspend, reinstate (platform administrators); disable, enable (departments).
 
-    The change is one conditional UPDATE on the status it was checked against, so two
-    administrators acting at once cannot undo each other's change unnoticed.
+    An approval is of one exact version of the metadata (the one the administrator looked
+    at, when version is given); only while that version is current may the service be
+    active, so no switch off and on, reinstatement or further edit makes an unreviewed change
+    live. The change is one conditional UPDATE on the status and version it was checked
+    against, so two people acting at once cannot undo each other's change unnoticed.
     """
     if action not in _TRANSITIONS:
         raise RegistrationError(f"unknown action {action!r}")
@@ -399,33 +504,62 @@ def change_client_status(
     if previous not in allowed_from:
         article = "an" if previous[0] in "aeiou" else "a"
         raise RegistrationError(f"{article} {previous} service cannot be {past}")
+    current_version = client.metadata_version
+    if action == "approve" and version is not None and version != current_version:
+        raise RegistrationError(
+            f"this service changed while you were looking at it: you saw version {version} "
+            f"and it is now version {current_version}; look at the new settings and approve "
+            "again if they are right"
+        )
     if target is None:
         if action == "reinstate":
             # Back to where the suspension found it (a department's switch-off included).
             target = client.status_before_suspension or CLIENT_STATUS_PENDING
         else:
-            target = CLIENT_STATUS_ACTIVE if client.approved_at else CLIENT_STATUS_PENDING
+            target = CLIENT_STATUS_ACTIVE
+        if target == CLIENT_STATUS_ACTIVE and not client.approval_is_current:
+            target = CLIENT_STATUS_PENDING  # this version still waits for approval
+    if target == CLIENT_STATUS_ACTIVE:
+        namesake = _active_namesake(client.client_metadata.get("client_name"), client.id)
+        if namesake is not None:
+            raise RegistrationError(
+                f"this service cannot be {past}: its name {client.client_name!r} is the name "
+                f"of the active service {namesake.client_id}, and citizens could not tell them "
+                "apart; the department must rename one of them first"
+            )
     now = utcnow()
     values: dict[str, Any] = {"status": target, "updated_at": now}
+    if action == "approve":
+        values["approved_version"] = current_version
+        values.update(_logo_values(client.logo_uri, client.client_id))
     if target == CLIENT_STATUS_ACTIVE and client.approved_at is None:
         values["approved_at"] = now
     if target == CLIENT_STATUS_SUSPENDED:
         values["status_before_suspension"] = previous
     result = db.session.execute(
         db.update(Client)
-        .where(Client.id == client.id, Client.status == previous)
+        .where(
+            Client.id == client.id,
+            Client.status == previous,
+            Client.metadata_version == current_version,
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         db.session.rollback()
         raise RegistrationError(
-            "someone else changed this service's status at the same moment; look again"
+            "someone else changed this service's status or settings at the same moment; look again"
         )
     if target != CLIENT_STATUS_ACTIVE:
         _revoke_tokens(client)
     db.session.commit()
     db.session.refresh(client)
+    approval = (
+        {"version": current_version, "metadata_sha256": client.metadata_sha256}
+        if action == "approve"
+        else {}
+    )
     audit.record(
         f"client.{past}",
         client_id=client.client_id,
@@ -433,6 +567,10 @@ def change_client_status(
         previous_status=previous,
         status=target,
         reason=reason,
+        **approval,
+        logo=("stored" if client.logo_sha256 else "refused" if client.logo_problem else None)
+        if action == "approve"
+        else None,
     )
 
 

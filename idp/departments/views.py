@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from sqlalchemy.orm import undefer
 from werkzeug.exceptions import HTTPException
 
 from idp import audit
@@ -479,6 +480,8 @@ def service_status(member: StaffMember, client_id: str) -> Response:
     allowed = PLATFORM_ACTIONS if member.is_platform_admin else DEPARTMENT_ACTIONS
     if action not in allowed:
         abort(403, f"You cannot {action} this service.")
+    if action == "approve" and client.status == "pending" and not form.version.data:
+        abort(400, "Nothing was approved: approve from the service page, which shows its version.")
     try:
         change_client_status(
             client,
@@ -486,11 +489,32 @@ def service_status(member: StaffMember, client_id: str) -> Response:
             actor=_actor(member),
             platform_admin=member.is_platform_admin,
             reason=(form.reason.data or "").strip() or None,
+            version=int(form.version.data) if form.version.data else None,
         )
     except RegistrationError as exc:
         message = str(exc)
         abort(409, message[:1].upper() + message[1:] + ".")
     return redirect(url_for("departments.service", client_id=client.client_id))
+
+
+@bp.get("/logos/<client_id>/<digest>")
+def logo(client_id: str, digest: str) -> Response:
+    """A department's logo, as the IdP fetched and checked it at approval: citizens' browsers
+    never ask the department's server, so it cannot see who opens the sign-in page. The URL
+    names the image's SHA-256, so it can be cached for a year; a new logo is a new URL."""
+    client = db.session.scalar(
+        db.select(Client)
+        .filter_by(client_id=client_id[:128], logo_sha256=digest[:64])
+        .options(undefer(Client.logo_image))
+    )
+    if client is None or client.logo_image is None:
+        abort(404, "There is no such logo.")
+    response = Response(client.logo_image, mimetype=client.logo_content_type)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # An image is never a document: nothing in it may run, even if opened on its own.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @bp.get("/admin/services")

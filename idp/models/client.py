@@ -2,13 +2,14 @@
 
 import hashlib
 import hmac
+import json
 from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
 from flask import g
-from sqlalchemy import JSON, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from idp.extensions import db
 from idp.models.department import Department
@@ -27,6 +28,20 @@ CLIENT_STATUSES = (
     CLIENT_STATUS_SUSPENDED,
     CLIENT_STATUS_DISABLED,
 )
+
+
+def name_key(name: str | None) -> str | None:
+    """A service name as citizens would read it: case and runs of spaces ignored, so
+    "Renew  your Passport" and "renew your passport" are the same name."""
+    if not name:
+        return None
+    return " ".join(name.split()).casefold()[:400] or None
+
+
+def metadata_digest(metadata: dict[str, Any]) -> str:
+    """SHA-256 of the metadata in canonical JSON (sorted keys), naming one exact version."""
+    canonical = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def hash_client_secret(secret: str) -> str:
@@ -49,6 +64,18 @@ class Client(db.Model, ClientMixin):
     status_before_suspension: Mapped[str | None] = mapped_column(String(16))
     # When a platform administrator (or the operator) first let the service be used.
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Counts every change of the metadata; approved_version is the one a platform
+    # administrator approved. The service may be active only while the two are equal.
+    metadata_version: Mapped[int] = mapped_column(default=1)
+    approved_version: Mapped[int | None] = mapped_column()
+    # client_name as compared between services (see name_key), for the unique-name check.
+    name_key: Mapped[str | None] = mapped_column(String(400), index=True)
+    # The logo the IdP fetched from logo_uri at approval and serves itself (content-addressed
+    # by its SHA-256); logo_problem says why there is none when the fetch or check failed.
+    logo_content_type: Mapped[str | None] = mapped_column(String(32))
+    logo_sha256: Mapped[str | None] = mapped_column(String(64))
+    logo_image: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    logo_problem: Mapped[str | None] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("department.id", ondelete="RESTRICT"), index=True
@@ -118,6 +145,16 @@ class Client(db.Model, ClientMixin):
     def is_public(self) -> bool:
         """A client with no credential of its own (token_endpoint_auth_method none)."""
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def approval_is_current(self) -> bool:
+        """Whether a platform administrator approved exactly the metadata it has now."""
+        return self.approved_version is not None and self.approved_version == self.metadata_version
+
+    @property
+    def metadata_sha256(self) -> str:
+        """The digest of the current metadata, recorded when it is approved."""
+        return metadata_digest(self.client_metadata)
 
     @property
     def is_active(self) -> bool:

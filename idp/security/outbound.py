@@ -1,4 +1,5 @@
-"""Fetching documents that departments point the IdP at (jwks_uri, sector_identifier_uri).
+"""Fetching documents that departments point the IdP at (jwks_uri, sector_identifier_uri,
+logo_uri).
 
 A registration names URLs the IdP will request from inside its own network, so every fetch
 has a timeout and a size cap, follows no redirects, and by default refuses private, loopback
@@ -142,11 +143,12 @@ def post_form(uri: str, name: str, form: dict[str, str], timeout: float) -> int:
     return outcome["status"]
 
 
-def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
-    """GET a JSON document from a department's URI; FetchError names the problem."""
+def fetch_bytes(uri: str, name: str, max_bytes: int, accept: str = "*/*") -> tuple[str, bytes]:
+    """GET a document from a department's URI: its media type (lower case, no parameters)
+    and body; FetchError names the problem (status, size, time, address)."""
     settings = current_settings()
     pinned, headers, extensions = _pinned(uri, name)
-    headers["Accept"] = "application/json"
+    headers["Accept"] = accept
     body = bytearray()
     timeout = settings.jwks_fetch_timeout
     # httpx's timeout applies to each read; the deadline bounds the whole body, so a server
@@ -159,6 +161,10 @@ def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
             try:
                 if response.status_code != 200:
                     raise FetchError(f"{name} answered HTTP {response.status_code}")
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchError(f"{name} is larger than {max_bytes} bytes")
+                media_type = response.headers.get("Content-Type", "").split(";", 1)[0]
                 for chunk in response.iter_bytes():
                     body.extend(chunk)
                     if len(body) > max_bytes:
@@ -169,6 +175,12 @@ def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
                 response.close()
     except httpx.HTTPError as exc:
         raise FetchError(f"{name} could not be fetched: {type(exc).__name__}") from None
+    return media_type.strip().lower(), bytes(body)
+
+
+def fetch_json(uri: str, name: str, max_bytes: int = 64 * 1024) -> Any:
+    """GET a JSON document from a department's URI; FetchError names the problem."""
+    _, body = fetch_bytes(uri, name, max_bytes, accept="application/json")
     try:
         return json.loads(body)
     except ValueError:
