@@ -1,7 +1,7 @@
 """client: approved metadata version, name key for unique names, logo kept by the IdP
 
 Revision ID: e3a9c5d1f742
-Revises: d7e2b4c8a613
+Revises: e3a9c1f4b702
 Create Date: 2026-11-26 10:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e3a9c5d1f742'
-down_revision = 'd7e2b4c8a613'
+down_revision = 'e3a9c1f4b702'
 branch_labels = None
 depends_on = None
 
