@@ -179,7 +179,7 @@ def sign_up() -> Response:
 
 def _sign_up_letter(code: str | None) -> tuple[str, str]:
     return (
-        _("Your code to create an account: %(code)s", code=code),
+        _("Your code to create an account"),
         "\n\n".join(
             [
                 _("Your code to create your government sign in account is %(code)s.", code=code),
