@@ -39,7 +39,12 @@ from idp.mail import send_in_background
 from idp.models import Citizen
 from idp.models.timestamps import utcnow
 from idp.security import throttle
-from idp.security.passwords import PasswordPolicyError, check_password_policy, hash_password
+from idp.security.passwords import (
+    PasswordPolicyError,
+    check_password_policy,
+    enough_alone,
+    hash_password,
+)
 from idp.settings import current_settings
 
 bp = Blueprint("recovery", __name__)
@@ -257,7 +262,8 @@ def new_password() -> Response:
             passkeys_removed(citizen, removed, during="password_reset")
             tell_owner_of_new_password(citizen, reset=True)
             amr = ["pwd"] + ([proven["amr"]] if proven.get("amr") else [])
-            start_session(citizen, amr=amr)
+            alone = enough_alone(form.password.data)
+            start_session(citizen, amr=amr, password_enough_alone=alone)
             if not has_second_factor(citizen):
                 return redirect(url_for("two_factor.setup", journey=context["journey"]))
             if context["journey"]:
