@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import smtplib
 import ssl
 import threading
@@ -23,10 +24,21 @@ log = logging.getLogger("idp.mail")
 OUTBOX_FILE = "outbox.jsonl"
 SMTP_TIMEOUT_SECONDS = 10
 _outbox_lock = threading.Lock()
+# A subject shows on lock screens and in notification previews: it never carries a code or a
+# secret. Codes are six digits and recovery codes end in five, so a run of five or more digits
+# in a subject is refused (NIST SP 800-63B 3.1.3.1: the code must reach only its owner).
+_CODE_LIKE = re.compile(r"\d{5,}")
 
 
 class MailError(Exception):
     """An email could not be handed to the mail server; the message says why (no content)."""
+
+
+def check_subject(subject: str) -> None:
+    """Refuse a subject that looks like it carries a code (a programming error: the code
+    belongs in the body)."""
+    if _CODE_LIKE.search(subject):
+        raise ValueError("an email subject must not carry a code: put it in the body")
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ def outbox_path(settings: Settings) -> Path:
 
 def send_mail(to: str, subject: str, body: str) -> None:
     """Send one plain-text email."""
+    check_subject(subject)
     settings = current_settings()
     mail = Mail(to=to, subject=subject, body=body, sent_at=utcnow().isoformat())
     if settings.smtp_url:
@@ -59,6 +72,7 @@ def send_in_background(to: str, subject: str, body: str) -> None:
     whether or not an email was sent (so a page cannot tell who has an account)."""
     from flask import current_app
 
+    check_subject(subject)  # here, not in the thread: the caller's request fails loudly
     app = current_app._get_current_object()
 
     def deliver() -> None:

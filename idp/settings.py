@@ -155,6 +155,9 @@ class Settings:
     password_max_length: int = 256
     # Shortest password accepted (every account gets a second factor in a later step).
     password_min_length: int = 8
+    # Shortest password that is enough on its own where a department accepts "Cl" (NIST SP
+    # 800-63B rev 4 3.1.1.2: 15 for a single-factor password); shorter ones need the second factor.
+    password_single_factor_min_length: int = 15
     # Sign-in throttling (NIST SP 800-63B 5.2.2): consecutive failures before an account locks
     # (at most 100).
     throttle_max_failures: int = 6

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import stat
+import uuid
 
 import httpx
 import pytest
 
 from idp import create_app
-from idp.mail import MailError, outbox_path, read_outbox, send_mail
+from idp.mail import MailError, outbox_path, read_outbox, send_in_background, send_mail
 from idp.settings import SettingsError, load_settings
 
 
@@ -104,3 +106,83 @@ def test_a_mail_server_that_fails_is_named_without_the_content(tmp_path, monkeyp
 def test_an_unusable_smtp_url_is_named(tmp_path, url):
     with pytest.raises(SettingsError, match="smtp_url"):
         load_settings(instance_path=str(tmp_path), smtp_url=url)
+
+
+# -- No code or secret in a subject (it shows on lock screens and in notifications) ----------
+
+CODE_LETTERS = [
+    ("idp.accounts.views", "_sign_up_letter"),
+    ("idp.accounts.views", "_already_registered_letter"),
+    ("idp.accounts.recovery", "_reset_letter"),
+    ("idp.accounts.manage", "_new_address_letter"),
+    ("idp.accounts.manage", "_reverify_letter"),
+]
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+@pytest.mark.parametrize(("module", "name"), CODE_LETTERS, ids=[n for _, n in CODE_LETTERS])
+def test_every_letter_with_a_code_keeps_the_code_out_of_its_subject(tmp_path, module, name, lang):
+    import importlib
+
+    letter = getattr(importlib.import_module(module), name)
+    app = _app(tmp_path)
+    with app.test_request_context(f"/?lang={lang}"):
+        message = letter("402917")
+    if message is None:
+        return
+    subject, body = message
+    assert "402917" not in subject
+    assert not re.search(r"\d", subject), subject
+
+
+def test_a_subject_with_a_code_is_refused_before_anything_is_sent(tmp_path):
+    app = _app(tmp_path)
+    with app.app_context():
+        for subject in ("Your code: 123456", "Recovery code abcde-23456"):
+            with pytest.raises(ValueError, match="subject"):
+                send_mail("ada@example.com", subject, "body")
+        with app.test_request_context("/"), pytest.raises(ValueError, match="subject"):
+            send_in_background("ada@example.com", "Your code: 123456", "body")
+        assert read_outbox(app.config["IDP_SETTINGS"]) == []
+
+
+def test_no_email_the_idp_sends_has_a_code_in_its_subject(idp, make_citizen, make_client):
+    """Every journey that emails a code, and the notices after them, over HTTP: whatever code
+    a body carries, no subject carries it (nor any run of digits)."""
+    from tests.support.browser import SECOND_FACTORS, CitizenBrowser
+    from tests.support.mail import code_in, mails_to, wait_for_mail
+
+    email = f"subjects.{uuid.uuid4().hex[:8]}@example.com"
+    # Sign-up: the code, then the "you already have an account" letter.
+    browser = CitizenBrowser(idp.issuer)
+    browser.follow(browser.submit(browser.get(idp.url("/sign-up")), {"email": email}))
+    wait_for_mail(idp, email)
+    citizen = make_citizen(f"other.{email}")
+    other = citizen["email"]
+    browser.follow(browser.submit(browser.get(idp.url("/sign-up")), {"email": other}))
+    # A reset: the code.
+    page = browser.follow(browser.submit(browser.get(idp.url("/reset-password")), {"email": other}))
+    wait_for_mail(idp, other, count=2)
+    # Signed in: a new address (the code goes there), a new app (a code), new recovery codes.
+    signed_in = CitizenBrowser(idp.issuer)
+    signed_in.sign_in(signed_in.get(idp.url("/sign-in")), other, citizen["password"])
+    new_address = f"moved.{email}"
+    page = signed_in.get(idp.url("/account/email"))
+    signed_in.follow(
+        signed_in.submit(page, {"current_password": citizen["password"], "email": new_address})
+    )
+    page = signed_in.get(idp.url("/account/authenticator-app"))
+    signed_in.follow(signed_in.submit(page, {"current_password": citizen["password"]}))
+    page = signed_in.get(idp.url("/account/recovery-codes"))
+    signed_in.follow(signed_in.submit(page, {"current_password": citizen["password"]}))
+    wait_for_mail(idp, new_address)
+    wait_for_mail(idp, other, count=4)
+    assert SECOND_FACTORS  # the citizen signed in with the app's code
+
+    mails = mails_to(idp, email) + mails_to(idp, other) + mails_to(idp, new_address)
+    with_codes = [m for m in mails if re.search(r"\b\d{6}\b", m.body)]
+    assert len(with_codes) >= 4, [m.subject for m in mails]
+    for mail in mails:
+        assert not re.search(r"\d", mail.subject), mail.subject
+        if mail in with_codes:
+            assert code_in(mail) not in mail.subject

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 EMAIL_MAX = 320
@@ -74,9 +74,12 @@ class SignUpDetailsForm(FlaskForm):
 
 
 class NewPasswordForm(FlaskForm):
-    """A new password, twice (after a reset)."""
+    """A new password, twice (after a reset); and whether to remove the account's passkeys."""
 
     password, confirm = _new_password_fields(_l("New password"))
+    # Shown only to a citizen with passkeys: a passkey signs in on its own, so one added by
+    # someone else would outlive the password they knew.
+    remove_passkeys = BooleanField(_l("Remove all these passkeys from my account"))
     journey = HiddenField()
     submit = SubmitField(_l("Save your new password"))
 

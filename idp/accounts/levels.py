@@ -1,6 +1,7 @@
 """Levels of assurance as GOV.UK One Login expresses them: vectors of trust (RFC 8485).
 
-"Cl" is a password alone (low); "Cl.Cm" is a password and a second factor (medium, NIST
+"Cl" is a password alone (low), one of at least 15 characters (shorter ones need the second
+factor even for Cl); "Cl.Cm" is a password and a second factor (medium, NIST
 SP 800-63B AAL2). A department asks with `vtr` (a JSON list of acceptable vectors, such as
 ["Cl.Cm"]) or with `acr_values`; with neither it gets "Cl.Cm". The ID token says which
 vector the sign-in met in `vot` (and `acr`).
@@ -61,14 +62,29 @@ def requested_vectors(params: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(acr_values)) or DEFAULT
 
 
-def vector_met(amr: Iterable[str]) -> str:
-    """The strongest vector a sign-in with these methods meets."""
-    return MEDIUM if SECOND_FACTOR_METHODS.intersection(amr) else LOW
+def vector_met(amr: Iterable[str], password_enough_alone: bool = True) -> str | None:
+    """The strongest vector a sign-in with these methods meets (None: not even Cl).
+
+    A password alone meets Cl only when it is long enough to be a single factor (NIST SP
+    800-63B rev 4 3.1.1.2: 15 characters; password_enough_alone, decided at sign-in).
+    """
+    if SECOND_FACTOR_METHODS.intersection(amr):
+        return MEDIUM
+    return LOW if password_enough_alone else None
 
 
-def achieved_vector(amr: Iterable[str], acceptable: tuple[str, ...]) -> str | None:
+def session_vector(session) -> str | None:
+    """The strongest vector a browser session meets."""
+    return vector_met(session.amr or [], bool(session.password_enough_alone))
+
+
+def achieved_vector(
+    amr: Iterable[str], acceptable: tuple[str, ...], password_enough_alone: bool = True
+) -> str | None:
     """The acceptable vector the sign-in meets (the strongest it meets), or None."""
-    met = vector_met(amr)
+    met = vector_met(amr, password_enough_alone)
+    if met is None:
+        return None
     if met in acceptable:
         return met
     if met == MEDIUM and LOW in acceptable:

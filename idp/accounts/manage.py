@@ -43,6 +43,7 @@ from idp.accounts.recovery import tell_owner_of_new_password
 from idp.accounts.second_factor import (
     decrypt_totp_secret,
     encrypt_totp_secret,
+    has_second_factor,
     issue_recovery_codes,
     matching_totp_step,
     qr_code_svg,
@@ -53,6 +54,11 @@ from idp.accounts.second_factor import (
 from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
 from idp.accounts.sessions import current_session, end_every_session
 from idp.accounts.views import wait_in_words
+from idp.accounts.webauthn_ceremonies import (
+    citizen_passkeys,
+    passkeys_removed,
+    remove_every_passkey,
+)
 from idp.accounts.your_account import signed_in_fully
 from idp.extensions import db
 from idp.mail import send_in_background
@@ -192,13 +198,20 @@ def change_password() -> Response:
             form.password.errors.append(str(exc))
             return None
         citizen.password_hash = hash_password(form.password.data)
+        removed = remove_every_passkey(citizen) if form.remove_passkeys.data else []
         ended = end_every_session(citizen.id, "password changed", keep=current)
         db.session.commit()
         audit.record("password.changed", citizen_id=citizen.id, sessions_ended=ended)
+        passkeys_removed(citizen, removed, during="password_change")
         tell_owner_of_new_password(citizen, reset=False)
+        if not has_second_factor(citizen):
+            # The passkeys were the only second factor: set up an app before anything else.
+            return redirect(url_for("two_factor.setup"))
         return redirect(url_for("accounts.account", done="password-changed"))
 
-    return _with_password(form, citizen, change, "change_password.html")
+    return _with_password(
+        form, citizen, change, "change_password.html", passkeys=citizen_passkeys(citizen)
+    )
 
 
 # -- Email address -----------------------------------------------------------------------------
@@ -219,7 +232,7 @@ def _new_address_letter(code: str | None) -> tuple[str, str]:
             ),
         )
     return (
-        _("Your code to change your email address: %(code)s", code=code),
+        _("Your code to change your email address"),
         "\n\n".join(
             [
                 _(
@@ -351,7 +364,7 @@ def change_email_resend() -> Response:
 
 def _reverify_letter(code: str | None) -> tuple[str, str]:
     return (
-        _("Your code to set up a new authenticator app: %(code)s", code=code),
+        _("Your code to set up a new authenticator app"),
         "\n\n".join(
             [
                 _(

@@ -11,6 +11,7 @@ are JSON {"error": code, "message": text for the citizen} with a 4xx status; suc
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
@@ -23,6 +24,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from idp import audit
 from idp.accounts import webauthn_ceremonies as ceremonies
 from idp.accounts.levels import vector_met
+from idp.accounts.manage import PasswordOnlyForm
+from idp.accounts.manage import _with_password as with_password
 from idp.accounts.second_factor import has_second_factor, issue_recovery_codes
 from idp.accounts.sessions import current_session, start_session
 from idp.accounts.two_factor import _step_up as step_up
@@ -35,6 +38,11 @@ bp = Blueprint("passkeys", __name__)
 # Flask session keys: the handles of ceremonies in progress, and recovery codes to show.
 HANDLES = "passkey_ceremonies"
 RECOVERY_CODES_DUE = "passkey_recovery_codes_due"
+# The current password, typed for adding a passkey: {"sid": session, "until": epoch seconds}.
+# A passkey signs in on its own (Cl.Cm), so adding one is a credential change like any other:
+# it needs the password at that moment (NIST SP 800-63B 4.2.3), not only a session.
+ADD_CONFIRMED = "passkey_add_confirmed"
+ADD_CONFIRMED_SECONDS = int(ceremonies.CHALLENGE_LIFETIME.total_seconds())
 JSON_ENDPOINTS = frozenset(
     {
         "passkeys.register_options",
@@ -153,12 +161,52 @@ def _passkeys_page(citizen, done: str | None = None, error: str | None = None, s
     )
 
 
+@bp.route("/account/passkeys/add", methods=["GET", "POST"])
+def add() -> Response:
+    """Adding a passkey starts with the current password; then the browser makes the passkey."""
+    session, elsewhere = signed_in_fully()
+    if elsewhere:
+        return elsewhere
+
+    def confirmed():
+        flask_session[ADD_CONFIRMED] = {
+            "sid": session.sid,
+            "until": int(time.time()) + ADD_CONFIRMED_SECONDS,
+        }
+        return render_template("passkeys_add.html", confirmed=True)
+
+    return with_password(PasswordOnlyForm(), session.citizen, confirmed, "passkeys_add.html")
+
+
+def _password_confirmed(session) -> tuple[Response, int] | None:
+    """None when this browser typed the password for this session moments ago; else a refusal
+    that sends the page back to the password step."""
+    grant = flask_session.get(ADD_CONFIRMED)
+    if (
+        isinstance(grant, dict)
+        and grant.get("sid") == session.sid
+        and isinstance(grant.get("until"), int)
+        and time.time() < grant["until"]
+    ):
+        return None
+    flask_session.pop(ADD_CONFIRMED, None)
+    body = {
+        "error": "password_required",
+        "message": _("To add a passkey, enter your current password first."),
+        "redirect": url_for("passkeys.add"),
+    }
+    return jsonify(body), 403
+
+
 @bp.post("/account/passkeys/options")
 def register_options() -> Response:
-    """Start adding a passkey."""
+    """Start adding a passkey (after the current password)."""
     session, elsewhere = signed_in_fully()
     if elsewhere:
         return _sign_in_again(elsewhere)
+    refusal = _password_confirmed(session)
+    if refusal:
+        return refusal
     try:
         body = _json_body()
         ceremonies.passkey_name(body.get("name") if isinstance(body, dict) else None)
@@ -170,16 +218,21 @@ def register_options() -> Response:
 
 @bp.post("/account/passkeys")
 def register() -> Response:
-    """Finish adding a passkey: check the browser's answer and store the passkey."""
+    """Finish adding a passkey: check the browser's answer and store the passkey. One typed
+    password adds one passkey."""
     session, elsewhere = signed_in_fully()
     if elsewhere:
         return _sign_in_again(elsewhere)
+    refusal = _password_confirmed(session)
+    if refusal:
+        return refusal
     purpose = ceremonies.REGISTER
     try:
         body = _json_body()
         ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
     except PasskeyError as error:
         return _error(error)
+    flask_session.pop(ADD_CONFIRMED, None)
     return jsonify({"redirect": url_for("passkeys.manage", done="added")})
 
 

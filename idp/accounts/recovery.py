@@ -29,12 +29,22 @@ from idp.accounts.second_factor import (
 from idp.accounts.services import find_citizen_by_email
 from idp.accounts.sessions import end_every_session, start_session
 from idp.accounts.views import continue_journey, journey_context, wait_in_words
+from idp.accounts.webauthn_ceremonies import (
+    citizen_passkeys,
+    passkeys_removed,
+    remove_every_passkey,
+)
 from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen
 from idp.models.timestamps import utcnow
 from idp.security import throttle
-from idp.security.passwords import PasswordPolicyError, check_password_policy, hash_password
+from idp.security.passwords import (
+    PasswordPolicyError,
+    check_password_policy,
+    enough_alone,
+    hash_password,
+)
 from idp.settings import current_settings
 
 bp = Blueprint("recovery", __name__)
@@ -56,7 +66,7 @@ def _reset_letter(code: str | None) -> tuple[str, str] | None:
     if code is None:
         return None  # no account has the address: nothing is sent, the page looks the same
     return (
-        _("Your code to reset your password: %(code)s", code=code),
+        _("Your code to reset your password"),
         "\n\n".join(
             [
                 _(
@@ -243,21 +253,26 @@ def new_password() -> Response:
                 db.session.rollback()
                 return redirect(url_for("recovery.start", journey=context["journey"]))
             citizen.password_hash = hash_password(form.password.data)
+            removed = remove_every_passkey(citizen) if form.remove_passkeys.data else []
             ended = end_every_session(citizen.id, "password reset")
             db.session.commit()
             email_codes.forget(PURPOSE)
             session.pop(PROVEN, None)
             audit.record("password.reset", citizen_id=citizen.id, sessions_ended=ended)
+            passkeys_removed(citizen, removed, during="password_reset")
             tell_owner_of_new_password(citizen, reset=True)
             amr = ["pwd"] + ([proven["amr"]] if proven.get("amr") else [])
-            start_session(citizen, amr=amr)
-            if not _has_app(citizen) and not _has_recovery_codes(citizen):
+            alone = enough_alone(form.password.data)
+            start_session(citizen, amr=amr, password_enough_alone=alone)
+            if not has_second_factor(citizen):
                 return redirect(url_for("two_factor.setup", journey=context["journey"]))
             if context["journey"]:
                 return continue_journey(context["journey"])
             return redirect(url_for("accounts.account", done="password-reset"))
     status = 400 if request.method == "POST" else 200
-    page = render_template("new_password.html", form=form, **context)
+    page = render_template(
+        "new_password.html", form=form, passkeys=citizen_passkeys(citizen), **context
+    )
     return page, status
 
 

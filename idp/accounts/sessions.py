@@ -19,12 +19,15 @@ from idp.settings import current_settings
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
 
 
-def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
+def start_session(
+    citizen: Citizen, amr: list[str], *, password_enough_alone: bool = False
+) -> BrowserSession:
     """Open a new session (a new identifier at every sign-in) and end the browser's old one.
 
     When the same citizen signs in again (prompt=login, max_age, step-up), the departments of
     the old session stay signed in: they move to the new session, keeping the sid they were
     told, and are signed out when it ends. Someone else signing in ends the old one for good.
+    password_enough_alone: the password just typed may be a single factor (levels.py).
     """
     previous = current_session()
     if previous is not None:
@@ -42,6 +45,7 @@ def start_session(citizen: Citizen, amr: list[str]) -> BrowserSession:
         citizen_id=citizen.id,
         auth_time=now,
         amr=amr,
+        password_enough_alone=password_enough_alone,
         user_agent=request.user_agent.string[:300] if request else None,
         created_at=now,
         last_active_at=now,

@@ -22,7 +22,7 @@ from idp.accounts.forms import (
     SignOutForm,
     SignUpDetailsForm,
 )
-from idp.accounts.levels import vector_met
+from idp.accounts.levels import session_vector
 from idp.accounts.services import (
     AccountError,
     authenticate_citizen,
@@ -37,6 +37,7 @@ from idp.models.timestamps import utcnow
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
 from idp.security import throttle
+from idp.security.passwords import enough_alone
 from idp.settings import current_settings
 
 bp = Blueprint("accounts", __name__)
@@ -89,12 +90,14 @@ def sign_in() -> Response:
         citizen = authenticate_citizen(form.email.data, form.password.data)
         if citizen is not None:
             throttle.record_success("password", key)
-            session = start_session(citizen, amr=["pwd"])
+            # Under 15 characters, the password is not enough alone, even for Cl (levels.py).
+            alone = enough_alone(form.password.data)
+            session = start_session(citizen, amr=["pwd"], password_enough_alone=alone)
             audit.record(
                 "sign_in.succeeded",
                 citizen_id=citizen.id,
                 sid=session.sid,
-                level=vector_met(session.amr),
+                level=session_vector(session),
                 methods=session.amr,
             )
             if form.journey.data and find_interaction(form.journey.data) is not None:
@@ -179,7 +182,7 @@ def sign_up() -> Response:
 
 def _sign_up_letter(code: str | None) -> tuple[str, str]:
     return (
-        _("Your code to create an account: %(code)s", code=code),
+        _("Your code to create an account"),
         "\n\n".join(
             [
                 _("Your code to create your government sign in account is %(code)s.", code=code),

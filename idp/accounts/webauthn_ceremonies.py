@@ -433,27 +433,34 @@ def register_passkey(citizen: Citizen, purpose: str, handle: str | None, body: A
             " sign in to your account on its own.",
             name=passkey.name,
         ),
+        _(
+            "To remove it, sign in and go to Your passkeys at %(url)s, then choose Remove"
+            " next to its name.",
+            url=f"{current_settings().issuer}/account/passkeys",
+        ),
+        _(
+            "If this was not you, someone has got into your account: reset your password now"
+            " at %(url)s and, when asked, remove every passkey you do not know (you can also"
+            " remove them from Your passkeys).",
+            url=f"{current_settings().issuer}/reset-password",
+        ),
     )
     return passkey
 
 
-def _tell_owner(citizen: Citizen, subject: str, line: str) -> None:
+def _tell_owner(citizen: Citizen, subject: str, *lines: str) -> None:
     """Every new or removed way to sign in is told to the owner (NIST SP 800-63B 6.1.2.1)."""
     from idp.mail import send_in_background
 
-    send_in_background(
-        citizen.email,
-        subject,
-        "\n\n".join(
-            [
-                line,
-                _(
-                    "If this was not you, reset your password now, then remove passkeys you do"
-                    " not know from your account page."
-                ),
-            ]
-        ),
-    )
+    if len(lines) == 1:
+        lines = (
+            *lines,
+            _(
+                "If this was not you, reset your password now, then remove passkeys you do"
+                " not know from your account page."
+            ),
+        )
+    send_in_background(citizen.email, subject, "\n\n".join(lines))
 
 
 # -- Authentication ---------------------------------------------------------------------------
@@ -696,3 +703,31 @@ def remove_passkey(citizen: Citizen, passkey_id: int) -> Passkey:
         ),
     )
     return passkey
+
+
+def remove_every_passkey(citizen: Citizen) -> list[Passkey]:
+    """Remove all the citizen's passkeys, as they asked when resetting or changing their
+    password (a passkey someone else added must not outlive the password they knew). The
+    caller commits; the owner is told, and each removal audited, by passkeys_removed()."""
+    passkeys = citizen_passkeys(citizen)
+    for passkey in passkeys:
+        db.session.delete(passkey)
+    return passkeys
+
+
+def passkeys_removed(citizen: Citizen, passkeys: list[Passkey], during: str) -> None:
+    """After the commit: one audit record per passkey removed, and one email to the owner."""
+    if not passkeys:
+        return
+    for passkey in passkeys:
+        audit.record("passkey.removed", citizen_id=citizen.id, passkey_id=passkey.id, during=during)
+    _tell_owner(
+        citizen,
+        _("Passkeys were removed from your account"),
+        _(
+            "You asked to remove your passkeys when you changed your password. These passkeys"
+            " were removed from your government sign in account: %(names)s.",
+            names=", ".join(f"“{p.name}”" for p in passkeys),
+        ),
+        _("They cannot sign in to your account any more. You can add a passkey again later."),
+    )

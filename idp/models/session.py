@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
@@ -21,6 +21,11 @@ class BrowserSession(db.Model):
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whether the password typed at this sign-in was long enough to be a single factor ("Cl",
+    # NIST SP 800-63B rev 4: 15 characters); decided when it was checked, never stored itself.
+    password_enough_alone: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     user_agent: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_active_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

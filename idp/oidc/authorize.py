@@ -159,7 +159,10 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("accounts.sign_in", journey=interaction.handle))
 
-    if achieved_vector(session.amr or [], requested_vectors(data)) is None:
+    if (
+        achieved_vector(session.amr or [], requested_vectors(data), session.password_enough_alone)
+        is None
+    ):
         # A password-only session asked for Cl.Cm: the second factor only, not the password.
         if "none" in prompts:
             return error_response(

@@ -327,7 +327,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             sid=session.sid,
             auth_time=session.auth_time,
             amr=list(session.amr or []),
-            vot=achieved_vector(session.amr or [], requested_vectors(data)),
+            vot=achieved_vector(
+                session.amr or [], requested_vectors(data), session.password_enough_alone
+            ),
             created_at=now,
             expires_at=now + timedelta(seconds=current_settings().authorization_code_lifetime),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +16,34 @@ from idp.settings import current_settings
 # Words a guesser tries first on this service (NIST SP 800-63B 3.1.1.2: context-specific
 # words); compared after NFKC and case folding, with and without their spaces.
 SERVICE_NAMES = ("government sign in", "gov.uk", "govuk")
+# A department or service name's word this long or longer is refused as a word of a password;
+# these common words of names are not (they say nothing about the service).
+SERVICE_WORD_MIN = 3
+COMMON_NAME_WORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "your",
+        "you",
+        "our",
+        "with",
+        "from",
+        "account",
+        "accounts",
+        "service",
+        "services",
+        "online",
+        "digital",
+        "department",
+        "ministry",
+        "office",
+        "agency",
+        "government",
+        "gov",
+    ]
+)
+_WORD = re.compile(r"\w+")
 # A local part this long or longer is refused inside a password; shorter ones are too common.
 EMAIL_LOCAL_PART_MIN = 4
 # Hashed in place of a password too long to be anyone's, so refusing it takes the usual time.
@@ -75,7 +104,8 @@ def check_password_policy(password: str, email: str | None = None) -> None:
 
     Length is counted in Unicode code points, with no composition rules: spaces and any
     character are welcome. Beyond length, the password must not be a common or breached one,
-    nor contain the account's email address (or its local part) or the name of this service.
+    nor contain the account's email address (or its local part), the name of this service, or
+    the name (or a significant word of the name) of a department or service that uses it.
     """
     s = current_settings()
     if len(password) < s.password_min_length:
@@ -102,11 +132,74 @@ def check_password_policy(password: str, email: str | None = None) -> None:
             )
     if any(_contains(normalised, name) for name in SERVICE_NAMES):
         raise PasswordPolicyError(_("Your password must not contain the name of this service"))
+    found = _service_word_in(normalised, service_names())
+    if found:
+        raise PasswordPolicyError(
+            _(
+                "Your password must not contain the name of a government department or service"
+                " (“%(word)s”)",
+                word=found,
+            )
+        )
+
+
+def service_names() -> list[str]:
+    """The names of the departments and of their services (registered clients): what a guesser
+    tries on a government sign in (NIST SP 800-63B 3.1.1.2, context-specific words)."""
+    from idp.extensions import db
+    from idp.models import Client, Department
+
+    names = list(db.session.scalars(db.select(Department.name)))
+    names += [client.client_name for client in db.session.scalars(db.select(Client))]
+    return names
+
+
+def _words(text: str) -> list[str]:
+    """The words of a normalised text: runs of letters and digits."""
+    return _WORD.findall(text)
+
+
+def _service_word_in(normalised: str, names: list[str]) -> str | None:
+    """The department or service name, or significant word of one, the password contains.
+
+    A whole name counts anywhere in the password (with or without its spaces and
+    punctuation), as this
+    service's own name does; a significant word of a name (three letters or more, not a
+    common word such as "your" or "account") counts when it is a whole word of the password,
+    so "tax" is refused in "my tax password" but not in "syntax".
+    """
+    password_words = _words(normalised)
+    compact_password = "".join(password_words)
+    for name in names:
+        name = normalise_for_comparison(name).strip()
+        compact_name = "".join(_words(name))
+        if len(compact_name) < SERVICE_WORD_MIN:
+            continue
+        # The whole name, with or without its spaces and punctuation.
+        if _contains(normalised, name) or compact_name in compact_password:
+            return name
+        for word in _words(name):
+            significant = len(word) >= SERVICE_WORD_MIN and word not in COMMON_NAME_WORDS
+            if significant and word in password_words:
+                return word
+    return None
+
+
+def normalise_password(password: str) -> str:
+    """NFKC (NIST SP 800-63B 3.1.1.2): the same password typed on another keyboard or device
+    (composed or decomposed accents, full-width letters) is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def enough_alone(password: str) -> bool:
+    """Whether the password is long enough to be a single factor ("Cl"): decided when it is
+    checked at sign-in, so nothing about it is stored."""
+    return len(normalise_password(password)) >= current_settings().password_single_factor_min_length
 
 
 def hash_password(password: str) -> str:
-    """Hash a new password with argon2id."""
-    return password_hasher().hash(password)
+    """Hash a new password with argon2id, after NFKC."""
+    return password_hasher().hash(normalise_password(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> PasswordCheck:
@@ -121,10 +214,20 @@ def verify_password(password_hash: str | None, password: str) -> PasswordCheck:
     if password_hash is None:
         hasher.hash(password)
         return PasswordCheck(ok=False)
+    normalised = normalise_password(password)
+    if _matches(hasher, password_hash, normalised):
+        if hasher.check_needs_rehash(password_hash):
+            return PasswordCheck(ok=True, new_hash=hasher.hash(normalised))
+        return PasswordCheck(ok=True)
+    # A hash from before passwords were normalised: the password as it was typed then. On a
+    # match the hash is replaced by one of the normalised form.
+    if normalised != password and _matches(hasher, password_hash, password):
+        return PasswordCheck(ok=True, new_hash=hasher.hash(normalised))
+    return PasswordCheck(ok=False)
+
+
+def _matches(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
     try:
-        hasher.verify(password_hash, password)
+        return hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return PasswordCheck(ok=False)
-    if hasher.check_needs_rehash(password_hash):
-        return PasswordCheck(ok=True, new_hash=hasher.hash(password))
-    return PasswordCheck(ok=True)
+        return False

@@ -30,7 +30,8 @@ from idp.security.throttle import delay
 from tests.conftest import LiveIdP, serve_idp
 from tests.support.audit import captured_log, logged_events
 from tests.support.authenticator import SoftwareAuthenticator, b64url
-from tests.support.browser import SECOND_FACTOR_HEADING, CitizenBrowser, callback
+from tests.support.browser import SECOND_FACTOR_HEADING, SECOND_FACTORS, CitizenBrowser, callback
+from tests.support.mail import mails_to
 
 CONSENT_HEADING = "wants to know who you are"
 PASSKEY_HEADING = "Use your passkey"
@@ -108,14 +109,25 @@ def signed_in_fully(idp, citizen: dict) -> CitizenBrowser:
     browser = CitizenBrowser(idp.issuer)
     page = browser.sign_in(browser.get(idp.url("/sign-in")), citizen["email"], citizen["password"])
     assert page.status_code == 200 and page.url.path == "/", (page.url, page.text[:500])
+    browser.password = citizen["password"]
     return browser
+
+
+def register_box(idp, browser: CitizenBrowser, password: str | None = None) -> PasskeyBox:
+    """The current password typed on the add-a-passkey page; the passkey box it then shows."""
+    page = browser.get(idp.url("/account/passkeys/add"))
+    assert page.status_code == 200, page.text[:500]
+    page = browser.submit(page, {"current_password": password or browser.password})
+    assert page.status_code == 200, page.text[:500]
+    return passkey_box(page, "register")
 
 
 def add_passkey(
     idp, browser: CitizenBrowser, authenticator: SoftwareAuthenticator, name: str = "Laptop", **kw
 ) -> httpx.Response:
-    """Add a passkey on the account's passkeys page; the answer to the browser's response."""
-    box = passkey_box(browser.get(idp.url("/account/passkeys")), "register")
+    """Add a passkey (the current password, then the ceremony); the answer to the browser's
+    response."""
+    box = register_box(idp, browser)
     options = options_for(browser, box, {"name": name})
     return post_json(
         browser,
@@ -253,7 +265,7 @@ def test_adding_a_passkey_lists_it_and_keeps_what_the_authenticator_said(
     page = browser.get(idp.url("/account/passkeys"))
     assert page.status_code == 200
     assert "You have no passkeys yet." in page.text
-    box = passkey_box(page, "register")
+    box = register_box(idp, browser)
     options = options_for(browser, box, {"name": "My laptop"})
     # A discoverable credential (it can sign in alone) with a verified user, for this issuer.
     assert options["rp"]["id"] == "127.0.0.1"
@@ -288,7 +300,7 @@ def test_adding_a_passkey_lists_it_and_keeps_what_the_authenticator_said(
     assert options["challenge"] not in audit_lines.getvalue()
 
     # The next ceremony excludes the passkey the citizen already has.
-    box = passkey_box(browser.get(idp.url("/account/passkeys")), "register")
+    box = register_box(idp, browser)
     options = options_for(browser, box)
     assert [d["id"] for d in options["excludeCredentials"]] == [stored.credential_id]
 
@@ -297,7 +309,7 @@ def test_a_passkey_without_a_name_is_called_passkey_and_bad_names_are_refused(
     idp, citizen, authenticator
 ):
     browser = signed_in_fully(idp, citizen)
-    box = passkey_box(browser.get(idp.url("/account/passkeys")), "register")
+    box = register_box(idp, browser)
     for bad in ("x" * 101, "tab\there\x07", 42):
         refused(post_json(browser, box.options_url, {"name": bad}, box.csrf_token), 400)
     assert add_passkey(idp, browser, authenticator, name="   ").status_code == 200
@@ -722,7 +734,7 @@ def test_malformed_registrations_and_second_steps_get_a_clear_json_400(
     idp, citizen, authenticator, client, case
 ):
     browser = signed_in_fully(idp, citizen)
-    box = passkey_box(browser.get(idp.url("/account/passkeys")), "register")
+    box = register_box(idp, browser)
     answer = authenticator.create(options_for(browser, box))
     answer["response"]["authenticatorData"] = answer["response"]["attestationObject"]
     answer["response"]["signature"] = "AA"
@@ -786,7 +798,7 @@ def test_removing_a_passkey(idp, with_passkey, client, authenticator, audit_line
 def test_another_citizens_passkey_cannot_be_removed(idp, with_passkey, make_citizen):
     [stored] = stored_passkeys(idp, with_passkey)
     intruder = signed_in_fully(idp, make_citizen(unique_email()))
-    token = passkey_box(intruder.get(idp.url("/account/passkeys")), "register").csrf_token
+    token = passkey_box(intruder.get(idp.url("/sign-in")), "sign-in").csrf_token
     for passkey_id in (stored.id, 2**31, 10**30):
         response = intruder.http.post(
             idp.url(f"/account/passkeys/{passkey_id}/remove"), data={"csrf_token": token}
@@ -817,6 +829,7 @@ def test_the_last_second_factor_cannot_be_removed(idp, make_citizen, client, aut
     assert len(stored_passkeys(idp, citizen)) == 1
 
     # With a second passkey, either can go.
+    browser.password = citizen["password"]
     assert add_passkey(idp, browser, SoftwareAuthenticator(origin=idp.issuer)).status_code == 200
     page = browser.get(idp.url("/account/passkeys"))
     response = browser.follow(browser.submit(page, {}, action=remove_button(page, only.id)))
@@ -934,3 +947,152 @@ def test_a_recovery_code_works_for_a_passkey_only_citizen(idp, make_citizen, cli
     page = browser.follow(browser.get(urljoin(str(page.url), html.unescape(link))))
     params = finish(browser, browser.follow(browser.submit(page, {"code": codes[0]})))
     assert id_token_claims(client, attempt, params)["amr"] == ["pwd", "otp"]
+
+
+# -- A passkey is a credential: the password to add one, and removed with a new password -----
+
+
+def mail_with_subject(idp, address: str, subject: str, timeout: float = 10.0):
+    """The newest email to the address with this subject (they are sent in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for mail in mails_to(idp, address):
+            if mail.subject == subject:
+                return mail
+        assert time.monotonic() < deadline, f"no email {subject!r} to {address}"
+        time.sleep(0.05)
+
+
+def test_a_stolen_session_cannot_add_a_passkey_without_the_password(
+    idp, citizen, authenticator, audit_lines
+):
+    # Someone with the citizen's session cookie (but not the password) goes straight for the
+    # ceremony that the account pages' script would run.
+    browser = signed_in_fully(idp, citizen)
+    token = passkey_box(browser.get(idp.url("/sign-in")), "sign-in").csrf_token
+    options_url, verify_url = idp.url("/account/passkeys/options"), idp.url("/account/passkeys")
+    body = refused(post_json(browser, options_url, {"name": "Mine"}, token), 403)
+    assert body["error"] == "password_required"
+    assert body["redirect"].endswith("/account/passkeys/add")
+    refused(post_json(browser, verify_url, {"name": "Mine"}, token), 403, "password_required")
+
+    # The passkeys page offers adding one only through the password.
+    page = browser.get(idp.url("/account/passkeys"))
+    assert 'id="passkey-register"' not in page.text
+    assert 'href="/account/passkeys/add"' in page.text
+
+    # A wrong password is refused (and audited like any re-authentication), and opens nothing.
+    page = browser.get(idp.url("/account/passkeys/add"))
+    wrong = browser.submit(page, {"current_password": "not the password at all"})
+    assert wrong.status_code == 400
+    assert "Your current password is not right" in wrong.text
+    assert 'id="passkey-register"' not in wrong.text
+    assert events(audit_lines, "reauthentication.failed")
+    refused(post_json(browser, options_url, {"name": "Mine"}, token), 403, "password_required")
+    assert stored_passkeys(idp, citizen) == []
+
+    # With the password, one passkey can be added; the next one needs the password again.
+    assert add_passkey(idp, browser, authenticator).status_code == 200
+    assert len(stored_passkeys(idp, citizen)) == 1
+    refused(post_json(browser, options_url, {"name": "Two"}, token), 403, "password_required")
+
+
+def test_the_password_typed_in_one_session_does_not_serve_another(idp, citizen, authenticator):
+    browser = signed_in_fully(idp, citizen)
+    box = register_box(idp, browser)
+    # The citizen signs in again in the same browser (a new session): the typed password was
+    # for the old one.
+    browser.sign_in(browser.get(idp.url("/sign-in")), citizen["email"], citizen["password"])
+    refused(post_json(browser, box.options_url, {"name": "Late"}, box.csrf_token), 403)
+
+
+def test_the_email_about_a_new_passkey_says_how_to_remove_it(idp, citizen, authenticator):
+    assert add_passkey(idp, signed_in_fully(idp, citizen), authenticator).status_code == 200
+    mail = mail_with_subject(idp, citizen["email"], "A passkey was added to your account")
+    assert "“Laptop”" in mail.body
+    assert f"{idp.issuer}/account/passkeys" in mail.body
+    assert "Remove" in mail.body
+    assert f"{idp.issuer}/reset-password" in mail.body
+    assert "If this was not you" in mail.body
+
+
+def reset_page(idp, citizen) -> tuple[CitizenBrowser, httpx.Response]:
+    """A password reset up to the new-password page (email code, then the app's code)."""
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.get(idp.url("/reset-password"))
+    page = browser.follow(browser.submit(page, {"email": citizen["email"]}))
+    mail = mail_with_subject(idp, citizen["email"], "Your code to reset your password")
+    code = re.search(r"\b(\d{6})\b", mail.body).group(1)
+    page = browser.follow(browser.submit(page, {"code": code}))
+    code = SECOND_FACTORS[citizen["email"]].next_code()
+    if "-" in code:  # the app's codes are used up for now: a recovery code
+        page = browser.get(idp.url("/reset-password/second-factor?method=recovery"))
+    page = browser.follow(browser.submit(page, {"code": code}))
+    assert "Choose a new password" in page.text, page.text[:800]
+    return browser, page
+
+
+NEW_PASSWORD = "a long new passphrase nobody knows"
+
+
+@pytest.mark.parametrize("remove", [True, False], ids=["removed", "kept"])
+def test_a_password_reset_asks_whether_to_remove_the_passkeys(
+    idp, with_passkey, client, authenticator, audit_lines, remove
+):
+    citizen = with_passkey
+    [stored] = stored_passkeys(idp, citizen)
+    browser, page = reset_page(idp, citizen)
+    # The passkeys are listed by name and when they were added.
+    assert "Do you want to remove your passkeys?" in page.text
+    assert f"Laptop, added {stored.created_at.strftime('%d/%m/%Y %H:%M UTC')}" in page.text
+    fields = {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    if remove:
+        fields["remove_passkeys"] = "y"
+    done = browser.follow(browser.submit(page, fields))
+    assert done.status_code == 200, done.text[:500]
+
+    other = CitizenBrowser(idp.issuer)
+    _, page = at_sign_in(other, client)
+    if not remove:
+        assert len(stored_passkeys(idp, citizen)) == 1
+        assert not events(audit_lines, "passkey.removed")
+        went_to(other, passwordless(other, page, authenticator))
+        return
+    assert stored_passkeys(idp, citizen) == []
+    [removed] = events(audit_lines, "passkey.removed")
+    assert removed["passkey_id"] == stored.id and removed["during"] == "password_reset"
+    mail = mail_with_subject(idp, citizen["email"], "Passkeys were removed from your account")
+    assert "“Laptop”" in mail.body
+    # The passkey someone may have added no longer signs in.
+    refused(passwordless(other, page, authenticator), 400, "unknown_credential")
+
+
+def test_a_password_change_can_remove_the_passkeys(idp, with_passkey, audit_lines):
+    citizen = with_passkey
+    browser = signed_in_fully(idp, citizen)
+    page = browser.get(idp.url("/account/password"))
+    assert "Do you want to remove your passkeys?" in page.text
+    assert "Laptop, added " in page.text
+    done = browser.follow(
+        browser.submit(
+            page,
+            {
+                "current_password": citizen["password"],
+                "password": NEW_PASSWORD,
+                "confirm": NEW_PASSWORD,
+                "remove_passkeys": "y",
+            },
+        )
+    )
+    assert done.status_code == 200, done.text[:500]
+    assert stored_passkeys(idp, citizen) == []
+    [removed] = events(audit_lines, "passkey.removed")
+    assert removed["during"] == "password_change"
+    mail_with_subject(idp, citizen["email"], "Passkeys were removed from your account")
+
+
+def test_a_new_password_page_without_passkeys_does_not_ask(idp, citizen):
+    browser = signed_in_fully(idp, citizen)
+    page = browser.get(idp.url("/account/password"))
+    assert page.status_code == 200
+    assert "Do you want to remove your passkeys?" not in page.text

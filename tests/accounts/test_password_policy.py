@@ -196,3 +196,63 @@ def test_a_one_megabyte_sign_in_gets_a_clear_page_not_a_server_error(idp):
     assert response.status_code == 413
     assert "The form you sent is too large. Go back and try again." in response.text
     assert "Internal Server Error" not in response.text
+
+
+# -- Department and service names; NFKC -------------------------------------------------------
+
+
+def test_a_department_or_service_name_is_refused_in_a_new_password(idp, make_client):
+    from idp.extensions import db
+    from idp.models import Department
+
+    make_client("hmrc-tax", client_name="HMRC: Your tax account")
+    with idp.app.app_context():
+        db.session.add(Department(name="Department for Education"))
+        db.session.commit()
+    for password, word in [
+        ("my tax password is long", "tax"),
+        ("hmrc knows all my secrets", "hmrc"),
+        ("HMRCYourTaxAccount rocks", "hmrc: your tax account"),
+        ("education is the key to it", "education"),
+    ]:
+        response = sign_up(idp, sign_up_fields(password))
+        assert response.status_code == 400, password
+        message = (
+            "Your password must not contain the name of a government department or service"
+            f" (“{word}”)"
+        )
+        assert message in response.text.replace("&#34;", '"'), (password, response.text[:2000])
+    # A significant word counts as a whole word only; common words of names do not count.
+    for n, password in enumerate(("syntax highlighting forever", "your account of the journey")):
+        response = sign_up(idp, sign_up_fields(password, email=f"names.{n}@example.com"))
+        assert "department or service" not in response.text, password
+
+
+def test_a_password_is_the_same_composed_or_decomposed(idp, make_citizen):
+    composed = "café crème every single morning"
+    decomposed = "cafe\u0301 cre\u0300me every single morning"
+    citizen = make_citizen("nfkc.one@example.com", password=composed)
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.sign_in(browser.get(idp.url("/sign-in")), citizen["email"], decomposed)
+    assert SIGN_IN_FAILED not in page.text
+    assert page.url.path == "/", page.url
+
+
+def test_a_hash_of_the_raw_password_still_verifies_and_is_replaced(idp, make_citizen):
+    from idp.extensions import db
+    from idp.models import Citizen
+
+    raw = "ｆｕｌｌ ｗｉｄｔｈ passphrase here"  # its NFKC form is "full width passphrase here"
+    citizen = make_citizen("nfkc.two@example.com", password="a placeholder passphrase")
+    with idp.app.app_context():
+        row = db.session.get(Citizen, citizen["id"])
+        # Stored before passwords were normalised: the hash of the password as typed.
+        row.password_hash = passwords.password_hasher().hash(raw)
+        db.session.commit()
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.sign_in(browser.get(idp.url("/sign-in")), citizen["email"], raw)
+    assert page.url.path == "/", page.text[:500]
+    with idp.app.app_context():
+        stored = db.session.get(Citizen, citizen["id"]).password_hash
+        # Rehashed in the normalised form: the half-width spelling now signs in too.
+        assert passwords.password_hasher().verify(stored, "full width passphrase here")

@@ -109,6 +109,10 @@ def test_add_a_passkey_then_sign_in_to_a_department_with_it_alone(
     expect(page).to_have_url(localhost_idp.url("/"))
     page.goto(localhost_idp.url("/account/passkeys"))
     expect(page.locator("body")).to_contain_text("You have no passkeys yet.")
+    # Adding a passkey needs the current password at that moment.
+    page.get_by_role("link", name="Add a passkey").click()
+    page.get_by_label("Your current password").fill(citizen["password"])
+    page.get_by_role("button", name="Continue").click()
     page.get_by_label("Name for this passkey").fill("This laptop")
     page.get_by_role("button", name="Add a passkey").click()
     expect(page.get_by_role("status")).to_contain_text("Your passkey is added")

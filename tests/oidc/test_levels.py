@@ -303,3 +303,35 @@ def test_discovery_lists_the_vectors_and_the_claims(idp):
     assert meta["vtr_values_supported"] == ["Cl", "Cl.Cm"]
     assert meta["acr_values_supported"] == ["Cl", "Cl.Cm"]
     assert {"vot", "acr", "amr", "sid"} <= set(meta["claims_supported"])
+
+
+# -- A password alone is a single factor only when long enough (NIST SP 800-63B rev 4) --------
+
+
+@pytest.mark.parametrize(
+    ("password", "alone"),
+    [("Fourteen chars", False), ("Fifteen chars!!", True), ("cafe\u0301 cre\u0300me 123", False)],
+    # 16 code points as typed (decomposed accents), 14 characters after NFKC.
+    ids=["14-characters", "15-characters", "14-after-nfkc"],
+)
+def test_a_password_under_15_characters_needs_the_second_factor_even_for_cl(
+    idp, browser, make_client, make_citizen, password, alone
+):
+    import uuid
+
+    citizen = make_citizen(f"short.{uuid.uuid4().hex[:8]}@example.com", password=password)
+    client = make_client()
+    attempt = client.authorization(vtr='["Cl"]')
+    after_password = sign_in_with_password(browser, attempt.url, citizen)
+    if alone:
+        assert SECOND_FACTOR_HEADING not in after_password.text
+        params = finish(browser, after_password)
+        claims = id_token_claims(client, attempt, params["code"])
+        assert (claims["vot"], claims["amr"]) == ("Cl", ["pwd"])
+        return
+    # Too short to stand alone: the app's code is asked for, then the department gets Cl.
+    assert_second_factor_page_only(after_password)
+    params = finish(browser, browser.second_factor(after_password, citizen["email"]))
+    claims = id_token_claims(client, attempt, params["code"])
+    assert claims["vot"] == "Cl"
+    assert claims["amr"] == ["pwd", "otp"]
