@@ -1,7 +1,7 @@
 """browser_session.password_enough_alone: whether the sign-in's password may be a single factor
 
 Revision ID: e3a9c1f04b72
-Revises: d7e2b4c8a613
+Revises: e3a9c5d1f742
 Create Date: 2026-12-06 09:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e3a9c1f04b72'
-down_revision = 'd7e2b4c8a613'
+down_revision = 'e3a9c5d1f742'
 branch_labels = None
 depends_on = None
 
