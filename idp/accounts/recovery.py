@@ -248,6 +248,8 @@ def new_password() -> Response:
             email_codes.forget(PURPOSE)
             session.pop(PROVEN, None)
             audit.record("password.reset", citizen_id=citizen.id, sessions_ended=ended)
+            # NIST SP 800-63B 5.2.2: a reset by email opens an account the cap locked.
+            throttle.reopen(throttle.email_key(citizen.email))
             tell_owner_of_new_password(citizen, reset=True)
             amr = ["pwd"] + ([proven["amr"]] if proven.get("amr") else [])
             start_session(citizen, amr=amr)

@@ -260,7 +260,12 @@ def test_with_redis_the_counts_live_in_redis(idp, database_url, tmp_path, make_c
         with served.app.app_context():
             assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 0
         keys = sorted(k.decode().removeprefix(prefix) for k in client.scan_iter(prefix + "*"))
-        assert [k.split(":")[:2] for k in keys] == [["password", "account"], ["password", "ip"]]
+        assert [k.split(":")[:2] for k in keys] == [
+            ["password", "account"],
+            ["password", "ip"],
+            ["password", "notice"],
+            ["password", "total"],
+        ]
         assert keys[0].endswith(":lock"), "the failures went when the lock came"
         assert not any(citizen["email"] in k for k in keys)
         assert len(wait_for_mail(served.app.config["IDP_SETTINGS"], citizen["email"])) == 1
@@ -283,7 +288,8 @@ def test_with_redis_unreachable_the_database_counts(idp, database_url, tmp_path,
         assert statuses == [400] * 5 + [429]
         assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 429
         with served.app.app_context():
-            assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 2
+            # The account, the IP address, the total across lockouts, and the lockout email.
+            assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 4
     finally:
         served.close()
         logger.removeHandler(handler)

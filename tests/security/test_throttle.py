@@ -255,12 +255,13 @@ def test_neither_store_keeps_an_email_address_or_ip_address(store):
     assert throttle.digest(key) == hashlib.sha256(EMAIL.encode()).hexdigest()
     if isinstance(store, throttle.RedisStore):
         keys = list(store.client.scan_iter(match=store.prefix + "*"))
-        assert len(keys) == 2
+        assert len(keys) == 3
         stored = repr(keys) + repr([store.client.dump(k) for k in keys])
     else:
         rows = db.session.scalars(db.select(ThrottleCounter)).all()
         assert {(r.scope, r.key_hash) for r in rows} == {
             ("account", throttle.digest(key)),
+            ("total", throttle.digest(key)),
             ("ip", throttle.digest(IP)),
         }
         stored = repr([vars(r) for r in rows])
@@ -285,7 +286,7 @@ def test_with_redis_configured_redis_counts(tmp_path):
         assert isinstance(throttle.store(), throttle.RedisStore)
         throttle.record_failure("password", throttle.email_key(EMAIL), IP)
         assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 0
-        assert len(forget_redis_keys(throttle.store().client, prefix)) == 2
+        assert len(forget_redis_keys(throttle.store().client, prefix)) == 3
 
 
 def test_unreachable_redis_falls_back_to_the_database_with_one_warning(tmp_path, throttle_log):
@@ -296,7 +297,7 @@ def test_unreachable_redis_falls_back_to_the_database_with_one_warning(tmp_path,
             decision = throttle.record_failure("password", key, IP)
         assert decision.locked and throttle.check("password", key, IP).locked
         assert isinstance(throttle.store(), throttle.DatabaseStore)
-        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 2
+        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 3
     warnings = [line for line in throttle_log.lines if "Redis" in line]
     assert len(warnings) == 1, throttle_log.lines
     assert "in the database instead" in warnings[0]
@@ -326,6 +327,7 @@ def test_purge_deletes_expired_counters_and_keeps_live_ones(app):
         throttle.record_failure("password", "forgotten@example.com", "192.0.2.1", now=old)
         for _ in range(6):
             throttle.record_failure("password", "locked@example.com", IP, now=now)
-        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 4
+        # Each: the account, the IP address and the total across lockouts (kept 30 days).
+        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 6
         assert purge_expired()["throttle_counters"] == 2
         assert throttle.check("password", "locked@example.com", IP).locked
