@@ -21,6 +21,7 @@ from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import subject_for
 from idp.oidc.client_auth import audit_refused_request
+from idp.oidc.failure_limits import limit_failures, mark_unknown_token
 from idp.oidc.server import (
     TOKEN_ENDPOINT_AUTH_METHODS,
     authorization_server,
@@ -63,6 +64,7 @@ def _token_event(event: str, token: Token | RefreshToken, **details: Any) -> Non
 def _find(token_string: str, hint: str | None) -> Token | RefreshToken | None:
     """An access or refresh token of this IdP (the hint only says which to try first)."""
     if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
+        mark_unknown_token()
         return None
     digest = hash_token(token_string)
     access = db.select(Token).filter_by(access_token_hash=digest)
@@ -72,6 +74,7 @@ def _find(token_string: str, hint: str | None) -> Token | RefreshToken | None:
         found = db.session.scalar(query)
         if found is not None:
             return found
+    mark_unknown_token()  # a guess, or a token long purged: counted as a failure
     return None
 
 
@@ -158,6 +161,7 @@ def _respond(endpoint_name: str) -> Response:
 
 @bp.post("/revoke")
 @csrf.exempt
+@limit_failures("revoke", per_client=True)
 def revoke() -> Response:
     """RFC 7009 revocation."""
     return _respond(RevocationEndpoint.ENDPOINT_NAME)
@@ -165,6 +169,7 @@ def revoke() -> Response:
 
 @bp.post("/introspect")
 @csrf.exempt
+@limit_failures("introspect", per_client=True)
 def introspect() -> Response:
     """RFC 7662 introspection."""
     return _respond(IntrospectionEndpoint.ENDPOINT_NAME)

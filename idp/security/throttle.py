@@ -290,18 +290,28 @@ def check_endpoint(ip: str, client_id: str | None = None, *, now: float | None =
     return ALLOWED
 
 
-def record_endpoint_failure(ip: str, client_id: str | None = None, *, now: float | None = None):
-    """Count a failed request from this IP address and, once authenticated, this client.
+def record_endpoint_failure(
+    ip: str, client_id: str | None = None, *, now: float | None = None
+) -> str:
+    """Count a failed request from this IP address and, once authenticated, this client;
+    returns "ip" or "client" when this very failure reached that limit, else "".
 
     Only an authenticated client's own failures count against it: failed client
     authentication counts against the IP address alone, so nobody can lock a department out
     by sending bad credentials in its name.
     """
-    seconds = current_settings().endpoint_window_seconds
+    settings = current_settings()
+    seconds = settings.endpoint_window_seconds
     now = time.time() if now is None else now
-    _run("fail_window", ENDPOINT_KIND, digest(ip), seconds, now, IP)
+    reached = ""
+    window = _run("fail_window", ENDPOINT_KIND, digest(ip), seconds, now, IP)
+    if window.failures == settings.endpoint_ip_max_failures:
+        reached = "ip"
     if client_id:
-        _run("fail_window", ENDPOINT_KIND, digest(client_id), seconds, now, CLIENT)
+        window = _run("fail_window", ENDPOINT_KIND, digest(client_id), seconds, now, CLIENT)
+        if window.failures == settings.endpoint_client_max_failures:
+            reached = "client"
+    return reached
 
 
 def decide(
