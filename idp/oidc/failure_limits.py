@@ -35,7 +35,8 @@ WHO = {
 
 
 def mark_unknown_token() -> None:
-    """A presented token is not one of ours: a failure, even where the answer is 200."""
+    """The client presented a token that is not one of ours: a failure, even where the
+    answer is 200."""
     g.unknown_token = True
 
 
@@ -68,8 +69,8 @@ def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
 def _count(endpoint: str, ip: str, per_client: bool) -> None:
     """Count a failure; the moment a limit is reached is recorded (once per window, so an
     attack cannot flood the audit record with its refusals)."""
-    authenticated = getattr(g.get("oauth_request"), "client", None) if per_client else None
-    client_id = authenticated.client_id if authenticated is not None else None
+    # Set by the authorization server once the client authenticated (idp/oidc/server.py).
+    client_id = g.get("authenticated_client_id") if per_client else None
     reached = throttle.record_endpoint_failure(ip, client_id)
     if reached:
         audit.record(

@@ -64,7 +64,6 @@ def _token_event(event: str, token: Token | RefreshToken, **details: Any) -> Non
 def _find(token_string: str, hint: str | None) -> Token | RefreshToken | None:
     """An access or refresh token of this IdP (the hint only says which to try first)."""
     if not token_string or len(token_string) > MAX_TOKEN_LENGTH:
-        mark_unknown_token()
         return None
     digest = hash_token(token_string)
     access = db.select(Token).filter_by(access_token_hash=digest)
@@ -74,7 +73,6 @@ def _find(token_string: str, hint: str | None) -> Token | RefreshToken | None:
         found = db.session.scalar(query)
         if found is not None:
             return found
-    mark_unknown_token()  # a guess, or a token long purged: counted as a failure
     return None
 
 
@@ -92,6 +90,7 @@ class RevocationEndpoint(AuthlibRevocation):
     def authenticate_token(self, request, client):
         token = super().authenticate_token(request, client)
         if token is None:
+            mark_unknown_token()  # a guess, or a token long purged: a failure
             # RFC 7009 2.2: an unknown token is "revoked" too; the record says none was found.
             audit.record("token.revoked", client_id=client.client_id, found=False)
         return token
@@ -122,6 +121,8 @@ class IntrospectionEndpoint(AuthlibIntrospection):
 
     def authenticate_token(self, request, client):
         request.introspected = super().authenticate_token(request, client)
+        if request.introspected is None:
+            mark_unknown_token()  # a guess, or a token long purged: a failure
         return request.introspected
 
     def create_endpoint_response(self, request):
