@@ -130,9 +130,12 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
     who = {"citizen_id": citizen.id if citizen else None}
     lockout = throttle.limits_for("password").lockout_seconds
     throttle.audit_refusal(decision, "password", lockout, **who)
-    # Claimed whether or not the account exists, so both take the same time.
+    # Claimed whether or not the account exists, so both take the same time. The cap is
+    # reached once until a reset, so its email is always sent.
     key = throttle.email_key(email)
-    tell = decision.newly_locked and throttle.claim_lockout_email("password", key)
+    tell = decision.newly_locked and (
+        decision.capped or throttle.claim_lockout_email("password", key)
+    )
     if tell and citizen is not None:
         _tell_owner_of_lockout(citizen.email, lockout, capped=decision.capped)
     page = render_template(

@@ -268,6 +268,68 @@ def test_neither_store_keeps_an_email_address_or_ip_address(store):
     assert EMAIL not in stored and "someone" not in stored and IP not in stored
 
 
+def test_untrusted_failures_never_lock_a_trusted_device(store):
+    key = throttle.email_key(EMAIL)
+    for _ in range(6):
+        throttle.record_failure("password", key, IP, now=T0)
+    assert throttle.check("password", key, IP, now=T0 + 1).locked
+    assert throttle.check("password", key, IP, device="nonce", now=T0 + 1).allowed
+    # The device's own failures lock it alone; then it is an untrusted client like any other.
+    for _ in range(6):
+        mine = throttle.record_failure("password", key, "192.0.2.9", device="mine", now=T0 + 1)
+    assert (
+        mine.locked and not throttle.check("password", key, IP, device="mine", now=T0 + 2).allowed
+    )
+    assert throttle.check("password", key, IP, device="nonce", now=T0 + 2).allowed
+
+
+def test_failures_across_lockouts_are_capped_until_a_reset(store):
+    key = throttle.email_key(EMAIL)
+    now = T0
+    for n in range(100):
+        decision = throttle.record_failure("password", key, f"192.0.2.{n % 200}", now=now)
+        if decision.locked and not decision.capped:
+            now += 901  # the lockout ends; the total goes on
+    assert (decision.capped, decision.newly_locked, decision.reason) == (True, True, "capped")
+    a_month_later = now + 40 * 86400
+    assert throttle.check("password", key, IP, now=a_month_later).capped
+    assert throttle.check("password", key, IP, device="nonce", now=a_month_later).allowed
+    throttle.reopen(key)
+    assert throttle.check("password", key, IP, now=a_month_later).allowed
+
+
+def test_the_owner_is_told_of_a_lock_at_most_once_a_day(store):
+    key = throttle.email_key(EMAIL)
+    assert throttle.claim_lockout_email("password", key, now=T0)
+    assert not throttle.claim_lockout_email("password", key, now=T0 + 3600)
+    assert throttle.claim_lockout_email("password", throttle.email_key("other@example.com"))
+    if isinstance(store, throttle.DatabaseStore):  # Redis expires the claim on its own clock
+        assert throttle.claim_lockout_email("password", key, now=T0 + 86401)
+
+
+def test_endpoint_failures_count_per_ip_address_and_per_client(store, app, monkeypatch):
+    # The default limits (the test IdP has them raised for the other tests).
+    defaults = load_settings(config_file=os.devnull)
+    lowered = app.config["IDP_SETTINGS"].replace(
+        endpoint_ip_max_failures=defaults.endpoint_ip_max_failures,
+        endpoint_client_max_failures=defaults.endpoint_client_max_failures,
+    )
+    monkeypatch.setitem(app.config, "IDP_SETTINGS", lowered)
+    assert (defaults.endpoint_ip_max_failures, defaults.endpoint_client_max_failures) == (60, 30)
+    for _ in range(60):
+        reached = throttle.record_endpoint_failure(IP, now=T0)
+    assert reached == "ip"
+    refused = throttle.check_endpoint(IP, now=T0 + 1)
+    assert (refused.allowed, refused.reason) == (False, "ip")
+    assert 59 <= refused.retry_after <= 60
+    if isinstance(store, throttle.DatabaseStore):  # Redis ends the window on its own clock
+        assert throttle.check_endpoint(IP, now=T0 + 60).allowed
+    for _ in range(30):
+        throttle.record_endpoint_failure("192.0.2.10", "dept-a", now=T0)
+    assert throttle.check_endpoint("192.0.2.11", "dept-a", now=T0).reason == "client"
+    assert throttle.check_endpoint("192.0.2.11", "dept-b", now=T0).allowed
+
+
 # -- Choosing the store -----------------------------------------------------------------------
 
 
