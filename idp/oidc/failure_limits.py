@@ -24,6 +24,7 @@ from collections.abc import Callable
 from flask import Response, g, make_response, request
 
 from idp import audit
+from idp.extensions import db
 from idp.oidc.client_auth import claimed_client
 from idp.security import throttle
 from idp.settings import current_settings
@@ -71,6 +72,9 @@ def _count(endpoint: str, ip: str, per_client: bool) -> None:
     attack cannot flood the audit record with its refusals)."""
     # Set by the authorization server once the client authenticated (idp/oidc/server.py).
     client_id = g.get("authenticated_client_id") if per_client else None
+    # A refused request's unsaved changes (a code or refresh token it began to spend) are
+    # dropped, as at the end of any request: the counter's commit must not save them.
+    db.session.rollback()
     reached = throttle.record_endpoint_failure(ip, client_id)
     if reached:
         audit.record(
