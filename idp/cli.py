@@ -563,6 +563,30 @@ def staff_disable(email: str) -> None:
     click.echo(f"disabled {member.email}; their sessions have ended")
 
 
+@staff.command("unlock")
+@click.option("--email", required=True)
+@with_appcontext
+def staff_unlock(email: str) -> None:
+    """Open a staff account locked by too many wrong passwords (the cap, NIST SP 800-63B
+    5.2.2): staff have no password reset by email, so an operator does it."""
+    from idp import audit
+    from idp.accounts.services import AccountError, normalise_email
+    from idp.extensions import db
+    from idp.models import StaffMember
+    from idp.security import throttle
+
+    try:
+        address = normalise_email(email)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    member = db.session.scalar(db.select(StaffMember).filter_by(email=address))
+    if member is None:
+        raise click.ClickException(f"no staff account for {address}")
+    throttle.reopen(throttle.email_key(address, realm="staff"))
+    audit.record("account.unlocked", staff_id=member.id, actor="operator (cli)")
+    click.echo(f"unlocked {member.email}: wrong passwords count from nought again")
+
+
 @staff.command("reset-second-factor")
 @click.argument("email", required=False)
 @click.option("--email", "email_option", default=None, help="The same, as the other commands.")

@@ -179,6 +179,24 @@ class Settings:
     throttle_overrides: dict[str, Any] = field(default_factory=dict)
     # Prefix of the throttling keys in Redis, so several environments can share one Redis.
     throttle_redis_prefix: str = "idp:throttle:"
+    # Password failures counted across lockouts (NIST SP 800-63B 5.2.2: at most 100): at this
+    # many the account stays locked, for browsers it has not signed in on, until a reset.
+    throttle_cap_failures: int = 100
+    # ...forgotten this many seconds (30 days) after the last failure, unless the cap was reached.
+    throttle_cap_memory_seconds: int = 30 * 86400
+    # The owner of a locked account is emailed at most once in this many seconds (a day).
+    throttle_lockout_email_interval: int = 86400
+    # Browsers that signed in are trusted for this long (device cookies): they have their own
+    # failure counters, so failures from elsewhere never lock them out.
+    device_cookie_lifetime: int = 365 * 86400
+    # Failed requests to /token, /introspect, /revoke, /register and /userinfo from one IP
+    # address per window before it gets 429 for the window's rest.
+    endpoint_ip_max_failures: int = 60
+    # Failed requests of one authenticated client per window before it gets 429 (its successful
+    # requests are never counted).
+    endpoint_client_max_failures: int = 30
+    # The window of the two limits above, in seconds.
+    endpoint_window_seconds: int = 60
     # Back-channel logout: run the delivery worker (and the session expiry sweep) in a
     # background thread of each IdP process; deliveries are stored, so any process may send.
     background_worker: bool = True
@@ -343,4 +361,19 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         raise SettingsError(f"setting 'throttle_overrides' has unknown kinds {unknown_kinds}")
     for kind in THROTTLE_KINDS:
         settings.throttle_limits(kind)
+    if not 1 <= settings.throttle_cap_failures <= THROTTLE_MAX_FAILURES_CEILING:
+        raise SettingsError(
+            f"setting 'throttle_cap_failures' must be 1 to {THROTTLE_MAX_FAILURES_CEILING}"
+            " (NIST SP 800-63B allows at most 100 consecutive failures)"
+        )
+    for name in (
+        "throttle_cap_memory_seconds",
+        "throttle_lockout_email_interval",
+        "device_cookie_lifetime",
+        "endpoint_ip_max_failures",
+        "endpoint_client_max_failures",
+        "endpoint_window_seconds",
+    ):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"setting {name!r} must be 1 or more")
     return settings

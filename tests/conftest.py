@@ -130,6 +130,11 @@ def serve_idp(
             "backchannel_retry_delay": 0.3,
             "backchannel_timeout": 2.0,
             "backchannel_max_attempts": 4,
+            # Every test calls from 127.0.0.1 and many send bad requests on purpose: the limits
+            # on failed requests to the machine-facing endpoints are tested where lowered
+            # (tests/oidc/test_failure_limits.py), not met by chance here.
+            "endpoint_ip_max_failures": 1_000_000,
+            "endpoint_client_max_failures": 1_000_000,
             **overrides,
         },
     )

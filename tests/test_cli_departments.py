@@ -23,6 +23,7 @@ from idp.departments.staff import (
 from idp.extensions import db
 from idp.models import Client, InitialAccessToken, StaffMember
 from idp.models.timestamps import utcnow
+from idp.security import throttle
 from idp.settings import load_settings
 from tests.support.audit import flat
 from tests.support.cli import migrated_env, run
@@ -335,3 +336,22 @@ def test_staff_reset_second_factor_wants_one_address(cli_env, args):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "Error: give" in result.stderr and "EMAIL or --email" in result.stderr
+
+
+def test_staff_unlock_opens_an_account_the_cap_locked(cli_env, same_idp):
+    run(
+        cli_env,
+        *("staff", "create", "--email", "forgetful@example.gov.uk", "--role", "auditor"),
+        *("--password", PASSWORD),
+    )
+    key = throttle.email_key("forgetful@example.gov.uk", realm="staff")
+    with same_idp.app_context():
+        capped = same_idp.config["IDP_SETTINGS"].throttle_cap_failures
+        for n in range(capped):
+            throttle.record_failure("password", key, f"192.0.2.{n % 200}")
+        assert throttle.check("password", key, "192.0.2.250").capped
+    result = run(cli_env, "staff", "unlock", "--email", "Forgetful@example.gov.uk")
+    assert "unlocked forgetful@example.gov.uk" in result.stdout
+    with same_idp.app_context():
+        assert throttle.check("password", key, "192.0.2.250").allowed
+    assert "no staff account" in refused(cli_env, "staff", "unlock", "--email", "x@example.gov.uk")

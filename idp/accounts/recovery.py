@@ -260,6 +260,8 @@ def new_password() -> Response:
             session.pop(PROVEN, None)
             audit.record("password.reset", citizen_id=citizen.id, sessions_ended=ended)
             passkeys_removed(citizen, removed, during="password_reset")
+            # NIST SP 800-63B 5.2.2: a reset by email opens an account the cap locked.
+            throttle.reopen(throttle.email_key(citizen.email))
             tell_owner_of_new_password(citizen, reset=True)
             amr = ["pwd"] + ([proven["amr"]] if proven.get("amr") else [])
             alone = enough_alone(form.password.data)

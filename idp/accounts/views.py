@@ -36,7 +36,7 @@ from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
-from idp.security import throttle
+from idp.security import devices, throttle
 from idp.security.passwords import enough_alone
 from idp.settings import current_settings
 
@@ -84,12 +84,15 @@ def sign_in() -> Response:
         # exist is throttled exactly like one that does (NIST SP 800-63B 5.2.2).
         key = throttle.email_key(form.email.data)
         ip = request.remote_addr or ""
-        decision = throttle.check("password", key, ip)
+        # A browser this account signed in on before is judged by its own counters, so
+        # failures from elsewhere cannot lock its owner out (OWASP device cookies).
+        device = devices.presented(key)
+        decision = throttle.check("password", key, ip, device=device)
         if not decision.allowed:
             return _throttled(decision, form.email.data, context)
         citizen = authenticate_citizen(form.email.data, form.password.data)
         if citizen is not None:
-            throttle.record_success("password", key)
+            throttle.record_success("password", key, device=device)
             # Under 15 characters, the password is not enough alone, even for Cl (levels.py).
             alone = enough_alone(form.password.data)
             session = start_session(citizen, amr=["pwd"], password_enough_alone=alone)
@@ -102,9 +105,9 @@ def sign_in() -> Response:
             )
             if form.journey.data and find_interaction(form.journey.data) is not None:
                 # The journey decides whether its department needs the second factor.
-                return continue_journey(form.journey.data)
-            return redirect(url_for("two_factor.second_factor"))
-        decision = throttle.record_failure("password", key, ip)
+                return devices.remember(continue_journey(form.journey.data), key)
+            return devices.remember(redirect(url_for("two_factor.second_factor")), key)
+        decision = throttle.record_failure("password", key, ip, device=device)
         if decision.locked:
             return _throttled(decision, form.email.data, context)
         error = _("Enter the correct email address and password")
@@ -130,8 +133,14 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
     who = {"citizen_id": citizen.id if citizen else None}
     lockout = throttle.limits_for("password").lockout_seconds
     throttle.audit_refusal(decision, "password", lockout, **who)
-    if decision.newly_locked and citizen is not None:
-        _tell_owner_of_lockout(citizen.email, lockout)
+    # Claimed whether or not the account exists, so both take the same time. The cap is
+    # reached once until a reset, so its email is always sent.
+    key = throttle.email_key(email)
+    tell = decision.newly_locked and (
+        decision.capped or throttle.claim_lockout_email("password", key)
+    )
+    if tell and citizen is not None:
+        _tell_owner_of_lockout(citizen.email, lockout, capped=decision.capped)
     page = render_template(
         "throttled.html",
         decision=decision,
@@ -142,11 +151,15 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
     return page, 429, {"Retry-After": str(decision.retry_after)}
 
 
-def _tell_owner_of_lockout(address: str, lockout: int) -> None:
-    """Email the owner that their account was locked: when, and what to do.
+def _tell_owner_of_lockout(address: str, lockout: int, *, capped: bool = False) -> None:
+    """Email the owner that their account was locked: when, and what to do (at most once a
+    day, throttle_lockout_email_interval).
 
     Sent in the background, so the page takes as long for an address that has no account.
     """
+    if capped:
+        _tell_owner_of_cap(address)
+        return
     wait = wait_in_words(lockout)
     subject = _("Someone tried to sign in to your account too many times")
     body = "\n\n".join(
@@ -162,10 +175,36 @@ def _tell_owner_of_lockout(address: str, lockout: int) -> None:
                 wait=wait,
             ),
             _("If this was you, wait %(wait)s and then sign in again.", wait=wait),
+            _("The browsers you have signed in on before can still sign in."),
             _(
                 "If this was not you, someone else may know your email address. Your account"
                 " is safe while your password is secret. If you use the same password for"
                 " another account, change it there."
+            ),
+        ]
+    )
+    send_in_background(address, subject, body)
+
+
+def _tell_owner_of_cap(address: str) -> None:
+    """Email the owner that too many wrong passwords locked the account until a reset."""
+    issuer = current_settings().issuer
+    subject = _("Someone tried to sign in to your account too many times")
+    body = "\n\n".join(
+        [
+            _(
+                "Someone has entered the wrong password for your government sign in account"
+                " too many times, most recently at %(time)s.",
+                time=format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy"),
+            ),
+            _(
+                "To protect your account, we have locked it until its password is reset."
+                " Nobody has signed in to it. The browsers you have signed in on before can"
+                " still sign in."
+            ),
+            _(
+                "To open it anywhere else, reset your password at %(url)s.",
+                url=f"{issuer}/reset-password",
             ),
         ]
     )

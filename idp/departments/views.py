@@ -56,7 +56,7 @@ from idp.extensions import db
 from idp.models import Client, Department, InitialAccessToken, StaffMember
 from idp.models.client import CLIENT_STATUSES
 from idp.models.timestamps import utcnow
-from idp.security import throttle
+from idp.security import devices, throttle
 
 bp = Blueprint("departments", __name__)
 
@@ -169,16 +169,18 @@ def sign_in() -> Response:
         # Throttled before argon2 runs, an unknown address exactly like a known one.
         key = throttle.email_key(form.email.data, realm="staff")
         ip = request.remote_addr or ""
-        decision = throttle.check("password", key, ip)
+        # A browser this account signed in on is judged apart (OWASP device cookies).
+        device = devices.presented(key)
+        decision = throttle.check("password", key, ip, device=device)
         if not decision.allowed:
             return _staff_throttled(decision, key)
         member = authenticate_staff(form.email.data, form.password.data)
         if member is not None:
-            throttle.record_success("password", key)
+            throttle.record_success("password", key, device=device)
             # The password alone opens only the second step (a session of its own).
             start_staff_session(member, amr=[AMR_PASSWORD])
-            return redirect(_second_step(member, request.args.get("next")))
-        decision = throttle.record_failure("password", key, ip)
+            return devices.remember(redirect(_second_step(member, request.args.get("next"))), key)
+        decision = throttle.record_failure("password", key, ip, device=device)
         if decision.locked:
             return _staff_throttled(decision, key)
         error = "The email address or password is not right"

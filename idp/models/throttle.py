@@ -20,9 +20,11 @@ class ThrottleCounter(db.Model):
     __table_args__ = (UniqueConstraint("kind", "scope", "key_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # "password", "second_factor", "recovery" or "reset".
+    # A kind of secret ("password", "second_factor"...), or "endpoint" (machine-facing endpoints).
     kind: Mapped[str] = mapped_column(String(32))
-    # "account" (consecutive failures) or "ip" (failures in a fixed window).
+    # "account" or "device" (consecutive failures), "total" or "device_total" (failures across
+    # lockouts, for the cap), "ip" or "client" (failures in a fixed window), "notice" (when the
+    # owner was last told of a lock).
     scope: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64))
     failures: Mapped[int] = mapped_column(default=0)

@@ -29,6 +29,7 @@ from idp.departments.services import (
 from idp.extensions import csrf
 from idp.models import Client
 from idp.models.client import find_client
+from idp.oidc.failure_limits import limit_failures
 from idp.settings import current_settings
 
 bp = Blueprint("registration", __name__)
@@ -158,6 +159,7 @@ def _respond(body: dict[str, Any], status: int) -> Response:
 
 
 @bp.post("/register")
+@limit_failures("register")
 def register() -> Response:
     """RFC 7591 3.1: register a new client with an initial access token."""
     value = _bearer_token()
@@ -205,6 +207,7 @@ def _managed_client(client_id: str) -> Client | Response:
 
 
 @bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@limit_failures("register")
 def configuration(client_id: str) -> Response:
     """RFC 7592: read, replace or delete a registration."""
     client = _managed_client(client_id)

@@ -21,6 +21,7 @@ from idp.models.client import find_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import subject_for
 from idp.oidc.client_auth import audit_refused_request
+from idp.oidc.failure_limits import limit_failures, mark_unknown_token
 from idp.oidc.server import (
     TOKEN_ENDPOINT_AUTH_METHODS,
     authorization_server,
@@ -89,6 +90,7 @@ class RevocationEndpoint(AuthlibRevocation):
     def authenticate_token(self, request, client):
         token = super().authenticate_token(request, client)
         if token is None:
+            mark_unknown_token()  # a guess, or a token long purged: a failure
             # RFC 7009 2.2: an unknown token is "revoked" too; the record says none was found.
             audit.record("token.revoked", client_id=client.client_id, found=False)
         return token
@@ -119,6 +121,8 @@ class IntrospectionEndpoint(AuthlibIntrospection):
 
     def authenticate_token(self, request, client):
         request.introspected = super().authenticate_token(request, client)
+        if request.introspected is None:
+            mark_unknown_token()  # a guess, or a token long purged: a failure
         return request.introspected
 
     def create_endpoint_response(self, request):
@@ -158,6 +162,7 @@ def _respond(endpoint_name: str) -> Response:
 
 @bp.post("/revoke")
 @csrf.exempt
+@limit_failures("revoke", per_client=True)
 def revoke() -> Response:
     """RFC 7009 revocation."""
     return _respond(RevocationEndpoint.ENDPOINT_NAME)
@@ -165,6 +170,7 @@ def revoke() -> Response:
 
 @bp.post("/introspect")
 @csrf.exempt
+@limit_failures("introspect", per_client=True)
 def introspect() -> Response:
     """RFC 7662 introspection."""
     return _respond(IntrospectionEndpoint.ENDPOINT_NAME)

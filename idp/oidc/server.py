@@ -173,6 +173,13 @@ def revoke_code_grant(code_id: int, now=None) -> None:
 class IdPAuthorizationServer(AuthorizationServer):
     """Authlib's Flask server, taking stored authorization requests and answering errors well."""
 
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """As Authlib; the client that authenticated is kept for the failure limits
+        (idp/oidc/failure_limits.py), which count only a client's own failures against it."""
+        client = super().authenticate_client(request, methods, endpoint)
+        g.authenticated_client_id = client.client_id
+        return client
+
     def create_oauth2_request(self, request):
         """Use an already-built request (a resumed journey) as it is."""
         if isinstance(request, OAuth2Request):

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, request
 
 from idp.extensions import csrf
 from idp.oidc.client_auth import audit_refused_request
+from idp.oidc.failure_limits import limit_failures
 from idp.oidc.server import authorization_server
 
 bp = Blueprint("token", __name__)
@@ -12,6 +13,7 @@ bp = Blueprint("token", __name__)
 
 @bp.post("/token")
 @csrf.exempt
+@limit_failures("token", per_client=True)
 def token() -> Response:
     """Exchange an authorization code; errors are RFC 6749 JSON, never cached."""
     server = authorization_server()

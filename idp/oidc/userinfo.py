@@ -13,6 +13,7 @@ from idp import audit
 from idp.extensions import csrf, db
 from idp.models import Token
 from idp.oidc.claims import user_info
+from idp.oidc.failure_limits import limit_failures
 from idp.oidc.server import token_assurance
 from idp.security.secrets import hash_token
 
@@ -68,6 +69,7 @@ def bearer_error_response(error: OAuth2Error) -> Response:
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
+@limit_failures("userinfo")
 def userinfo() -> Response:
     """The claims the token's scope releases."""
     try:

@@ -12,6 +12,20 @@ an unknown address are throttled alike) gets growing delays after a few consecut
 and is locked after ``max_failures`` of them; an IP address gets 429 after ``ip_max_failures``
 failures in a window. Limits come from the throttle_* settings, per kind of secret.
 
+Nobody can lock a citizen out by guessing from elsewhere (OWASP "Slow Down Online Guessing
+Attacks with Device Cookies"): a browser that signed in to the account before presents a device
+cookie (idp/security/devices.py) and is judged by its own counters (scope "device"), so the
+lock that failures from untrusted clients set stops only untrusted clients. A device that locks
+or reaches the cap is untrusted from then on. Consecutive failures are also counted across
+lockouts (scope "total", forgotten ``throttle_cap_memory_seconds`` after the last one): at
+``throttle_cap_failures`` (100, NIST SP 800-63B 5.2.2) the account stays locked for untrusted
+clients until a password reset opens it (``reopen``). The owner hears of a lock at most once
+per ``throttle_lockout_email_interval`` (``claim_lockout_email``).
+
+Machine-facing endpoints (/token, /introspect, /revoke, /register, /userinfo) count failed
+requests per IP address and per authenticated client in windows (``check_endpoint``,
+``record_endpoint_failure``); successful requests are never counted.
+
 Counters live in Redis when ``redis_url`` is set (shared by every process, expired by Redis),
 otherwise in the database (shared through it, changed by atomic upserts). If Redis cannot be
 reached the counters fall back to the database, with one warning. Keys are SHA-256 digests:
@@ -48,6 +62,20 @@ log = logging.getLogger("idp.throttle")
 EXTENSION = "idp_throttle_store"
 ACCOUNT = "account"
 IP = "ip"
+# A trusted device's consecutive failures (keyed by account and the device cookie's nonce).
+DEVICE = "device"
+# Consecutive failures across lockouts, for the cap: untrusted clients, and each device.
+TOTAL = "total"
+DEVICE_TOTAL = "device_total"
+# When the owner was last told of a lock.
+NOTICE = "notice"
+# Failed requests of one authenticated client at the machine-facing endpoints.
+CLIENT = "client"
+ENDPOINT_KIND = "endpoint"
+# Kinds of secret a password reset opens, so the only ones with a cap that holds until then.
+CAPPED_KINDS = ("password",)
+# A capped count is kept until a reset deletes it (the housekeeping purge leaves it alone).
+FOREVER = datetime(3000, 1, 1, tzinfo=UTC)
 # Redis answers on the sign-in path: connect and reply quickly, or fall back to the database.
 REDIS_TIMEOUT_SECONDS = 1.0
 _choosing = threading.Lock()
@@ -64,7 +92,9 @@ class Decision:
     locked: bool = False
     # This very failure locked the account: tell its owner, once.
     newly_locked: bool = False
-    # "locked", "delay" or "ip" when not allowed.
+    # Too many failures across lockouts: only a password reset opens the account.
+    capped: bool = False
+    # "locked", "capped", "delay" or "ip" when not allowed.
     reason: str = ""
 
 
@@ -96,19 +126,27 @@ class Store(Protocol):
 
     name: str
 
-    def account(self, kind: str, digest: str, now: float) -> AccountCount: ...
+    def account(self, kind: str, digest: str, now: float, scope: str = ACCOUNT) -> AccountCount: ...
 
-    def window(self, kind: str, digest: str, now: float) -> WindowCount: ...
+    def window(self, kind: str, digest: str, now: float, scope: str = IP) -> WindowCount: ...
 
     def fail_account(
-        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float, scope: str = ACCOUNT
     ) -> tuple[AccountCount, bool]: ...
 
     def fail_window(
-        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+        self, kind: str, digest: str, seconds: int, now: float, scope: str = IP
     ) -> WindowCount: ...
 
-    def clear_account(self, kind: str, digest: str) -> None: ...
+    def total(self, kind: str, digest: str, now: float, scope: str) -> int: ...
+
+    def fail_total(
+        self, kind: str, digest: str, cap: int, memory: int, now: float, scope: str
+    ) -> int: ...
+
+    def claim(self, kind: str, digest: str, seconds: int, now: float) -> bool: ...
+
+    def clear(self, kind: str, digest: str, scope: str = ACCOUNT) -> None: ...
 
 
 # -- The API views use ------------------------------------------------------------------------
@@ -131,29 +169,149 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def check(kind: str, account_key: str, ip: str, *, now: float | None = None) -> Decision:
-    """May someone try a secret of this kind for this account, from this IP address, now?"""
+def check(
+    kind: str, account_key: str, ip: str, *, device: str | None = None, now: float | None = None
+) -> Decision:
+    """May someone try a secret of this kind for this account, from this IP address, now?
+
+    device is the nonce of a device cookie this account was given (devices.presented): a
+    trusted device is judged by its own counters only, so nobody elsewhere can lock it out.
+    """
     limits = _limits(kind)
     now = time.time() if now is None else now
+    if device and _trusted(kind, account_key, device, now):
+        count = _run("account", kind, _device_digest(account_key, device), now, DEVICE)
+        return decide(limits, count, WindowCount(), now)
+    if _capped(kind, digest(account_key), now, TOTAL):
+        return _capped_decision(limits)
     account = _run("account", kind, digest(account_key), now)
     window = _run("window", kind, digest(ip), now)
     return decide(limits, account, window, now)
 
 
-def record_failure(kind: str, account_key: str, ip: str, *, now: float | None = None) -> Decision:
+def record_failure(
+    kind: str, account_key: str, ip: str, *, device: str | None = None, now: float | None = None
+) -> Decision:
     """Count a failed attempt; the decision says what the next attempt may do."""
     limits = _limits(kind)
     now = time.time() if now is None else now
-    window = _run("fail_window", kind, digest(ip), limits, now)
-    account, newly_locked = _run("fail_account", kind, digest(account_key), limits, now)
+    window = _run("fail_window", kind, digest(ip), limits.ip_window_seconds, now)
+    if device and _trusted(kind, account_key, device, now):
+        subject, scope, total_scope, window = (
+            _device_digest(account_key, device),
+            DEVICE,
+            DEVICE_TOTAL,
+            WindowCount(),
+        )
+    else:
+        subject, scope, total_scope = digest(account_key), ACCOUNT, TOTAL
+    account, newly_locked = _run("fail_account", kind, subject, limits, now, scope)
+    if kind in CAPPED_KINDS:
+        settings = current_settings()
+        cap = settings.throttle_cap_failures
+        total = _run(
+            "fail_total", kind, subject, cap, settings.throttle_cap_memory_seconds, now, total_scope
+        )
+        if total >= cap and scope == ACCOUNT:
+            return replace(_capped_decision(limits), newly_locked=total == cap or newly_locked)
     decision = decide(limits, account, window, now)
     return replace(decision, newly_locked=True) if newly_locked else decision
 
 
-def record_success(kind: str, account_key: str) -> None:
-    """The secret was right: the account's consecutive failures start again from nought."""
+def record_success(kind: str, account_key: str, *, device: str | None = None) -> None:
+    """The secret was right: the consecutive failures of whoever tried (this trusted device,
+    or untrusted clients) start again from nought."""
     _limits(kind)
-    _run("clear_account", kind, digest(account_key))
+    if device and _trusted(kind, account_key, device, time.time()):
+        subject = _device_digest(account_key, device)
+        _run("clear", kind, subject, DEVICE)
+        _run("clear", kind, subject, DEVICE_TOTAL)
+        return
+    _run("clear", kind, digest(account_key), ACCOUNT)
+    _run("clear", kind, digest(account_key), TOTAL)
+
+
+def reopen(account_key: str) -> None:
+    """A password reset by email proved the owner: the password lock and the cap go."""
+    for kind in CAPPED_KINDS:
+        _run("clear", kind, digest(account_key), ACCOUNT)
+        _run("clear", kind, digest(account_key), TOTAL)
+
+
+def claim_lockout_email(kind: str, account_key: str, *, now: float | None = None) -> bool:
+    """True for the one caller that may tell the owner of a lock now: at most once per
+    throttle_lockout_email_interval, however often the account locks."""
+    _limits(kind)
+    now = time.time() if now is None else now
+    seconds = current_settings().throttle_lockout_email_interval
+    return bool(_run("claim", kind, digest(account_key), seconds, now))
+
+
+def _device_digest(account_key: str, device: str) -> str:
+    return digest(f"{account_key}\n{device}")
+
+
+def _capped(kind: str, subject: str, now: float, scope: str) -> bool:
+    if kind not in CAPPED_KINDS:
+        return False
+    return _run("total", kind, subject, now, scope) >= current_settings().throttle_cap_failures
+
+
+def _trusted(kind: str, account_key: str, device: str, now: float) -> bool:
+    """A device cookie still trusted: its device neither locked nor capped (OWASP: a locked
+    device cookie is treated as an untrusted client)."""
+    subject = _device_digest(account_key, device)
+    if _capped(kind, subject, now, DEVICE_TOTAL):
+        return False
+    count = _run("account", kind, subject, now, DEVICE)
+    return count.locked_until is None or count.locked_until <= now
+
+
+def _capped_decision(limits: ThrottleLimits) -> Decision:
+    """Locked until a password reset; Retry-After says when it is worth looking again."""
+    return Decision(False, limits.lockout_seconds, locked=True, capped=True, reason="capped")
+
+
+# -- Machine-facing endpoints -----------------------------------------------------------------
+
+
+def check_endpoint(ip: str, client_id: str | None = None, *, now: float | None = None) -> Decision:
+    """May this IP address (and this client, when one is claimed) call a machine-facing
+    endpoint now? Only failed requests were counted, so a busy client is never refused."""
+    settings = current_settings()
+    now = time.time() if now is None else now
+    window = _run("window", ENDPOINT_KIND, digest(ip), now, IP)
+    if window.failures >= settings.endpoint_ip_max_failures and window.ends > now:
+        return Decision(False, _seconds(window.ends - now), reason="ip")
+    if client_id:
+        window = _run("window", ENDPOINT_KIND, digest(client_id), now, CLIENT)
+        if window.failures >= settings.endpoint_client_max_failures and window.ends > now:
+            return Decision(False, _seconds(window.ends - now), reason="client")
+    return ALLOWED
+
+
+def record_endpoint_failure(
+    ip: str, client_id: str | None = None, *, now: float | None = None
+) -> str:
+    """Count a failed request from this IP address and, once authenticated, this client;
+    returns "ip" or "client" when this very failure reached that limit, else "".
+
+    Only an authenticated client's own failures count against it: failed client
+    authentication counts against the IP address alone, so nobody can lock a department out
+    by sending bad credentials in its name.
+    """
+    settings = current_settings()
+    seconds = settings.endpoint_window_seconds
+    now = time.time() if now is None else now
+    reached = ""
+    window = _run("fail_window", ENDPOINT_KIND, digest(ip), seconds, now, IP)
+    if window.failures == settings.endpoint_ip_max_failures:
+        reached = "ip"
+    if client_id:
+        window = _run("fail_window", ENDPOINT_KIND, digest(client_id), seconds, now, CLIENT)
+        if window.failures == settings.endpoint_client_max_failures:
+            reached = "client"
+    return reached
 
 
 def decide(
@@ -286,8 +444,8 @@ class DatabaseStore:
             ).where(table.c.kind == kind, table.c.scope == scope, table.c.key_hash == key_hash)
         ).first()
 
-    def account(self, kind: str, digest: str, now: float) -> AccountCount:
-        row = self._row(kind, ACCOUNT, digest)
+    def account(self, kind: str, digest: str, now: float, scope: str = ACCOUNT) -> AccountCount:
+        row = self._row(kind, scope, digest)
         if row is None or row.expires_at.timestamp() <= now:
             return AccountCount()
         locked_until = row.locked_until.timestamp() if row.locked_until else None
@@ -295,14 +453,18 @@ class DatabaseStore:
             return AccountCount()  # the lock is over: failures start again from nought
         return AccountCount(row.failures, row.last_failure_at.timestamp(), locked_until)
 
-    def window(self, kind: str, digest: str, now: float) -> WindowCount:
-        row = self._row(kind, IP, digest)
+    def window(self, kind: str, digest: str, now: float, scope: str = IP) -> WindowCount:
+        row = self._row(kind, scope, digest)
         if row is None or row.expires_at.timestamp() <= now:
             return WindowCount()
         return WindowCount(row.failures, row.expires_at.timestamp())
 
+    def total(self, kind: str, digest: str, now: float, scope: str) -> int:
+        row = self._row(kind, scope, digest)
+        return 0 if row is None or row.expires_at.timestamp() <= now else row.failures
+
     def fail_account(
-        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float, scope: str = ACCOUNT
     ) -> tuple[AccountCount, bool]:
         table = ThrottleCounter.__table__
         at = _at(now)
@@ -318,7 +480,7 @@ class DatabaseStore:
             _insert()(table)
             .values(
                 kind=kind,
-                scope=ACCOUNT,
+                scope=scope,
                 key_hash=digest,
                 failures=1,
                 last_failure_at=at,
@@ -348,17 +510,17 @@ class DatabaseStore:
         return count, row.failures == limits.max_failures
 
     def fail_window(
-        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+        self, kind: str, digest: str, seconds: int, now: float, scope: str = IP
     ) -> WindowCount:
         table = ThrottleCounter.__table__
         at = _at(now)
-        window_ends = _at(now + limits.ip_window_seconds)
+        window_ends = _at(now + seconds)
         over = table.c.expires_at <= at
         statement = (
             _insert()(table)
             .values(
                 kind=kind,
-                scope=IP,
+                scope=scope,
                 key_hash=digest,
                 failures=1,
                 last_failure_at=at,
@@ -379,11 +541,71 @@ class DatabaseStore:
         db.session.commit()
         return WindowCount(row.failures, row.expires_at.timestamp())
 
-    def clear_account(self, kind: str, digest: str) -> None:
+    def fail_total(
+        self, kind: str, digest: str, cap: int, memory: int, now: float, scope: str
+    ) -> int:
+        table = ThrottleCounter.__table__
+        at = _at(now)
+        failures = case((table.c.expires_at <= at, 1), else_=table.c.failures + 1)
+        statement = (
+            _insert()(table)
+            .values(
+                kind=kind,
+                scope=scope,
+                key_hash=digest,
+                failures=1,
+                last_failure_at=at,
+                locked_until=None,
+                expires_at=FOREVER if cap <= 1 else _at(now + memory),
+            )
+            .on_conflict_do_update(
+                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                set_={
+                    "failures": failures,
+                    "last_failure_at": at,
+                    # At the cap the count is kept until a reset deletes it.
+                    "expires_at": case(
+                        (failures >= cap, _time(FOREVER)), else_=_time(_at(now + memory))
+                    ),
+                },
+            )
+            .returning(table.c.failures)
+        )
+        total = db.session.execute(statement).scalar_one()
+        db.session.commit()
+        return total
+
+    def claim(self, kind: str, digest: str, seconds: int, now: float) -> bool:
+        table = ThrottleCounter.__table__
+        at = _at(now)
+        statement = (
+            _insert()(table)
+            .values(
+                kind=kind,
+                scope=NOTICE,
+                key_hash=digest,
+                failures=1,
+                last_failure_at=at,
+                locked_until=None,
+                expires_at=_at(now + seconds),
+            )
+            .on_conflict_do_update(
+                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                set_={"last_failure_at": at, "expires_at": _time(_at(now + seconds))},
+                # Only a claim whose interval is over takes it again: racing ones get no row.
+                where=table.c.expires_at <= at,
+            )
+            .returning(table.c.id)
+        )
+        claimed = db.session.execute(statement).first() is not None
+        db.session.commit()
+        return claimed
+
+    def clear(self, kind: str, digest: str, scope: str = ACCOUNT) -> None:
         table = ThrottleCounter.__table__
         db.session.execute(
             table.delete().where(
-                table.c.kind == kind, table.c.scope == ACCOUNT, table.c.key_hash == digest
+                table.c.kind == kind, table.c.scope == scope, table.c.key_hash == digest
             )
         )
         db.session.commit()
@@ -406,8 +628,10 @@ class RedisStore:
     """Counters in Redis: HINCRBY/INCR with EXPIRE in MULTI transactions, so they are atomic.
 
     An account is a hash (failures, last) forgotten failure_memory_seconds after the last
-    failure, and a separate lock key that expires when the lock ends. An IP address is a
-    counter created with the window's expiry (SET NX EX) and then INCR'd.
+    failure, and a separate lock key that expires when the lock ends (a device likewise). An IP
+    address or a client is a counter created with the window's expiry (SET NX EX) and then
+    INCR'd. A total is INCR'd and forgotten cap_memory after the last failure, or PERSISTed at
+    the cap; a lockout email claim is a key SET NX EX for the interval.
     """
 
     name = "redis"
@@ -419,8 +643,8 @@ class RedisStore:
     def _key(self, kind: str, scope: str, digest: str) -> str:
         return f"{self.prefix}{kind}:{scope}:{digest}"
 
-    def account(self, kind: str, digest: str, now: float) -> AccountCount:
-        key = self._key(kind, ACCOUNT, digest)
+    def account(self, kind: str, digest: str, now: float, scope: str = ACCOUNT) -> AccountCount:
+        key = self._key(kind, scope, digest)
         pipe = self.client.pipeline(transaction=True)
         pipe.hmget(key, "failures", "last")
         pipe.pttl(key + ":lock")
@@ -428,8 +652,8 @@ class RedisStore:
         locked_until = now + lock_ms / 1000 if lock_ms > 0 else None
         return AccountCount(int(failures or 0), float(last or 0), locked_until)
 
-    def window(self, kind: str, digest: str, now: float) -> WindowCount:
-        key = self._key(kind, IP, digest)
+    def window(self, kind: str, digest: str, now: float, scope: str = IP) -> WindowCount:
+        key = self._key(kind, scope, digest)
         pipe = self.client.pipeline(transaction=True)
         pipe.get(key)
         pipe.pttl(key)
@@ -438,10 +662,13 @@ class RedisStore:
             return WindowCount()
         return WindowCount(int(failures), now + ttl_ms / 1000)
 
+    def total(self, kind: str, digest: str, now: float, scope: str) -> int:
+        return int(self.client.get(self._key(kind, scope, digest)) or 0)
+
     def fail_account(
-        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+        self, kind: str, digest: str, limits: ThrottleLimits, now: float, scope: str = ACCOUNT
     ) -> tuple[AccountCount, bool]:
-        key = self._key(kind, ACCOUNT, digest)
+        key = self._key(kind, scope, digest)
         lock = key + ":lock"
         pipe = self.client.pipeline(transaction=True)
         pipe.hincrby(key, "failures", 1)
@@ -463,19 +690,35 @@ class RedisStore:
         return AccountCount(failures, now, now + lock_ms / 1000), newly_locked
 
     def fail_window(
-        self, kind: str, digest: str, limits: ThrottleLimits, now: float
+        self, kind: str, digest: str, seconds: int, now: float, scope: str = IP
     ) -> WindowCount:
-        key = self._key(kind, IP, digest)
+        key = self._key(kind, scope, digest)
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(key, 0, ex=limits.ip_window_seconds, nx=True)
+        pipe.set(key, 0, ex=seconds, nx=True)
         pipe.incr(key)  # INCR keeps the expiry the window started with
         pipe.pttl(key)
         _, failures, ttl_ms = pipe.execute()
-        ttl_ms = ttl_ms if ttl_ms > 0 else limits.ip_window_seconds * 1000
+        ttl_ms = ttl_ms if ttl_ms > 0 else seconds * 1000
         return WindowCount(failures, now + ttl_ms / 1000)
 
-    def clear_account(self, kind: str, digest: str) -> None:
-        self.client.delete(self._key(kind, ACCOUNT, digest))
+    def fail_total(
+        self, kind: str, digest: str, cap: int, memory: int, now: float, scope: str
+    ) -> int:
+        key = self._key(kind, scope, digest)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, memory)
+        total, _ = pipe.execute()
+        if total >= cap:
+            self.client.persist(key)  # kept until a reset deletes it
+        return total
+
+    def claim(self, kind: str, digest: str, seconds: int, now: float) -> bool:
+        return bool(self.client.set(self._key(kind, NOTICE, digest), "1", ex=seconds, nx=True))
+
+    def clear(self, kind: str, digest: str, scope: str = ACCOUNT) -> None:
+        key = self._key(kind, scope, digest)
+        self.client.delete(key, key + ":lock")  # a reset ends the lock too
 
 
 def audit_refusal(decision: Decision, kind: str, lockout: int, **who: Any) -> None:
@@ -483,12 +726,14 @@ def audit_refusal(decision: Decision, kind: str, lockout: int, **who: Any) -> No
     from idp import audit
 
     if decision.newly_locked:
+        # At the cap the lock has no end: a password reset (or an operator) opens it.
+        until = {"until": "password_reset"} if decision.capped else {"locked_for": lockout}
         audit.record(
             "account.locked",
             outcome="failure",
             reason=f"too many wrong attempts ({kind})",
             kind=kind,
-            locked_for=lockout,
+            **until,
             **who,
         )
     else:

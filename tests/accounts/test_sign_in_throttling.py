@@ -20,9 +20,11 @@ import pytest
 from idp.extensions import db
 from idp.mail import read_outbox
 from idp.models import ThrottleCounter
+from tests.accounts.test_password_reset import NEW_PASSWORD
 from tests.conftest import CITIZEN_PASSWORD, LiveIdP, free_port, serve_idp
 from tests.departments import STAFF_PASSWORD, StaffBrowser, make_staff, visible_text
 from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_skip
+from tests.support import mail as mailbox
 from tests.support.audit import captured_log, logged_events
 from tests.support.browser import CitizenBrowser
 
@@ -50,6 +52,10 @@ def idps(live_idp, database_url, tmp_path_factory) -> Iterator[dict[str, LiveIdP
         "twin": serve(database_url, instance),
         "brief": serve(database_url, instance, throttle_lockout_seconds=2),
         "ip": serve(database_url, instance, throttle_ip_max_failures=4),
+        # Two lockouts reach the cap across lockouts (100 by default).
+        "capped": serve(
+            database_url, instance, throttle_lockout_seconds=2, throttle_cap_failures=12
+        ),
     }
     yield served
     for s in served.values():
@@ -260,7 +266,12 @@ def test_with_redis_the_counts_live_in_redis(idp, database_url, tmp_path, make_c
         with served.app.app_context():
             assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 0
         keys = sorted(k.decode().removeprefix(prefix) for k in client.scan_iter(prefix + "*"))
-        assert [k.split(":")[:2] for k in keys] == [["password", "account"], ["password", "ip"]]
+        assert [k.split(":")[:2] for k in keys] == [
+            ["password", "account"],
+            ["password", "ip"],
+            ["password", "notice"],
+            ["password", "total"],
+        ]
         assert keys[0].endswith(":lock"), "the failures went when the lock came"
         assert not any(citizen["email"] in k for k in keys)
         assert len(wait_for_mail(served.app.config["IDP_SETTINGS"], citizen["email"])) == 1
@@ -283,7 +294,8 @@ def test_with_redis_unreachable_the_database_counts(idp, database_url, tmp_path,
         assert statuses == [400] * 5 + [429]
         assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 429
         with served.app.app_context():
-            assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 2
+            # The account, the IP address, the total across lockouts, and the lockout email.
+            assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 4
     finally:
         served.close()
         logger.removeHandler(handler)
@@ -306,3 +318,99 @@ def test_the_lockout_page_and_email_are_in_welsh_when_the_citizen_chose_welsh(
     assert "Er mwyn diogelu eich cyfrif, rydym wedi ei gloi am 15 munud." in text
     (mail,) = wait_for_mail(strict.app.config["IDP_SETTINGS"], citizen["email"])
     assert "wedi ei gloi am 15 munud" in mail.body
+
+
+# -- Nobody can lock a citizen out from elsewhere ---------------------------------------------
+
+
+def device_cookie(response: httpx.Response) -> str:
+    (cookie,) = [c for c in response.headers.get_list("set-cookie") if c.startswith("idp_device=")]
+    return cookie
+
+
+def test_a_browser_that_signed_in_before_is_not_locked_out_by_guessing_elsewhere(
+    idp, idps, make_citizen
+):
+    strict = idps["strict"]
+    citizen = make_citizen(unique_email())
+    own = SignIn(strict)
+    signed_in = own.attempt(citizen["email"], citizen["password"])
+    assert signed_in.status_code == 302
+    cookie = device_cookie(signed_in)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert citizen["email"] not in cookie
+
+    attacker = SignIn(strict)
+    assert [attacker.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
+    # The lock stops every browser the account never signed in on, even with the password...
+    assert attacker.attempt(citizen["email"], citizen["password"]).status_code == 429
+    assert SignIn(strict).attempt(citizen["email"], citizen["password"]).status_code == 429
+    # ...but not the owner's own browser.
+    assert own.attempt(citizen["email"], citizen["password"]).status_code == 302
+
+
+def test_wrong_passwords_on_a_trusted_browser_lock_only_that_browser(idp, idps, make_citizen):
+    strict = idps["strict"]
+    citizen = make_citizen(unique_email())
+    own = SignIn(strict)
+    assert own.attempt(citizen["email"], citizen["password"]).status_code == 302
+    assert [own.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
+    # Another browser (a phone, say) is not locked by the first one's mistakes.
+    assert SignIn(strict).attempt(citizen["email"], citizen["password"]).status_code == 302
+
+
+def test_staff_browsers_that_signed_in_before_are_not_locked_out_either(idp, idps):
+    strict = idps["strict"]
+    email = make_staff(idp.app, unique_email("admin"))
+    own = StaffBrowser(strict.issuer)
+    # The password step: on to the second step (its code is tested elsewhere).
+    assert own.password_step(email).status_code == 302
+    attacker = StaffBrowser(strict.issuer)
+    statuses = [attacker.password_step(email, WRONG).status_code for _ in range(6)]
+    assert statuses == [400] * 5 + [429]
+    assert attacker.password_step(email).status_code == 429
+    assert own.password_step(email).status_code == 302
+
+
+def test_the_lockout_email_is_sent_at_most_once_a_day(idp, idps, make_citizen):
+    brief = idps["brief"]
+    citizen = make_citizen(unique_email())
+    sign_in = SignIn(brief)
+    for lock in range(3):
+        statuses = [sign_in.attempt(citizen["email"]).status_code for _ in range(6)]
+        assert statuses == [400] * 5 + [429], f"lock {lock + 1}"
+        time.sleep(2.1)  # the lockout ends (the page's clock is the server's)
+    assert len(wait_for_mail(brief.app.config["IDP_SETTINGS"], citizen["email"])) >= 1
+    time.sleep(0.5)  # any later email would be sent from a thread too
+    mails = wait_for_mail(brief.app.config["IDP_SETTINGS"], citizen["email"])
+    assert len(mails) == 1, "three locks, one email"
+
+
+def test_failures_across_lockouts_hold_the_account_until_a_password_reset(idp, idps, make_citizen):
+    capped = idps["capped"]
+    # No app: the email alone proves a reset (its app is checked in test_password_reset.py).
+    citizen = make_citizen(unique_email(), second_factor=False)
+    sign_in = SignIn(capped)
+    assert [sign_in.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
+    time.sleep(2.1)
+    assert [sign_in.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
+    time.sleep(2.1)  # longer than the lockout: the cap does not end with it
+    held = sign_in.attempt(citizen["email"], citizen["password"])
+    assert held.status_code == 429
+    text = visible_text(held)
+    assert "You entered the wrong password too many times" in text
+    assert "we have locked it until its password is reset" in text
+    assert 'href="/reset-password"' in held.text
+    # The owner hears of the first lock, and of the cap (whatever the once-a-day limit).
+    cap_mail = mailbox.wait_for_mail(capped, citizen["email"], count=2)
+    assert "we have locked it until its password is reset" in cap_mail.body
+
+    # The password reset journey opens it.
+    browser = CitizenBrowser(capped.issuer)
+    page = browser.get(capped.url("/reset-password"))
+    check = browser.follow(browser.submit(page, {"email": citizen["email"]}))
+    code = mailbox.code_in(mailbox.wait_for_mail(capped, citizen["email"], count=3))
+    new = browser.follow(browser.submit(check, {"code": code}))
+    assert "Choose a new password" in new.text
+    browser.submit(new, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert SignIn(capped).attempt(citizen["email"], NEW_PASSWORD).status_code == 302

@@ -255,16 +255,79 @@ def test_neither_store_keeps_an_email_address_or_ip_address(store):
     assert throttle.digest(key) == hashlib.sha256(EMAIL.encode()).hexdigest()
     if isinstance(store, throttle.RedisStore):
         keys = list(store.client.scan_iter(match=store.prefix + "*"))
-        assert len(keys) == 2
+        assert len(keys) == 3
         stored = repr(keys) + repr([store.client.dump(k) for k in keys])
     else:
         rows = db.session.scalars(db.select(ThrottleCounter)).all()
         assert {(r.scope, r.key_hash) for r in rows} == {
             ("account", throttle.digest(key)),
+            ("total", throttle.digest(key)),
             ("ip", throttle.digest(IP)),
         }
         stored = repr([vars(r) for r in rows])
     assert EMAIL not in stored and "someone" not in stored and IP not in stored
+
+
+def test_untrusted_failures_never_lock_a_trusted_device(store):
+    key = throttle.email_key(EMAIL)
+    for _ in range(6):
+        throttle.record_failure("password", key, IP, now=T0)
+    assert throttle.check("password", key, IP, now=T0 + 1).locked
+    assert throttle.check("password", key, IP, device="nonce", now=T0 + 1).allowed
+    # The device's own failures lock it alone; then it is an untrusted client like any other.
+    for _ in range(6):
+        mine = throttle.record_failure("password", key, "192.0.2.9", device="mine", now=T0 + 1)
+    assert (
+        mine.locked and not throttle.check("password", key, IP, device="mine", now=T0 + 2).allowed
+    )
+    assert throttle.check("password", key, IP, device="nonce", now=T0 + 2).allowed
+
+
+def test_failures_across_lockouts_are_capped_until_a_reset(store):
+    key = throttle.email_key(EMAIL)
+    now = T0
+    for n in range(100):
+        decision = throttle.record_failure("password", key, f"192.0.2.{n % 200}", now=now)
+        if decision.locked and not decision.capped:
+            now += 901  # the lockout ends; the total goes on
+    assert (decision.capped, decision.newly_locked, decision.reason) == (True, True, "capped")
+    a_month_later = now + 40 * 86400
+    assert throttle.check("password", key, IP, now=a_month_later).capped
+    assert throttle.check("password", key, IP, device="nonce", now=a_month_later).allowed
+    throttle.reopen(key)
+    assert throttle.check("password", key, IP, now=a_month_later).allowed
+
+
+def test_the_owner_is_told_of_a_lock_at_most_once_a_day(store):
+    key = throttle.email_key(EMAIL)
+    assert throttle.claim_lockout_email("password", key, now=T0)
+    assert not throttle.claim_lockout_email("password", key, now=T0 + 3600)
+    assert throttle.claim_lockout_email("password", throttle.email_key("other@example.com"))
+    if isinstance(store, throttle.DatabaseStore):  # Redis expires the claim on its own clock
+        assert throttle.claim_lockout_email("password", key, now=T0 + 86401)
+
+
+def test_endpoint_failures_count_per_ip_address_and_per_client(store, app, monkeypatch):
+    # The default limits (the test IdP has them raised for the other tests).
+    defaults = load_settings(config_file=os.devnull)
+    lowered = app.config["IDP_SETTINGS"].replace(
+        endpoint_ip_max_failures=defaults.endpoint_ip_max_failures,
+        endpoint_client_max_failures=defaults.endpoint_client_max_failures,
+    )
+    monkeypatch.setitem(app.config, "IDP_SETTINGS", lowered)
+    assert (defaults.endpoint_ip_max_failures, defaults.endpoint_client_max_failures) == (60, 30)
+    for _ in range(60):
+        reached = throttle.record_endpoint_failure(IP, now=T0)
+    assert reached == "ip"
+    refused = throttle.check_endpoint(IP, now=T0 + 1)
+    assert (refused.allowed, refused.reason) == (False, "ip")
+    assert 59 <= refused.retry_after <= 60
+    if isinstance(store, throttle.DatabaseStore):  # Redis ends the window on its own clock
+        assert throttle.check_endpoint(IP, now=T0 + 60).allowed
+    for _ in range(30):
+        throttle.record_endpoint_failure("192.0.2.10", "dept-a", now=T0)
+    assert throttle.check_endpoint("192.0.2.11", "dept-a", now=T0).reason == "client"
+    assert throttle.check_endpoint("192.0.2.11", "dept-b", now=T0).allowed
 
 
 # -- Choosing the store -----------------------------------------------------------------------
@@ -285,7 +348,7 @@ def test_with_redis_configured_redis_counts(tmp_path):
         assert isinstance(throttle.store(), throttle.RedisStore)
         throttle.record_failure("password", throttle.email_key(EMAIL), IP)
         assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 0
-        assert len(forget_redis_keys(throttle.store().client, prefix)) == 2
+        assert len(forget_redis_keys(throttle.store().client, prefix)) == 3
 
 
 def test_unreachable_redis_falls_back_to_the_database_with_one_warning(tmp_path, throttle_log):
@@ -296,7 +359,7 @@ def test_unreachable_redis_falls_back_to_the_database_with_one_warning(tmp_path,
             decision = throttle.record_failure("password", key, IP)
         assert decision.locked and throttle.check("password", key, IP).locked
         assert isinstance(throttle.store(), throttle.DatabaseStore)
-        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 2
+        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 3
     warnings = [line for line in throttle_log.lines if "Redis" in line]
     assert len(warnings) == 1, throttle_log.lines
     assert "in the database instead" in warnings[0]
@@ -326,6 +389,7 @@ def test_purge_deletes_expired_counters_and_keeps_live_ones(app):
         throttle.record_failure("password", "forgotten@example.com", "192.0.2.1", now=old)
         for _ in range(6):
             throttle.record_failure("password", "locked@example.com", IP, now=now)
-        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 4
+        # Each: the account, the IP address and the total across lockouts (kept 30 days).
+        assert db.session.scalar(db.select(db.func.count(ThrottleCounter.id))) == 6
         assert purge_expired()["throttle_counters"] == 2
         assert throttle.check("password", "locked@example.com", IP).locked

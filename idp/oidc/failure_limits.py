@@ -1,0 +1,105 @@
+"""Failed requests to the machine-facing endpoints are limited (OWASP ASVS 2.2.1, RFC 9700 4.x
+brute force): /token, /introspect, /revoke, /register and /userinfo.
+
+Each endpoint's view is wrapped in ``limit_failures``. A refused request (any 4xx, and a token
+that introspection or revocation does not know, which RFC 7009/7662 answer with 200) counts
+against the IP address it came from and, when the client authenticated, against that client
+(idp/security/throttle.py: check_endpoint, record_endpoint_failure; the same shared store as
+sign-in). Failed client authentication counts against the IP address alone, so nobody can
+lock a department out by sending bad credentials in its name. Successful requests are never
+counted: a busy department is never slowed.
+
+Over a limit the answer is 429 with Retry-After (RFC 6585 4) and an OAuth JSON error:
+``slow_down``, the code RFC 8628 3.5 registered for "poll less often" at the token endpoint,
+used at the other endpoints too since their errors follow the token endpoint's form
+(RFC 7009 2.2.1, RFC 7662 2.3, RFC 7591 3.2.2); RFC 6749 and RFC 6750 define no code for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+
+from flask import Response, g, make_response, request
+
+from idp import audit
+from idp.extensions import db
+from idp.oidc.client_auth import claimed_client
+from idp.security import throttle
+from idp.settings import current_settings
+
+WHO = {
+    "ip": "from your network (IP address)",
+    "client": "by this client",
+}
+
+
+def mark_unknown_token() -> None:
+    """The client presented a token that is not one of ours: a failure, even where the
+    answer is 200."""
+    g.unknown_token = True
+
+
+def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
+    """Wrap an endpoint's view: refuse while over a limit, count what the view refused.
+
+    per_client: the endpoint authenticates clients (token, introspect, revoke), so the claimed
+    client's own limit is checked too and an authenticated client's failures count against it.
+    """
+
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def limited(*args, **kwargs) -> Response:
+            ip = request.remote_addr or ""
+            claimed = claimed_client(request.form, request.headers) if per_client else None
+            client_id = claimed.client_id if claimed is not None else None
+            decision = throttle.check_endpoint(ip, client_id)
+            if not decision.allowed:
+                return slow_down(decision)
+            response = make_response(view(*args, **kwargs))
+            if response.status_code >= 400 or g.get("unknown_token"):
+                _count(endpoint, ip, per_client)
+            return response
+
+        return limited
+
+    return wrap
+
+
+def _count(endpoint: str, ip: str, per_client: bool) -> None:
+    """Count a failure; the moment a limit is reached is recorded (once per window, so an
+    attack cannot flood the audit record with its refusals)."""
+    # Set by the authorization server once the client authenticated (idp/oidc/server.py).
+    client_id = g.get("authenticated_client_id") if per_client else None
+    # A refused request's unsaved changes (a code or refresh token it began to spend) are
+    # dropped, as at the end of any request: the counter's commit must not save them.
+    db.session.rollback()
+    reached = throttle.record_endpoint_failure(ip, client_id)
+    if reached:
+        audit.record(
+            "endpoint.throttled",
+            "failure",
+            reason=f"too many failed requests ({reached})",
+            endpoint=endpoint,
+            client_id=client_id if reached == "client" else None,
+            window=current_settings().endpoint_window_seconds,
+        )
+
+
+def slow_down(decision: throttle.Decision) -> Response:
+    """429 with Retry-After and an OAuth error saying who is limited and for how long."""
+    description = (
+        f"Too many failed requests {WHO.get(decision.reason, '')}: wait"
+        f" {decision.retry_after} seconds before trying again. Successful requests are not"
+        " limited."
+    )
+    return Response(
+        json.dumps({"error": "slow_down", "error_description": description}),
+        status=429,
+        headers={
+            "Content-Type": "application/json",
+            "Retry-After": str(decision.retry_after),
+            "Cache-Control": "no-store",
+        },
+    )
