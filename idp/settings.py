@@ -205,7 +205,8 @@ class Settings:
     departments_file: str = str(PROJECT_ROOT / "config" / "departments.toml")
     # The first demo department listens here, the next one port + 1, and so on.
     departments_base_port: int = 8001
-    # Set cookies with the Secure flag; defaults to true when the issuer is https.
+    # Set cookies with the Secure flag (and the __Host- prefix); always on an https issuer,
+    # and only there by default (true also serves a browser on http://localhost).
     secure_cookies: bool | None = None
     # Log level of the IdP's own logger.
     log_level: str = "INFO"
@@ -226,10 +227,8 @@ class Settings:
 
     @property
     def cookies_secure(self) -> bool:
-        """Whether cookies carry the Secure flag."""
-        if self.secure_cookies is None:
-            return self.issuer.startswith("https://")
-        return self.secure_cookies
+        """Whether cookies carry the Secure flag (and their names the __Host- prefix)."""
+        return self.issuer.startswith("https://") or bool(self.secure_cookies)
 
     @property
     def is_development(self) -> bool:
@@ -330,6 +329,11 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         smtp = urlsplit(settings.smtp_url)
         if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:
             raise SettingsError("setting 'smtp_url' must look like smtp://host:587 or smtps://host")
+    if settings.secure_cookies is False and settings.issuer.startswith("https://"):
+        raise SettingsError(
+            "setting 'secure_cookies' cannot be false on an https issuer: its cookies are "
+            "always Secure (and __Host- prefixed), so no plain-HTTP page can read or plant them"
+        )
     if settings.default_id_token_alg not in {"ES256", "RS256"}:
         raise SettingsError("setting 'default_id_token_alg' must be ES256 or RS256")
     unknown_kinds = sorted(set(settings.throttle_overrides) - set(THROTTLE_KINDS))
