@@ -189,6 +189,9 @@ class ProductionStack:
             }
         )
         env.update(self.settings_env)
+        # Never the development pages (the mail outbox, the demo codes): start() refuses a
+        # request for them, and this keeps a config file's dev_pages = true from turning them on.
+        env["IDP_DEV_PAGES"] = "false"
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         if instance is not None:
             metrics_dir = instance.instance_path / "prometheus"
@@ -246,6 +249,7 @@ class ProductionStack:
         """Migrate once, start every instance and nginx, and wait until all are ready."""
         if not Path(NGINX).exists():
             raise StackError("nginx is not installed: `make nginx` installs Debian's package")
+        refuse_dev_pages({**os.environ, **self.settings_env})
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for port in (self.port, *(i.port for i in self.instances)):
             if port_in_use(self.host if port == self.port else "127.0.0.1", port):
@@ -395,6 +399,23 @@ class ProductionStack:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def refuse_dev_pages(environment: Mapping[str, str]) -> None:
+    """StackError when the environment asks for the development pages, which show every
+    email's one-time code and the demo accounts' authenticator codes to anyone."""
+    from idp.settings import SettingsError, _coerce
+
+    raw = environment.get("IDP_DEV_PAGES", "")
+    try:
+        wanted = bool(raw) and _coerce("dev_pages", raw, False)
+    except SettingsError:
+        wanted = True  # unreadable: not a clear "off"
+    if wanted:
+        raise StackError(
+            f"IDP_DEV_PAGES={raw} asks for the development pages (the mail outbox and the demo "
+            "authenticator codes), which run-prod never serves: unset IDP_DEV_PAGES"
+        )
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -208,6 +208,9 @@ class Settings:
     # Set cookies with the Secure flag (and the __Host- prefix); always on an https issuer,
     # and only there by default (true also serves a browser on http://localhost).
     secure_cookies: bool | None = None
+    # Serve the development pages (/dev/outbox: the mail outbox, /dev/totp: the demo accounts'
+    # authenticator codes); `idp demo` turns them on, `idp run-prod` never has them.
+    dev_pages: bool = False
     # Log level of the IdP's own logger.
     log_level: str = "INFO"
     # Anything else a test or deployment wants to pass to Flask.
@@ -232,7 +235,8 @@ class Settings:
 
     @property
     def is_development(self) -> bool:
-        """A developer's machine: the issuer is on loopback (development pages are served)."""
+        """A developer's machine: the issuer is on loopback (the demo and seeding run only
+        there). The development pages do not follow it: they have their own setting."""
         return is_loopback_host(urlsplit(self.issuer).hostname)
 
     @property

@@ -162,7 +162,7 @@ class CitizenBrowser:
 
 def callback(response: httpx.Response) -> Callback:
     """The redirect to the department, parsed."""
-    assert response.status_code == 302, (response.status_code, response.text[:800])
+    assert response.status_code in (302, 303), (response.status_code, response.text[:800])
     location = response.headers["location"]
     query = parse_qs(urlsplit(location).query, keep_blank_values=True)
     return Callback(url=location, params={k: v[0] for k, v in query.items()})
