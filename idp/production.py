@@ -81,7 +81,7 @@ http {{
             proxy_next_upstream error timeout;
             proxy_connect_timeout 2s;
             proxy_read_timeout 35s;
-{extra_location}
+{hsts}{extra_location}
         }}
     }}
 }}
@@ -299,7 +299,18 @@ class ProductionStack:
             if self.show_upstream
             else ""
         )
+        from idp.security.web import HSTS_VALUE
+
+        hsts = ""
+        if self.issuer.startswith("https://"):
+            # RFC 6797: the header the IdP adds too (idp/security/web.py), once, on every
+            # response, nginx's own errors included.
+            hsts = (
+                "            proxy_hide_header Strict-Transport-Security;\n"
+                f'            add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n'
+            )
         return NGINX_CONF.format(
+            hsts=hsts,
             nginx_workers=self.nginx_workers,
             run_dir=self.run_dir,
             upstream_servers=servers,

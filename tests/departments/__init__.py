@@ -231,7 +231,7 @@ class StaffBrowser:
     def signed_in(self, email: str, password: str = STAFF_PASSWORD) -> StaffBrowser:
         """Sign in (both steps) and check that it worked."""
         response = self.sign_in(email, password)
-        assert response.status_code == 302, error_summary(response)
+        assert response.status_code == 303, error_summary(response)
         assert redirects_to(response) not in (SECOND_FACTOR_PATH, SETUP_PATH), response.headers
         return self
 
