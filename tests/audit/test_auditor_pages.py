@@ -683,3 +683,12 @@ def test_a_department_filter_shows_every_service_it_runs(idp, auditor, make_clie
     assert credits in expected and tax in expected and driving not in shown(page)
     assert 'option value="Driver and Vehicle Licensing Agency"' in page.text
     assert shown(listed(auditor, department="No such department")) == []
+
+
+def test_each_entry_shows_the_software_version_beside_the_instance(idp, auditor):
+    seq = record(idp, "test.versioned")
+
+    page = listed(auditor, event="test.versioned")
+
+    assert shown(page) == [seq]
+    assert f"version: {audit.software_version()}" in page.text
