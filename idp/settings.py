@@ -135,7 +135,7 @@ class Settings:
     # Initial access tokens (RFC 7591) expire after this many seconds unless told otherwise.
     initial_access_token_lifetime: int = 7 * 24 * 3600
     # Outgoing mail: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465; empty means the
-    # local outbox (instance/outbox.jsonl and /dev/outbox on a developer's machine).
+    # local outbox (instance/outbox.jsonl, shown at /dev/outbox when dev_pages is on).
     smtp_url: str = ""
     # The From address of every email the IdP sends.
     mail_from: str = "Government sign in <no-reply@sign-in.example.gov.uk>"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext
 
 from idp import audit
@@ -98,7 +98,7 @@ def why_refused() -> str | None:
     return "no origin or referer"
 
 
-def check_origin() -> tuple[str, int] | None:
+def check_origin() -> tuple[str | Response, int] | None:
     """Refuse a state-changing request to a page when it came from another site (403)."""
     if request.method not in STATE_CHANGING_METHODS:
         return None
@@ -118,6 +118,8 @@ def check_origin() -> tuple[str, int] | None:
         "This form was not sent from this site, so it has not been accepted. Go back to the "
         "page on this site and try again."
     )
+    if request.mimetype == "application/json":  # the passkey ceremonies' fetch requests
+        return jsonify(error="cross_origin_request", message=message), 403
     return render_template("error.html", message=message), 403
 
 

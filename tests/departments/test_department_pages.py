@@ -201,7 +201,7 @@ def test_signing_out_ends_the_session_for_good(idp, signed_in):
 def test_sign_in_never_redirects_off_site(idp, admin, staff, next_path):
     response = staff.sign_in(admin, next_path=next_path)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["location"] == "/departments/"
 
 
