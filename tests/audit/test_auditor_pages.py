@@ -569,7 +569,7 @@ def test_an_auditor_changes_nothing(idp, auditor):
         ]
     # Signing out still works.
     out = auditor.http.post("/staff/sign-out", data={"csrf_token": token, "action": "sign-out"})
-    assert out.status_code == 302
+    assert out.status_code == 303
     assert redirects_to(auditor.get("/staff/audit")) == "/staff/sign-in"
 
 

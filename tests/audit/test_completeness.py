@@ -371,7 +371,7 @@ def test_account_changes_consent_and_every_kind_of_sign_out_are_recorded(
     assert done.status_code == 303, done.text[:500]
     account = browser.get(idp.url("/"))
     revoke = f"/account/services/{client.client_id}/revoke"
-    assert browser.submit(account, {}, action=revoke).status_code == 302
+    assert browser.submit(account, {}, action=revoke).status_code == 303
     assert browser.submit(browser.get(idp.url("/")), {}, action="/sign-out").status_code == 200
     # An administrator signs the citizen out everywhere (another browser is signed in).
     other = CitizenBrowser(idp.issuer)

@@ -212,7 +212,7 @@ def test_the_password_alone_opens_no_staff_page(idp, staff, role):
     # A form posted straight to a staff page changes nothing either.
     token = dict(staff.form(page).fields)["csrf_token"]
     posted = staff.http.post("/departments/services/new", data={"csrf_token": token})
-    assert posted.status_code == 302
+    assert posted.status_code == 303
     assert redirects_to(posted) == SECOND_FACTOR_PATH
 
 
@@ -474,7 +474,7 @@ def test_a_disabled_member_gets_no_further_than_the_code_page(idp, staff):
 
     response = staff.submit(page, {"code": STAFF_APPS[email].next_code()})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert redirects_to(response) == "/staff/sign-in"
     assert not opens_staff_page(staff)
     refused = staff.password_step(email)
@@ -543,7 +543,7 @@ def test_the_demo_staff_sign_in_with_the_printed_key_and_the_dev_page_code(idp, 
         page = at_code_page_with(browser, email, demo.DEMO_STAFF_PASSWORD)
         code = shown if totp.verify(shown, valid_window=1) else totp.now()
         response = browser.submit(page, {"code": code})
-        assert response.status_code == 302, error_summary(response)
+        assert response.status_code == 303, error_summary(response)
         assert home in visible_text(browser.follow(response))
 
 
