@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         resolve_pairwise_secret,
         resolve_secret_key,
     )
+    from idp.security.web import init_web_security
 
     settings = settings or load_settings()
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
@@ -70,11 +71,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         # hide_parameters: a database error must never log the values (hashes) being written.
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         # Flask's own cookie carries only the CSRF token; the SSO session is server side.
-        SESSION_COOKIE_NAME="idp_csrf",
+        # Named, scoped and flagged like the IdP's own cookies (idp/security/cookies.py): the
+        # __Host- prefix on an https issuer, Path=/, no Domain, a session cookie (Flask sets no
+        # Expires while session.permanent is false, which the IdP never changes).
+        SESSION_COOKIE_NAME=("__Host-" if settings.cookies_secure else "") + "idp_csrf",
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.cookies_secure,
         WTF_CSRF_TIME_LIMIT=settings.interaction_lifetime,
+        # Flask-WTF's https-only Referer check compares with the Host header and refuses a
+        # form with an Origin but no Referer; idp/security/web.py checks Origin (or Referer)
+        # against the issuer on every scheme instead.
+        WTF_CSRF_SSL_STRICT=False,
         MAX_CONTENT_LENGTH=64 * 1024,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
@@ -88,6 +98,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
+    # Before CSRFProtect's own check, so a request from another site is told so (403).
+    init_web_security(app)
     csrf.init_app(app)
     init_i18n(app)
     create_authorization_server(app)
@@ -116,12 +128,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         apply_browser_cookie(response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        # Authorization URLs carry state and codes: never leak them in Referer headers.
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Authorization URLs carry state and codes: never leak them in Referer headers to
+        # another site. Not no-referrer: with it, browsers send "Origin: null" on the IdP's
+        # own form posts (Fetch standard, "append a request Origin header"), which the origin
+        # check (idp/security/web.py) must refuse.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
-            "form-action 'self' http: https:",
+            "form-action 'self' http: https:; object-src 'none'; base-uri 'none'",
         )
         if not request.path.startswith(("/static/", "/jwks.json", "/.well-known/")):
             response.headers.setdefault("Cache-Control", "no-store")

@@ -228,6 +228,9 @@ def run_demo(idp_app: Flask) -> None:
             f"idp demo is for a developer's machine (issuer on localhost), not {settings.issuer}; "
             "run the IdP with `idp serve`"
         )
+    # The demo's own pages: the outbox and the demo accounts' codes (never on by themselves).
+    settings = settings.replace(dev_pages=True)
+    idp_app.config["IDP_SETTINGS"] = settings
     with idp_app.app_context():
         prepare_database()
         ensure_demo_citizen()

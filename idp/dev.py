@@ -1,5 +1,7 @@
-"""Development pages, served only when the issuer is on loopback: the mail outbox and the
-demo citizen's and demo staff's current authenticator codes."""
+"""Development pages, served only when the dev_pages setting (IDP_DEV_PAGES) says so: the mail
+outbox and the demo citizen's and demo staff's current authenticator codes. `idp demo` turns
+them on; where the issuer happens to be says nothing (a loopback issuer may still be a real
+deployment behind a proxy), and `idp run-prod` never serves them."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 @bp.before_request
 def only_on_a_developers_machine() -> None:
-    """Nothing here exists on a real deployment."""
-    if not current_settings().is_development:
+    """Nothing here exists unless the setting asks for it."""
+    if not current_settings().dev_pages:
         abort(404)
 
 

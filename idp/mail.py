@@ -1,6 +1,6 @@
 """Email to citizens and staff: through SMTP when IDP_SMTP_URL is set, otherwise into a local
-outbox (a JSON Lines file in the instance folder, shown at /dev/outbox on a developer's
-machine) so that the demo works with no mail server."""
+outbox (a JSON Lines file in the instance folder, shown at /dev/outbox when IDP_DEV_PAGES is
+on, as in the demo) so that the demo works with no mail server."""
 
 from __future__ import annotations
 

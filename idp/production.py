@@ -29,6 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from idp.security.web import HSTS_VALUE
+
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # Secrets both instances must share (forms signed by one are checked by the other, private keys
@@ -83,7 +85,7 @@ http {{
             proxy_next_upstream error timeout;
             proxy_connect_timeout 2s;
             proxy_read_timeout 35s;
-{extra_location}
+{hsts}{extra_location}
         }}
     }}
 }}
@@ -191,6 +193,9 @@ class ProductionStack:
             }
         )
         env.update(self.settings_env)
+        # Never the development pages (the mail outbox, the demo codes): start() refuses a
+        # request for them, and this keeps a config file's dev_pages = true from turning them on.
+        env["IDP_DEV_PAGES"] = "false"
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         if instance is not None:
             metrics_dir = instance.instance_path / "prometheus"
@@ -248,6 +253,7 @@ class ProductionStack:
         """Migrate once, start every instance and nginx, and wait until all are ready."""
         if not Path(NGINX).exists():
             raise StackError("nginx is not installed: `make nginx` installs Debian's package")
+        refuse_dev_pages({**os.environ, **self.settings_env})
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for port in (self.port, *(i.port for i in self.instances)):
             if port_in_use(self.host if port == self.port else "127.0.0.1", port):
@@ -300,8 +306,17 @@ class ProductionStack:
         issuer_host = urlsplit(self.issuer).netloc
         if not re.fullmatch(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?", issuer_host):
             raise StackError(f"the issuer {self.issuer} does not name a host nginx can send")
+        hsts = ""
+        if self.issuer.startswith("https://"):
+            # RFC 6797: the header the IdP adds too (idp/security/web.py), once, on every
+            # response, nginx's own errors included.
+            hsts = (
+                "            proxy_hide_header Strict-Transport-Security;\n"
+                f'            add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n'
+            )
         return NGINX_CONF.format(
             issuer_host=issuer_host,
+            hsts=hsts,
             nginx_workers=self.nginx_workers,
             run_dir=self.run_dir,
             upstream_servers=servers,
@@ -401,6 +416,23 @@ class ProductionStack:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def refuse_dev_pages(environment: Mapping[str, str]) -> None:
+    """StackError when the environment asks for the development pages, which show every
+    email's one-time code and the demo accounts' authenticator codes to anyone."""
+    from idp.settings import SettingsError, _coerce
+
+    raw = environment.get("IDP_DEV_PAGES", "")
+    try:
+        wanted = bool(raw) and _coerce("dev_pages", raw, False)
+    except SettingsError:
+        wanted = True  # unreadable: not a clear "off"
+    if wanted:
+        raise StackError(
+            f"IDP_DEV_PAGES={raw} asks for the development pages (the mail outbox and the demo "
+            "authenticator codes), which run-prod never serves: unset IDP_DEV_PAGES"
+        )
 
 
 def port_in_use(host: str, port: int) -> bool:

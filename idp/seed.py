@@ -77,6 +77,7 @@ from typing import Any
 import click
 from sqlalchemy import insert, select, text, update
 
+from idp.audit import software_version
 from idp.audit.chain import CONTENT_FIELDS, GENESIS, PERSONAL_FIELDS
 from idp.extensions import db
 
@@ -93,6 +94,8 @@ AUDIT_DAYS = 90
 CITIZEN_DAYS = 365
 # What seeded entries give as the instance that wrote them.
 SEED_INSTANCE = "idp-seed"
+# Seeded entries are written by this release, as the IdP's own would be.
+SOFTWARE_VERSION = software_version()
 # Client ids used when no department is registered.
 MADE_UP_CLIENTS = ("seed-dept-tax", "seed-dept-driving", "seed-dept-benefits", "seed-dept-passport")
 
@@ -740,6 +743,7 @@ class _Chain:
             entry["time"] = moment = next(times)
             entry["request_id"] = request
             entry["instance"] = SEED_INSTANCE
+            entry["software_version"] = SOFTWARE_VERSION
             citizen_id, ip, agent = entry["citizen_id"], entry["ip"], entry["user_agent"]
             digest = personal_digest(salt, citizen_id, ip, agent)
             prev_hash = self.head_hash
@@ -758,6 +762,7 @@ class _Chain:
                 entry["methods"],
                 SEED_INSTANCE,
                 entry["details_text"],
+                SOFTWARE_VERSION,
                 citizen_id,
                 ip,
                 agent,

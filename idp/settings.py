@@ -138,7 +138,7 @@ class Settings:
     # Initial access tokens (RFC 7591) expire after this many seconds unless told otherwise.
     initial_access_token_lifetime: int = 7 * 24 * 3600
     # Outgoing mail: smtp://user:pass@host:587 (STARTTLS) or smtps://host:465; empty means the
-    # local outbox (instance/outbox.jsonl and /dev/outbox on a developer's machine).
+    # local outbox (instance/outbox.jsonl, shown at /dev/outbox when dev_pages is on).
     smtp_url: str = ""
     # The From address of every email the IdP sends.
     mail_from: str = "Government sign in <no-reply@sign-in.example.gov.uk>"
@@ -229,8 +229,12 @@ class Settings:
     departments_file: str = str(PROJECT_ROOT / "config" / "departments.toml")
     # The first demo department listens here, the next one port + 1, and so on.
     departments_base_port: int = 8001
-    # Set cookies with the Secure flag; defaults to true when the issuer is https.
+    # Set cookies with the Secure flag (and the __Host- prefix); always on an https issuer,
+    # and only there by default (true also serves a browser on http://localhost).
     secure_cookies: bool | None = None
+    # Serve the development pages (/dev/outbox: the mail outbox, /dev/totp: the demo accounts'
+    # authenticator codes); `idp demo` turns them on, `idp run-prod` never has them.
+    dev_pages: bool = False
     # Log level of the IdP's own logger.
     log_level: str = "INFO"
     # Anything else a test or deployment wants to pass to Flask.
@@ -250,14 +254,13 @@ class Settings:
 
     @property
     def cookies_secure(self) -> bool:
-        """Whether cookies carry the Secure flag."""
-        if self.secure_cookies is None:
-            return self.issuer.startswith("https://")
-        return self.secure_cookies
+        """Whether cookies carry the Secure flag (and their names the __Host- prefix)."""
+        return self.issuer.startswith("https://") or bool(self.secure_cookies)
 
     @property
     def is_development(self) -> bool:
-        """A developer's machine: the issuer is on loopback (development pages are served)."""
+        """A developer's machine: the issuer is on loopback (the demo and seeding run only
+        there). The development pages do not follow it: they have their own setting."""
         return is_loopback_host(urlsplit(self.issuer).hostname)
 
     @property
@@ -354,6 +357,11 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         smtp = urlsplit(settings.smtp_url)
         if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:
             raise SettingsError("setting 'smtp_url' must look like smtp://host:587 or smtps://host")
+    if settings.secure_cookies is False and settings.issuer.startswith("https://"):
+        raise SettingsError(
+            "setting 'secure_cookies' cannot be false on an https issuer: its cookies are "
+            "always Secure (and __Host- prefixed), so no plain-HTTP page can read or plant them"
+        )
     if settings.default_id_token_alg not in {"ES256", "RS256"}:
         raise SettingsError("setting 'default_id_token_alg' must be ES256 or RS256")
     unknown_kinds = sorted(set(settings.throttle_overrides) - set(THROTTLE_KINDS))

@@ -103,13 +103,15 @@ def serve_idp(
     instance_path: str,
     threads: int = 4,
     issuer_host: str = "127.0.0.1",
+    url_scheme: str = "http",
     **overrides,
 ) -> LiveIdP:
     """An IdP migrated and served over HTTP by waitress on a free port; overrides are settings.
 
     Several may share one database and instance folder, as processes behind a load balancer do.
     issuer_host names the loopback address in the issuer: "localhost" where a browser needs a
-    host name rather than an IP address (a WebAuthn RP ID cannot be one).
+    host name rather than an IP address (a WebAuthn RP ID cannot be one). url_scheme "https"
+    serves plain HTTP as if behind a TLS terminator (waitress tells the app the scheme).
     """
     from flask_migrate import upgrade
 
@@ -142,7 +144,7 @@ def serve_idp(
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         ensure_signing_keys()
-    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads, url_scheme=url_scheme)
     threading.Thread(target=server.run, daemon=True).start()
     start_worker(app)
     return LiveIdP(app=app, issuer=settings.issuer, server=server)
@@ -152,6 +154,20 @@ def serve_idp(
 def live_idp(database_url, tmp_path_factory) -> Iterator[LiveIdP]:
     """The IdP, migrated and served over HTTP by waitress on a free port."""
     served = serve_idp(database_url, str(tmp_path_factory.mktemp("instance")), threads=8)
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="session")
+def dev_idp(live_idp, database_url) -> Iterator[LiveIdP]:
+    """A second process of the live IdP (same database and instance folder) with the
+    development pages on (IDP_DEV_PAGES), as `idp demo` runs: its /dev/outbox and /dev/totp."""
+    served = serve_idp(
+        database_url,
+        live_idp.app.config["IDP_SETTINGS"].instance_path,
+        dev_pages=True,
+        background_worker=False,
+    )
     yield served
     served.close()
 

@@ -31,10 +31,10 @@ def test_without_smtp_mail_goes_to_the_outbox_newest_first(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds one-time codes
 
 
-def test_the_outbox_page_shows_mail_on_a_developers_machine(idp):
+def test_the_outbox_page_shows_mail_when_the_dev_pages_are_on(idp, dev_idp):
     with idp.app.app_context():
         send_mail("grace@example.com", "Check your email", "Your code is <b>654321</b>")
-    page = httpx.get(f"{idp.issuer}/dev/outbox")
+    page = httpx.get(dev_idp.url("/dev/outbox"))  # the same instance folder, IDP_DEV_PAGES
     assert page.status_code == 200
     assert "grace@example.com" in page.text
     assert "Your code is &lt;b&gt;654321&lt;/b&gt;" in page.text  # escaped, never HTML

@@ -44,6 +44,12 @@ def test_config_file_then_environment_override(monkeypatch, tmp_path):
         ("[idp\n", {}, "is not valid TOML"),
         ("", {"IDP_SECURE_COOKIES": "maybe"}, "'secure_cookies'"),
         ("", {"IDP_DEFAULT_ID_TOKEN_ALG": "HS256"}, "ES256 or RS256"),
+        (
+            "[idp]\nissuer = 'https://login.example.gov.uk'\n",
+            {"IDP_SECURE_COOKIES": "false"},
+            "'secure_cookies' cannot be false on an https issuer",
+        ),
+        ("", {"IDP_DEV_PAGES": "maybe"}, "'dev_pages'"),
     ],
 )
 def test_bad_settings_name_the_problem(monkeypatch, tmp_path, content, env, message):

@@ -12,6 +12,7 @@ from idp.models import BrowserSession, Citizen, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 from idp.oidc import backchannel
+from idp.security.cookies import clear_session_cookie, read_cookie, set_session_cookie
 from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
@@ -112,9 +113,7 @@ def current_session() -> BrowserSession | None:
     if "browser_session" in g:
         return g.browser_session
     g.browser_session = None
-    session = find_live_row(
-        BrowserSession, request.cookies.get(current_settings().session_cookie_name)
-    )
+    session = find_live_row(BrowserSession, read_cookie(current_settings().session_cookie_name))
     if session is None:
         return None
     now = utcnow()
@@ -218,19 +217,10 @@ def end_expired_sessions(limit: int = 500) -> int:
 
 def apply_session_cookie(response: Response) -> Response:
     """Set or clear the session cookie after a request that changed the session."""
-    s = current_settings()
+    name = current_settings().session_cookie_name
     if g.get("new_session_cookie"):
-        response.set_cookie(
-            s.session_cookie_name,
-            g.new_session_cookie,
-            max_age=s.session_absolute_lifetime,
-            httponly=True,
-            samesite="Lax",
-            secure=s.cookies_secure,
-            path="/",
-        )
+        # Never persistent: the browser forgets it when it closes (idp/security/cookies.py).
+        set_session_cookie(response, name, g.new_session_cookie, samesite="Lax")
     elif g.get("clear_session_cookie"):
-        response.delete_cookie(
-            s.session_cookie_name, path="/", httponly=True, samesite="Lax", secure=s.cookies_secure
-        )
+        clear_session_cookie(response, name, samesite="Lax")
     return response

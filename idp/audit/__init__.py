@@ -106,6 +106,26 @@ def instance_name() -> str:
     return (configured or f"{socket.gethostname()}/{os.getpid()}")[:100]
 
 
+def software_version() -> str:
+    """Which release of the IdP is running: the installed package's version, and the git
+    commit when the build wrote one into IDP_GIT_COMMIT (optional; nothing is run to find it)."""
+    return _SOFTWARE_VERSION
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("citizen-idp")
+    except PackageNotFoundError:
+        release = "unknown"
+    commit = os.environ.get("IDP_GIT_COMMIT", "").strip()[:12]
+    return (f"{release}+{commit}" if commit else release)[:64]
+
+
+_SOFTWARE_VERSION = _package_version()
+
+
 def record(
     event: str,
     outcome: str = "success",
@@ -151,6 +171,7 @@ def record(
         "level": None if level is None else str(level)[:16],
         "methods": methods[:100] if methods else None,
         "instance": instance_name(),
+        "software_version": software_version(),
         "details": clean_details,
         "citizen_id": citizen_id,
         "ip": (request.remote_addr or "")[:64] or None if has_request_context() else None,

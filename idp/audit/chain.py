@@ -6,7 +6,9 @@ the offline check of an export (which has no database).
     entry_hash      = SHA-256(prev_hash ":" content_hash)
 
 The canonical form is JSON with sorted keys, no whitespace, UTF-8, times as ISO 8601 UTC with
-microseconds. The first entry's prev_hash is GENESIS.
+microseconds. The first entry's prev_hash is GENESIS. Fields added to the entry later
+(ADDED_FIELDS) are hashed only when they have a value, so entries written before they existed
+keep the hash they were written with, and a chain of old and new entries verifies.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ CONTENT_FIELDS = (
     "methods",
     "instance",
     "details",
+    "software_version",
 )
+# Fields added after the chain's first release: left out of content_hash when None.
+ADDED_FIELDS = frozenset({"software_version"})
 
 
 def canonical(value: Any) -> bytes:
@@ -75,7 +80,11 @@ def fields_of(row: Any) -> dict[str, Any]:
 
 def content_hash(fields: dict[str, Any], digest: str) -> str:
     """The hash of an entry's content: CONTENT_FIELDS (time formatted) and personal_digest."""
-    content = {name: fields.get(name) for name in CONTENT_FIELDS}
+    content = {
+        name: fields.get(name)
+        for name in CONTENT_FIELDS
+        if name not in ADDED_FIELDS or fields.get(name) is not None
+    }
     if isinstance(content["time"], datetime):
         content["time"] = format_time(content["time"])
     content["personal_digest"] = digest

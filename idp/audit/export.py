@@ -56,7 +56,7 @@ from idp.models import AuditEntry, AuditHead
 from idp.models.timestamps import utcnow
 from idp.settings import current_settings
 
-VERSION = 1
+VERSION = 2
 FORMATS = ("csv", "jsonl")
 ENTRIES_FILES = {"csv": "entries.csv", "jsonl": "entries.jsonl"}
 MANIFEST = "manifest.json"

@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 
 import pyotp
-from flask import Response, g, request
+from flask import Response, g
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
@@ -34,6 +34,7 @@ from idp.extensions import db
 from idp.models import Department, StaffMember, StaffSession
 from idp.models.staff import ROLE_AUDITOR, ROLE_DEPARTMENT_ADMIN, STAFF_ROLES
 from idp.models.timestamps import utcnow
+from idp.security.cookies import clear_session_cookie, read_cookie, set_session_cookie
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
@@ -183,7 +184,7 @@ def current_staff_session() -> StaffSession | None:
     if "staff_session" in g:
         return g.staff_session
     g.staff_session = None
-    session = find_live_row(StaffSession, request.cookies.get(STAFF_COOKIE))
+    session = find_live_row(StaffSession, read_cookie(STAFF_COOKIE))
     if session is None:
         return None
     now = utcnow()
@@ -219,21 +220,11 @@ def end_staff_session(session: StaffSession) -> None:
 
 def apply_staff_cookie(response: Response) -> Response:
     """Set or clear the staff cookie after a request that changed the staff session."""
-    secure = current_settings().cookies_secure
     if g.get("new_staff_cookie"):
-        response.set_cookie(
-            STAFF_COOKIE,
-            g.new_staff_cookie,
-            max_age=current_settings().staff_session_absolute_lifetime,
-            httponly=True,
-            samesite="Strict",
-            secure=secure,
-            path="/",
-        )
+        # Never persistent: the browser forgets it when it closes (idp/security/cookies.py).
+        set_session_cookie(response, STAFF_COOKIE, g.new_staff_cookie, samesite="Strict")
     elif g.get("clear_staff_cookie"):
-        response.delete_cookie(
-            STAFF_COOKIE, path="/", httponly=True, samesite="Strict", secure=secure
-        )
+        clear_session_cookie(response, STAFF_COOKIE, samesite="Strict")
     return response
 
 

@@ -45,6 +45,9 @@ class AuditEntry(db.Model):
     methods: Mapped[str | None] = mapped_column(String(100))
     # Which IdP instance (host and process) wrote it.
     instance: Mapped[str] = mapped_column(String(100))
+    # Which release of the IdP wrote it (the package version, and the git commit when known);
+    # None on entries written before it was recorded.
+    software_version: Mapped[str | None] = mapped_column(String(64))
     # Everything else the event carries (never credentials: audit.record refuses them).
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Personal fields: erasable on a data protection request.

@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 from idp.extensions import db
 from idp.models import Interaction
 from idp.models.timestamps import utcnow
+from idp.security.cookies import read_cookie, set_session_cookie
 from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
@@ -59,7 +60,7 @@ class AuthorizationRequest(OAuth2Request):
 
 def _browser_value() -> str:
     """This browser's journey cookie value, minted on first use."""
-    value = request.cookies.get(BROWSER_COOKIE)
+    value = read_cookie(BROWSER_COOKIE)
     if not value or not HANDLE_PATTERN.match(value) or len(value) < 32:
         value = g.get("new_browser_cookie") or new_token(32)
         g.new_browser_cookie = value
@@ -69,14 +70,7 @@ def _browser_value() -> str:
 def apply_browser_cookie(response: Response) -> Response:
     """Set the journey cookie when this request minted one."""
     if g.get("new_browser_cookie"):
-        response.set_cookie(
-            BROWSER_COOKIE,
-            g.new_browser_cookie,
-            httponly=True,
-            samesite="Lax",
-            secure=current_settings().cookies_secure,
-            path="/",
-        )
+        set_session_cookie(response, BROWSER_COOKIE, g.new_browser_cookie, samesite="Lax")
     return response
 
 
@@ -105,7 +99,7 @@ def find_interaction(handle: str | None) -> Interaction | None:
     if handle in g.interactions:
         return g.interactions[handle]
     interaction = db.session.scalar(db.select(Interaction).filter_by(handle=handle))
-    cookie = request.cookies.get(BROWSER_COOKIE) or ""
+    cookie = read_cookie(BROWSER_COOKIE) or ""
     if (
         interaction is None
         or interaction.expires_at <= utcnow()

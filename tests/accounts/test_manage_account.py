@@ -283,7 +283,7 @@ def test_new_recovery_codes_replace_the_old_ones(idp, make_citizen):
     )
     recovery = other.get(idp.url("/sign-in/recovery-code"))
     assert other.submit(recovery, {"code": old_codes[0]}).status_code == 400
-    assert other.submit(recovery, {"code": new_codes[0]}).status_code == 302
+    assert other.submit(recovery, {"code": new_codes[0]}).status_code == 303
 
 
 def test_deleting_the_account_ends_everything(idp, make_citizen, make_client):

@@ -71,8 +71,13 @@ def passkey_box(page: httpx.Response, kind: str) -> PasskeyBox:
 def post_json(
     browser: CitizenBrowser, url: str, body, token: str | None, *, raw: bytes | None = None
 ) -> httpx.Response:
-    """What passkeys.js sends: JSON with the X-CSRFToken header."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    """What passkeys.js sends from the IdP's page: JSON with the X-CSRFToken header (and the
+    page's origin, as a browser's fetch does, whichever IdP process it reaches)."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Origin": browser.issuer,
+    }
     if token is not None:
         headers["X-CSRFToken"] = token
     content = raw if raw is not None else json.dumps(body).encode()
@@ -564,7 +569,11 @@ def test_a_replayed_answer_is_refused_even_with_the_old_cookie(idp, with_passkey
     replay = httpx.post(
         box.verify_url,
         json={"credential": answer},
-        headers={"X-CSRFToken": box.csrf_token, "Cookie": f"{CSRF_COOKIE}={stolen_cookie}"},
+        headers={
+            "X-CSRFToken": box.csrf_token,
+            "Cookie": f"{CSRF_COOKIE}={stolen_cookie}",
+            "Origin": idp.issuer,
+        },
     )
     refused(replay, 400, "challenge_expired")
     assert "idp_session" not in replay.headers.get("set-cookie", "")

@@ -296,7 +296,7 @@ def test_the_pages_need_a_password_sign_in_first(idp, browser):
         assert "/sign-in" in response.headers["location"]
         assert "second-factor" not in response.headers["location"]
         posted = browser.http.post(idp.url(path), data={"code": "123456"})
-        assert posted.status_code in (302, 400)
+        assert posted.status_code in (303, 400)
         assert posted.status_code != 200
 
 

@@ -179,7 +179,7 @@ def test_the_lock_lifts_after_the_configured_lockout(idp, idps, make_citizen):
     assert "we have locked it for 2 seconds" in visible_text(locked)
     assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 429
     time.sleep(2.1)
-    assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 302
+    assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 303
 
 
 def test_a_successful_sign_in_starts_the_count_again(idp, idps, make_citizen):
@@ -189,7 +189,7 @@ def test_a_successful_sign_in_starts_the_count_again(idp, idps, make_citizen):
         sign_in = SignIn(strict)
         for _ in range(5):
             assert sign_in.attempt(citizen["email"]).status_code == 400
-        assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 302
+        assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 303
 
 
 def test_growing_delays_with_the_default_settings(idp, make_citizen):
@@ -249,7 +249,7 @@ def test_staff_sign_in_locks_too_and_apart_from_citizens(idp, idps, make_citizen
     assert "To protect the account, it is locked for 15 minutes." in outcomes[email][5][1]
     # The citizen with the same address is not locked out by the staff account's lock.
     sign_in = SignIn(strict)
-    assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 302
+    assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 303
     assert wait_for_mail(strict.app.config["IDP_SETTINGS"], email, seconds=0.5) == []
 
 

@@ -255,9 +255,9 @@ def test_one_proven_code_makes_one_account(idp):
     email = unique_email()
     browser, details = details_page(idp, email)
     created = browser.submit(details, DETAILS)
-    assert created.status_code == 302
+    assert created.status_code == 303
     again = browser.submit(details, DETAILS)
-    assert again.status_code in (302, 400)
+    assert again.status_code in (303, 400)
     assert "/two-factor/setup" not in again.headers.get("location", "")
     with idp.app.app_context():
         count = db.session.scalar(

@@ -121,7 +121,7 @@ def test_sign_up_leads_to_setup_with_a_qr_code_and_the_key(idp, browser, make_cl
     client = make_client()
     email = unique_email()
     _, response = sign_up(idp, browser, client, email)
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert "/two-factor/setup" in response.headers["location"]
     assert "journey=" in response.headers["location"]
     page = browser.follow(response)
@@ -266,7 +266,7 @@ def test_a_citizen_with_an_app_is_sent_on_and_cannot_set_up_another(idp, browser
         {"code": pyotp.TOTP(pyotp.random_base32()).now()},
         action="/two-factor/setup",
     )
-    assert posted.status_code == 302
+    assert posted.status_code == 303
     after = credential_of(idp, citizen["email"])
     assert after.secret_encrypted == before.secret_encrypted
     assert after.confirmed_at == before.confirmed_at
@@ -309,7 +309,7 @@ def test_a_citizen_without_an_app_is_sent_to_setup_for_a_cl_cm_department(
 def test_the_account_page_needs_the_second_factor(idp, browser, make_citizen):
     citizen = make_citizen(unique_email())
     response = password_sign_in(idp, browser, citizen)
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["location"].endswith("/sign-in/second-factor")
 
     account = browser.get(idp.url("/"))
@@ -340,10 +340,10 @@ def test_the_account_page_sends_a_citizen_without_an_app_to_setup(idp, browser, 
 # -- The development page with the demo citizen's code -----------------------------------------
 
 
-def test_dev_totp_shows_the_demo_citizens_current_code(idp):
+def test_dev_totp_shows_the_demo_citizens_current_code(dev_idp):
     totp = pyotp.TOTP(demo.DEMO_TOTP_SECRET)
     before = totp.now()
-    response = httpx.get(idp.url("/dev/totp"))
+    response = httpx.get(dev_idp.url("/dev/totp"))
     after = totp.now()
     assert response.status_code == 200
     code = re.search(r'id="totp-code"[^>]*>(\d{6})<', response.text).group(1)

@@ -43,7 +43,7 @@ def test_a_service_the_citizen_shared_with_is_listed_and_can_be_stopped(
     assert "Renew your passport" in page.text
     stopped = post_button(browser, page, r"/account/services/[^\"]+/revoke")
 
-    assert stopped.status_code == 302
+    assert stopped.status_code == 303
     after = browser.follow(stopped)
     assert "no longer receives your information" in after.text
     assert "Renew your passport" not in after.text
@@ -70,7 +70,7 @@ def test_another_browser_can_be_signed_out_from_the_account_page(idp, make_citiz
     target = next(path for path, sid in other if sid != this_row.group(1))
     response = laptop.submit(page, {}, action=target)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert "That browser is signed out" in laptop.follow(response).text
     # The phone's session has ended: its account page asks it to sign in again.
     assert phone.get(idp.url("/")).headers["location"].endswith("/sign-in")

@@ -569,7 +569,7 @@ def test_an_auditor_changes_nothing(idp, auditor):
         ]
     # Signing out still works.
     out = auditor.http.post("/staff/sign-out", data={"csrf_token": token, "action": "sign-out"})
-    assert out.status_code == 302
+    assert out.status_code == 303
     assert redirects_to(auditor.get("/staff/audit")) == "/staff/sign-in"
 
 
@@ -683,3 +683,12 @@ def test_a_department_filter_shows_every_service_it_runs(idp, auditor, make_clie
     assert credits in expected and tax in expected and driving not in shown(page)
     assert 'option value="Driver and Vehicle Licensing Agency"' in page.text
     assert shown(listed(auditor, department="No such department")) == []
+
+
+def test_each_entry_shows_the_software_version_beside_the_instance(idp, auditor):
+    seq = record(idp, "test.versioned")
+
+    page = listed(auditor, event="test.versioned")
+
+    assert shown(page) == [seq]
+    assert f"version: {audit.software_version()}" in page.text

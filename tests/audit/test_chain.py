@@ -356,3 +356,49 @@ def test_the_workers_of_many_processes_sign_one_checkpoint_per_interval(idp, dat
             other.dispose()
         later = checkpoint_if_due(0)
         assert later.seq > first.seq, "once the interval has passed the new head is signed"
+
+
+# -- The software version beside the instance ------------------------------------------------
+
+
+def old_content_hash(row: AuditEntry) -> str:
+    """The content hash as the IdP computed it before entries carried a software version."""
+    from idp.audit.chain import canonical, format_time, sha256
+
+    names = ("seq", "time", "event", "outcome", "reason", "client_id", "session_ref")
+    names += ("request_id", "level", "methods", "instance", "details")
+    content = {name: getattr(row, name) for name in names}
+    content["time"] = format_time(content["time"])
+    content["personal_digest"] = row.personal_digest
+    return sha256(canonical(content))
+
+
+def test_entries_record_the_software_version_and_it_is_covered_by_the_hash(idp):
+    from importlib.metadata import version
+
+    write(idp, 3)
+    third = entry(idp, 3)
+    assert third.software_version.startswith(version("citizen-idp"))
+
+    sql(idp, "UPDATE audit_entry SET software_version = '0.0.1' WHERE seq = 3")
+    code, output = verify(idp)
+    assert code != 0
+    assert "entry 3 was edited" in output
+
+
+def test_a_chain_of_entries_from_before_and_after_the_version_verifies(idp, monkeypatch):
+    monkeypatch.setattr(audit, "_SOFTWARE_VERSION", None)  # written by the earlier release
+    write(idp, 3)
+    monkeypatch.undo()
+    write(idp, 3)
+    assert run(idp, "audit", "checkpoint").exit_code == 0
+
+    code, output = verify(idp)
+
+    assert code == 0, output
+    assert "entries 1 to 6" in output
+    old, new = entry(idp, 2), entry(idp, 5)
+    assert old.software_version is None and new.software_version
+    # The earlier entries kept exactly the hash the earlier release gave them.
+    assert old.entry_hash == entry_hash(old.prev_hash, old_content_hash(old))
+    assert new.entry_hash != entry_hash(new.prev_hash, old_content_hash(new))

@@ -260,7 +260,7 @@ def test_second_factor_failures_and_replays_are_recorded(idp, make_citizen):
     refused = first.submit(page, {"code": wrong})
     assert refused.status_code == 400
     code = factor.next_code()
-    assert first.submit(refused, {"code": code}).status_code == 302
+    assert first.submit(refused, {"code": code}).status_code == 303
     # Someone who saw the code (and knows the password) types it in another browser.
     second = CitizenBrowser(idp.issuer)
     replayed = second.submit(at_second_factor(idp, second, citizen), {"code": code})
@@ -368,10 +368,10 @@ def test_account_changes_consent_and_every_kind_of_sign_out_are_recorded(
     wrong = browser.submit(page, {**change, "current_password": "not my password"})
     assert wrong.status_code == 400
     done = browser.submit(wrong, {**change, "current_password": citizen["password"]})
-    assert done.status_code == 302, done.text[:500]
+    assert done.status_code == 303, done.text[:500]
     account = browser.get(idp.url("/"))
     revoke = f"/account/services/{client.client_id}/revoke"
-    assert browser.submit(account, {}, action=revoke).status_code == 302
+    assert browser.submit(account, {}, action=revoke).status_code == 303
     assert browser.submit(browser.get(idp.url("/")), {}, action="/sign-out").status_code == 200
     # An administrator signs the citizen out everywhere (another browser is signed in).
     other = CitizenBrowser(idp.issuer)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from idp import audit
 from idp.audit import export
 from idp.audit.export import export_to_file, verify_export
 from idp.audit.queries import Filters
@@ -401,3 +402,20 @@ def test_an_erasure_leaves_no_trace_of_a_filtered_citizen_or_ip(idp, auditor, tm
             text = json.dumps(value, default=str)
             assert str(citizen) not in text and address not in text, (row.seq, column, text)
         assert row.citizen_id != citizen
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_of_entries_from_before_and_after_the_version_verifies(
+    idp, tmp_path, fmt, monkeypatch
+):
+    monkeypatch.setattr(audit, "_SOFTWARE_VERSION", None)  # written by the earlier release
+    record(idp, "test.old")
+    monkeypatch.undo()
+    record(idp, "test.new")
+
+    path, _ = exported(idp, tmp_path, fmt)
+
+    assert verify_export(path).ok
+    rows = {r["event"]: r for r in rows_of(members(path), fmt)}
+    assert rows["test.old"]["software_version"] in (None, "")
+    assert rows["test.new"]["software_version"] == audit.software_version()

@@ -18,6 +18,7 @@ from idp.departments.staff import begin_staff_totp_enrolment, create_staff
 from idp.extensions import db
 from idp.models import Client
 from idp.models.timestamps import utcnow
+from tests.support.browser import browser_http
 
 STAFF_PASSWORD = "a staff passphrase that is long enough"
 PASSPORTS = "HM Passport Office"
@@ -154,7 +155,7 @@ class StaffBrowser:
 
     def __init__(self, issuer: str):
         self.issuer = issuer
-        self.http = httpx.Client(base_url=issuer, timeout=15, follow_redirects=False)
+        self.http = browser_http(base_url=issuer, timeout=15, follow_redirects=False)
 
     def get(self, path: str, follow: bool = False) -> httpx.Response:
         """Load a page (following redirects within the IdP when asked)."""
@@ -230,7 +231,7 @@ class StaffBrowser:
     def signed_in(self, email: str, password: str = STAFF_PASSWORD) -> StaffBrowser:
         """Sign in (both steps) and check that it worked."""
         response = self.sign_in(email, password)
-        assert response.status_code == 302, error_summary(response)
+        assert response.status_code == 303, error_summary(response)
         assert redirects_to(response) not in (SECOND_FACTOR_PATH, SETUP_PATH), response.headers
         return self
 

@@ -77,7 +77,7 @@ def status_change(platform: StaffBrowser, client_id: str, button: str, **fields)
     response = platform.submit(
         page, fields, action=f"/departments/services/{client_id}/status", button=button
     )
-    assert response.status_code == 302, visible_text(response)
+    assert response.status_code == 303, visible_text(response)
     return platform.follow(response)
 
 
@@ -227,7 +227,7 @@ def test_a_revoked_initial_access_token_no_longer_registers(idp, platform):
 
     revoked = platform.submit(page, action=f"/admin/initial-access-tokens/{token_id}/revoke")
 
-    assert revoked.status_code == 302
+    assert revoked.status_code == 303
     listing = visible_text(platform.follow(revoked))
     assert "Fishing licences team - 0 of 5" in listing and "revoked" in listing
     refused = register_with(idp, token)

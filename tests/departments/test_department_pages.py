@@ -201,7 +201,7 @@ def test_signing_out_ends_the_session_for_good(idp, signed_in):
 def test_sign_in_never_redirects_off_site(idp, admin, staff, next_path):
     response = staff.sign_in(admin, next_path=next_path)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["location"] == "/departments/"
 
 
@@ -422,7 +422,7 @@ def test_giving_a_jwks_url_switches_the_service_to_private_key_jwt(
         page, {"keys-jwks_uri": jwks_server.url}, action=f"/departments/services/{client_id}/keys"
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     saved = visible_text(signed_in.follow(response))
     assert "Your changes are saved" in saved
     assert f"private_key_jwt with keys at {jwks_server.url}" in saved
@@ -476,7 +476,7 @@ def test_saving_the_settings_changes_only_what_was_edited(idp, signed_in, method
         action=f"/departments/services/{client_id}",
     )
 
-    assert response.status_code == 302, error_summary(response)
+    assert response.status_code == 303, error_summary(response)
     shown = visible_text(signed_in.follow(response))
     assert "Your changes are saved" in shown
     assert "Renew or replace your passport" in shown
@@ -498,7 +498,7 @@ def test_switching_a_service_off_and_on_again(idp, signed_in, active_service):
         button="Switch this service off",
     )
 
-    assert off.status_code == 302
+    assert off.status_code == 303
     page = signed_in.follow(off)
     assert "Switched off" in visible_text(page)
     refused = citizen_opens(idp, client_id)
@@ -511,7 +511,7 @@ def test_switching_a_service_off_and_on_again(idp, signed_in, active_service):
         button="Switch this service back on",
     )
 
-    assert on.status_code == 302
+    assert on.status_code == 303
     assert "Active" in visible_text(signed_in.follow(on))
     welcomed = citizen_opens(idp, client_id)
     assert welcomed.status_code == 200

@@ -65,7 +65,7 @@ def staff_member(idp, role: str, *, second_factor: bool = True) -> str:
 def at_code_page(browser: StaffBrowser, email: str, next_path: str | None = None):
     """The password typed: the code page it leads to."""
     response = browser.password_step(email, next_path=next_path)
-    assert response.status_code == 302, error_summary(response)
+    assert response.status_code == 303, error_summary(response)
     assert redirects_to(response) == SECOND_FACTOR_PATH
     page = browser.follow(response)
     assert CODE_HEADING in visible_text(page)
@@ -75,7 +75,7 @@ def at_code_page(browser: StaffBrowser, email: str, next_path: str | None = None
 def at_setup_page(browser: StaffBrowser, email: str, next_path: str | None = None):
     """The password typed by someone without an app: the setup page it leads to."""
     response = browser.password_step(email, next_path=next_path)
-    assert response.status_code == 302, error_summary(response)
+    assert response.status_code == 303, error_summary(response)
     assert redirects_to(response) == SETUP_PATH
     page = browser.follow(response)
     assert SETUP_HEADING in visible_text(page)
@@ -212,7 +212,7 @@ def test_the_password_alone_opens_no_staff_page(idp, staff, role):
     # A form posted straight to a staff page changes nothing either.
     token = dict(staff.form(page).fields)["csrf_token"]
     posted = staff.http.post("/departments/services/new", data={"csrf_token": token})
-    assert posted.status_code == 302
+    assert posted.status_code == 303
     assert redirects_to(posted) == SECOND_FACTOR_PATH
 
 
@@ -264,7 +264,7 @@ def test_the_first_sign_in_sets_up_an_app_and_then_opens_the_page_asked_for(
 
     # The code the app shows lets them in, to the page they asked for, with a new session.
     response = staff.submit(refused, {"code": app.next_code()})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["location"] == "/departments/services/new"
     assert "Register a service" in visible_text(staff.follow(response))
     assert staff_cookie(staff) != password_cookie
@@ -474,7 +474,7 @@ def test_a_disabled_member_gets_no_further_than_the_code_page(idp, staff):
 
     response = staff.submit(page, {"code": STAFF_APPS[email].next_code()})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert redirects_to(response) == "/staff/sign-in"
     assert not opens_staff_page(staff)
     refused = staff.password_step(email)
@@ -526,11 +526,11 @@ def test_after_an_operator_resets_a_lost_app_the_next_sign_in_sets_up_a_new_one(
 # -- The demo staff ----------------------------------------------------------------------------
 
 
-def test_the_demo_staff_sign_in_with_the_printed_key_and_the_dev_page_code(idp):
+def test_the_demo_staff_sign_in_with_the_printed_key_and_the_dev_page_code(idp, dev_idp):
     with idp.app.app_context():
         demo.ensure_demo_staff()
         demo.ensure_demo_staff()  # a second start changes nothing
-    dev_page = httpx.get(idp.url("/dev/totp"))
+    dev_page = httpx.get(dev_idp.url("/dev/totp"))
     shown = re.search(r'id="staff-totp-code"[^>]*>(\d{6})<', dev_page.text).group(1)
     assert demo.DEMO_PLATFORM_ADMIN in dev_page.text and demo.DEMO_DEPARTMENT_ADMIN in dev_page.text
     totp = pyotp.TOTP(demo.DEMO_STAFF_TOTP_SECRET)
@@ -543,7 +543,7 @@ def test_the_demo_staff_sign_in_with_the_printed_key_and_the_dev_page_code(idp):
         page = at_code_page_with(browser, email, demo.DEMO_STAFF_PASSWORD)
         code = shown if totp.verify(shown, valid_window=1) else totp.now()
         response = browser.submit(page, {"code": code})
-        assert response.status_code == 302, error_summary(response)
+        assert response.status_code == 303, error_summary(response)
         assert home in visible_text(browser.follow(response))
 
 

@@ -93,6 +93,6 @@ def test_allow_clicked_twice_at_once_is_not_an_error(idp, make_citizen, make_cli
         t.start()
     for t in threads:
         t.join()
-    assert all(r.status_code == 302 for r in results), [r.status_code for r in results]
+    assert all(r.status_code == 303 for r in results), [r.status_code for r in results]
     cb = callback(browser.follow(results[0]))
     assert "code" in cb.params

@@ -58,7 +58,9 @@ def assert_error_page(response: httpx.Response, explanation: str) -> None:
 
 def redirected_error(response: httpx.Response, error: str, state: str | None = AWKWARD_STATE):
     """A redirect to the registered URI with error, the exact state and iss; no code."""
-    assert response.status_code == 302, (response.status_code, response.text[:500])
+    # RFC 9700 4.12: 303 answers a POSTed request, so the browser does not post it on.
+    expected = 303 if response.request.method == "POST" else 302
+    assert response.status_code == expected, (response.status_code, response.text[:500])
     location = response.headers["location"]
     assert location.startswith(REDIRECT_URI + "?"), location
     query = parse_qs(urlsplit(location).query, keep_blank_values=True)

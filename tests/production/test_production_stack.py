@@ -32,7 +32,7 @@ from tests.conftest import (
     new_client,
 )
 from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_skip
-from tests.support.browser import CitizenBrowser
+from tests.support.browser import CitizenBrowser, browser_http
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("production")]
 WRONG = "not the password at all"
@@ -126,7 +126,7 @@ class Alternating(httpx.BaseTransport):
 def alternating_browser(stack: ProductionStack) -> tuple[CitizenBrowser, Alternating]:
     browser = CitizenBrowser(stack.issuer)
     transport = Alternating(stack)
-    browser.http = httpx.Client(timeout=15, follow_redirects=False, transport=transport)
+    browser.http = browser_http(timeout=15, follow_redirects=False, transport=transport)
     return browser, transport
 
 

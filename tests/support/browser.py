@@ -47,12 +47,28 @@ class Callback:
     params: dict[str, str]
 
 
+def send_origin_as_a_browser_does(request: httpx.Request) -> None:
+    """A browser sends Origin on every POST (and other non-GET) request; a form on the IdP's
+    pages posts to the IdP, so the origin is the request's own (unless a test set another)."""
+    if request.method not in {"GET", "HEAD"} and "origin" not in request.headers:
+        url = request.url
+        port = f":{url.port}" if url.port else ""
+        request.headers["Origin"] = f"{url.scheme}://{url.host}{port}"
+
+
+def browser_http(**kwargs) -> httpx.Client:
+    """An HTTP client that sends the headers a browser sends (Origin on POST)."""
+    hooks = kwargs.pop("event_hooks", {})
+    hooks = {**hooks, "request": [send_origin_as_a_browser_does, *hooks.get("request", [])]}
+    return httpx.Client(event_hooks=hooks, **kwargs)
+
+
 class CitizenBrowser:
     """Follows the IdP's pages the way a person in a browser would."""
 
     def __init__(self, idp_issuer: str):
         self.issuer = idp_issuer
-        self.http = httpx.Client(timeout=15, follow_redirects=False)
+        self.http = browser_http(timeout=15, follow_redirects=False)
         self.last: httpx.Response | None = None
 
     def get(self, url: str) -> httpx.Response:
@@ -146,7 +162,7 @@ class CitizenBrowser:
 
 def callback(response: httpx.Response) -> Callback:
     """The redirect to the department, parsed."""
-    assert response.status_code == 302, (response.status_code, response.text[:800])
+    assert response.status_code in (302, 303), (response.status_code, response.text[:800])
     location = response.headers["location"]
     query = parse_qs(urlsplit(location).query, keep_blank_values=True)
     return Callback(url=location, params={k: v[0] for k, v in query.items()})
