@@ -133,9 +133,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         # own form posts (Fetch standard, "append a request Origin header"), which the origin
         # check (idp/security/web.py) must refuse.
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        # Images only from the IdP itself: a department's logo is the IdP's own copy
+        # (departments/logos.py), so no page makes a browser call a department's server.
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
             "form-action 'self' http: https:; object-src 'none'; base-uri 'none'",
         )
         if not request.path.startswith(("/static/", "/jwks.json", "/.well-known/")):
