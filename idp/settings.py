@@ -353,6 +353,16 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         settings = settings.replace(issuer=f"http://localhost:{settings.port}")
     if settings.issuer.endswith("/"):
         settings = settings.replace(issuer=settings.issuer.rstrip("/"))
+    issuer = urlsplit(settings.issuer)
+    # OIDC Discovery 1.0 section 3 and RFC 9700 2.6: the issuer is https; plain http only for
+    # this machine (a developer's loopback), where no network carries the tokens.
+    if issuer.scheme not in {"http", "https"} or not issuer.hostname or issuer.query:
+        raise SettingsError(f"setting 'issuer' must be an https URL, not {settings.issuer!r}")
+    if issuer.scheme == "http" and not is_loopback_host(issuer.hostname):
+        raise SettingsError(
+            f"setting 'issuer' must use https outside this machine ({settings.issuer!r}): "
+            "departments would send codes and tokens over plain HTTP"
+        )
     if settings.smtp_url:
         smtp = urlsplit(settings.smtp_url)
         if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:

@@ -50,6 +50,10 @@ def test_config_file_then_environment_override(monkeypatch, tmp_path):
             "'secure_cookies' cannot be false on an https issuer",
         ),
         ("", {"IDP_DEV_PAGES": "maybe"}, "'dev_pages'"),
+        # Authlib refuses plain http off loopback at every endpoint: refused at start instead.
+        ("", {"IDP_ISSUER": "http://login.example.gov.uk"}, "must use https outside this machine"),
+        ("", {"IDP_ISSUER": "ftp://login.example.gov.uk"}, "must be an https URL"),
+        ("", {"IDP_ISSUER": "login.example.gov.uk"}, "must be an https URL"),
     ],
 )
 def test_bad_settings_name_the_problem(monkeypatch, tmp_path, content, env, message):
