@@ -198,7 +198,7 @@ def test_a_seeded_citizen_signs_in_with_the_benchmark_password(idp):
 
     page = browser.get(idp.url("/sign-in"))
     response = browser.submit(page, {"email": seed_email(3), "password": BENCHMARK_PASSWORD})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["location"].endswith("/sign-in/second-factor")
     # Seeded citizens have no second factor: the IdP asks them to set one up.
     setup = browser.follow(response)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from idp.security import throttle
+from idp.security.cookies import cookie_name, read_cookie
 from idp.settings import current_settings
 
 COOKIE = "idp_device"
@@ -32,7 +33,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def _entries() -> list[list[str]]:
     """The [account digest, nonce] pairs of a valid cookie; none when absent, forged or old."""
-    value = request.cookies.get(COOKIE)
+    value = read_cookie(COOKIE)
     if not value:
         return []
     try:
@@ -63,8 +64,10 @@ def remember(response: Response, account_key: str) -> Response:
     kept = [e for e in _entries() if e[0] != account]
     entries = [[account, secrets.token_urlsafe(16)], *kept][:MAX_ACCOUNTS]
     settings = current_settings()
+    # __Host- and Secure on an https issuer like the session cookies (security/cookies.py),
+    # but persistent: remembering the browser is its purpose.
     response.set_cookie(
-        COOKIE,
+        cookie_name(COOKIE),
         _serializer().dumps(entries),
         max_age=settings.device_cookie_lifetime,
         httponly=True,

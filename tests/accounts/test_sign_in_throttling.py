@@ -335,7 +335,7 @@ def test_a_browser_that_signed_in_before_is_not_locked_out_by_guessing_elsewhere
     citizen = make_citizen(unique_email())
     own = SignIn(strict)
     signed_in = own.attempt(citizen["email"], citizen["password"])
-    assert signed_in.status_code == 302
+    assert signed_in.status_code == 303
     cookie = device_cookie(signed_in)
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert citizen["email"] not in cookie
@@ -346,17 +346,17 @@ def test_a_browser_that_signed_in_before_is_not_locked_out_by_guessing_elsewhere
     assert attacker.attempt(citizen["email"], citizen["password"]).status_code == 429
     assert SignIn(strict).attempt(citizen["email"], citizen["password"]).status_code == 429
     # ...but not the owner's own browser.
-    assert own.attempt(citizen["email"], citizen["password"]).status_code == 302
+    assert own.attempt(citizen["email"], citizen["password"]).status_code == 303
 
 
 def test_wrong_passwords_on_a_trusted_browser_lock_only_that_browser(idp, idps, make_citizen):
     strict = idps["strict"]
     citizen = make_citizen(unique_email())
     own = SignIn(strict)
-    assert own.attempt(citizen["email"], citizen["password"]).status_code == 302
+    assert own.attempt(citizen["email"], citizen["password"]).status_code == 303
     assert [own.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
     # Another browser (a phone, say) is not locked by the first one's mistakes.
-    assert SignIn(strict).attempt(citizen["email"], citizen["password"]).status_code == 302
+    assert SignIn(strict).attempt(citizen["email"], citizen["password"]).status_code == 303
 
 
 def test_staff_browsers_that_signed_in_before_are_not_locked_out_either(idp, idps):
@@ -364,12 +364,12 @@ def test_staff_browsers_that_signed_in_before_are_not_locked_out_either(idp, idp
     email = make_staff(idp.app, unique_email("admin"))
     own = StaffBrowser(strict.issuer)
     # The password step: on to the second step (its code is tested elsewhere).
-    assert own.password_step(email).status_code == 302
+    assert own.password_step(email).status_code == 303
     attacker = StaffBrowser(strict.issuer)
     statuses = [attacker.password_step(email, WRONG).status_code for _ in range(6)]
     assert statuses == [400] * 5 + [429]
     assert attacker.password_step(email).status_code == 429
-    assert own.password_step(email).status_code == 302
+    assert own.password_step(email).status_code == 303
 
 
 def test_the_lockout_email_is_sent_at_most_once_a_day(idp, idps, make_citizen):
@@ -413,4 +413,4 @@ def test_failures_across_lockouts_hold_the_account_until_a_password_reset(idp, i
     new = browser.follow(browser.submit(check, {"code": code}))
     assert "Choose a new password" in new.text
     browser.submit(new, {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
-    assert SignIn(capped).attempt(citizen["email"], NEW_PASSWORD).status_code == 302
+    assert SignIn(capped).attempt(citizen["email"], NEW_PASSWORD).status_code == 303

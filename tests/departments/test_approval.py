@@ -125,7 +125,7 @@ def press(browser: StaffBrowser, client_id: str, button: str, **fields) -> httpx
 def pressed(browser: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
     """Press a status button that works; returns the service page shown afterwards."""
     response = press(browser, client_id, button, **fields)
-    assert response.status_code == 302, visible_text(response)
+    assert response.status_code == 303, visible_text(response)
     return browser.follow(response)
 
 
@@ -151,7 +151,7 @@ def test_switching_off_and_on_does_not_activate_a_change_waiting_for_approval(
     pressed(platform, client_id, "Approve this service")
     assert citizen_opens(idp, client_id).status_code == 200
     changed = edit(department, client_id, **{"edit-client_name": "Renew a passport today"})
-    assert changed.status_code == 302, error_summary(changed)
+    assert changed.status_code == 303, error_summary(changed)
     assert status_shown(department, client_id) == "Waiting for approval"
 
     pressed(department, client_id, "Switch this service off", **{"action-reason": "testing"})
