@@ -155,7 +155,7 @@ def create_people(app, users: int) -> tuple[dict, list[dict], dict]:
         register_client(
             client["client_id"],
             {
-                "client_name": "Benchmark department",
+                "client_name": "Load test department",
                 "redirect_uris": [REDIRECT_URI],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["authorization_code", "refresh_token"],
