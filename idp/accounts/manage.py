@@ -64,7 +64,7 @@ from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen, TotpCredential
 from idp.models.timestamps import utcnow
-from idp.security import throttle
+from idp.security import devices, throttle
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
@@ -119,13 +119,16 @@ class DeleteAccountForm(FlaskForm):
 
 
 def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
-    """Re-authentication: the current password, throttled as sign-in is."""
+    """Re-authentication: the current password, throttled as sign-in is, so a browser the
+    account signed in on is judged by its own counters (devices.py): guessing elsewhere cannot
+    lock the owner out of their own account pages."""
     key = throttle.email_key(citizen.email)
     ip = request.remote_addr or ""
-    decision = throttle.check("password", key, ip)
+    device = devices.presented(key)
+    decision = throttle.check("password", key, ip, device=device)
     if decision.allowed:
         if verify_password(citizen.password_hash, password).ok:
-            throttle.record_success("password", key)
+            throttle.record_success("password", key, device=device)
             return None
         audit.record(
             "reauthentication.failed",
@@ -134,7 +137,7 @@ def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
             citizen_id=citizen.id,
             methods=["pwd"],
         )
-        decision = throttle.record_failure("password", key, ip)
+        decision = throttle.record_failure("password", key, ip, device=device)
         if not decision.locked:
             return Refusal(_("Your current password is not right"))
     lockout = throttle.limits_for("password").lockout_seconds
