@@ -68,6 +68,7 @@ from idp.security import devices, throttle
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
+    enough_alone,
     hash_password,
     verify_password,
 )
@@ -201,6 +202,9 @@ def change_password() -> Response:
             form.password.errors.append(str(exc))
             return None
         citizen.password_hash = hash_password(form.password.data)
+        # This session now stands on the new password: whether it is long enough to be a
+        # single factor is the new one's to say (levels.py), as at sign-in and reset.
+        current.password_enough_alone = enough_alone(form.password.data)
         removed = remove_every_passkey(citizen) if form.remove_passkeys.data else []
         ended = end_every_session(citizen.id, "password changed", keep=current)
         db.session.commit()
