@@ -32,7 +32,7 @@ from wtforms import BooleanField, HiddenField, PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
 from idp import audit
-from idp.accounts import email_codes
+from idp.accounts import email_codes, recent_password
 from idp.accounts.email_steps import Refusal, code_page, send_again_page, send_code
 from idp.accounts.forms import (
     CodeForm,
@@ -130,6 +130,10 @@ def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
     if decision.allowed:
         if verify_password(citizen.password_hash, password).ok:
             throttle.record_success("password", key, device=device)
+            session = current_session()
+            if session is not None:
+                # Typed moments ago: enough to add a passkey or a first second factor next.
+                recent_password.typed(session)
             return None
         audit.record(
             "reauthentication.failed",
