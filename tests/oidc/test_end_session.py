@@ -77,9 +77,7 @@ def change_settings(idp, client_id: str, **metadata):
         return row.status
 
 
-def test_a_return_address_waiting_for_approval_is_never_used(
-    idp, browser, make_client, issue_code
-):
+def test_a_return_address_waiting_for_approval_is_never_used(idp, browser, make_client, issue_code):
     client, tokens = signed_in_department(make_client, issue_code)
     # The department adds a return address; the service waits for approval of the change.
     status = change_settings(

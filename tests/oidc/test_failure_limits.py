@@ -154,9 +154,7 @@ def test_naming_a_public_client_does_not_lock_it_out(idp, limited, make_client, 
         "code_verifier": "v" * 43,
     }
     with httpx.Client(timeout=10) as http:
-        statuses = [
-            http.post(first.url("/token"), data=bad).status_code for _ in range(IP_LIMIT)
-        ]
+        statuses = [http.post(first.url("/token"), data=bad).status_code for _ in range(IP_LIMIT)]
         assert statuses == [400] * IP_LIMIT
         # The address that sent them is stopped...
         assert_slow_down(http.post(first.url("/token"), data=bad), "from your network")
