@@ -67,7 +67,7 @@ def upgrade():
             client.update()
             .where(client.c.id == row['id'])
             .values(
-                approved_metadata=metadata if current else None,
+                approved_metadata=metadata if current else sa.null(),
                 name_key=name_key(metadata.get('client_name')),
             )
         )
