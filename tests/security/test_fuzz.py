@@ -487,15 +487,23 @@ RAW_TARGETS = (
 
 def raw_request(address: tuple[str, int], data: bytes) -> str:
     """Send bytes on a fresh connection; the status line's code, or why there is none."""
+    received = b""
     with socket.create_connection(address, timeout=10) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while b"\r\n" not in received:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            received += chunk
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            # The server answered and closed before reading everything (a request it refused
+            # early): what it answered is still there to read.
+            pass
+        try:
+            while b"\r\n" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        except ConnectionResetError:
+            pass
     line = received.split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split(" ")
     return parts[1] if len(parts) > 1 and line.startswith("HTTP/") else f"no status ({line!r})"
