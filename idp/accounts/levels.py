@@ -67,8 +67,7 @@ def _credential_vector(vector: str) -> str:
     confidence = [c for c in components if c.startswith("P")]
     if credential not in VECTORS or len(confidence) > 1:
         raise InvalidVectorOfTrust(
-            f"vtr: '{shown}' is not supported (supported: {', '.join(VECTORS)},"
-            " optionally with P0)"
+            f"vtr: '{shown}' is not supported (supported: {', '.join(VECTORS)}, optionally with P0)"
         )
     if confidence and confidence[0] != NO_IDENTITY_CONFIDENCE:
         if confidence[0] in IDENTITY_CONFIDENCE_LEVELS:
