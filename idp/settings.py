@@ -207,6 +207,9 @@ class Settings:
     departments_base_port: int = 8001
     # Set cookies with the Secure flag; defaults to true when the issuer is https.
     secure_cookies: bool | None = None
+    # Allow test citizens (`idp citizens create --test-citizen`): a department's CI accounts
+    # whose authenticator codes may be reused within their 30 s step. Never in production.
+    allow_test_citizens: bool = False
     # Log level of the IdP's own logger.
     log_level: str = "INFO"
     # Anything else a test or deployment wants to pass to Flask.
