@@ -26,7 +26,9 @@ def write_client(tmp_path: Path, **data) -> Path:
 
 def test_create_citizen_and_refuse_a_duplicate(idp_env):
     created = run(idp_env, "citizens", "create", "--email", "a@example.com", "--password", "p" * 12)
-    assert "created citizen a@example.com" in created.stdout
+    assert "created citizen a@example.com" in created.stderr
+    # Standard output holds the subject alone, for SUBJECT=$(idp citizens create ...).
+    assert len(created.stdout.split()) == 1
     again = run(
         idp_env,
         "citizens",
