@@ -4,6 +4,7 @@ citizens' sessions cleanly, and its audit history stays and still verifies."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 from click.testing import CliRunner
@@ -21,6 +22,7 @@ from idp.models import (
     SessionClient,
     Token,
 )
+from idp.models.timestamps import utcnow
 from tests.support.audit import stored_entries
 
 
@@ -56,7 +58,14 @@ def test_deleting_a_client_ends_what_it_was_given_and_keeps_its_audit_history(
     _, unused_code = issue_code(client)
     with idp.app.app_context():
         db.session.add(
-            LogoutDelivery(client_id="dept-gone", sid="an-ended-sid", sub="s", reason="signed_out")
+            # Owed, with its next attempt later (the background worker leaves it alone now).
+            LogoutDelivery(
+                client_id="dept-gone",
+                sid="an-ended-sid",
+                sub="s",
+                reason="signed_out",
+                next_attempt_at=utcnow() + timedelta(hours=1),
+            )
         )
         db.session.commit()
     before = rows_of(idp, "dept-gone")
@@ -98,8 +107,9 @@ def test_deleting_a_client_ends_what_it_was_given_and_keeps_its_audit_history(
     # Its audit history stays (client_id is text), with the deletion, and the chain verifies.
     entries = stored_entries(idp, client_id="dept-gone")
     assert len(entries) > history
-    assert entries[-1]["event"] == "client.deleted"
-    assert entries[-1]["via"] == "cli" and entries[-1]["refresh_tokens"] == 1
+    deletion = entries[-1]
+    assert deletion["event"] == "client.deleted", [e["event"] for e in entries]
+    assert deletion["via"] == "cli" and deletion["refresh_tokens"] == 1
     with idp.app.app_context():
         report = verify_chain()
     assert report.ok, report.problem
