@@ -1071,7 +1071,7 @@ def audit_checkpoint() -> None:
     "--output",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None,
-    help="Write the key to this file (standard output also carries the IdP's log lines).",
+    help="Write the key to this file instead of standard output.",
 )
 @with_appcontext
 def audit_public_key(output: Path | None) -> None:
