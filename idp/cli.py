@@ -33,6 +33,8 @@ def _logs_to_stderr() -> None:
     only a command's result (`TOKEN=$(idp clients initial-token ...)` captures the token)."""
     from idp import JSONLines
 
+    if sys.stdout is not sys.__stdout__:
+        return  # output captured inside this process (a test's CliRunner): nothing to move
     logger = logging.getLogger("idp")
     moved = False
     for handler in logger.handlers:
