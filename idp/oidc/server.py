@@ -42,7 +42,12 @@ from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 from idp.oidc import backchannel
 from idp.oidc.claims import subject_for
-from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
+from idp.oidc.client_auth import (
+    ClientAuthentication,
+    PrivateKeyJWT,
+    authenticate_client_secret_basic,
+    authenticate_client_secret_post,
+)
 from idp.oidc.keys import signing_key
 from idp.oidc.redirect_uri import trusted_redirect_uri
 from idp.security.secrets import hash_token, new_token
@@ -552,7 +557,10 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
     server = IdPAuthorizationServer(app, query_client=find_client, save_token=save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
     server.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
+    # Method selection and refusals are client_auth.py's (either secret method for a secret).
+    server._client_auth = ClientAuthentication(find_client)
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+    server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
     server.register_client_auth_method(
         "private_key_jwt", PrivateKeyJWT(settings.issuer, settings.issuer + "/token")
     )
