@@ -179,12 +179,13 @@ class Scenario:
             "email": user["email"],
             "password": user["password"],
         }
-        headers = {"Cookie": user["csrf_cookie"]}
+        # A browser's Origin: the IdP refuses a form post without it.
+        headers = {"Cookie": user["csrf_cookie"], "Origin": self.url}
         async with self.http.post(
             self.url + "/sign-in", data=form, headers=headers, allow_redirects=False
         ) as response:
             await response.read()
-            if response.status != 302:
+            if response.status != 303:
                 raise Failed(f"sign-in: {response.status}")
         return True
 

@@ -155,7 +155,7 @@ def create_people(app, users: int) -> tuple[dict, list[dict], dict]:
         register_client(
             client["client_id"],
             {
-                "client_name": "Benchmark department",
+                "client_name": "Load test department",
                 "redirect_uris": [REDIRECT_URI],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["authorization_code", "refresh_token"],
@@ -191,7 +191,9 @@ def submit(http: httpx.Client, page: httpx.Response, fields: dict) -> httpx.Resp
     tag = FORM_TAG.search(page.text)  # the page's first form: its own action or the page
     action = ACTION.search(tag.group(0)) if tag else None
     target = html.unescape(action.group(1)) if action else str(page.url)
-    return http.post(urljoin(str(page.url), target), data=data)
+    # As a browser does: the IdP refuses a form post without its own Origin.
+    origin = f"{page.url.scheme}://{page.url.netloc.decode()}"
+    return http.post(urljoin(str(page.url), target), data=data, headers={"Origin": origin})
 
 
 def follow(http: httpx.Client, response: httpx.Response, base: str) -> httpx.Response:
@@ -249,7 +251,7 @@ def auditor_browser(base: str, auditor: dict) -> httpx.Client:
         http, submit(http, page, {"email": auditor["email"], "password": STAFF_PASSWORD}), base
     )
     done = submit(http, step, {"code": pyotp.TOTP(auditor["totp"]).now()})
-    if done.status_code != 302 or "second-factor" in done.headers.get("location", ""):
+    if done.status_code != 303 or "second-factor" in done.headers.get("location", ""):
         raise SystemExit(
             f"the benchmark auditor could not sign in: {done.status_code}"
             f" {done.headers.get('location')} {step.url} {done.text[:500]}"

@@ -577,18 +577,20 @@ def clients_show(client_id: str, as_json: bool) -> None:
 def _status_command(action: str, help_text: str) -> None:
     """A `clients <action> CLIENT_ID` command that changes a client's status."""
 
-    @clients.command(action, help=help_text)
-    @click.argument("client_id")
-    @click.option("--reason", default=None, help="Why (recorded in the audit log).")
-    @json_option
-    @with_appcontext
-    def command(client_id: str, reason: str | None, as_json: bool) -> None:
+    def command(
+        client_id: str, reason: str | None, as_json: bool, version: int | None = None
+    ) -> None:
         from idp.departments.services import RegistrationError, change_client_status
 
         client = _client_or_fail(client_id)
         try:
             change_client_status(
-                client, action, actor="operator (cli)", platform_admin=True, reason=reason
+                client,
+                action,
+                actor="operator (cli)",
+                platform_admin=True,
+                reason=reason,
+                version=version,
             )
         except RegistrationError as exc:
             raise click.ClickException(str(exc)) from None
@@ -597,8 +599,26 @@ def _status_command(action: str, help_text: str) -> None:
             {"client_id": client.client_id, "status": client.status},
         )
 
+    command = json_option(with_appcontext(command))
+    if action == "approve":
+        # An approval is of one exact version of the settings: the one the operator saw.
+        command = click.option(
+            "--version",
+            required=True,
+            type=click.IntRange(1),
+            help="The settings version approved (as `idp clients show` prints it).",
+        )(command)
+    command = click.option("--reason", default=None, help="Why (recorded in the audit log).")(
+        command
+    )
+    clients.command(action, help=help_text)(click.argument("client_id")(command))
 
-_status_command("approve", "Approve a pending client so citizens can use it.")
+
+_status_command(
+    "approve",
+    "Approve one version of a pending client's settings (see `idp clients show`) so citizens "
+    "can use it.",
+)
 _status_command("suspend", "Suspend a client: it gets unauthorized_client and its tokens end.")
 _status_command("reinstate", "Lift a suspension.")
 _status_command("disable", "Switch a client off (as its department would).")

@@ -10,6 +10,7 @@ from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 
 from idp.oidc.journey import find_interaction
+from idp.security.cookies import cookie_name, read_cookie
 from idp.settings import current_settings
 
 LANGUAGE_COOKIE = "idp_lang"
@@ -63,7 +64,7 @@ def select_locale() -> str:
     language = (
         chosen
         or first_supported(_journey_ui_locales())
-        or first_supported(request.cookies.get(LANGUAGE_COOKIE))
+        or first_supported(read_cookie(LANGUAGE_COOKIE))
         or _supported()[0]
     )
     g.page_lang = language
@@ -86,15 +87,18 @@ def language_context() -> dict:
 
 
 def remember_language(response: Response) -> Response:
-    """Keep an explicit language choice for the citizen's next pages."""
+    """Keep an explicit language choice for the citizen's next pages: a year, as a preference
+    outlives the browser; named like the session cookies (__Host- on an https issuer, so no
+    other host of the domain can plant a language, idp/security/cookies.py)."""
     if g.get("language_chosen"):
         response.set_cookie(
-            LANGUAGE_COOKIE,
+            cookie_name(LANGUAGE_COOKIE),
             g.language_chosen,
             max_age=365 * 24 * 3600,
             httponly=True,
             samesite="Lax",
             secure=current_settings().cookies_secure,
+            path="/",
         )
     return response
 

@@ -14,7 +14,11 @@ import pytest
 from flask import Flask
 
 from idp import create_app
-from idp.departments.services import create_registration, ensure_department
+from idp.departments.services import (
+    create_registration,
+    ensure_department,
+    update_registration,
+)
 from idp.departments.staff import (
     authenticate_staff,
     begin_staff_totp_enrolment,
@@ -205,8 +209,10 @@ def test_status_commands_follow_the_allowed_transitions(cli_env, same_idp):
         return run(cli_env, "clients", action, client_id, *extra).stdout.strip().splitlines()[-1]
 
     assert "cannot be enabled" in refused(cli_env, "clients", "enable", client_id)
-    assert status("approve") == f"{client_id} is now active"
-    assert "cannot be approved" in refused(cli_env, "clients", "approve", client_id)
+    assert status("approve", "--version", "1") == f"{client_id} is now active"
+    assert "cannot be approved" in refused(
+        cli_env, "clients", "approve", client_id, "--version", "1"
+    )
     assert status("suspend", "--reason", "phishing report") == f"{client_id} is now suspended"
     assert "cannot be disabled" in refused(cli_env, "clients", "disable", client_id)
     assert status("reinstate") == f"{client_id} is now active"
@@ -216,12 +222,44 @@ def test_status_commands_follow_the_allowed_transitions(cli_env, same_idp):
         assert db.session.scalar(db.select(Client.status)) == "active"
 
 
+def test_approve_names_the_version_it_approves(cli_env, same_idp):
+    with same_idp.app_context():
+        registered = create_registration(
+            {"redirect_uris": ["https://passport.example.gov.uk/callback"]},
+            department=ensure_department(PASSPORTS),
+            approved=False,
+            via="test",
+        ).client
+        client_id = registered.client_id
+        # The department changes its settings after the operator looked: now version 2.
+        update_registration(
+            registered,
+            {
+                "redirect_uris": ["https://passport.example.gov.uk/callback"],
+                "post_logout_redirect_uris": ["https://evil.example/x"],
+            },
+            via="test",
+        )
+    missing = run(cli_env, "clients", "approve", client_id, check=False)
+    assert missing.returncode == 2 and "Missing option '--version'" in missing.stderr
+    assert (
+        "version:     2 (waits for approval;" in run(cli_env, "clients", "show", client_id).stdout
+    )
+    stale = refused(cli_env, "clients", "approve", client_id, "--version", "1")
+    assert "you saw version 1 and it is now version 2" in stale
+    with same_idp.app_context():
+        assert db.session.scalar(db.select(Client.status)) == "pending"
+    approved = run(cli_env, "clients", "approve", client_id, "--version", "2").stdout
+    assert approved.strip().splitlines()[-1] == f"{client_id} is now active"
+
+
 def test_client_commands_name_an_unknown_client_id(cli_env):
-    commands = ["show", "approve", "suspend", "reinstate", "disable", "enable"]
+    commands = [["show"], ["approve", "--version", "1"], ["suspend"], ["reinstate"]]
+    commands += [["disable"], ["enable"]]
 
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:
         messages = list(
-            pool.map(lambda command: refused(cli_env, "clients", command, "no-such"), commands)
+            pool.map(lambda command: refused(cli_env, "clients", *command, "no-such"), commands)
         )
 
     assert messages == ["Error: no client with client_id 'no-such'"] * len(commands)

@@ -32,7 +32,7 @@ from wtforms import BooleanField, HiddenField, PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
 from idp import audit
-from idp.accounts import email_codes
+from idp.accounts import email_codes, recent_password
 from idp.accounts.email_steps import Refusal, code_page, send_again_page, send_code
 from idp.accounts.forms import (
     CodeForm,
@@ -64,10 +64,11 @@ from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen, TotpCredential
 from idp.models.timestamps import utcnow
-from idp.security import throttle
+from idp.security import devices, throttle
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
+    enough_alone,
     hash_password,
     verify_password,
 )
@@ -119,13 +120,20 @@ class DeleteAccountForm(FlaskForm):
 
 
 def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
-    """Re-authentication: the current password, throttled as sign-in is."""
+    """Re-authentication: the current password, throttled as sign-in is, so a browser the
+    account signed in on is judged by its own counters (devices.py): guessing elsewhere cannot
+    lock the owner out of their own account pages."""
     key = throttle.email_key(citizen.email)
     ip = request.remote_addr or ""
-    decision = throttle.check("password", key, ip)
+    device = devices.presented(key)
+    decision = throttle.check("password", key, ip, device=device)
     if decision.allowed:
         if verify_password(citizen.password_hash, password).ok:
-            throttle.record_success("password", key)
+            throttle.record_success("password", key, device=device)
+            session = current_session()
+            if session is not None:
+                # Typed moments ago: enough to add a passkey or a first second factor next.
+                recent_password.typed(session)
             return None
         audit.record(
             "reauthentication.failed",
@@ -134,7 +142,7 @@ def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
             citizen_id=citizen.id,
             methods=["pwd"],
         )
-        decision = throttle.record_failure("password", key, ip)
+        decision = throttle.record_failure("password", key, ip, device=device)
         if not decision.locked:
             return Refusal(_("Your current password is not right"))
     lockout = throttle.limits_for("password").lockout_seconds
@@ -198,6 +206,9 @@ def change_password() -> Response:
             form.password.errors.append(str(exc))
             return None
         citizen.password_hash = hash_password(form.password.data)
+        # This session now stands on the new password: whether it is long enough to be a
+        # single factor is the new one's to say (levels.py), as at sign-in and reset.
+        current.password_enough_alone = enough_alone(form.password.data)
         removed = remove_every_passkey(citizen) if form.remove_passkeys.data else []
         ended = end_every_session(citizen.id, "password changed", keep=current)
         db.session.commit()

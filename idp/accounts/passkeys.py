@@ -11,7 +11,6 @@ are JSON {"error": code, "message": text for the citizen} with a 4xx status; suc
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
@@ -22,6 +21,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp import audit
+from idp.accounts import recent_password
 from idp.accounts import webauthn_ceremonies as ceremonies
 from idp.accounts.levels import vector_met
 from idp.accounts.manage import PasswordOnlyForm
@@ -38,11 +38,6 @@ bp = Blueprint("passkeys", __name__)
 # Flask session keys: the handles of ceremonies in progress, and recovery codes to show.
 HANDLES = "passkey_ceremonies"
 RECOVERY_CODES_DUE = "passkey_recovery_codes_due"
-# The current password, typed for adding a passkey: {"sid": session, "until": epoch seconds}.
-# A passkey signs in on its own (Cl.Cm), so adding one is a credential change like any other:
-# it needs the password at that moment (NIST SP 800-63B 4.2.3), not only a session.
-ADD_CONFIRMED = "passkey_add_confirmed"
-ADD_CONFIRMED_SECONDS = int(ceremonies.CHALLENGE_LIFETIME.total_seconds())
 JSON_ENDPOINTS = frozenset(
     {
         "passkeys.register_options",
@@ -163,37 +158,29 @@ def _passkeys_page(citizen, done: str | None = None, error: str | None = None, s
 
 @bp.route("/account/passkeys/add", methods=["GET", "POST"])
 def add() -> Response:
-    """Adding a passkey starts with the current password; then the browser makes the passkey."""
+    """Adding a passkey starts with the current password; then the browser makes the passkey.
+    A passkey signs in on its own (Cl.Cm), so adding one is a credential change like any other:
+    it needs the password at that moment (recent_password.py), not only a session."""
     session, elsewhere = signed_in_fully()
     if elsewhere:
         return elsewhere
 
     def confirmed():
-        flask_session[ADD_CONFIRMED] = {
-            "sid": session.sid,
-            "until": int(time.time()) + ADD_CONFIRMED_SECONDS,
-        }
         return render_template("passkeys_add.html", confirmed=True)
 
     return with_password(PasswordOnlyForm(), session.citizen, confirmed, "passkeys_add.html")
 
 
-def _password_confirmed(session) -> tuple[Response, int] | None:
+def _password_confirmed(session, password_step: str) -> tuple[Response, int] | None:
     """None when this browser typed the password for this session moments ago; else a refusal
-    that sends the page back to the password step."""
-    grant = flask_session.get(ADD_CONFIRMED)
-    if (
-        isinstance(grant, dict)
-        and grant.get("sid") == session.sid
-        and isinstance(grant.get("until"), int)
-        and time.time() < grant["until"]
-    ):
+    that sends the page to the password step."""
+    if recent_password.recent(session):
         return None
-    flask_session.pop(ADD_CONFIRMED, None)
+    recent_password.forget()
     body = {
         "error": "password_required",
         "message": _("To add a passkey, enter your current password first."),
-        "redirect": url_for("passkeys.add"),
+        "redirect": password_step,
     }
     return jsonify(body), 403
 
@@ -204,7 +191,7 @@ def register_options() -> Response:
     session, elsewhere = signed_in_fully()
     if elsewhere:
         return _sign_in_again(elsewhere)
-    refusal = _password_confirmed(session)
+    refusal = _password_confirmed(session, url_for("passkeys.add"))
     if refusal:
         return refusal
     try:
@@ -223,7 +210,7 @@ def register() -> Response:
     session, elsewhere = signed_in_fully()
     if elsewhere:
         return _sign_in_again(elsewhere)
-    refusal = _password_confirmed(session)
+    refusal = _password_confirmed(session, url_for("passkeys.add"))
     if refusal:
         return refusal
     purpose = ceremonies.REGISTER
@@ -232,7 +219,7 @@ def register() -> Response:
         ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
     except PasskeyError as error:
         return _error(error)
-    flask_session.pop(ADD_CONFIRMED, None)
+    recent_password.forget()
     return jsonify({"redirect": url_for("passkeys.manage", done="added")})
 
 
@@ -257,18 +244,22 @@ def remove(passkey_id: int) -> Response:
 
 
 def _setting_up():
-    """The password-step session of a citizen without a second factor, or a JSON refusal."""
+    """The password-step session of a citizen without a second factor, who typed the password
+    moments ago (the first second factor signs in too: recent_password.py); or a JSON refusal."""
     session = current_session()
+    journey = request.args.get("journey")
     if session is None:
-        journey = request.args.get("journey")
         return None, _sign_in_again(redirect(url_for("accounts.sign_in", journey=journey)))
     if has_second_factor(session.citizen):
         refusal = {
             "error": "already_set_up",
             "message": _("Your account already has a second factor."),
-            "redirect": continue_journey(request.args.get("journey")).location,
+            "redirect": continue_journey(journey).location,
         }
         return None, (jsonify(refusal), 400)
+    refusal = _password_confirmed(session, url_for("two_factor.setup_password", journey=journey))
+    if refusal:
+        return None, refusal
     return session, None
 
 

@@ -16,7 +16,7 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes
+from idp.accounts import email_codes, recent_password
 from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
 from idp.accounts.forms import CodeForm, NewPasswordForm
 from idp.accounts.second_factor import (
@@ -265,7 +265,7 @@ def new_password() -> Response:
             tell_owner_of_new_password(citizen, reset=True)
             amr = ["pwd"] + ([proven["amr"]] if proven.get("amr") else [])
             alone = enough_alone(form.password.data)
-            start_session(citizen, amr=amr, password_enough_alone=alone)
+            recent_password.typed(start_session(citizen, amr=amr, password_enough_alone=alone))
             if not has_second_factor(citizen):
                 return redirect(url_for("two_factor.setup", journey=context["journey"]))
             if context["journey"]:

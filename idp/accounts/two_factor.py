@@ -3,6 +3,8 @@
 A password alone makes a "Cl" session. A department that needs "Cl.Cm" (the default) sends
 the citizen here: a code from their authenticator app (or a recovery code) steps the session
 up with a new session identifier. Every new account sets up an app straight after sign-up.
+Setting up the first second factor (an app, or a passkey) needs the password typed moments ago
+(recent_password.py): straight after sign-in, sign-up or a reset, or on the password step here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 
 from idp import audit
+from idp.accounts import recent_password
 from idp.accounts.forms import CodeForm, SignOutForm
 from idp.accounts.levels import vector_met
+from idp.accounts.manage import PasswordOnlyForm
+from idp.accounts.manage import _with_password as with_password
 from idp.accounts.second_factor import (
     begin_totp_enrolment,
     check_totp,
@@ -188,6 +193,13 @@ def setup() -> Response:
     citizen = session.citizen
     if has_second_factor(citizen):
         return continue_journey(context["journey"])
+    if not recent_password.recent(session):
+        # A session alone (a cookie left in a browser, or taken from one) adds no second
+        # factor: it would sign in as the owner, and keep the owner out.
+        return redirect(url_for("two_factor.setup_password", journey=context["journey"]))
+    if request.method == "GET":
+        # The window runs from the page the citizen sets up the app from (it takes a while).
+        recent_password.typed(session)
     form = CodeForm()
     error = None
     status = 200
@@ -225,4 +237,26 @@ def setup() -> Response:
             **context,
         ),
         status,
+    )
+
+
+@bp.route("/two-factor/setup/password", methods=["GET", "POST"])
+def setup_password() -> Response:
+    """The current password, when it was not typed moments ago, before the first second factor
+    (the account pages' password step: throttled, audited)."""
+    session, elsewhere = _signed_in_with_password()
+    if elsewhere:
+        return elsewhere
+    context = journey_context(request.values.get("journey"))
+    if has_second_factor(session.citizen):
+        return continue_journey(context["journey"])
+    form = PasswordOnlyForm()
+    if request.method == "GET":
+        form.journey.data = context["journey"]
+    return with_password(
+        form,
+        session.citizen,
+        lambda: redirect(url_for("two_factor.setup", journey=context["journey"])),
+        "two_factor_setup_password.html",
+        **context,
     )

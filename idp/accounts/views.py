@@ -15,7 +15,7 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes
+from idp.accounts import email_codes, recent_password
 from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
 from idp.accounts.forms import (
     SignInForm,
@@ -96,6 +96,7 @@ def sign_in() -> Response:
             # Under 15 characters, the password is not enough alone, even for Cl (levels.py).
             alone = enough_alone(form.password.data)
             session = start_session(citizen, amr=["pwd"], password_enough_alone=alone)
+            recent_password.typed(session)
             audit.record(
                 "sign_in.succeeded",
                 citizen_id=citizen.id,
@@ -330,7 +331,7 @@ def sign_up_details() -> Response:
         else:
             email_codes.forget("sign_up")
             # Every account has a second factor: set it up straight away.
-            start_session(citizen, amr=["pwd"])
+            recent_password.typed(start_session(citizen, amr=["pwd"]))
             return redirect(url_for("two_factor.setup", journey=form.journey.data or None))
     status = 400 if request.method == "POST" else 200
     page = render_template("sign_up_details.html", form=form, email=row.email, **context)

@@ -6,11 +6,13 @@ Every refusal names the field, so a department can fix its request without askin
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from idp.models.client import mixed_scripts
 from idp.oidc.claims import SCOPES_SUPPORTED
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
@@ -244,6 +246,21 @@ def _check_sector_document(uri: str, redirect_uris: list[str]) -> None:
         )
 
 
+def _check_one_script(name: str) -> None:
+    """A name mixing Latin with Cyrillic or Greek letters can copy another service's name
+    letter for letter (UTS #39 5.1), so it is refused."""
+    scripts = mixed_scripts(name)
+    if scripts:
+        odd = sorted(
+            {c for c in name if c.isalpha() and not unicodedata.name(c, "").startswith("LATIN")}
+        )
+        raise ClientMetadataError(
+            f"client_name mixes {' and '.join(s.title() for s in scripts)} letters "
+            f"({', '.join(odd)}): such a name can look exactly like another service's, so "
+            "write it in one alphabet"
+        )
+
+
 def validate_client_metadata(metadata: Any) -> dict[str, Any]:
     """Check metadata against what the IdP supports; returns only the fields it stores."""
     if not isinstance(metadata, dict):
@@ -290,6 +307,8 @@ def validate_client_metadata(metadata: Any) -> dict[str, Any]:
     for field in ("client_name",):
         if metadata.get(field) is not None:
             clean[field] = _text(field, metadata[field])
+    if clean.get("client_name"):
+        _check_one_script(clean["client_name"])
     for field in ("client_uri", "logo_uri", "policy_uri", "tos_uri", "backchannel_logout_uri"):
         if metadata.get(field) is not None:
             clean[field] = _uri(field, metadata[field])

@@ -153,6 +153,14 @@ def _store_metadata(client: Client, clean: dict[str, Any]) -> None:
     client.metadata_version = (client.metadata_version or 0) + 1
 
 
+def _approve_current_version(client: Client) -> None:
+    """The current metadata is the approved version (not committed); its settings are kept
+    apart, so what the IdP acts on never includes a later change until that is approved."""
+    client.approved_version = client.metadata_version
+    client.approved_metadata = dict(client.client_metadata)
+    flag_modified(client, "approved_version")
+
+
 def _logo_values(logo_uri: str | None, client_id: str) -> dict[str, Any]:
     """Fetch and check the logo for an approval; the columns to store. A logo that cannot be
     used does not stop the approval: the service has no logo, and the reason is kept for the
@@ -228,7 +236,7 @@ def register_client(
             client.department_id = department.id
         _store_metadata(client, clean)
         # The operator's file is its approval of exactly this version.
-        client.approved_version = client.metadata_version
+        _approve_current_version(client)
         for name, value in _logo_values(clean.get("logo_uri"), client_id).items():
             setattr(client, name, value)
         client.client_secret_hash = secret_hash
@@ -277,6 +285,7 @@ def create_registration(
         name_key=name_key(clean.get("client_name")),
         metadata_version=1,
         approved_version=1 if approved else None,
+        approved_metadata=dict(clean) if approved else None,
         **logo,
         client_secret_hash=hash_client_secret(client_secret) if client_secret else None,
         status=CLIENT_STATUS_ACTIVE if approved else CLIENT_STATUS_PENDING,
@@ -371,7 +380,7 @@ def update_registration(
     if changed_fields:
         _store_metadata(client, clean)
         if carry_approval:
-            client.approved_version = client.metadata_version
+            _approve_current_version(client)
     # Written even when unchanged here, so an approval committed meanwhile by another process
     # (of the version this change replaces) cannot leave the new version active.
     flag_modified(client, "status")
@@ -491,7 +500,7 @@ def set_client_keys(
     carry_approval = client.approval_is_current
     _store_metadata(client, clean)
     if carry_approval:
-        client.approved_version = client.metadata_version
+        _approve_current_version(client)
     flag_modified(client, "approved_version")
     client.client_secret_hash = None
     client.updated_at = utcnow()
@@ -586,6 +595,7 @@ def change_client_status(
     values: dict[str, Any] = {"status": target, "updated_at": now}
     if action == "approve":
         values["approved_version"] = current_version
+        values["approved_metadata"] = dict(client.client_metadata)
         values.update(_logo_values(client.logo_uri, client.client_id))
     if target == CLIENT_STATUS_ACTIVE and client.approved_at is None:
         values["approved_at"] = now

@@ -3,12 +3,12 @@ administrators approve, suspend and reinstate services and issue initial access 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
-from sqlalchemy.orm import undefer
 from werkzeug.exceptions import HTTPException
 
 from idp import audit
@@ -54,7 +54,7 @@ from idp.departments.staff import (
 )
 from idp.extensions import db
 from idp.models import Client, Department, InitialAccessToken, StaffMember
-from idp.models.client import CLIENT_STATUSES
+from idp.models.client import CLIENT_STATUSES, find_client
 from idp.models.timestamps import utcnow
 from idp.security import devices, throttle
 
@@ -62,6 +62,8 @@ bp = Blueprint("departments", __name__)
 
 DEPARTMENT_ACTIONS = ("disable", "enable")
 PLATFORM_ACTIONS = ("approve", "suspend", "reinstate")
+# A logo's address names its SHA-256 in lower-case hex (idp/departments/logos.py).
+LOGO_DIGEST = re.compile(r"[0-9a-f]{64}")
 WRONG_CODE = "Enter the 6-digit code your authenticator app shows now"
 
 
@@ -135,7 +137,7 @@ def _actor(member: StaffMember) -> str:
 
 def _service_for(member: StaffMember, client_id: str) -> Client:
     """A service this member may see: their department's, or any for platform staff."""
-    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id[:128]))
+    client = find_client(client_id)
     if client is None:
         abort(404, "There is no service with that client ID.")
     if not member.is_platform_admin and client.department_id != member.department_id:
@@ -505,14 +507,17 @@ def logo(client_id: str, digest: str) -> Response:
     """A department's logo, as the IdP fetched and checked it at approval: citizens' browsers
     never ask the department's server, so it cannot see who opens the sign-in page. The URL
     names the image's SHA-256, so it can be cached for a year; a new logo is a new URL."""
-    client = db.session.scalar(
-        db.select(Client)
-        .filter_by(client_id=client_id[:128], logo_sha256=digest[:64])
-        .options(undefer(Client.logo_image))
-    )
-    if client is None or client.logo_image is None:
+    # Only an active service's logo: one waiting for approval, suspended or switched off is
+    # shown to nobody, so its logo is not served either.
+    client = find_client(client_id) if LOGO_DIGEST.fullmatch(digest) else None
+    if client is None or not client.is_active or client.logo_sha256 != digest:
         abort(404, "There is no such logo.")
-    response = Response(client.logo_image, mimetype=client.logo_content_type)
+    image = db.session.scalar(
+        db.select(Client.logo_image).where(Client.id == client.id, Client.logo_sha256 == digest)
+    )
+    if image is None:
+        abort(404, "There is no such logo.")
+    response = Response(image, mimetype=client.logo_content_type)
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"
     # An image is never a document: nothing in it may run, even if opened on its own.

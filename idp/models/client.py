@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +31,51 @@ CLIENT_STATUSES = (
 )
 
 
+# Cyrillic and Greek letters drawn like Latin ones (after casefolding), from Unicode's
+# confusables (UTS #39): a name spelt with them reads as the Latin name it copies.
+LATIN_LOOKALIKES = str.maketrans(
+    {
+        "а": "a", "с": "c", "ԁ": "d", "е": "e", "һ": "h", "і": "i", "ј": "j", "к": "k",
+        "ӏ": "l", "о": "o", "р": "p", "ԛ": "q", "ѕ": "s", "у": "y", "ү": "y", "х": "x",
+        "ԝ": "w", "α": "a", "ϲ": "c", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+        "υ": "u", "χ": "x",
+    }
+)  # fmt: skip
+CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _name_character(c: str) -> str:
+    """Invisible format characters (zero-width spaces) go; punctuation, symbols, spaces and
+    controls separate words; letters and digits stay."""
+    category = unicodedata.category(c)
+    if category == "Cf":
+        return ""
+    return " " if category[0] in "PSZC" else c
+
+
 def name_key(name: str | None) -> str | None:
-    """A service name as citizens would read it: case and runs of spaces ignored, so
-    "Renew  your Passport" and "renew your passport" are the same name."""
+    """A service name as citizens would read it, so look-alikes are the same name: NFKC
+    (full-width and other compatibility forms), case, punctuation and symbols, runs of
+    spaces, invisible characters, and Cyrillic or Greek letters drawn like Latin ones are
+    all ignored.
+    "Ｒenew your pаssport." and "renew-your  passport" are "renew your passport"."""
     if not name:
         return None
-    return " ".join(name.split()).casefold()[:400] or None
+    text = unicodedata.normalize("NFKC", name).casefold()
+    text = "".join(_name_character(c) for c in text).translate(LATIN_LOOKALIKES)
+    return " ".join(text.split())[:400] or None
+
+
+def mixed_scripts(name: str) -> list[str]:
+    """The scripts a name mixes among Latin, Cyrillic and Greek letters (empty when it uses
+    one): such a name can pass for another (UTS #39 5.1, mixed-script detection)."""
+    scripts = {
+        unicodedata.name(c, "").split(" ")[0]
+        for c in unicodedata.normalize("NFKC", name)
+        if c.isalpha()
+    }
+    found = [script for script in CONFUSABLE_SCRIPTS if script in scripts]
+    return found if len(found) > 1 else []
 
 
 def metadata_digest(metadata: dict[str, Any]) -> str:
@@ -68,6 +108,10 @@ class Client(db.Model, ClientMixin):
     # administrator approved. The service may be active only while the two are equal.
     metadata_version: Mapped[int] = mapped_column(default=1)
     approved_version: Mapped[int | None] = mapped_column()
+    # The metadata of approved_version, as the administrator approved it. While a newer
+    # version waits (or the service is not active), the IdP acts only on what was reviewed:
+    # where citizens go after signing out, where logout tokens are sent.
+    approved_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # client_name as compared between services (see name_key), for the unique-name check.
     name_key: Mapped[str | None] = mapped_column(String(400), index=True)
     # The logo the IdP fetched from logo_uri at approval and serves itself (content-addressed
@@ -140,6 +184,18 @@ class Client(db.Model, ClientMixin):
     def post_logout_redirect_uris(self) -> list[str]:
         """Where the citizen may be sent after signing out (exact match)."""
         return list(self.client_metadata.get("post_logout_redirect_uris", []))
+
+    @property
+    def reviewed_post_logout_redirect_uris(self) -> list[str]:
+        """The post_logout_redirect_uris of the approved version (none before an approval):
+        the only ones the IdP ever sends a citizen to."""
+        return list((self.approved_metadata or {}).get("post_logout_redirect_uris", []))
+
+    @property
+    def reviewed_backchannel_logout_uri(self) -> str | None:
+        """The backchannel_logout_uri of the approved version: the only one logout tokens
+        are sent to, whatever a change waiting for approval says."""
+        return (self.approved_metadata or {}).get("backchannel_logout_uri")
 
     @property
     def is_public(self) -> bool:

@@ -1,6 +1,8 @@
 """OpenID Connect Back-Channel Logout 1.0: when a single sign-on session ends, every department
 that received tokens in it and registered a backchannel_logout_uri is sent a signed logout
-token, from the background, with retries, and every attempt is recorded.
+token, from the background, with retries, and every attempt is recorded. Only the URI of the
+approved version of the department's settings is used (a change waiting for approval is
+not), so a logout token never goes to an address nobody reviewed.
 
 The deliveries owed are rows in the database, queued in the same transaction that ends the
 session, so a sign-out never waits for a department, and a delivery survives a restart: any
@@ -95,7 +97,9 @@ def queue_logouts(session_ids: Iterable[int], reason: str, only_client: str | No
     queued = 0
     now = utcnow()
     for participant, session, client in db.session.execute(query).all():
-        if not client.client_metadata.get("backchannel_logout_uri"):
+        if not client.reviewed_backchannel_logout_uri:
+            if client.client_metadata.get("backchannel_logout_uri"):
+                _skip_unreviewed(client, participant.sid, session.citizen_id)
             continue
         _insert_ignoring_duplicates(
             LogoutDelivery,
@@ -113,6 +117,20 @@ def queue_logouts(session_ids: Iterable[int], reason: str, only_client: str | No
     if queued:
         db.session.info["logouts_queued"] = True
     return queued
+
+
+def _skip_unreviewed(client: Client, sid: str, citizen_id: int) -> None:
+    """A backchannel_logout_uri no administrator approved yet is never sent a logout token;
+    recorded, so the department can be told why it heard nothing."""
+    audit.record(
+        "logout.backchannel",
+        "failure",
+        reason="backchannel_logout_uri_not_approved",
+        citizen_id=citizen_id,
+        client_id=client.client_id,
+        sid=sid,
+        client_status=client.status,
+    )
 
 
 def logout_token(client: Client, sub: str, sid: str) -> str:
@@ -203,9 +221,10 @@ def claim(delivery_id: int) -> datetime | None:
 def _send(delivery: LogoutDelivery) -> Outcome:
     """POST the logout token once, and judge the answer."""
     client = db.session.scalar(db.select(Client).filter_by(client_id=delivery.client_id))
-    uri = client.client_metadata.get("backchannel_logout_uri") if client else None
+    # Only the approved version's URI: a change waiting for approval is not trusted with tokens.
+    uri = client.reviewed_backchannel_logout_uri if client else None
     if not uri:
-        return Outcome("refused", True, detail="the service no longer has a backchannel_logout_uri")
+        return Outcome("refused", True, detail="the service has no approved backchannel_logout_uri")
     token = logout_token(client, delivery.sub, delivery.sid)
     try:
         status = post_form(

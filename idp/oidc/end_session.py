@@ -2,11 +2,13 @@
 citizen out of the IdP.
 
 With a valid `id_token_hint` for this browser's session, the citizen is signed out at once
-and sent back to the department's registered `post_logout_redirect_uri` (exact match) with
-its `state`. Without a hint, or with one that fails validation, the citizen is asked to
-confirm, and then sees the IdP's own signed-out page: a request anyone can forge never sends
-the browser anywhere (RP-Initiated Logout 1.0 section 3: an unverified
-post_logout_redirect_uri must not be used), even to a URI a department registered.
+and sent back to the department's registered `post_logout_redirect_uri` (exact match, in the
+approved version of an active service's settings) with its `state`. Without a hint, or with
+one that fails validation, the citizen is asked to confirm, and then sees the IdP's own
+signed-out page: a request anyone can forge never sends the browser anywhere (RP-Initiated
+Logout 1.0 section 3: an unverified post_logout_redirect_uri must not be used), even to a URI
+a department registered. A service that is not active, or whose newer settings wait for
+approval, is never returned to either.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ def _verified_hint(hint: str) -> dict | None:
         return None
 
 
+def _may_return_to(client: Client, uri: str | None) -> bool:
+    """Only an active service with a current approval is returned to, and only at a
+    post_logout_redirect_uri a platform administrator approved: a change waiting for
+    approval, or a suspended or switched-off service, gets the IdP's signed-out page
+    (RFC 9700 4.11.2: a redirect URI nobody reviewed is an open redirect)."""
+    return (
+        client.is_active
+        and client.approval_is_current
+        and uri in client.reviewed_post_logout_redirect_uris
+    )
+
+
 def parse_request(values) -> LogoutRequest:
     """Check the parameters; nothing here trusts a URI the department did not register."""
     get = lambda name: (values.get(name) or "")[:MAX_PARAMETER_LENGTH] or None  # noqa: E731
@@ -88,7 +102,7 @@ def parse_request(values) -> LogoutRequest:
     uri = get("post_logout_redirect_uri")
     # Only a hint the IdP signed says which department asks: a client_id alone is anyone's.
     trusted = claims is not None and client is not None
-    return_to = uri if trusted and uri in client.post_logout_redirect_uris else None
+    return_to = uri if trusted and _may_return_to(client, uri) else None
     return LogoutRequest(
         client=client,
         hint_valid=claims is not None,

@@ -3,11 +3,20 @@ brute force): /token, /introspect, /revoke, /register and /userinfo.
 
 Each endpoint's view is wrapped in ``limit_failures``. A refused request (any 4xx, and a token
 that introspection or revocation does not know, which RFC 7009/7662 answer with 200) counts
-against the IP address it came from and, when the client authenticated, against that client
-(idp/security/throttle.py: check_endpoint, record_endpoint_failure; the same shared store as
-sign-in). Failed client authentication counts against the IP address alone, so nobody can
-lock a department out by sending bad credentials in its name. Successful requests are never
-counted: a busy department is never slowed.
+against the client when the client proved who it is (client_secret_*, private_key_jwt), and
+otherwise against the IP address it came from (idp/security/throttle.py: check_endpoint,
+record_endpoint_failure; the same shared store as sign-in). So failed client authentication,
+and anything a public client (token_endpoint_auth_method none) does, counts against the IP
+address alone: naming a client is not proving to be it, and nobody can lock a department out
+by sending requests in its name.
+
+An IP address over its limit is refused before anything else. A client over its limit is
+never refused a request that would succeed: its requests are still answered, and only those
+that fail get 429 instead of their error. Anyone who can make a department's server fail
+(junk ?code= values sent to its own callback, which it then tries to redeem) could otherwise
+lock it out of the IdP; the limit still tells a department that keeps failing to stop.
+Failures counted against a client do not count against its server's IP address, for the
+same reason. Successful requests are never counted: a busy department is never slowed.
 
 Over a limit the answer is 429 with Retry-After (RFC 6585 4) and an OAuth JSON error:
 ``slow_down``, the code RFC 8628 3.5 registered for "poll less often" at the token endpoint,
@@ -25,7 +34,6 @@ from flask import Response, g, make_response, request
 
 from idp import audit
 from idp.extensions import db
-from idp.oidc.client_auth import claimed_client
 from idp.security import throttle
 from idp.settings import current_settings
 
@@ -42,24 +50,31 @@ def mark_unknown_token() -> None:
 
 
 def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
-    """Wrap an endpoint's view: refuse while over a limit, count what the view refused.
+    """Wrap an endpoint's view: refuse an IP address over its limit, count what the view
+    refused, and answer a failing request of a client over its own limit with 429.
 
-    per_client: the endpoint authenticates clients (token, introspect, revoke), so the claimed
-    client's own limit is checked too and an authenticated client's failures count against it.
+    per_client: the endpoint authenticates clients (token, introspect, revoke), so a client
+    that proved its identity has its own limit and its failures count against it.
     """
 
     def wrap(view: Callable) -> Callable:
         @functools.wraps(view)
         def limited(*args, **kwargs) -> Response:
             ip = request.remote_addr or ""
-            claimed = claimed_client(request.form, request.headers) if per_client else None
-            client_id = claimed.client_id if claimed is not None else None
-            decision = throttle.check_endpoint(ip, client_id)
+            decision = throttle.check_endpoint(ip)
             if not decision.allowed:
                 return slow_down(decision)
             response = make_response(view(*args, **kwargs))
             if response.status_code >= 400 or g.get("unknown_token"):
-                _count(endpoint, ip, per_client)
+                # Set by the authorization server once the client authenticated
+                # (idp/oidc/server.py), never for a public client.
+                client_id = g.get("authenticated_client_id") if per_client else None
+                if client_id:
+                    decision = throttle.check_endpoint(ip, client_id)
+                    if not decision.allowed:
+                        db.session.rollback()  # as _count: the refusal saves nothing
+                        return slow_down(decision)
+                _count(endpoint, None if client_id else ip, client_id)
             return response
 
         return limited
@@ -67,11 +82,10 @@ def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
     return wrap
 
 
-def _count(endpoint: str, ip: str, per_client: bool) -> None:
-    """Count a failure; the moment a limit is reached is recorded (once per window, so an
-    attack cannot flood the audit record with its refusals)."""
-    # Set by the authorization server once the client authenticated (idp/oidc/server.py).
-    client_id = g.get("authenticated_client_id") if per_client else None
+def _count(endpoint: str, ip: str | None, client_id: str | None) -> None:
+    """Count a failure against the IP address or the client; the moment a limit is reached
+    is recorded (once per window, so an attack cannot flood the audit record with its
+    refusals)."""
     # A refused request's unsaved changes (a code or refresh token it began to spend) are
     # dropped, as at the end of any request: the counter's commit must not save them.
     db.session.rollback()

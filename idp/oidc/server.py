@@ -179,10 +179,13 @@ class IdPAuthorizationServer(AuthorizationServer):
     """Authlib's Flask server, taking stored authorization requests and answering errors well."""
 
     def authenticate_client(self, request, methods, endpoint="token"):
-        """As Authlib; the client that authenticated is kept for the failure limits
-        (idp/oidc/failure_limits.py), which count only a client's own failures against it."""
+        """As Authlib; a client that proved who it is (any method but none) is kept for the
+        failure limits (idp/oidc/failure_limits.py), which count only a client's own failures
+        against it. A public client only names itself, which anyone can do, so its requests
+        are counted against the IP address alone."""
         client = super().authenticate_client(request, methods, endpoint)
-        g.authenticated_client_id = client.client_id
+        if not client.is_public:
+            g.authenticated_client_id = client.client_id
         return client
 
     def create_oauth2_request(self, request):

@@ -48,6 +48,10 @@ _WORD = re.compile(r"\w+")
 EMAIL_LOCAL_PART_MIN = 4
 # Hashed in place of a password too long to be anyone's, so refusing it takes the usual time.
 _OVERSIZED_STAND_IN = "an oversized password is never hashed"
+# NFKC shortens a password at most 4 times (a character and up to 3 combining marks make one
+# character, as in Greek "ᾯ"): anything longer than this many times the maximum is too long
+# without being normalised.
+RAW_LENGTH_FACTOR = 4
 
 
 class PasswordPolicyError(ValueError):
@@ -102,17 +106,24 @@ def _contains(haystack: str, needle: str) -> bool:
 def check_password_policy(password: str, email: str | None = None) -> None:
     """Refuse a password a guesser would try first (NIST SP 800-63B 3.1.1.2).
 
-    Length is counted in Unicode code points, with no composition rules: spaces and any
-    character are welcome. Beyond length, the password must not be a common or breached one,
-    nor contain the account's email address (or its local part), the name of this service, or
-    the name (or a significant word of the name) of a department or service that uses it.
+    Length is counted in characters of the NFKC form that is hashed (password_length), with no
+    composition rules: spaces and any character are welcome. Beyond length, the password must
+    not be a common or breached one, nor contain the account's email address (or its local
+    part), the name of this service, or the name (or a significant word of the name) of a
+    department or service that uses it.
     """
     s = current_settings()
-    if len(password) < s.password_min_length:
+    if len(password) > RAW_LENGTH_FACTOR * s.password_max_length:
+        # Far too long whatever NFKC makes of it: not normalised at all.
+        raise PasswordPolicyError(
+            _("Your password must be %(n)d characters or fewer", n=s.password_max_length)
+        )
+    length = password_length(password)
+    if length < s.password_min_length:
         raise PasswordPolicyError(
             _("Your password must be at least %(n)d characters long", n=s.password_min_length)
         )
-    if len(password) > s.password_max_length:
+    if length > s.password_max_length:
         raise PasswordPolicyError(
             _("Your password must be %(n)d characters or fewer", n=s.password_max_length)
         )
@@ -191,10 +202,21 @@ def normalise_password(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
+def password_length(password: str) -> int:
+    """The length every rule counts: characters (code points) of the NFKC form, the form that
+    is hashed. "e" and a combining accent are one character; "ﷺ" is the 18 it stands for."""
+    return len(normalise_password(password))
+
+
 def enough_alone(password: str) -> bool:
     """Whether the password is long enough to be a single factor ("Cl"): decided when it is
-    checked at sign-in, so nothing about it is stored."""
-    return len(normalise_password(password)) >= current_settings().password_single_factor_min_length
+    checked at sign-in, so nothing about it is stored.
+
+    Counted the stricter way, as typed or after NFKC, whichever is shorter: one character that
+    NFKC expands into many ("ﷺ") is one keystroke to a guesser, not 18.
+    """
+    shorter = min(len(password), password_length(password))
+    return shorter >= current_settings().password_single_factor_min_length
 
 
 def hash_password(password: str) -> str:
@@ -206,7 +228,7 @@ def verify_password(password_hash: str | None, password: str) -> PasswordCheck:
     """Check a password; with no hash, still spend the time of one check (no user enumeration)."""
     hasher = password_hasher()
     s = current_settings()
-    if len(password) > s.password_max_length:
+    if _oversized(password, s.password_max_length):
         # Never hash megabytes; an oversized password cannot be anyone's. Hash a fixed stand-in
         # instead, so the refusal takes as long as any other failed sign-in.
         hasher.hash(_OVERSIZED_STAND_IN)
@@ -224,6 +246,15 @@ def verify_password(password_hash: str | None, password: str) -> PasswordCheck:
     if normalised != password and _matches(hasher, password_hash, password):
         return PasswordCheck(ok=True, new_hash=hasher.hash(normalised))
     return PasswordCheck(ok=False)
+
+
+def _oversized(password: str, max_length: int) -> bool:
+    """Longer than any password ever accepted: the maximum is of the NFKC form now, and was of
+    the password as typed before, so only a password over it both ways cannot be anyone's.
+    Anything longer than RAW_LENGTH_FACTOR times the maximum is not even normalised."""
+    if len(password) <= max_length:
+        return False
+    return len(password) > RAW_LENGTH_FACTOR * max_length or password_length(password) > max_length
 
 
 def _matches(hasher: PasswordHasher, password_hash: str, password: str) -> bool:

@@ -291,10 +291,11 @@ def check_endpoint(ip: str, client_id: str | None = None, *, now: float | None =
 
 
 def record_endpoint_failure(
-    ip: str, client_id: str | None = None, *, now: float | None = None
+    ip: str | None, client_id: str | None = None, *, now: float | None = None
 ) -> str:
-    """Count a failed request from this IP address and, once authenticated, this client;
-    returns "ip" or "client" when this very failure reached that limit, else "".
+    """Count a failed request from this IP address (None: not against an address) and, once
+    authenticated, this client; returns "ip" or "client" when this very failure reached that
+    limit, else "".
 
     Only an authenticated client's own failures count against it: failed client
     authentication counts against the IP address alone, so nobody can lock a department out
@@ -304,9 +305,10 @@ def record_endpoint_failure(
     seconds = settings.endpoint_window_seconds
     now = time.time() if now is None else now
     reached = ""
-    window = _run("fail_window", ENDPOINT_KIND, digest(ip), seconds, now, IP)
-    if window.failures == settings.endpoint_ip_max_failures:
-        reached = "ip"
+    if ip is not None:
+        window = _run("fail_window", ENDPOINT_KIND, digest(ip), seconds, now, IP)
+        if window.failures == settings.endpoint_ip_max_failures:
+            reached = "ip"
     if client_id:
         window = _run("fail_window", ENDPOINT_KIND, digest(client_id), seconds, now, CLIENT)
         if window.failures == settings.endpoint_client_max_failures:

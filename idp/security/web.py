@@ -9,6 +9,8 @@ requests, 303 after a POST, and HTTP Strict Transport Security.
   pages are for browsers. This is on top of the CSRF token, never instead of it.
 * 303 See Other after a POST (RFC 9700 4.12): a 302 or 307 would let a browser re-send the
   POSTed form (a password, a code) to wherever the redirect points, a department included.
+* Path parameters with a control character (NUL above all, which PostgreSQL text cannot hold)
+  are 404 for every route, so no view's lookup meets one.
 * HSTS (RFC 6797) on every response of an https issuer, so a browser never talks plain HTTP
   to the IdP again, whatever link it is given.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request
 from flask_babel import gettext
 
 from idp import audit
@@ -135,7 +137,18 @@ def finish(response: Response) -> Response:
     return response
 
 
+def refuse_nul_in_path(endpoint: str | None, values: dict | None) -> None:
+    """No identifier the IdP issues (client ID, logo digest, session reference...) holds a
+    control character, and PostgreSQL text cannot hold NUL at all: a path parameter with one
+    names nothing, so the answer is 404 before any view looks it up."""
+    for value in (values or {}).values():
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            abort(404)
+
+
 def init_web_security(app: Flask) -> None:
-    """Run the origin check before every request and finish every response."""
+    """Refuse impossible path parameters, run the origin check before every request and
+    finish every response."""
+    app.url_value_preprocessor(refuse_nul_in_path)
     app.before_request(check_origin)
     app.after_request(finish)

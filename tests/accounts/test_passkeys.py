@@ -1006,6 +1006,45 @@ def test_a_stolen_session_cannot_add_a_passkey_without_the_password(
     refused(post_json(browser, options_url, {"name": "Two"}, token), 403, "password_required")
 
 
+def test_a_session_alone_cannot_set_up_a_first_passkey_once_the_password_is_not_fresh(
+    idp, make_citizen, client, authenticator, monkeypatch
+):
+    # A long password is enough alone for a Cl department, so the journey ends without a second
+    # factor; whoever has that browser's session later goes straight for the setup ceremony. A
+    # passkey signs in on its own (Cl.Cm): it would be theirs, and lock the owner out.
+    from idp.accounts import recent_password
+
+    citizen = make_citizen(unique_email(), second_factor=False)
+    browser = CitizenBrowser(idp.issuer)
+    attempt = client.authorization(vtr='["Cl"]')
+    page = browser.follow(browser.get(attempt.url))
+    page = browser.follow(
+        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    )
+    assert "code" in finish(browser, page)
+    ahead = recent_password.WINDOW_SECONDS + 60
+    monkeypatch.setattr(recent_password, "now", lambda: time.time() + ahead)
+
+    token = passkey_box(browser.get(idp.url("/sign-in")), "sign-in").csrf_token
+    options_url = idp.url("/two-factor/setup/passkey/options")
+    body = refused(post_json(browser, options_url, {}, token), 403, "password_required")
+    assert body["redirect"].startswith("/two-factor/setup/password")
+    answer = {"credential": {"id": "x", "type": "public-key"}}
+    refused(post_json(browser, idp.url("/two-factor/setup/passkey"), answer, token), 403)
+    assert stored_passkeys(idp, citizen) == []
+
+    # The owner, with the password, chooses a passkey as usual.
+    page = browser.follow(browser.get(urljoin(idp.issuer, body["redirect"])))
+    page = browser.follow(browser.submit(page, {"current_password": citizen["password"]}))
+    box = passkey_box(page, "setup")
+    credential = authenticator.create(options_for(browser, box))
+    page = went_to(
+        browser, post_json(browser, box.verify_url, {"credential": credential}, box.csrf_token)
+    )
+    assert "Your passkey is set up" in page.text
+    assert len(stored_passkeys(idp, citizen)) == 1
+
+
 def test_the_password_typed_in_one_session_does_not_serve_another(idp, citizen, authenticator):
     browser = signed_in_fully(idp, citizen)
     box = register_box(idp, browser)

@@ -21,11 +21,15 @@ SIGN_IN_FAILED = "Enter the correct email address and password"
 @pytest.mark.parametrize(
     ("password", "email", "refusal"),
     [
-        # Length, counted in characters (Unicode code points), not bytes.
+        # Length, counted in characters (Unicode code points) of the NFKC form that is hashed,
+        # not bytes.
         ("1234567", None, TOO_SHORT),
         ("🐉🔑🐉🔑🐉🔑🐉", None, TOO_SHORT),
+        ("e\u0301" * 4, None, TOO_SHORT),  # 8 code points typed, stored as 4 characters "é"
         ("x" * 257, None, TOO_LONG),
         ("correct horse battery staple " * 9, None, TOO_LONG),
+        ("ﷺ" * 15, None, TOO_LONG),  # 15 typed, 270 characters once NFKC spells each out
+        ("e\u0301" * 1025, None, TOO_LONG),  # never normalised: over 4 times the maximum
         # Common and breached passwords, whatever their case, width or surrounding spaces.
         ("password1", None, COMMON),
         ("qwertyuiop", None, COMMON),
@@ -71,6 +75,7 @@ def test_the_policy_refuses_with_a_reason(app, password, email, refusal):
         ("é" * 64, None),
         ("correct horse battery staple " * 7 + "abcdefghijklmnopqrstuvwxyz", None),
         ("x" * 256, None),
+        ("e\u0301" * 256, None),  # 512 code points typed, 256 characters stored
         # A common password inside a longer passphrase is fine: only the whole one is listed.
         ("password1 is not my password any more", EMAIL),
         # A short local part (under 4 characters) is too common to refuse inside a password.

@@ -21,7 +21,7 @@ from idp.extensions import db
 from idp.mail import read_outbox
 from idp.models import ThrottleCounter
 from tests.accounts.test_password_reset import NEW_PASSWORD
-from tests.conftest import CITIZEN_PASSWORD, LiveIdP, free_port, serve_idp
+from tests.conftest import CITIZEN_PASSWORD, LiveIdP, free_port, new_citizen, serve_idp
 from tests.departments import STAFF_PASSWORD, StaffBrowser, make_staff, visible_text
 from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_skip
 from tests.support import mail as mailbox
@@ -357,6 +357,30 @@ def test_wrong_passwords_on_a_trusted_browser_lock_only_that_browser(idp, idps, 
     assert [own.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
     # Another browser (a phone, say) is not locked by the first one's mistakes.
     assert SignIn(strict).attempt(citizen["email"], citizen["password"]).status_code == 303
+
+
+def test_guessing_elsewhere_does_not_lock_the_owner_out_of_their_account_pages(idp, idps):
+    strict = idps["strict"]
+    citizen = new_citizen(strict, unique_email())  # its app's key is this IdP's
+    own = CitizenBrowser(strict.issuer)
+    page = own.sign_in(own.get(strict.url("/sign-in")), citizen["email"], citizen["password"])
+    assert "Your account" in page.text, page.text[:400]
+    attacker = SignIn(strict)
+    assert [attacker.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
+
+    # The owner's own signed-in browser re-authenticates with the password as usual.
+    page = own.get(strict.url("/account/password"))
+    done = own.follow(
+        own.submit(
+            page,
+            {
+                "current_password": citizen["password"],
+                "password": NEW_PASSWORD,
+                "confirm": NEW_PASSWORD,
+            },
+        )
+    )
+    assert "Your password has been changed" in done.text, done.text[:400]
 
 
 def test_staff_browsers_that_signed_in_before_are_not_locked_out_either(idp, idps):

@@ -20,6 +20,7 @@ from idp import create_app, demo
 from idp.extensions import db
 from idp.models import RecoveryCode, TotpCredential
 from idp.settings import load_settings
+from tests.support.audit import captured_log, logged_events
 from tests.support.browser import SECOND_FACTOR_HEADING, CitizenBrowser, callback
 
 SETUP_HEADING = "Set up an authenticator app"
@@ -301,6 +302,66 @@ def test_a_citizen_without_an_app_is_sent_to_setup_for_a_cl_cm_department(
     assert params["state"] == attempt.state
     claims = id_token_claims(client, attempt, params["code"])
     assert (claims["vot"], claims["acr"], claims["amr"]) == ("Cl.Cm", "Cl.Cm", ["pwd", "otp"])
+
+
+# -- The password typed moments ago, or again -------------------------------------------------
+
+PASSWORD_STEP = "To set up the second step of signing in, enter your current password."
+
+
+@pytest.fixture
+def minutes_later(monkeypatch):
+    """Moves the clock past the few minutes a typed password counts for (recent_password.py)."""
+    from idp.accounts import recent_password
+
+    def later() -> None:
+        ahead = recent_password.WINDOW_SECONDS + 60
+        monkeypatch.setattr(recent_password, "now", lambda: time.time() + ahead)
+
+    return later
+
+
+def test_a_session_alone_cannot_set_up_the_first_app_once_the_password_is_not_fresh(
+    idp, browser, make_citizen, make_client, minutes_later
+):
+    # A long password is enough alone for a Cl department: the journey ends without a second
+    # factor. Whoever has the browser's session later must not set one up (it would sign in
+    # as the owner, and keep the owner out).
+    citizen = make_citizen(unique_email(), second_factor=False)
+    client = make_client()
+    attempt = client.authorization(vtr='["Cl"]')
+    sign_in = browser.follow(browser.get(attempt.url))
+    page = browser.follow(
+        browser.submit(sign_in, {"email": citizen["email"], "password": citizen["password"]})
+    )
+    assert "code" in finish(browser, page)
+    minutes_later()
+
+    page = browser.follow(browser.get(idp.url("/two-factor/setup")))
+    assert PASSWORD_STEP in page.text
+    assert not SECRET.search(page.text) and 'id="passkey-setup"' not in page.text
+    assert credential_of(idp, citizen["email"]) is None  # no key was even made
+    # A code sent straight to the setup form is not looked at.
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    posted = browser.http.post(
+        idp.url("/two-factor/setup"), data={"csrf_token": token, "code": "123456"}
+    )
+    assert posted.status_code == 303
+    assert "/two-factor/setup/password" in posted.headers["location"]
+
+    # A wrong password is refused and audited like any re-authentication.
+    with captured_log("idp.audit") as audit_lines:
+        wrong = browser.submit(page, {"current_password": "not the password at all"})
+    assert wrong.status_code == 400
+    assert "Your current password is not right" in wrong.text
+    events = [e["event"] for e in logged_events(audit_lines.getvalue())]
+    assert "reauthentication.failed" in events
+
+    # With the password, the app is set up as usual.
+    page = browser.follow(browser.submit(page, {"current_password": citizen["password"]}))
+    assert SETUP_HEADING in page.text
+    codes_page = browser.submit(page, {"code": fresh_code(shown_secret(page))})
+    assert len(RECOVERY_CODE.findall(codes_page.text)) == 10
 
 
 # -- The account page --------------------------------------------------------------------------

@@ -252,6 +252,56 @@ def test_the_registration_api_refuses_an_active_services_name(idp):
     assert manage("GET", registration).json()["client_name"] == "Sea fishing"
 
 
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\uff32enew your passport",  # a full-width R
+        "Renew your passport.",
+        "Renew-your passport",
+        "\u00a9 Renew your passport",  # a copyright sign
+        "RENEW YOUR PASSPORT!",
+    ],
+)
+def test_a_name_that_looks_like_an_active_services_name_is_refused(idp, look_alike):
+    make_service(idp.app, DVLA, "Renew your passport", approved=True)
+    token = issue_token(idp)
+
+    refused = register(idp, {"client_name": look_alike, "redirect_uris": [REDIRECT_URI]}, token)
+
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_client_metadata"
+    assert "is already the name of another active service" in refused.json()["error_description"]
+
+
+def test_a_name_mixing_latin_with_cyrillic_or_greek_letters_is_refused(idp, department):
+    make_service(idp.app, DVLA, "Renew your passport", approved=True)
+    token = issue_token(idp, max_uses=2)
+    # The a of "pаssport" is Cyrillic: the name reads exactly like the active service's.
+    for name, script in (
+        ("Renew your p\u0430ssport", "Cyrillic"),
+        ("Renew y\u03bfur car", "Greek"),
+    ):
+        refused = register(idp, {"client_name": name, "redirect_uris": [REDIRECT_URI]}, token)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_client_metadata"
+        assert refused.json()["error_description"].startswith(
+            f"client_name mixes Latin and {script} letters"
+        )
+    on_the_page = register_through_form(department, client_name="Renew your p\u0430ssport")
+    assert on_the_page.status_code == 400
+    assert any("mixes Latin and Cyrillic letters" in e for e in error_summary(on_the_page))
+    # One alphabet throughout is a name like any other.
+    greek = register(
+        idp,
+        {
+            "client_name": "\u0394\u03b9\u03b1\u03b2\u03b1\u03c4\u03ae\u03c1\u03b9\u03bf",
+            "redirect_uris": [REDIRECT_URI],
+        },
+        token,
+    )
+    assert greek.status_code == 201, greek.text
+
+
 def test_approving_a_service_whose_name_is_now_taken_is_refused(idp, platform):
     waiting, _ = make_service(idp.app, PASSPORTS, "Check your state pension")
     make_service(idp.app, DVLA, "Check your State Pension", approved=True)
@@ -293,6 +343,41 @@ def test_the_logo_is_fetched_at_approval_and_served_by_the_idp(
     assert logo.headers["x-content-type-options"] == "nosniff"
     assert "max-age=31536000" in logo.headers["cache-control"]
     assert httpx.get(idp.url(f"/logos/{client_id}/{'0' * 64}")).status_code == 404
+
+
+def test_a_logo_is_served_only_while_its_service_is_active(idp, department, platform, logo_server):
+    client_id = shown_code(register_through_form(department, logo_uri=logo_server.url), "client-id")
+    pressed(platform, client_id, "Approve this service")
+    path = f"/logos/{client_id}/{hashlib.sha256(logo_server.body).hexdigest()}"
+    assert httpx.get(idp.url(path)).status_code == 200
+
+    pressed(platform, client_id, "Suspend this service", **{"action-reason": "phishing report"})
+    assert httpx.get(idp.url(path)).status_code == 404
+    pressed(platform, client_id, "Reinstate this service")
+    assert httpx.get(idp.url(path)).status_code == 200
+    edit(department, client_id, **{"edit-client_name": "Renew a passport today"})
+    assert status_shown(department, client_id) == "Waiting for approval"
+    assert httpx.get(idp.url(path)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/logos/a%00b/x",
+        "/logos/{client_id}/%00",
+        "/logos/{client_id}/{upper}",
+        "/logos/{client_id}/x",
+    ],
+)
+def test_a_logo_address_that_names_nothing_is_404(idp, department, platform, logo_server, path):
+    client_id = shown_code(register_through_form(department, logo_uri=logo_server.url), "client-id")
+    pressed(platform, client_id, "Approve this service")
+    upper = hashlib.sha256(logo_server.body).hexdigest().upper()
+
+    response = httpx.get(idp.url(path.format(client_id=client_id, upper=upper)))
+
+    assert response.status_code == 404
+    assert "There is no such" in response.text or "not found" in response.text.lower()
 
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'

@@ -10,10 +10,12 @@ import jwt
 import pytest
 
 from idp.cli import cli
+from idp.departments.services import update_registration
 from idp.extensions import db
-from idp.models import BrowserSession, LogoutAttempt, LogoutDelivery
+from idp.models import BrowserSession, Client, LogoutAttempt, LogoutDelivery
 from idp.models.timestamps import utcnow
 from tests.conftest import new_citizen, new_client, serve_idp
+from tests.support.audit import stored_entries
 from tests.support.browser import CitizenBrowser
 from tests.support.logout_receiver import LogoutReceiver
 
@@ -326,6 +328,54 @@ def test_changing_the_password_or_deleting_the_account_signs_out_other_browsers(
     assert claims["sid"] == tokens["claims"]["sid"]
     assert claims["sub"] == tokens["claims"]["sub"]
     assert deliveries(idp, client_id=client.client_id)[0].reason == reason
+
+
+def change_settings(idp, client_id: str, **metadata) -> str:
+    """The department changes its settings; a material change waits for approval."""
+    with idp.app.app_context():
+        row = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+        update_registration(row, {**row.client_metadata, **metadata}, via="test")
+        return row.status
+
+
+def test_a_back_channel_address_waiting_for_approval_is_never_sent_a_token(
+    idp, browser, citizen, make_client, receiver
+):
+    unreviewed = LogoutReceiver()
+    try:
+        client = make_client(backchannel_logout_uri=receiver.uri)
+        tokens = sign_in_at(browser, client, citizen)
+        # The department points its back-channel logout elsewhere; the change waits.
+        assert change_settings(idp, client.client_id, backchannel_logout_uri=unreviewed.uri) == (
+            "pending"
+        )
+        sign_out_at_idp(browser, idp)
+        # The logout token goes to the address the platform approved, never to the new one.
+        (received,) = receiver.wait_for(1)
+        _, claims = verify(received.logout_token, idp, client.client_id)
+        assert claims["sid"] == tokens["claims"]["sid"]
+        assert wait_until(lambda: finished(idp, client.client_id)).status == "delivered"
+        assert unreviewed.received == []
+    finally:
+        unreviewed.close()
+
+
+def test_a_back_channel_address_nobody_approved_is_skipped_and_recorded(
+    idp, browser, citizen, make_client, receiver
+):
+    client = make_client()
+    sign_in_at(browser, client, citizen)
+    assert change_settings(idp, client.client_id, backchannel_logout_uri=receiver.uri) == (
+        "pending"
+    )
+    sign_out_at_idp(browser, idp)
+    # Queued in the sign-out itself: nothing is owed to an address nobody reviewed.
+    assert deliveries(idp, client_id=client.client_id) == []
+    (skipped,) = stored_entries(idp, event="logout.backchannel")
+    assert skipped["outcome"] == "failure"
+    assert skipped["reason"] == "backchannel_logout_uri_not_approved"
+    assert skipped["client_id"] == client.client_id
+    assert skipped["client_status"] == "pending"
 
 
 def test_signing_in_again_keeps_departments_until_the_session_really_ends(

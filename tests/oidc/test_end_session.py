@@ -8,6 +8,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from idp.departments.services import change_client_status, update_registration
+from idp.extensions import db
+from idp.models import Client
+
 RETURN = "https://dept-a.example.gov.uk/signed-out"
 
 
@@ -61,6 +65,45 @@ def test_an_unregistered_return_address_is_never_used(idp, browser, make_client,
     assert "You have signed out" in response.text
     assert "location" not in response.headers
     assert 'href="https://evil.example' not in response.text
+    assert not signed_in(browser, idp)
+
+
+def change_settings(idp, client_id: str, **metadata):
+    """The department changes its service's settings (as on its service page or by RFC 7592);
+    a change to where citizens are sent waits for a platform administrator's approval."""
+    with idp.app.app_context():
+        row = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+        update_registration(row, {**row.client_metadata, **metadata}, via="test")
+        return row.status
+
+
+def test_a_return_address_waiting_for_approval_is_never_used(idp, browser, make_client, issue_code):
+    client, tokens = signed_in_department(make_client, issue_code)
+    # The department adds a return address; the service waits for approval of the change.
+    status = change_settings(
+        idp, client.client_id, post_logout_redirect_uris=[RETURN, "https://evil.example/x"]
+    )
+    assert status == "pending"
+    for unreviewed in ("https://evil.example/x", RETURN):
+        page = logout(
+            browser, idp, id_token_hint=tokens["id_token"], post_logout_redirect_uri=unreviewed
+        )
+        # The citizen is signed out, but stays on the IdP's own page.
+        assert page.status_code == 200, page.headers.get("location")
+        assert "location" not in page.headers
+        assert "You have signed out" in page.text
+        assert 'href="https://evil.example' not in page.text
+
+
+def test_a_suspended_service_is_not_returned_to(idp, browser, make_client, issue_code):
+    client, tokens = signed_in_department(make_client, issue_code)
+    with idp.app.app_context():
+        row = db.session.scalar(db.select(Client).filter_by(client_id=client.client_id))
+        change_client_status(row, "suspend", actor="test", platform_admin=True)
+    page = logout(browser, idp, id_token_hint=tokens["id_token"], post_logout_redirect_uri=RETURN)
+    assert page.status_code == 200
+    assert "location" not in page.headers
+    assert "You have signed out" in page.text
     assert not signed_in(browser, idp)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from idp.security import throttle
 from idp.settings import Settings
 from tests.conftest import LiveIdP, serve_idp
 from tests.oidc.test_token_endpoint import basic_header
@@ -34,8 +35,9 @@ def serve(database_url: str, instance: str) -> LiveIdP:
 
 @pytest.fixture(scope="module")
 def limited(live_idp, database_url, tmp_path_factory) -> Iterator[tuple[LiveIdP, LiveIdP]]:
-    """Two IdPs with the default limits on one database, as processes behind a balancer."""
-    instance = str(tmp_path_factory.mktemp("limits"))
+    """Two IdPs with the default limits on the shared IdP's database and instance folder (its
+    key encryption key: they sign with its keys), as processes behind a balancer."""
+    instance = live_idp.app.instance_path
     first, second = serve(database_url, instance), serve(database_url, instance)
     yield first, second
     first.close()
@@ -119,6 +121,49 @@ def test_a_client_guessing_codes_or_tokens_is_limited_alone(
     assert_slow_down(guess(guesser, endpoint, CLIENT_LIMIT), "by this client")
     # Another department from the same address is not held up by it.
     assert guess(other, endpoint, 0).status_code == refused
+
+
+def test_a_client_over_its_limit_still_gets_what_would_succeed(
+    idp, limited, make_client, issue_code
+):
+    # Anyone can send junk ?code= values to a department's callback, which its server then
+    # tries to redeem: its failures, however many, must not stop its citizens signing in.
+    first, _ = limited
+    client = make_client()
+    attempt, code = issue_code(client)
+    department = at(first, client)
+    statuses = [guess(department, "token", n).status_code for n in range(IP_LIMIT + 1)]
+    assert statuses == [400] * CLIENT_LIMIT + [429] * (IP_LIMIT + 1 - CLIENT_LIMIT)
+    assert_slow_down(guess(department, "token", IP_LIMIT + 1), "by this client")
+    # A real code from a citizen's sign-in is still redeemed, from the same server.
+    response = department.token_request(code, attempt.code_verifier)
+    assert response.status_code == 200, response.text
+    assert department.introspect(response.json()["access_token"]).json()["active"] is True
+
+
+def test_naming_a_public_client_does_not_lock_it_out(idp, limited, make_client, issue_code):
+    # A public client proves nothing at /token: naming it is all anyone can do, so its
+    # failures count against the IP address they come from, never against the client.
+    first, _ = limited
+    public = make_client("dept-public", auth_method="none")
+    bad = {
+        "grant_type": "authorization_code",
+        "code": "guess",
+        "client_id": public.client_id,
+        "redirect_uri": public.redirect_uri,
+        "code_verifier": "v" * 43,
+    }
+    with httpx.Client(timeout=10) as http:
+        statuses = [http.post(first.url("/token"), data=bad).status_code for _ in range(IP_LIMIT)]
+        assert statuses == [400] * IP_LIMIT
+        # The address that sent them is stopped...
+        assert_slow_down(http.post(first.url("/token"), data=bad), "from your network")
+    # ...and the department's citizens elsewhere are not: the client has no limit of its own.
+    with first.app.app_context():
+        throttled = throttle.check_endpoint("192.0.2.1", public.client_id)
+    assert throttled.allowed
+    attempt, code = issue_code(public)
+    assert public.token_request(code, attempt.code_verifier).status_code == 200
 
 
 def test_good_requests_are_never_limited(idp, limited, make_client, issue_code):

@@ -386,3 +386,41 @@ def test_a_password_under_15_characters_needs_the_second_factor_even_for_cl(
     claims = id_token_claims(client, attempt, params["code"])
     assert claims["vot"] == "Cl"
     assert claims["amr"] == ["pwd", "otp"]
+
+
+def test_a_new_shorter_password_no_longer_stands_alone_in_the_session_it_was_typed_in(
+    idp, make_citizen
+):
+    import uuid
+
+    from sqlalchemy import select
+
+    from idp.extensions import db
+    from idp.models import BrowserSession
+    from tests.accounts.test_passkeys import reset_page
+
+    citizen = make_citizen(f"shorter.{uuid.uuid4().hex[:8]}@example.com")
+    # A reset to a long password: the new session's password stands alone (Cl).
+    browser, page = reset_page(idp, citizen)
+    long_password = "a long passphrase of many words"
+    done = browser.follow(
+        browser.submit(page, {"password": long_password, "confirm": long_password})
+    )
+    assert done.status_code == 200, done.text[:500]
+
+    def stands_alone() -> bool:
+        with idp.app.app_context():
+            return db.session.scalar(
+                select(BrowserSession.password_enough_alone).filter_by(
+                    citizen_id=citizen["id"], ended_at=None
+                )
+            )
+
+    assert stands_alone()
+    # Changed to one under 15 characters in the same session: no longer a single factor.
+    page = browser.get(idp.url("/account/password"))
+    short = "Short but fine"
+    fields = {"current_password": long_password, "password": short, "confirm": short}
+    changed = browser.follow(browser.submit(page, fields))
+    assert "Your password has been changed" in changed.text, changed.text[:500]
+    assert not stands_alone()

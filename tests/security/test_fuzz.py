@@ -413,6 +413,64 @@ def test_no_malformed_request_gets_a_server_error(idp, fuzz_setup):
     )
 
 
+# Odd path parameters, each tried at every route that has parameters: NUL above all
+# (PostgreSQL text cannot hold it), other control characters, a lone surrogate, escapes.
+PATH_VALUES = (
+    "a\x00b",
+    "\x00",
+    "%00",
+    "\x01\x1f\x7f",
+    "\ud800",
+    "é漢字\u202e",
+    "x" * 5000,
+    "..",
+    " ",
+    "%ff",
+)
+
+
+def test_odd_path_parameters_get_a_clear_refusal(idp, fuzz_setup):
+    identities, known, _ = fuzz_setup
+    client = idp.app.test_client(use_cookies=False)
+    failures: list[str] = []
+    rules = [r for r in idp.app.url_map.iter_rules() if r.arguments and r.endpoint != "static"]
+    assert any("client_id" in r.arguments for r in rules)
+    for rule in rules:
+        for value in (*PATH_VALUES, known["client_id"] + "\x00"):
+            # Every parameter of the route gets the value (a digest beside a client ID too).
+            segment = quote(value, safe="", errors="surrogatepass").replace("\\", "\\\\")
+            path = re.sub(r"<[^>]+>", segment, rule.rule)
+            for method in sorted(rule.methods - {"OPTIONS", "HEAD"}):
+                for identity in identities:
+                    # A signed-in browser's cookies, from the IdP's own origin: past the checks
+                    # that come before the view, so the view meets the value.
+                    headers = {"Origin": idp.issuer, "Host": urlsplit(idp.issuer).netloc}
+                    if identity.cookies:
+                        headers["Cookie"] = "; ".join(
+                            f"{k}={v}" for k, v in identity.cookies.items()
+                        )
+                    data = {"csrf_token": identity.csrf} if identity.csrf else None
+                    try:
+                        response = client.open(path, method=method, headers=headers, data=data)
+                        status = response.status_code
+                        response.close()
+                    except Exception as exc:  # noqa: BLE001 - an escaping exception is a finding
+                        status = f"exception {type(exc).__name__}: {exc}"[:300]
+                    if not isinstance(status, int) or status >= 500:
+                        failures.append(f"{method} {path[:120]} as {identity.name}: {status}")
+    # And over HTTP, through the server (a %00 in the request line, as a browser sends it).
+    issuer = urlsplit(idp.issuer)
+    for rule in rules:
+        target = re.sub(r"<[^>]+>", "a%00b", rule.rule).encode()
+        request = b"GET " + target + b" HTTP/1.1\r\nHost: " + issuer.netloc.encode()
+        status = raw_request(
+            (issuer.hostname, issuer.port), request + b"\r\nConnection: close\r\n\r\n"
+        )
+        if not status.isdigit() or int(status) >= 500:
+            failures.append(f"raw GET {target!r}: {status}")
+    assert not failures, "\n".join(failures[:20])
+
+
 RAW_TARGETS = (
     "/authorize?client_id=\xff\xfe",
     "/sign-in?next=%ff",

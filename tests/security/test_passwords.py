@@ -98,3 +98,35 @@ def test_policy_length(app, password, ok):
         else:
             with pytest.raises(passwords.PasswordPolicyError):
                 passwords.check_password_policy(password)
+
+
+@pytest.mark.parametrize(
+    ("password", "alone"),
+    [
+        ("Fourteen chars", False),
+        ("Fifteen chars!!", True),
+        # NFKC spells "ﷺ" out as 18 characters: still one keystroke, so 8 characters here.
+        ("ﷺabcdefg", False),
+        ("ﷺ" * 14, False),
+        # 16 code points typed (decomposed accents), 14 characters stored.
+        ("cafe\u0301 cre\u0300me 123", False),
+        ("e\u0301" * 15, True),  # 30 typed, 15 stored
+        ("ｆｕｌｌｗｉｄｔｈ ｐａｓｓ！", True),  # 15 either way
+    ],
+    ids=["14", "15", "ligature-8", "ligatures-14", "14-after-nfkc", "15-after-nfkc", "fullwidth"],
+)
+def test_a_password_stands_alone_only_when_long_both_as_typed_and_as_stored(app, password, alone):
+    with app.app_context():
+        assert passwords.enough_alone(password) is alone
+
+
+def test_a_password_longer_as_typed_than_the_maximum_still_verifies(app):
+    with app.app_context():
+        longest = app.config["IDP_SETTINGS"].password_max_length
+        # Accepted by the policy (its NFKC form is the maximum), so it must sign in.
+        decomposed = "e\u0301" * longest
+        passwords.check_password_policy(decomposed)
+        assert passwords.verify_password(passwords.hash_password(decomposed), decomposed).ok
+        # A hash from before normalisation of a password NFKC makes too long: still its own.
+        legacy = passwords.password_hasher().hash("ﷺ" * 15)
+        assert passwords.verify_password(legacy, "ﷺ" * 15).ok

@@ -1,7 +1,7 @@
 """test citizens: a department's CI accounts whose codes may be reused within their step
 
 Revision ID: e3f1a9c4b702
-Revises: e4b1c9d27f50
+Revises: f1c8a2d4b905
 Create Date: 2026-12-01 10:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e3f1a9c4b702'
-down_revision = 'e4b1c9d27f50'
+down_revision = 'f1c8a2d4b905'
 branch_labels = None
 depends_on = None
 
