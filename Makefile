@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run run-prod bench bench-scale test test-fast lint format browser nginx clean translations
+.PHONY: install interop run run-prod bench bench-scale test test-fast lint format browser nginx clean translations
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,17 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+## Relying-party libraries whose pins clash with ours get their own virtualenv for
+## tests/interop (govuk-onelogin-django pins an older Authlib).
+INTEROP_GOVUK := .venv-interop/govuk
+$(INTEROP_GOVUK)/.installed: tests/interop/django_app/requirements.txt
+	$(PYTHON) -m venv $(INTEROP_GOVUK)
+	$(INTEROP_GOVUK)/bin/python -m pip install --quiet --upgrade pip
+	$(INTEROP_GOVUK)/bin/python -m pip install --quiet -r tests/interop/django_app/requirements.txt
+	touch $@
+
+interop: $(INTEROP_GOVUK)/.installed
 
 ## Start the IdP on :8000 and the demo departments on :8001 upward (SQLite in instance/).
 run: install
@@ -59,7 +70,7 @@ browser:
 	fi
 
 ## Every test, on SQLite and PostgreSQL, including the browser journey.
-test: install browser nginx
+test: install interop browser nginx
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 ## Quick run without the browser and without PostgreSQL.
@@ -75,7 +86,7 @@ format: install
 	$(VENV)/bin/ruff check --fix idp relying_parties tests bench
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) .venv-interop instance .pytest_cache
 
 ## Extract page text and recompile the Welsh catalogue after editing messages.po.
 translations: install

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -22,9 +24,58 @@ def _create_app():
         raise click.ClickException(str(exc)) from None
 
 
+# Commands that run the server: their JSON log lines stay on standard output for a shipper.
+SERVER_COMMANDS = frozenset({"serve", "run-prod", "demo"})
+
+
+def _logs_to_stderr() -> None:
+    """Send the IdP's log and audit lines to standard error, so that standard output holds
+    only a command's result (`TOKEN=$(idp clients initial-token ...)` captures the token)."""
+    from idp import JSONLines
+
+    if sys.stdout is not sys.__stdout__:
+        return  # output captured inside this process (a test's CliRunner): nothing to move
+    logger = logging.getLogger("idp")
+    moved = False
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (
+            sys.stdout,
+            sys.__stdout__,
+        ):
+            handler.setStream(sys.stderr)
+            moved = True
+    if not moved and not logger.handlers:
+        # Before create_app: it keeps a handler it finds, so every line goes here.
+        handler = logging.StreamHandler(sys.stderr)
+        formatter = JSONLines()
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Government sign in: the OpenID Connect identity provider."""
+    if ctx.invoked_subcommand not in SERVER_COMMANDS:
+        _logs_to_stderr()
+
+
+def json_option(command):
+    """--json: the command's result as JSON on standard output, for scripts."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts)."
+    )(command)
+
+
+def _result(text: str, data: object) -> None:
+    """A command's result on standard output: text for a person, or data as JSON with --json.
+    Notes for the operator go to standard error (click.echo(..., err=True))."""
+    if click.get_current_context().params.get("as_json"):
+        click.echo(json.dumps(data, sort_keys=True, default=str))
+    else:
+        click.echo(text)
 
 
 def prepare_database() -> None:
@@ -179,13 +230,14 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
 
 
 @cli.command("purge")
+@json_option
 @with_appcontext
-def purge() -> None:
+def purge(as_json: bool) -> None:
     """Delete expired journeys, codes, tokens, sessions and client assertion ids."""
     from idp.housekeeping import purge_expired
 
     counts = purge_expired()
-    click.echo(", ".join(f"{count} {name}" for name, count in counts.items()) + " deleted")
+    _result(", ".join(f"{count} {name}" for name, count in counts.items()) + " deleted", counts)
 
 
 @cli.command("seed")
@@ -251,20 +303,68 @@ def citizens() -> None:
 )
 @click.option("--given-name", default=None)
 @click.option("--family-name", default=None)
+@click.option(
+    "--totp-secret",
+    default=None,
+    help="Give the citizen an authenticator app with this base32 key (at least 160 bits, "
+    "32 characters), for a department's automated tests.",
+)
+@click.option(
+    "--test-citizen",
+    is_flag=True,
+    help="A test citizen: its authenticator codes may be reused within their 30 s step, so "
+    "parallel test jobs do not refuse each other (needs --totp-secret and "
+    "IDP_ALLOW_TEST_CITIZENS=true).",
+)
+@json_option
 @with_appcontext
 def citizens_create(
-    email: str, password: str, given_name: str | None, family_name: str | None
+    email: str,
+    password: str,
+    given_name: str | None,
+    family_name: str | None,
+    totp_secret: str | None,
+    test_citizen: bool,
+    as_json: bool,
 ) -> None:
-    """Create a citizen account."""
+    """Create a citizen account; standard output holds its subject."""
+    from idp.accounts.second_factor import (
+        enrol_known_totp,
+        parse_totp_secret,
+        require_test_citizens_allowed,
+    )
     from idp.accounts.services import AccountError, create_citizen
 
+    # Everything that can be refused is checked before the account exists.
+    try:
+        if test_citizen:
+            if totp_secret is None:
+                raise ValueError("--test-citizen needs --totp-secret (the key its tests use)")
+            require_test_citizens_allowed()
+        secret = parse_totp_secret(totp_secret) if totp_secret is not None else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         citizen = create_citizen(
             email, password, given_name=given_name, family_name=family_name, email_verified=True
         )
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created citizen {citizen.email} (subject {citizen.subject})")
+    if secret is not None:
+        enrol_known_totp(citizen, secret, test_citizen=test_citizen, actor="operator (cli)")
+    kind = "test citizen" if test_citizen else "citizen"
+    app = " with an authenticator app" if secret is not None else ""
+    if not as_json:
+        click.echo(f"created {kind} {citizen.email}{app}; its subject:", err=True)
+    _result(
+        citizen.subject,
+        {
+            "email": citizen.email,
+            "subject": citizen.subject,
+            "authenticator_app": secret is not None,
+            "test_citizen": test_citizen,
+        },
+    )
 
 
 @citizens.command("sign-out")
@@ -349,8 +449,9 @@ def clients() -> None:
 
 @clients.command("add")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
 @with_appcontext
-def clients_add(file: Path) -> None:
+def clients_add(file: Path, as_json: bool) -> None:
     """Add or update a client from a JSON file of RFC 7591 metadata plus client_id and secret."""
     from idp.departments.metadata import ClientMetadataError
     from idp.departments.services import register_client
@@ -374,17 +475,39 @@ def clients_add(file: Path) -> None:
         client = register_client(client_id, metadata, client_secret)
     except ClientMetadataError as exc:
         raise click.ClickException(f"{file}: {exc}") from None
-    click.echo(f"registered client {client.client_id} ({client.token_endpoint_auth_method})")
+    _result(
+        f"registered client {client.client_id} ({client.token_endpoint_auth_method})",
+        {
+            "client_id": client.client_id,
+            "token_endpoint_auth_method": client.token_endpoint_auth_method,
+            "status": client.status,
+        },
+    )
 
 
 @clients.command("list")
+@json_option
 @with_appcontext
-def clients_list() -> None:
+def clients_list(as_json: bool) -> None:
     """List registered clients."""
     from idp.extensions import db
     from idp.models import Client
 
     rows = db.session.scalars(db.select(Client).order_by(Client.client_id)).all()
+    if as_json:
+        _result(
+            "",
+            [
+                {
+                    "client_id": c.client_id,
+                    "status": c.status,
+                    "token_endpoint_auth_method": c.token_endpoint_auth_method,
+                    "client_name": c.client_name,
+                }
+                for c in rows
+            ],
+        )
+        return
     if not rows:
         click.echo("no clients registered")
         return
@@ -422,10 +545,23 @@ def _department_or_fail(name: str | None):
 
 @clients.command("show")
 @click.argument("client_id")
+@json_option
 @with_appcontext
-def clients_show(client_id: str) -> None:
+def clients_show(client_id: str, as_json: bool) -> None:
     """Show one client's status, department and registered metadata."""
     client = _client_or_fail(client_id)
+    if as_json:
+        _result(
+            "",
+            {
+                "client_id": client.client_id,
+                "status": client.status,
+                "department": client.department.name if client.department else None,
+                "client_id_issued_at": client.client_id_issued_at.isoformat(),
+                "metadata": client.client_metadata,
+            },
+        )
+        return
     click.echo(f"client_id:   {client.client_id}")
     click.echo(f"name:        {client.client_name}")
     click.echo(f"status:      {client.status}")
@@ -441,7 +577,9 @@ def clients_show(client_id: str) -> None:
 def _status_command(action: str, help_text: str) -> None:
     """A `clients <action> CLIENT_ID` command that changes a client's status."""
 
-    def command(client_id: str, reason: str | None, version: int | None = None) -> None:
+    def command(
+        client_id: str, reason: str | None, as_json: bool, version: int | None = None
+    ) -> None:
         from idp.departments.services import RegistrationError, change_client_status
 
         client = _client_or_fail(client_id)
@@ -456,9 +594,12 @@ def _status_command(action: str, help_text: str) -> None:
             )
         except RegistrationError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"{client.client_id} is now {client.status}")
+        _result(
+            f"{client.client_id} is now {client.status}",
+            {"client_id": client.client_id, "status": client.status},
+        )
 
-    command = with_appcontext(command)
+    command = json_option(with_appcontext(command))
     if action == "approve":
         # An approval is of one exact version of the settings: the one the operator saw.
         command = click.option(
@@ -484,17 +625,65 @@ _status_command("disable", "Switch a client off (as its department would).")
 _status_command("enable", "Switch a disabled client back on.")
 
 
+@clients.command("delete")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Delete without asking for confirmation.")
+@json_option
+@with_appcontext
+def clients_delete(client_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a service: its tokens and codes stop working at once, citizens' consents to it
+    and its part in their sessions go; its audit history stays."""
+    from idp.departments.services import delete_client
+
+    client = _client_or_fail(client_id)
+    if not yes:
+        try:
+            click.confirm(
+                f"Delete {client.client_id} ({client.client_name})? Its tokens stop working "
+                "and it cannot be undone",
+                abort=True,
+                err=True,
+            )
+        except click.Abort:
+            raise click.ClickException(
+                f"{client.client_id} was not deleted (answer y, or pass --yes)"
+            ) from None
+    deleted = delete_client(client, via="cli", actor="operator (cli)")
+    _result(
+        f"deleted {deleted.client_id}: {deleted.access_tokens} access token(s), "
+        f"{deleted.refresh_tokens} refresh token(s), {deleted.codes} code(s), "
+        f"{deleted.consents} consent(s) and its part in {deleted.sessions} session(s) removed; "
+        f"{deleted.logouts_cancelled} pending back-channel logout(s) cancelled",
+        {
+            "client_id": deleted.client_id,
+            "access_tokens": deleted.access_tokens,
+            "refresh_tokens": deleted.refresh_tokens,
+            "codes": deleted.codes,
+            "consents": deleted.consents,
+            "sessions": deleted.sessions,
+            "logouts_cancelled": deleted.logouts_cancelled,
+        },
+    )
+
+
 @clients.command("initial-token")
 @click.option("--description", required=True, help="Who the token is for.")
 @click.option("--department", default=None, help="Registrations belong to this department.")
 @click.option("--uses", default=1, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 90))
 @click.option("--pre-approved", is_flag=True, help="Registrations are active without approval.")
+@json_option
 @with_appcontext
 def clients_initial_token(
-    description: str, department: str | None, uses: int, days: int, pre_approved: bool
+    description: str,
+    department: str | None,
+    uses: int,
+    days: int,
+    pre_approved: bool,
+    as_json: bool,
 ) -> None:
-    """Create an initial access token for the registration API (printed once)."""
+    """Create an initial access token for the registration API: standard output holds only
+    the token (shown once)."""
     from idp.departments.services import RegistrationError, issue_initial_access_token
 
     try:
@@ -508,7 +697,15 @@ def clients_initial_token(
         )
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(value)
+    _result(
+        value,
+        {
+            "initial_access_token": value,
+            "id": token.id,
+            "uses": uses,
+            "expires_at": f"{token.expires_at:%Y-%m-%dT%H:%M:%SZ}",
+        },
+    )
     click.echo(
         f"initial access token {token.id}: {uses} registration(s) until "
         f"{token.expires_at:%Y-%m-%d %H:%M} UTC; shown only now",
@@ -523,8 +720,9 @@ def departments() -> None:
 
 @departments.command("add")
 @click.argument("name")
+@json_option
 @with_appcontext
-def departments_add(name: str) -> None:
+def departments_add(name: str, as_json: bool) -> None:
     """Add a department."""
     from idp.departments.services import RegistrationError, ensure_department, find_department
 
@@ -534,7 +732,7 @@ def departments_add(name: str) -> None:
         ensure_department(name)
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"added department {name.strip()}")
+    _result(f"added department {name.strip()}", {"department": name.strip()})
 
 
 @cli.group("staff")
@@ -549,8 +747,11 @@ def staff() -> None:
 )
 @click.option("--department", default=None, help="Required for department administrators.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@json_option
 @with_appcontext
-def staff_create(email: str, role: str, department: str | None, password: str) -> None:
+def staff_create(
+    email: str, role: str, department: str | None, password: str, as_json: bool
+) -> None:
     """Create a staff account."""
     from idp.departments.staff import StaffError, create_staff
 
@@ -558,7 +759,7 @@ def staff_create(email: str, role: str, department: str | None, password: str) -
         member = create_staff(email, password, role, _department_or_fail(department))
     except StaffError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created {role} {member.email}")
+    _result(f"created {role} {member.email}", {"email": member.email, "role": role})
 
 
 @staff.command("disable")
@@ -918,7 +1119,7 @@ def audit_checkpoint() -> None:
     "--output",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None,
-    help="Write the key to this file (standard output also carries the IdP's log lines).",
+    help="Write the key to this file instead of standard output.",
 )
 @with_appcontext
 def audit_public_key(output: Path | None) -> None:

@@ -235,6 +235,9 @@ class Settings:
     # Serve the development pages (/dev/outbox: the mail outbox, /dev/totp: the demo accounts'
     # authenticator codes); `idp demo` turns them on, `idp run-prod` never has them.
     dev_pages: bool = False
+    # Allow test citizens (`idp citizens create --test-citizen`): a department's CI accounts
+    # whose authenticator codes may be reused within their 30 s step. Never in production.
+    allow_test_citizens: bool = False
     # Log level of the IdP's own logger.
     log_level: str = "INFO"
     # Anything else a test or deployment wants to pass to Flask.

@@ -30,7 +30,7 @@ from idp.models.timestamps import utcnow
 from idp.security import throttle
 from idp.settings import load_settings
 from tests.support.audit import flat
-from tests.support.cli import migrated_env, run
+from tests.support.cli import messages, migrated_env, run
 
 PASSWORD = "a staff passphrase that is long enough"
 PASSPORTS = "HM Passport Office"
@@ -65,7 +65,7 @@ def refused(env, *args) -> str:
     result = run(env, *args, check=False)
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = messages(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     return lines[0]
@@ -332,11 +332,9 @@ def test_staff_reset_second_factor_forgets_the_app_and_is_audited(cli_env, same_
         "reset the second factor of lost.phone@example.gov.uk; 0 sessions have ended; "
         "they set up a new authenticator app at their next sign-in"
     ) in result.stdout
-    events = [
-        flat(json.loads(line[line.index("{") :]))
-        for line in result.stdout.splitlines()
-        if "{" in line
-    ]
+    # The audit lines go to standard error: standard output holds only the result.
+    assert "{" not in result.stdout
+    events = [flat(json.loads(line)) for line in result.stderr.splitlines() if line.startswith("{")]
     reset = [e for e in events if e.get("event") == "staff.second_factor.reset"]
     assert [(e["actor"], e["sessions_ended"]) for e in reset] == [("operator (cli)", 0)]
     assert secret not in result.stdout + result.stderr

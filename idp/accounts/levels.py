@@ -17,6 +17,9 @@ LOW = "Cl"
 MEDIUM = "Cl.Cm"
 VECTORS = (LOW, MEDIUM)
 DEFAULT = (MEDIUM,)
+# One Login's identity confidence component: P0 is none; P1 to P3 need identity checks.
+NO_IDENTITY_CONFIDENCE = "P0"
+IDENTITY_CONFIDENCE_LEVELS = ("P1", "P2", "P3")
 # RFC 8176 methods that are a second factor (or a phishing-resistant single one).
 SECOND_FACTOR_METHODS = frozenset({"otp", "hwk", "swk"})
 # Five vectors need far less; a cap keeps deeply nested JSON from the parser (RecursionError).
@@ -30,7 +33,15 @@ class InvalidVectorOfTrust(ValueError):
 
 
 def parse_vtr(value: str) -> tuple[str, ...]:
-    """The acceptable vectors in a vtr parameter, e.g. '["Cl.Cm"]'."""
+    """The acceptable vectors in a vtr parameter, e.g. '["Cl.Cm"]' or '["Cl.Cm.P0"]'.
+
+    Each vector is read as GOV.UK One Login reads it: its components in any order, the
+    credential ones ("Cl", "Cm") sorted into the vector the sign-in must meet ("Cl" or
+    "Cl.Cm"), at most one identity confidence ("P0" to "P3"), other components ignored.
+    "P0" asks for no identity confidence, so "Cl.Cm.P0" is "Cl.Cm"; P1 and above need
+    identity checks, which this IdP does not offer yet. The result is credential vectors only,
+    as the ID token's vot carries them (One Login puts identity confidence elsewhere).
+    """
     if len(value) > MAX_VTR_LENGTH:
         raise InvalidVectorOfTrust(f"vtr is too long ({MAX_VTR_LENGTH} characters at most)")
     try:
@@ -41,16 +52,33 @@ def parse_vtr(value: str) -> tuple[str, ...]:
         ) from None
     if not isinstance(vectors, list) or not vectors or len(vectors) > 5:
         raise InvalidVectorOfTrust('vtr must be a JSON list of vectors, such as ["Cl.Cm"]')
+    parsed = []
     for vector in vectors:
         if not isinstance(vector, str):
             raise InvalidVectorOfTrust('vtr must be a JSON list of vectors, such as ["Cl.Cm"]')
-        if vector not in VECTORS:
-            # Identity proofing levels (P1, P2...) are not offered by this IdP.
+        parsed.append(_credential_vector(vector))
+    return tuple(dict.fromkeys(parsed))
+
+
+def _credential_vector(vector: str) -> str:
+    """The credential part of one One Login vector ("P0.Cm.Cl" -> "Cl.Cm"), or why not."""
+    shown = _NOT_SHOWN.sub("?", vector[:20])
+    components = vector.split(".")
+    credential = ".".join(sorted(c for c in components if c.startswith("C")))
+    confidence = [c for c in components if c.startswith("P")]
+    if credential not in VECTORS or len(confidence) > 1:
+        raise InvalidVectorOfTrust(
+            f"vtr: '{shown}' is not supported (supported: {', '.join(VECTORS)}, optionally with P0)"
+        )
+    if confidence and confidence[0] != NO_IDENTITY_CONFIDENCE:
+        if confidence[0] in IDENTITY_CONFIDENCE_LEVELS:
             raise InvalidVectorOfTrust(
-                f"vtr: '{_NOT_SHOWN.sub('?', vector[:20])}' is not supported"
-                f" (supported: {', '.join(VECTORS)})"
+                f"vtr: '{shown}' asks for identity confidence {confidence[0]}, which is not"
+                " offered yet (identity confidence P1 or P2 needs identity checks): ask for P0"
+                " or leave it out"
             )
-    return tuple(dict.fromkeys(vectors))
+        raise InvalidVectorOfTrust(f"vtr: '{shown}' has an unknown identity confidence")
+    return credential
 
 
 def requested_vectors(params: Mapping[str, str]) -> tuple[str, ...]:

@@ -8,6 +8,8 @@ one conditional UPDATE, so a code cannot be replayed, even on another IdP proces
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 import time
 
@@ -24,6 +26,7 @@ from idp.models import Citizen, RecoveryCode, TotpCredential
 from idp.models.timestamps import utcnow
 from idp.security.passwords import hash_password, password_hasher
 from idp.security.secrets import decrypt
+from idp.settings import current_settings
 
 TOTP_STEP_SECONDS = 30
 TOTP_DIGITS = 6
@@ -34,6 +37,9 @@ RECOVERY_CODE_COUNT = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 RECOVERY_CODE_LENGTH = 10
 ISSUER_NAME = "Government sign in"
+# RFC 4226 4 (R6): a shared secret of at least 128 bits, 160 recommended; 160 is required here.
+MIN_TOTP_SECRET_BITS = 160
+BASE32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
 def _fernet():
@@ -125,9 +131,78 @@ def check_totp(citizen: Citizen, code: str, *, confirming: bool = False) -> bool
     if step is None:
         return False
     if not claim_totp_step(TotpCredential.last_used_step, credential.id, step):
+        if _test_citizen_may_reuse(citizen, credential, step):
+            audit.record("second_factor.test_code_reused", citizen_id=citizen.id, method="totp")
+            return True
         audit.record("second_factor.replayed", outcome="failure", citizen_id=citizen.id)
         return False
     return True
+
+
+def _test_citizen_may_reuse(citizen: Citizen, credential: TotpCredential, step: int) -> bool:
+    """A test citizen's code again within its own step, so a department's parallel CI jobs do
+    not refuse (and throttle) each other; only while IDP_ALLOW_TEST_CITIZENS is on. An older
+    step never works again, and every other citizen's codes stay single-use (RFC 6238 5.2)."""
+    if not (citizen.test_citizen and current_settings().allow_test_citizens):
+        return False
+    db.session.refresh(credential)
+    return credential.last_used_step == step
+
+
+def parse_totp_secret(text: str) -> str:
+    """An authenticator key typed by an operator, normalised (upper case, no spaces or
+    padding); ValueError says what is wrong with it."""
+    secret = "".join((text or "").split()).replace("-", "").upper().rstrip("=")
+    if not secret:
+        raise ValueError("the authenticator key is empty")
+    if not set(secret) <= BASE32_ALPHABET:
+        raise ValueError("the authenticator key must be base32 (letters A-Z and digits 2-7)")
+    try:
+        key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    except binascii.Error:
+        raise ValueError(
+            "the authenticator key is not valid base32 (its length cannot be decoded)"
+        ) from None
+    if len(key) * 8 < MIN_TOTP_SECRET_BITS:
+        raise ValueError(
+            f"the authenticator key must hold at least {MIN_TOTP_SECRET_BITS} bits "
+            f"(32 base32 characters); this one holds {len(key) * 8}"
+        )
+    return secret
+
+
+def require_test_citizens_allowed() -> None:
+    """ValueError unless IDP_ALLOW_TEST_CITIZENS is on."""
+    if not current_settings().allow_test_citizens:
+        raise ValueError(
+            "test citizens are not allowed on this IdP: set IDP_ALLOW_TEST_CITIZENS=true "
+            "(never in production)"
+        )
+
+
+def enrol_known_totp(citizen: Citizen, secret: str, *, test_citizen: bool, actor: str) -> None:
+    """Give a new citizen a confirmed authenticator app with a key the operator chose (a
+    department's automated tests), optionally as a test citizen; ValueError when it cannot."""
+    if test_citizen:
+        require_test_citizens_allowed()
+    if totp_credential(citizen) is not None:
+        raise ValueError("the citizen already has an authenticator app")
+    db.session.add(
+        TotpCredential(
+            citizen_id=citizen.id,
+            secret_encrypted=encrypt_totp_secret(parse_totp_secret(secret)),
+            confirmed_at=utcnow(),
+        )
+    )
+    citizen.test_citizen = test_citizen
+    db.session.commit()
+    audit.record(
+        "second_factor.added",
+        citizen_id=citizen.id,
+        method="totp",
+        actor=actor,
+        test_citizen=test_citizen,
+    )
 
 
 def claim_totp_step(last_used_step: InstrumentedAttribute[int], row_id: int, step: int) -> bool:

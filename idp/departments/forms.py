@@ -154,6 +154,12 @@ class ServiceForm(FlaskForm):
         choices=choices(AUTH_METHOD_CHOICES),
         default="private_key_jwt",
     )
+    pkce_optional = BooleanField(
+        "The service's OpenID Connect library cannot send PKCE",
+        description="Only if your OIDC library cannot send PKCE, such as govuk-onelogin-django; "
+        "the service must then send a nonce with every sign-in. Not for a public client (none), "
+        "which always uses PKCE (S256).",
+    )
     jwks_uri = StringField(
         "JWKS URL (for private_key_jwt)",
         description="Where the service publishes its public keys; it can rotate them there.",
@@ -218,6 +224,10 @@ class ServiceForm(FlaskForm):
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
         }
+        if self.pkce_optional.data:
+            # RFC 9700 2.1.1: without PKCE, the nonce binds the code to the sign-in; the
+            # registration policy refuses this for a public client.
+            metadata["require_pkce"] = False
         if method == "private_key_jwt":
             if self.jwks_uri.data:
                 metadata["jwks_uri"] = self.jwks_uri.data.strip()
@@ -238,6 +248,7 @@ class ServiceForm(FlaskForm):
         self.client_name.data = metadata.get("client_name", "")
         self.redirect_uris.data = "\n".join(metadata.get("redirect_uris", []))
         self.token_endpoint_auth_method.data = metadata.get("token_endpoint_auth_method")
+        self.pkce_optional.data = metadata.get("require_pkce") is False
         self.jwks_uri.data = metadata.get("jwks_uri", "")
         if metadata.get("jwks"):
             self.public_key.data = json.dumps(metadata["jwks"], indent=2)

@@ -155,7 +155,8 @@ def _contacts(value: Any) -> list[str]:
 
 
 def _scope(value: Any) -> str:
-    """Space-separated supported scopes, including openid."""
+    """Space-separated supported scopes, including openid (offline_access among them: OIDC
+    Core 11; it is honoured only with the refresh_token grant, see Client.get_allowed_scope)."""
     if not isinstance(value, str) or "openid" not in value.split():
         raise ClientMetadataError("scope must be a space-separated string containing openid")
     unknown = [s for s in value.split() if s not in SCOPES_SUPPORTED]

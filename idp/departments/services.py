@@ -31,7 +31,11 @@ from idp.models import (
     Consent,
     Department,
     InitialAccessToken,
+    LogoutDelivery,
+    RefreshToken,
+    SessionClient,
     Token,
+    UsedClientAssertion,
 )
 from idp.models.client import (
     CLIENT_STATUS_ACTIVE,
@@ -404,13 +408,64 @@ def update_registration(
 def delete_registration(client: Client, *, via: str, actor: str | None = None) -> None:
     """Remove a registration and everything issued to it (RFC 7592 2.3)."""
     _refuse_if_suspended(client, "deleted")
+    delete_client(client, via=via, actor=actor)
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a service removed."""
+
+    client_id: str
+    access_tokens: int
+    refresh_tokens: int
+    codes: int
+    consents: int
+    sessions: int
+    logouts_cancelled: int
+
+
+def delete_client(client: Client, *, via: str, actor: str | None = None) -> Deleted:
+    """Remove a service and everything issued to it, in one transaction: its access and
+    refresh tokens and codes stop working at once, citizens' consents to it go, it leaves the
+    sessions it took part in (no logout token is sent to a service that no longer exists) and
+    logout tokens still owed to it are recorded as failed. Its audit entries stay: they name
+    the client_id as text, so the chain still verifies. Journeys in progress for it end at
+    their next step: the client is no longer known."""
     client_id = client.client_id
-    # Journeys in progress for it end at their next step: the client is no longer known.
-    for model in (Token, AuthorizationCode, Consent):
-        db.session.execute(delete(model).where(model.client_id == client_id))
+    now = utcnow()
+
+    def remove(model) -> int:
+        return db.session.execute(
+            delete(model)
+            .where(model.client_id == client_id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+
+    counts = {
+        "access_tokens": remove(Token),
+        "refresh_tokens": remove(RefreshToken),
+        "codes": remove(AuthorizationCode),
+        "consents": remove(Consent),
+        "sessions": remove(SessionClient),
+    }
+    remove(UsedClientAssertion)
+    # OIDC Back-Channel Logout 2.8: kept for `idp logouts list`, ended so no worker sends them
+    # (a worker sending one now loses its claim, so its result is not recorded over this).
+    counts["logouts_cancelled"] = db.session.execute(
+        db.update(LogoutDelivery)
+        .where(LogoutDelivery.client_id == client_id, LogoutDelivery.status == "pending")
+        .values(
+            status="failed",
+            finished_at=now,
+            claimed_until=None,
+            last_error="the service was deleted",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.delete(client)
     db.session.commit()
-    audit.record("client.deleted", client_id=client_id, via=via, actor=actor)
+    audit.record("client.deleted", client_id=client_id, via=via, actor=actor, **counts)
+    return Deleted(client_id=client_id, **counts)
 
 
 def rotate_client_secret(client: Client, *, actor: str) -> str:

@@ -152,6 +152,7 @@ def _form_metadata_error(form: ServiceForm, exc: ClientMetadataError) -> str | N
         "jwks": "public_key",
         "client_name": "client_name",
         "scope": "scopes",
+        "require_pkce": "pkce_optional",
     }
     field_name = names.get(exc.field or "", exc.field)
     field = getattr(form, field_name, None) if field_name else None

@@ -3,7 +3,7 @@
 import secrets
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
@@ -30,6 +30,9 @@ class Citizen(db.Model):
     phone_number: Mapped[str | None] = mapped_column(String(32))
     phone_number_verified: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A department's CI account (`idp citizens create --test-citizen`): its authenticator codes
+    # may be reused within their time step, only while IDP_ALLOW_TEST_CITIZENS is on.
+    test_citizen: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     def get_user_id(self) -> int:
         """Authlib's hook: the internal id of the resource owner."""

@@ -228,10 +228,17 @@ class Client(db.Model, ClientMixin):
         return None
 
     def get_allowed_scope(self, scope: str) -> str:
-        """The requested scopes this client may have."""
+        """The requested scopes this client may have: those it registered, and offline_access
+        when it is registered for the refresh_token grant (OIDC Core 11). Any other scope is
+        left out, not refused: RFC 6749 3.3 lets the server grant less than was asked (the
+        token response's scope then says what was granted), and OIDC Core 3.1.2.1 says scope
+        values that are not understood are ignored."""
         if not scope:
             return ""
         allowed = set(scope_to_list(self.client_metadata.get("scope", "openid")))
+        allowed.discard("offline_access")
+        if self.check_grant_type("refresh_token"):
+            allowed.add("offline_access")
         return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:

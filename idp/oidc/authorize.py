@@ -29,6 +29,7 @@ from idp.oidc.journey import (
 )
 from idp.oidc.redirect_uri import untrusted_request_problem
 from idp.oidc.server import authorization_server
+from idp.settings import current_settings
 
 bp = Blueprint("authorize", __name__)
 
@@ -259,8 +260,19 @@ def consent() -> Response:
         form=form,
         client=grant.client,
         claims=released_claims(grant.client, oauth_request.scope),
+        offline_hours=offline_access_hours(grant.client),
         journey=interaction.handle,
     )
+
+
+def offline_access_hours(client: Client) -> int | None:
+    """How long a department registered for refresh tokens may keep the citizen signed in
+    without them (OIDC Core 11: offline access needs the citizen's consent), else None. Such a
+    department gets refresh tokens whether or not it asks offline_access, so it is told always.
+    """
+    if not client.check_grant_type("refresh_token"):
+        return None
+    return max(1, current_settings().refresh_token_lifetime // 3600)
 
 
 def record_consent(citizen: Citizen, client: Client, scope: str) -> None:

@@ -21,7 +21,11 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "profile": ("name", "given_name", "family_name"),
 }
 
-SCOPES_SUPPORTED = tuple(SCOPE_CLAIMS)
+# OIDC Core 11: "I want a refresh token"; granted only to departments registered for the
+# refresh_token grant (refresh tokens go to those alone), ignored for any other.
+OFFLINE_ACCESS = "offline_access"
+
+SCOPES_SUPPORTED = (*SCOPE_CLAIMS, OFFLINE_ACCESS)
 
 # What the consent page tells the citizen each claim is.
 CLAIM_DESCRIPTIONS = {

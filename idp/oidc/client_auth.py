@@ -1,5 +1,11 @@
-"""Client authentication at the token endpoint: client_secret_basic (RFC 6749 2.3.1) and
-private_key_jwt (RFC 7523 section 2.2, OIDC Core 9)."""
+"""Client authentication at the token, revocation and introspection endpoints:
+client_secret_basic and client_secret_post (RFC 6749 2.3.1), private_key_jwt (RFC 7523
+section 2.2, OIDC Core 9) and none (public clients, at the token endpoint only).
+
+A client with a secret may send it either way, whichever it registered: RFC 6749 2.3.1 says
+the server MUST support HTTP Basic for clients with a password, and libraries pick one or the
+other per endpoint. A private_key_jwt or public client is held to its registered method.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from urllib.parse import unquote_plus
 
 import flask
 from authlib.oauth2.rfc6749 import InvalidClientError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication as AuthlibClientAuth
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
 from joserfc import jwt
@@ -67,18 +74,107 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+# -- Which method a client may use ----------------------------------------------------------------
+
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def method_allowed(client: Client, method: str) -> bool:
+    """Whether the client may authenticate with this method.
+
+    RFC 6749 2.3.1: a client with a password may send it by HTTP Basic (which the server MUST
+    support) or in the request body; either is accepted for a client registered for one of
+    them that has a secret. private_key_jwt and none: only the registered method, so a client
+    registered for keys never falls back to a secret.
+    """
+    registered = client.token_endpoint_auth_method
+    if method in SECRET_METHODS and registered in SECRET_METHODS:
+        return bool(client.client_secret_hash)
+    return method == registered
+
+
+def registered_method_description(client: Client, endpoint: str = "token") -> str:
+    """What to do instead, named by the method the client is registered for."""
+    registered = client.token_endpoint_auth_method
+    if registered in SECRET_METHODS:
+        return (
+            f"This client is registered for {registered}: send its client_secret by HTTP "
+            "Basic (client_secret_basic) or in the form (client_secret_post)."
+        )
+    if registered == "private_key_jwt":
+        return (
+            "This client is registered for private_key_jwt: send a client_assertion signed "
+            f"with one of its registered keys, with client_assertion_type {ASSERTION_TYPE}."
+        )
+    if endpoint != "token":
+        return (
+            f"This client is registered for {registered} (a public client): it has no "
+            "credentials to authenticate with here."
+        )
+    return f"This client is registered for {registered}: send client_id alone, with no secret."
+
+
+def _known_client_for(query_client, client_id: str, method: str) -> Client:
+    """The client named by the credentials, allowed to use this method; else invalid_client."""
+    client = query_client(client_id)
+    if client is None:
+        raise _invalid("The client does not exist on this server.", "unknown_client")
+    if not method_allowed(client, method):
+        raise _invalid(registered_method_description(client), "method_not_registered")
+    return client
+
+
 def authenticate_client_secret_basic(query_client, request) -> Client | None:
     """client_secret_basic, with credentials form-urldecoded as RFC 6749 2.3.1 asks."""
     credentials = basic_credentials(request.headers.get("Authorization"))
     if credentials is None:
         return None
     client_id, secret = credentials
-    client = query_client(client_id)
-    if client is None:
-        raise _invalid("The client does not exist on this server.", "unknown_client")
+    client = _known_client_for(query_client, client_id, "client_secret_basic")
     if not client.check_client_secret(secret):
         raise _invalid("The client secret is not valid.", "wrong_secret")
     return client
+
+
+def authenticate_client_secret_post(query_client, request) -> Client | None:
+    """client_secret_post: client_id and client_secret in the form (RFC 6749 2.3.1)."""
+    client_id, secret = request.form.get("client_id"), request.form.get("client_secret")
+    if not client_id or not secret:
+        return None
+    client = _known_client_for(query_client, client_id, "client_secret_post")
+    if not client.check_client_secret(secret):
+        raise _invalid("The client secret is not valid.", "wrong_secret")
+    return client
+
+
+class ClientAuthentication(AuthlibClientAuth):
+    """Authlib's method registry, choosing by method_allowed; a refusal names the method the
+    client is registered for, never a list of every method."""
+
+    def authenticate(self, request, methods, endpoint):
+        """The client authenticated by the first method that recognises the request."""
+        for method in methods:
+            client = self._methods[method](self.query_client, request)
+            if client is not None and method_allowed(client, method):
+                request.auth_method = method
+                return client
+        raise self._refusal(request, endpoint)
+
+    @staticmethod
+    def _refusal(request, endpoint: str) -> InvalidClientError:
+        """invalid_client saying what was wrong with the request's client authentication."""
+        client = claimed_client(request.form, request.headers)
+        if client is not None:
+            return _invalid(
+                registered_method_description(client, endpoint), "method_not_registered"
+            )
+        if request.form.get("client_id") or presented_method(request.form, request.headers):
+            return _invalid("The client does not exist on this server.", "unknown_client")
+        return _invalid(
+            "The request does not authenticate a client: send the client's credentials with "
+            "the method it is registered for.",
+            "no_credentials",
+        )
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -142,9 +238,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def authenticate_client(self, client: Client) -> Client:
         """Only clients registered for private_key_jwt may use it."""
-        if client.check_endpoint_auth_method(self.CLIENT_AUTH_METHOD, "token"):
+        if method_allowed(client, self.CLIENT_AUTH_METHOD):
             return client
-        raise _invalid("The client is not registered for private_key_jwt.", "method_not_registered")
+        raise _invalid(registered_method_description(client), "method_not_registered")
 
     def _decode_with_client_keys(self, assertion: str, headers: dict, client: Client, key_set):
         """Verify with the registered keys; for a jwks_uri, look again once before refusing."""

@@ -41,8 +41,13 @@ from idp.models.client import find_client
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 from idp.oidc import backchannel
-from idp.oidc.claims import SCOPES_SUPPORTED, subject_for
-from idp.oidc.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
+from idp.oidc.claims import subject_for
+from idp.oidc.client_auth import (
+    ClientAuthentication,
+    PrivateKeyJWT,
+    authenticate_client_secret_basic,
+    authenticate_client_secret_post,
+)
 from idp.oidc.keys import signing_key
 from idp.oidc.redirect_uri import trusted_redirect_uri
 from idp.security.secrets import hash_token, new_token
@@ -188,6 +193,11 @@ class IdPAuthorizationServer(AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         return super().create_oauth2_request(request)
+
+    def validate_requested_scope(self, scope):
+        """Any scope may be asked for: OIDC Core 3.1.2.1 says scope values that are not
+        understood are ignored, so the grant keeps only those the client may have
+        (Client.get_allowed_scope) instead of refusing the request with invalid_scope."""
 
     def get_authorization_grant(self, request):
         """Only the code flow. Authlib would echo any other response_type in the error's
@@ -547,11 +557,13 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
     }
     # Refresh tokens go only to departments registered for the refresh_token grant.
     app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
-    app.config["OAUTH2_SCOPES_SUPPORTED"] = list(SCOPES_SUPPORTED)
     server = IdPAuthorizationServer(app, query_client=find_client, save_token=save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
     server.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
+    # Method selection and refusals are client_auth.py's (either secret method for a secret).
+    server._client_auth = ClientAuthentication(find_client)
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+    server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
     server.register_client_auth_method(
         "private_key_jwt", PrivateKeyJWT(settings.issuer, settings.issuer + "/token")
     )

@@ -6,8 +6,9 @@ import json
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from idp import audit
 from idp.extensions import csrf, db
@@ -32,7 +33,40 @@ class AccessTokenValidator(BearerTokenValidator):
         )
 
 
-require_token = ResourceProtector()
+class BearerTokenProtector(ResourceProtector):
+    """RFC 6750 2: the access token in the Authorization header (2.1) or in the form-encoded
+    body of a POST (2.2, pyoidc's default), by exactly one method; never in the query string
+    (RFC 6750 2.3 is not offered: RFC 9700 4.3.2, URLs end up in histories and logs)."""
+
+    def parse_request_authorization(self, oauth_request):
+        """The validator and the token string, from the header or the form body."""
+        if "access_token" in request.args:
+            raise InvalidRequestError(
+                "The access token must not be sent in the query string: send it as"
+                " Authorization: Bearer <token>, or as access_token in a form-encoded POST body."
+            )
+        body_tokens = form_body_tokens()
+        if not body_tokens:
+            return super().parse_request_authorization(oauth_request)
+        if request.headers.get("Authorization"):
+            raise InvalidRequestError(
+                "The access token was sent both in the Authorization header and in the body:"
+                " use one method only."
+            )
+        if len(body_tokens) > 1:
+            raise InvalidRequestError("access_token must be sent once.")
+        return self.get_token_validator("bearer"), body_tokens[0]
+
+
+def form_body_tokens() -> list[str]:
+    """access_token values of a form-encoded POST body (RFC 6750 2.2: no other method or
+    content type carries the token in the body)."""
+    if request.method != "POST" or request.mimetype != "application/x-www-form-urlencoded":
+        return []
+    return request.form.getlist("access_token")
+
+
+require_token = BearerTokenProtector()
 require_token.register_token_validator(AccessTokenValidator())
 
 
@@ -42,8 +76,11 @@ def bearer_error_response(error: OAuth2Error) -> Response:
     With no bearer token at all the challenge carries no error code (RFC 6750 3.1); a token
     that is unknown, expired or revoked answers invalid_token.
     """
-    if error.error not in ("invalid_token", "insufficient_scope"):
-        description = "No access token was presented: send it as Authorization: Bearer <token>."
+    if error.error not in ("invalid_token", "insufficient_scope", "invalid_request"):
+        description = (
+            "No access token was presented: send it as Authorization: Bearer <token>,"
+            " or as access_token in a form-encoded POST body."
+        )
         return Response(
             json.dumps({"error_description": description}),
             status=401,
@@ -75,7 +112,7 @@ def userinfo() -> Response:
     try:
         token: Token = require_token.acquire_token(["openid"])
     except OAuth2Error as error:
-        if error.error in ("invalid_token", "insufficient_scope"):
+        if error.error in ("invalid_token", "insufficient_scope", "invalid_request"):
             # A token was presented and refused (never recorded: only that it was refused).
             audit.record("userinfo.failed", "failure", reason=error.error)
         return bearer_error_response(error)

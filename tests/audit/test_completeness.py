@@ -472,12 +472,9 @@ def test_client_authentication_failures_say_how_and_why_never_with_the_credentia
     )
     assert status(httpx.post(token, data=code, auth=("nobody-registered-this", wrong))) == 401
     assert status(httpx.post(token, data=code)) == 401
-    right_secret_wrong_method = {
-        **code,
-        "client_id": "basic-dept",
-        "client_secret": basic.client_secret,
-    }
-    assert status(httpx.post(token, data=right_secret_wrong_method)) == 401
+    # A client registered for keys cannot fall back to a secret.
+    keys_client_with_a_secret = {**code, "client_id": "key-dept", "client_secret": wrong}
+    assert status(httpx.post(token, data=keys_client_with_a_secret)) == 401
     elsewhere = keyed.client_assertion(aud="https://elsewhere.example")
     assertion = {"client_assertion_type": ASSERTION_TYPE}
     assert (
@@ -502,7 +499,7 @@ def test_client_authentication_failures_say_how_and_why_never_with_the_credentia
         ("token", "client_secret_post", "wrong_secret", "post-dept", "failure"),
         ("token", "client_secret_basic", "unknown_client", None, "failure"),
         ("token", None, "no_credentials", None, "failure"),
-        ("token", "client_secret_post", "method_not_registered", "basic-dept", "failure"),
+        ("token", "client_secret_post", "method_not_registered", "key-dept", "failure"),
         ("token", "private_key_jwt", "wrong_audience", "key-dept", "failure"),
         ("introspection", "private_key_jwt", "assertion_replayed", "key-dept", "failure"),
         ("revocation", "client_secret_basic", "wrong_secret", "basic-dept", "failure"),

@@ -240,6 +240,53 @@ def test_prompt_login_asks_for_both_factors_again(idp, browser, citizen, make_cl
     assert claims["sid"] != first_claims["sid"]
 
 
+# -- GOV.UK One Login vectors with an identity confidence component -----------------------------
+
+
+@pytest.mark.parametrize(
+    "vtr", ['["Cl.Cm.P0"]', '["P0.Cl.Cm"]', '["Cm.Cl"]', '["Cm.P0.Cl"]'], ids=str
+)
+def test_one_login_vectors_in_any_order_with_p0_need_both_factors_and_give_vot_cl_cm(
+    idp, browser, citizen, make_client, vtr
+):
+    """govuk-onelogin-django always sends ["Cl.Cm.P0"]. One Login reads the components in any
+    order, P0 asks for no identity confidence, and the ID token's vot is the credential part."""
+    client = make_client()
+    attempt = client.authorization(vtr=vtr)
+    after_password = sign_in_with_password(browser, attempt.url, citizen)
+    assert_second_factor_page_only(after_password)
+    params = finish(browser, browser.second_factor(after_password, citizen["email"]))
+    claims = id_token_claims(client, attempt, params["code"])
+    assert (claims["vot"], claims["acr"]) == ("Cl.Cm", "Cl.Cm")
+
+
+def test_a_low_vector_with_p0_is_met_by_the_password_alone(idp, browser, citizen, make_client):
+    client = make_client()
+    attempt = client.authorization(vtr='["P0.Cl"]')
+    after_password = sign_in_with_password(browser, attempt.url, citizen)
+    assert SECOND_FACTOR_HEADING not in after_password.text
+    claims = id_token_claims(client, attempt, finish(browser, after_password)["code"])
+    assert claims["vot"] == "Cl"
+
+
+@pytest.mark.parametrize("vtr", ['["Cl.Cm.P2"]', '["P1.Cl.Cm"]', '["Cl.Cm", "Cl.Cm.P2"]'])
+def test_identity_confidence_p1_p2_is_refused_to_the_department_as_not_offered_yet(
+    idp, browser, citizen, make_client, vtr
+):
+    client = make_client()
+    browser.authorize(client.authorization().url, citizen["email"], citizen["password"])
+    attempt = client.authorization(vtr=vtr)
+    response = browser.get(attempt.url)
+    assert response.headers["location"].startswith(client.redirect_uri)
+    params = callback(response).params
+    assert params["error"] == "invalid_request"
+    assert "not offered yet" in params["error_description"]
+    assert "P1 or P2" in params["error_description"]
+    assert ERROR_DESCRIPTION_CHARSET.match(params["error_description"]), params
+    assert params["state"] == attempt.state
+    assert "code" not in params
+
+
 # -- Invalid vtr -------------------------------------------------------------------------------
 
 INVALID_VTR = {
@@ -256,6 +303,10 @@ INVALID_VTR = {
     "nested-list": '[["Cl"]]',
     "one-unknown": '["Cl", "x"]',
     "lower-case": '["cl.cm"]',
+    "credential-medium-alone": '["Cm"]',
+    "credential-repeated": '["Cl.Cl"]',
+    "two-confidences": '["Cl.Cm.P0.P0"]',
+    "unknown-confidence": '["Cl.Cm.P9"]',
     "too-many": json.dumps(["Cl"] * 6),
     "long-vector": json.dumps(["Cl.Cm" + "m" * 3000]),
     "long-list": json.dumps(["Cl.Cm"] * 400),

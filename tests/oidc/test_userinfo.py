@@ -182,8 +182,81 @@ def test_revoked_token_is_401_invalid_token(idp, make_client, issue_code):
     assert_invalid_token(userinfo(idp, access_token))
 
 
-def test_token_in_the_query_string_is_not_accepted(idp, tokens_for):
-    """RFC 6750 2.3 / RFC 9700 2.4.1: tokens in URLs leak into logs and Referer headers."""
+def assert_invalid_request(response: httpx.Response, names: str) -> None:
+    """RFC 6750 3.1: 400 invalid_request, in a Bearer challenge and in JSON, saying why."""
+    assert response.status_code == 400, response.text
+    challenge = response.headers.get("www-authenticate", "")
+    assert challenge.startswith("Bearer "), challenge
+    assert 'error="invalid_request"' in challenge
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert names in body["error_description"]
+    assert ERROR_DESCRIPTION_CHARSET.match(body["error_description"])
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_token_in_the_query_string_is_refused_and_says_how_to_send_it(idp, tokens_for, method):
+    """RFC 6750 2.3 is not offered (RFC 9700 4.3.2): tokens in URLs leak into logs and
+    histories. The department is told where the token goes instead."""
     access_token = tokens_for()["access_token"]
-    response = httpx.get(idp.url("/userinfo"), params={"access_token": access_token})
+    response = httpx.request(method, idp.url("/userinfo"), params={"access_token": access_token})
+    assert_invalid_request(response, "query string")
+    assert "Authorization: Bearer" in response.json()["error_description"]
+    # Not even beside a valid header.
+    response = httpx.request(
+        method,
+        idp.url("/userinfo"),
+        params={"access_token": access_token},
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    assert_invalid_request(response, "query string")
+
+
+def test_token_in_a_form_encoded_post_body_is_accepted(idp, tokens_for, citizen):
+    """RFC 6750 2.2: what pyoidc sends by default (and the OpenID certification tests)."""
+    access_token = tokens_for()["access_token"]
+    response = httpx.post(idp.url("/userinfo"), data={"access_token": access_token})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == {
+        "sub": citizen["subject"],
+        "email": citizen["email"],
+        "email_verified": True,
+    }
+
+
+def test_an_unknown_token_in_the_body_is_401_invalid_token(idp):
+    assert_invalid_token(httpx.post(idp.url("/userinfo"), data={"access_token": "garbage"}))
+
+
+def test_a_token_in_the_header_and_in_the_body_is_invalid_request(idp, tokens_for):
+    """RFC 6750 2: a client MUST NOT use more than one method in a request."""
+    access_token = tokens_for()["access_token"]
+    response = httpx.post(
+        idp.url("/userinfo"),
+        data={"access_token": access_token},
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    assert_invalid_request(response, "one method")
+
+
+def test_a_token_sent_twice_in_the_body_is_invalid_request(idp, tokens_for):
+    access_token = tokens_for()["access_token"]
+    response = httpx.post(
+        idp.url("/userinfo"),
+        content=f"access_token={access_token}&access_token={access_token}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_invalid_request(response, "once")
+
+
+@pytest.mark.parametrize("kind", ["json", "multipart"])
+def test_a_token_in_any_other_body_is_not_read(idp, tokens_for, kind):
+    """RFC 6750 2.2: only a single-part application/x-www-form-urlencoded body carries it."""
+    access_token = tokens_for()["access_token"]
+    if kind == "json":
+        response = httpx.post(idp.url("/userinfo"), json={"access_token": access_token})
+    else:
+        response = httpx.post(idp.url("/userinfo"), files={"access_token": (None, access_token)})
     assert_bearer_challenge_without_error(response)

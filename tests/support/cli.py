@@ -20,6 +20,12 @@ def run(env, *args, check=True) -> subprocess.CompletedProcess:
     return result
 
 
+def messages(stderr: str) -> list[str]:
+    """The lines of a command's standard error meant for the operator: without the IdP's
+    JSON log and audit lines, which a command writes there too."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("{")]
+
+
 def migrated_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a fresh SQLite IdP in a temporary instance folder, migrated."""
     env = {
