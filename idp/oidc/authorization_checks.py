@@ -1,7 +1,7 @@
 """The IdP's own checks on every authorization request, in the order they run (CHECKS).
 
-Authlib first validates what RFC 6749 4.1.1 defines (client_id, redirect_uri, response_type,
-the scope the client may have); then each check below runs in turn, and the first to refuse
+Authlib first validates what RFC 6749 4.1.1 defines (client_id, redirect_uri, response_type);
+then each check below runs in turn, and the first to refuse
 answers the request. A refusal is an OAuth error redirected to the department with its
 state and iss (RFC 6749 4.1.2.1), since the client and redirect URI are known by then.
 The order is the refusal a department sees when a request has several faults: keep it.
