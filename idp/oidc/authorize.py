@@ -1,4 +1,22 @@
-"""The authorization endpoint (OIDC Core 3.1.2): validate, sign in, consent, issue a code."""
+"""The authorization endpoint (OIDC Core 3.1.2): validate, sign in, consent, issue a code.
+
+A request goes through these steps in order (proceed() below takes them one by one, and a
+journey resumed after sign-in or consent starts again at step 1 with the stored request):
+
+1. Trust: the client_id is registered, the redirect_uri is one of its own and no parameter
+   is repeated (idp/oidc/redirect_uri.py); otherwise an error page, never a redirect.
+2. The service is active; otherwise the "service unavailable" page.
+3. Authlib validates the request (RFC 6749 4.1.1: response_type=code, redirect_uri, scope),
+   then the IdP's own checks run in order (idp/oidc/authorization_checks.py: CHECKS); a
+   refusal is redirected to the service with state and iss.
+4. Sign-in: none yet, prompt=login, or older than max_age sends the citizen to sign in.
+5. The level asked for (vtr): a session short of it is sent to its second factor.
+6. Consent: the first time, prompt=consent or new scopes send the citizen to the consent page.
+   With prompt=none, steps 4 to 6 answer login_required or consent_required instead.
+7. The journey ends, once (a double click sees the expired journey page).
+8. The code is issued (idp/oidc/grants/authorization_code.py) and the citizen redirected
+   back with code, state and iss (RFC 9207).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +37,7 @@ from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
+from idp.oidc.authorization_server import authorization_server
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import (
     AuthorizationRequest,
@@ -28,7 +47,6 @@ from idp.oidc.journey import (
     start_interaction,
 )
 from idp.oidc.redirect_uri import untrusted_request_problem
-from idp.oidc.server import authorization_server
 from idp.settings import current_settings
 
 bp = Blueprint("authorize", __name__)
@@ -128,6 +146,7 @@ def _untrusted_reason(client: Client | None, params: MultiDict) -> str:
 
 def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     """Take an authorization request as far as it can go: sign-in, consent, or a code."""
+    # 1. Trust: no redirect to a client or URI that is not known.
     problem = untrusted_request_problem(params.to_dict(flat=False))
     client = find_client(params.get("client_id", ""))
     if problem:
@@ -139,8 +158,10 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
             client_id=client.client_id if client else None,
         )
         return error_page(problem)
+    # 2. The service is active.
     if client is not None and not client.is_active:
         return client_unavailable_page(client)
+    # 3. Authlib's validation, then the IdP's checks (authorization_checks.CHECKS).
     oauth_request = AuthorizationRequest(params)
     session = current_session()
     citizen = session.citizen if session else None
@@ -152,6 +173,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     data = oauth_request.payload.data
     prompts = (data.get("prompt") or "").split()
 
+    # 4. Sign-in.
     if needs_authentication(session, data, interaction):
         if "none" in prompts:
             return error_response(
@@ -160,6 +182,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("accounts.sign_in", journey=interaction.handle))
 
+    # 5. The level asked for.
     if (
         achieved_vector(session.amr or [], requested_vectors(data), session.password_enough_alone)
         is None
@@ -172,6 +195,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("two_factor.second_factor", journey=interaction.handle))
 
+    # 6. Consent.
     if needs_consent(session, grant.client, oauth_request.scope, data, interaction):
         if "none" in prompts:
             return error_response(
@@ -180,9 +204,11 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("authorize.consent", journey=interaction.handle))
 
+    # 7. The journey ends, once.
     if interaction is not None and not finish_interaction(interaction):
         # Another request (a double click) already finished this journey.
         return expired_journey_page()
+    # 8. The code.
     return server.create_authorization_response(
         request=oauth_request, grant_user=citizen, grant=grant
     )

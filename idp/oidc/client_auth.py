@@ -34,6 +34,13 @@ from idp.oidc.client_keys import ClientKeysUnavailable, client_key_set
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
 
+# The methods the token endpoint accepts, in the order discovery lists them.
+TOKEN_ENDPOINT_AUTH_METHODS = [
+    "private_key_jwt",
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+]
 ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 
 

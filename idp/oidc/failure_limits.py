@@ -67,7 +67,7 @@ def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
             response = make_response(view(*args, **kwargs))
             if response.status_code >= 400 or g.get("unknown_token"):
                 # Set by the authorization server once the client authenticated
-                # (idp/oidc/server.py), never for a public client.
+                # (idp/oidc/authorization_server.py), never for a public client.
                 client_id = g.get("authenticated_client_id") if per_client else None
                 if client_id:
                     decision = throttle.check_endpoint(ip, client_id)

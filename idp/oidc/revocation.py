@@ -19,15 +19,11 @@ from idp.extensions import csrf, db
 from idp.models import RefreshToken, Token
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
+from idp.oidc.authorization_server import authorization_server
 from idp.oidc.claims import subject_for
-from idp.oidc.client_auth import audit_refused_request
+from idp.oidc.client_auth import TOKEN_ENDPOINT_AUTH_METHODS, audit_refused_request
 from idp.oidc.failure_limits import limit_failures, mark_unknown_token
-from idp.oidc.server import (
-    TOKEN_ENDPOINT_AUTH_METHODS,
-    authorization_server,
-    revoke_refresh_family,
-    token_assurance,
-)
+from idp.oidc.tokens import revoke_refresh_family, token_assurance
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
 

@@ -15,7 +15,7 @@ from idp.extensions import csrf, db
 from idp.models import Token
 from idp.oidc.claims import user_info
 from idp.oidc.failure_limits import limit_failures
-from idp.oidc.server import token_assurance
+from idp.oidc.tokens import token_assurance
 from idp.security.secrets import hash_token
 
 bp = Blueprint("userinfo", __name__)
