@@ -122,9 +122,8 @@ def stored(idp, event: str) -> list[AuditEntry]:
     ],
 )
 def test_record_refuses_an_unknown_event_in_development_and_tests(idp, event, outcome, message):
-    with idp.app.app_context():
-        with pytest.raises(events.UnknownEvent) as refused:
-            audit.record(event, outcome, citizen_id=None)
+    with idp.app.app_context(), pytest.raises(events.UnknownEvent) as refused:
+        audit.record(event, outcome, citizen_id=None)
     assert str(refused.value).startswith(message)
     assert "idp/audit/events.py" in str(refused.value)
     assert stored(idp, event) == []
