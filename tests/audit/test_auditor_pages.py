@@ -173,9 +173,10 @@ def test_filters_narrow_the_record(idp, auditor):
     assert 'value="test.sign_in"' in page.text
 
 
-def record_as_before_a_rename(idp, monkeypatch, event: str, **fields) -> int:
-    """An entry under an event's former name, as an older release recorded it (record() takes
-    an uncatalogued name only in production: it logs the error and records anyway)."""
+def record_uncatalogued(idp, monkeypatch, event: str, **fields) -> int:
+    """An entry the catalogue (idp/audit/events.py) does not declare, such as one under an
+    event's former name from an older release: record() takes it only in production (where it
+    logs the error and records anyway); its seq."""
     settings = idp.app.config["IDP_SETTINGS"]
     production = dataclasses.replace(settings, issuer="https://idp.example.gov.uk")
     with monkeypatch.context() as patch:
@@ -186,11 +187,11 @@ def record_as_before_a_rename(idp, monkeypatch, event: str, **fields) -> int:
 def test_a_renamed_event_finds_the_entries_recorded_under_its_former_name(
     idp, auditor, monkeypatch
 ):
-    old_failure = record_as_before_a_rename(
+    old_failure = record_uncatalogued(
         idp, monkeypatch, "staff.sign_in", outcome="failure", reason="wrong_password", staff_id=1
     )
-    old_success = record_as_before_a_rename(idp, monkeypatch, "staff.sign_in", staff_id=1)
-    old_sign_out = record_as_before_a_rename(idp, monkeypatch, "staff.sign_out", staff_id=1)
+    old_success = record_uncatalogued(idp, monkeypatch, "staff.sign_in", staff_id=1)
+    old_sign_out = record_uncatalogued(idp, monkeypatch, "staff.sign_out", staff_id=1)
     new_failure = record(
         idp, "staff.sign_in.failed", outcome="failure", reason="wrong_password", staff_id=1
     )
@@ -218,7 +219,7 @@ def test_a_renamed_event_finds_the_entries_recorded_under_its_former_name(
 
 def test_the_record_says_what_each_event_means(idp, auditor, monkeypatch):
     seq = record(idp, "staff.signed_out", staff_id=1)
-    old = record_as_before_a_rename(idp, monkeypatch, "staff.sign_out", staff_id=1)
+    old = record_uncatalogued(idp, monkeypatch, "staff.sign_out", staff_id=1)
     page = listed(auditor)
     row = page.text.split(f'<tr id="entry-{seq}">')[1].split("</tr>")[0]
     assert '<span class="audit-event" title="A staff member signed out">staff.signed_out' in row
