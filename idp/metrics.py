@@ -63,7 +63,7 @@ FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 # Web latency: 5 ms to 10 s.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-SIGN_IN_EVENTS = frozenset({"sign_in.succeeded", "sign_in.failed", "sign_in.passkey"})
+SIGN_IN_EVENTS = frozenset({"sign_in.succeeded", "sign_in.failed", "sign_in.passkey_succeeded"})
 TOKEN_GRANTS = {"token.issued": "authorization_code", "token.refreshed": "refresh_token"}
 
 _EXTENSION_KEY = "idp_metrics"

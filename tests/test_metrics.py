@@ -66,7 +66,7 @@ def test_events_are_counted_with_sign_ins_and_tokens_derived():
     }
     metrics.count_event("sign_in.failed", "failure")
     metrics.count_event("sign_in.succeeded", "success")
-    metrics.count_event("sign_in.passkey", "success")
+    metrics.count_event("sign_in.passkey_succeeded", "success")
     metrics.count_event("token.issued", "success")
     metrics.count_event("token.refreshed", "success")
     metrics.count_event("token.refreshed", "success")

@@ -384,7 +384,7 @@ def sign_in() -> Response:
         return _error(error)
     session = start_session(result.citizen, amr=[result.method])
     audit.record(
-        "sign_in.passkey",
+        "sign_in.passkey_succeeded",
         citizen_id=result.citizen.id,
         sid=session.sid,
         level=vector_met(session.amr),

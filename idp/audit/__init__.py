@@ -27,8 +27,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from idp import metrics
+from idp.audit import events
 from idp.audit.chain import GENESIS, content_hash, entry_hash, personal_digest, sha256
 from idp.models.timestamps import utcnow
+from idp.settings import current_settings
 
 log = logging.getLogger("idp.audit")
 failures = logging.getLogger("idp.audit.store")
@@ -69,6 +71,19 @@ def _refuse_credentials(details: dict[str, Any]) -> None:
     )
     if leaked:
         raise ValueError(f"audit events never hold credentials: {leaked}")
+
+
+def _check_event(event: str, outcome: str) -> None:
+    """An event and outcome from the catalogue (idp/audit/events.py). Anything else is a
+    programming error: raised on a developer's machine (the issuer on loopback, as in every
+    test) or outside an app; elsewhere logged, and the entry still recorded as given, since
+    refusing would lose a security event over its name."""
+    try:
+        events.check(event, outcome)
+    except events.UnknownEvent as problem:
+        if not has_app_context() or current_settings().is_development:
+            raise
+        failures.error("%s; recorded anyway", problem)
 
 
 def _storable(value: Any) -> Any:
@@ -146,6 +161,7 @@ def record(
     citizen authenticated (amr); defaults to the current session's.
     """
     _refuse_credentials(details)
+    _check_event(event, outcome)
     metrics.count_event(event, outcome)
     browser_session = g.get("browser_session") if has_request_context() else None
     if browser_session is not None:

@@ -183,16 +183,6 @@ def latest_anchor() -> AuditCheckpoint | None:
     )
 
 
-def checkpoint_covering(seq: int) -> AuditCheckpoint | None:
-    """The earliest checkpoint at or after seq (it commits to every entry up to its own)."""
-    return db.session.scalar(
-        db.select(AuditCheckpoint)
-        .where(AuditCheckpoint.kind == "checkpoint", AuditCheckpoint.seq >= seq)
-        .order_by(AuditCheckpoint.seq, AuditCheckpoint.id)
-        .limit(1)
-    )
-
-
 def verify_signature(signature: str, public_jwk: dict[str, Any]) -> dict[str, Any]:
     """The signed payload, if the signature is the audit key's; CheckpointError otherwise.
     Pure: an export's verifier calls it with the key printed in the manifest."""

@@ -23,7 +23,7 @@ from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import Length, Optional, ValidationError
 
 from idp import audit
-from idp.audit import charts, queries
+from idp.audit import charts, events, queries
 from idp.audit.export import FORMATS, ExportError, write_export
 from idp.audit.queries import FilterError, Filters
 from idp.departments.forms import choices
@@ -263,6 +263,12 @@ def audit_error(error: HTTPException):
     ), error.code
 
 
+@bp.app_template_filter("event_description")
+def event_description(name: str) -> str:
+    """What an event means, from the catalogue (idp/audit/events.py), for the entries' tables."""
+    return events.description(name) or ""
+
+
 # -- Pages --------------------------------------------------------------------------------------
 
 
@@ -322,7 +328,7 @@ def _entries_page(member: StaffMember, form: FilterForm, found: Any, status: int
         filter_args=args,
         export_form=ExportForm(),
         formats=FORMAT_NAMES,
-        event_names=queries.event_names(),
+        event_choices=queries.event_choices(),
         services=queries.services(),
         departments=queries.departments(),
     ), status

@@ -17,9 +17,10 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 
 from idp import audit
+from idp.audit import events
 from idp.audit.chain import format_time
 from idp.extensions import db
 from idp.models import AuditEntry, Citizen, Client, Department
@@ -73,10 +74,12 @@ class Filters:
             clauses.append(column.time >= self.start)
         if self.end is not None:
             clauses.append(column.time < self.end)
-        for name in ("citizen_id", "client_id", "event", "outcome", "ip"):
+        for name in ("citizen_id", "client_id", "outcome", "ip"):
             value = getattr(self, name)
             if value is not None:
                 clauses.append(column[name] == value)
+        if self.event is not None:
+            clauses.append(_event_clause(self.event))
         if self.department is not None:
             # Served by the (client_id, seq) index, one range per service of the department.
             services = (
@@ -108,6 +111,23 @@ class Filters:
     def empty(self) -> bool:
         """Whether no filter is set."""
         return all(getattr(self, item.name) is None for item in fields(self))
+
+
+def _event_clause(name: str) -> ColumnElement[bool]:
+    """The entries of an event, and of its former or later names (idp/audit/events.py): the
+    chain keeps each entry under the name it was recorded with."""
+    column = AuditEntry.__table__.c
+    terms = events.filter_terms(name)
+    if len(terms) == 1:
+        return column.event == name  # the usual case: one range of the (event, seq) index
+    return or_(
+        *(
+            column.event == event
+            if outcome is None
+            else and_(column.event == event, column.outcome == outcome)
+            for event, outcome in terms
+        )
+    )
 
 
 @dataclass
@@ -347,6 +367,14 @@ def entry_batches(
             return
         yield rows
         after = rows[-1].seq
+
+
+def event_choices(limit: int = 500) -> list[tuple[str, str | None]]:
+    """The event filter's suggestions, (name, description): every catalogued event, then the
+    other names found in the record (former names of renamed events, and tests')."""
+    catalogued = sorted(events.EVENTS)
+    recorded = [name for name in event_names(limit) if name not in events.EVENTS]
+    return [(name, events.description(name)) for name in [*catalogued, *recorded]]
 
 
 def event_names(limit: int = 500) -> list[str]:

@@ -140,7 +140,7 @@ def authenticate_staff(email: str, password: str) -> StaffMember | None:
     check = verify_password(member.password_hash if member else None, password)
     if member is None or not check.ok or member.disabled_at is not None:
         audit.record(
-            "staff.sign_in",
+            "staff.sign_in.failed",
             outcome="failure",
             reason=(
                 "no_account" if member is None else "wrong_password" if not check.ok else "disabled"
@@ -152,8 +152,10 @@ def authenticate_staff(email: str, password: str) -> StaffMember | None:
     if check.new_hash:
         member.password_hash = check.new_hash
         db.session.commit()
-    # The password step only: "staff.signed_in" follows once the second factor is done.
-    audit.record("staff.sign_in", methods=[AMR_PASSWORD], staff_id=member.id, role=member.role)
+    # The password step only: "staff.second_factor.succeeded" follows once the second factor is.
+    audit.record(
+        "staff.sign_in.succeeded", methods=[AMR_PASSWORD], staff_id=member.id, role=member.role
+    )
     return member
 
 
@@ -287,7 +289,9 @@ def step_up_staff_session(session: StaffSession) -> StaffSession:
     """The second factor is done: a new session (new identifier) that records both factors."""
     amr = list(dict.fromkeys([*(session.amr or [AMR_PASSWORD]), AMR_OTP]))
     new = start_staff_session(session.staff, amr=amr)
-    audit.record("staff.signed_in", methods=new.amr, staff_id=new.staff_id, role=new.staff.role)
+    audit.record(
+        "staff.second_factor.succeeded", methods=new.amr, staff_id=new.staff_id, role=new.staff.role
+    )
     return new
 
 

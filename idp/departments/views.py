@@ -311,7 +311,7 @@ def sign_out() -> Response:
     form = ActionForm()
     session = current_staff_session()
     if session is not None and form.validate_on_submit():
-        audit.record("staff.sign_out", staff_id=session.staff_id)
+        audit.record("staff.signed_out", staff_id=session.staff_id)
         end_staff_session(session)
     return redirect(url_for("departments.sign_in"))
 

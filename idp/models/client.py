@@ -181,11 +181,6 @@ class Client(db.Model, ClientMixin):
         return self.client_metadata.get("logo_uri")
 
     @property
-    def post_logout_redirect_uris(self) -> list[str]:
-        """Where the citizen may be sent after signing out (exact match)."""
-        return list(self.client_metadata.get("post_logout_redirect_uris", []))
-
-    @property
     def reviewed_post_logout_redirect_uris(self) -> list[str]:
         """The post_logout_redirect_uris of the approved version (none before an approval):
         the only ones the IdP ever sends a citizen to."""

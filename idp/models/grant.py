@@ -1,7 +1,6 @@
 """Authorization codes and the access tokens issued for them."""
 
 from datetime import datetime
-from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
 from sqlalchemy import JSON, ForeignKey, String, Text, update
@@ -79,7 +78,6 @@ class Token(db.Model, TokenMixin):
     authorization_code_id: Mapped[int | None] = mapped_column(
         ForeignKey("authorization_code.id", ondelete="SET NULL"), index=True
     )
-    claims: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The refresh token family it belongs to (revoking the family ends it too).
     refresh_family: Mapped[str | None] = mapped_column(String(64), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

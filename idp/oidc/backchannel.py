@@ -316,17 +316,6 @@ def attempt(delivery_id: int, lease: datetime) -> Outcome | None:
     return result
 
 
-def deliver_due(limit: int = BATCH_SIZE) -> int:
-    """Claim and attempt the deliveries that are due, one after another; how many were tried."""
-    tried = 0
-    for delivery_id in due_deliveries(limit):
-        lease = claim(delivery_id)
-        if lease is not None:
-            attempt(delivery_id, lease)
-            tried += 1
-    return tried
-
-
 # --- waking the worker at once when a transaction queued deliveries -------------------------
 
 _listeners: list = []

@@ -490,7 +490,7 @@ def test_signing_in_with_a_passkey_alone_meets_cl_cm(
     claims = id_token_claims(client, attempt, finish(browser, went_to(browser, response)))
     assert (claims["vot"], claims["acr"], claims["amr"]) == ("Cl.Cm", "Cl.Cm", ["hwk"])
     assert claims["sub"] == with_passkey["subject"]
-    [signed_in] = events(audit_lines, "sign_in.passkey")
+    [signed_in] = events(audit_lines, "sign_in.passkey_succeeded")
     assert signed_in["citizen_id"] == with_passkey["id"] and signed_in["methods"] == "hwk"
     assert signed_in["level"] == "Cl.Cm"
     assert options["challenge"] not in audit_lines.getvalue()

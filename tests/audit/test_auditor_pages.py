@@ -5,6 +5,7 @@ reads the record, and an auditor changes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -170,6 +171,66 @@ def test_filters_narrow_the_record(idp, auditor):
     page = listed(auditor, event="test.sign_in")
     assert '<option value="test.other">' in page.text
     assert 'value="test.sign_in"' in page.text
+
+
+def record_uncatalogued(idp, monkeypatch, event: str, **fields) -> int:
+    """An entry the catalogue (idp/audit/events.py) does not declare, such as one under an
+    event's former name from an older release: record() takes it only in production (where it
+    logs the error and records anyway); its seq."""
+    settings = idp.app.config["IDP_SETTINGS"]
+    production = dataclasses.replace(settings, issuer="https://idp.example.gov.uk")
+    with monkeypatch.context() as patch:
+        patch.setitem(idp.app.config, "IDP_SETTINGS", production)
+        return record(idp, event, **fields)
+
+
+def test_a_renamed_event_finds_the_entries_recorded_under_its_former_name(
+    idp, auditor, monkeypatch
+):
+    old_failure = record_uncatalogued(
+        idp, monkeypatch, "staff.sign_in", outcome="failure", reason="wrong_password", staff_id=1
+    )
+    old_success = record_uncatalogued(idp, monkeypatch, "staff.sign_in", staff_id=1)
+    old_sign_out = record_uncatalogued(idp, monkeypatch, "staff.sign_out", staff_id=1)
+    new_failure = record(
+        idp, "staff.sign_in.failed", outcome="failure", reason="wrong_password", staff_id=1
+    )
+    new_sign_out = record(idp, "staff.signed_out", staff_id=1)
+
+    made = {old_failure, old_success, old_sign_out, new_failure, new_sign_out}
+
+    def found(event: str) -> list[int]:
+        """The entries of this test the filter finds (the auditor's own sign-in is there too)."""
+        return [seq for seq in shown(listed(auditor, event=event)) if seq in made]
+
+    # One old name became two new ones: its entries are told apart by their outcome.
+    assert found("staff.sign_in.failed") == [new_failure, old_failure]
+    assert found("staff.sign_in.succeeded") == [old_success]
+    assert found("staff.signed_out") == [new_sign_out, old_sign_out]
+    # The former name finds the entries of the names it became, too.
+    assert found("staff.sign_out") == [new_sign_out, old_sign_out]
+    assert found("staff.sign_in") == [new_failure, old_success, old_failure]
+    # An export reads through the same filter.
+    with idp.app.app_context():
+        up_to = newest(idp)
+        batches = queries.entry_batches(Filters(event="staff.signed_out"), up_to)
+        assert [row.seq for rows in batches for row in rows] == [old_sign_out, new_sign_out]
+
+
+def test_the_record_says_what_each_event_means(idp, auditor, monkeypatch):
+    seq = record(idp, "staff.signed_out", staff_id=1)
+    old = record_uncatalogued(idp, monkeypatch, "staff.sign_out", staff_id=1)
+    page = listed(auditor)
+    row = page.text.split(f'<tr id="entry-{seq}">')[1].split("</tr>")[0]
+    assert '<span class="audit-event" title="A staff member signed out">staff.signed_out' in row
+    row = page.text.split(f'<tr id="entry-{old}">')[1].split("</tr>")[0]
+    assert 'title="Recorded before it was renamed staff.signed_out"' in row
+    # The event box offers every catalogued event, with its meaning, and the former names.
+    assert (
+        '<option value="password.reset" label="A citizen set a new password after proving '
+        'their email address">'
+    ) in page.text
+    assert '<option value="staff.sign_out" label="Recorded before it was renamed' in page.text
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,12 @@ import pytest
 from idp.audit import charts
 from idp.audit.charts import Series, bar_chart, line_chart, nice_ticks
 from idp.models.timestamps import utcnow
-from tests.audit.test_auditor_pages import auditor, record, stored  # noqa: F401 - fixture
+from tests.audit.test_auditor_pages import (  # noqa: F401 - fixture
+    auditor,
+    record,
+    record_uncatalogued,
+    stored,
+)
 from tests.departments import error_summary, visible_text
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.S)
@@ -114,11 +119,18 @@ def test_a_line_chart_draws_each_series_with_a_legend_and_labelled_axes():
 # -- The charts page ---------------------------------------------------------------------------
 
 
-def test_the_charts_count_sign_ins_per_service_and_failures_over_time(idp, auditor):  # noqa: F811
+def test_the_charts_count_sign_ins_per_service_and_failures_over_time(
+    idp,
+    auditor,  # noqa: F811
+    monkeypatch,
+):
     for _ in range(3):
         record(idp, "authorization_code.issued", client_id="dept-a", citizen_id=1)
     record(idp, "authorization_code.issued", client_id="dept-b", citizen_id=2)
-    record(idp, "authorization_code.issued", outcome="failure", client_id="dept-b")
+    # Not an outcome the IdP records for it, but a sign-in only counts when it succeeded.
+    record_uncatalogued(
+        idp, monkeypatch, "authorization_code.issued", outcome="failure", client_id="dept-b"
+    )
     record(idp, "sign_in.failed", outcome="failure", reason="wrong password", citizen_id=1)
     record(idp, "account.locked", outcome="failure", reason="too many wrong attempts (password)")
     record(idp, "account.locked", outcome="failure", reason="too many wrong attempts (password)")

@@ -280,7 +280,7 @@ def test_the_first_sign_in_sets_up_an_app_and_then_opens_the_page_asked_for(
 
     events, text = audit_events()
     enrolled = [e for e in events if e["event"] == "staff.second_factor.enrolled"]
-    signed_in = [e for e in events if e["event"] == "staff.signed_in"]
+    signed_in = [e for e in events if e["event"] == "staff.second_factor.succeeded"]
     assert len(enrolled) == 1 and len(signed_in) == 2
     assert all(e["methods"] == "pwd otp" for e in signed_in)
     assert key not in text and app.code_at(app.last_step) not in text
