@@ -77,9 +77,11 @@ test: install interop browser nginx
 test-fast: install
 	$(PY) -m pytest -m "not browser" -k "not postgresql"
 
+## ruff, then the layers of ARCHITECTURE.md (import-linter contracts in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check idp relying_parties tests bench
 	$(VENV)/bin/ruff format --check idp relying_parties tests bench
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format idp relying_parties tests bench

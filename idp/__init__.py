@@ -38,11 +38,15 @@ OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings in, a configured Flask app out."""
+    # Imported here, not at the top (as flaskr does): Python runs this file first whenever any
+    # idp module is imported, and the launcher, gunicorn's master, the bench and the tests
+    # import idp.settings or idp.models without wanting every page and endpoint loaded.
     from idp.accounts.sessions import apply_session_cookie
     from idp.departments.staff import apply_staff_cookie
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
     from idp.metrics import init_metrics
+    from idp.oidc import backchannel
     from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
     from idp.security.issuer_origin import serve_at_issuer
@@ -103,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     init_i18n(app)
     create_authorization_server(app)
+    backchannel.init_app(app)
     _register_blueprints(app)
     _register_error_pages(app)
 
@@ -150,13 +155,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
+    # Imported only when an app is made (see create_app).
     from idp.accounts.manage import bp as manage_bp
     from idp.accounts.passkeys import bp as passkeys_bp
     from idp.accounts.recovery import bp as recovery_bp
     from idp.accounts.two_factor import bp as two_factor_bp
     from idp.accounts.views import bp as accounts_bp
     from idp.accounts.your_account import bp as your_account_bp
-    from idp.audit.pages import bp as audit_bp
+    from idp.departments.audit_pages import bp as audit_bp
+    from idp.departments.registration_api import bp as registration_bp
     from idp.departments.views import bp as departments_bp
     from idp.dev import bp as dev_bp
     from idp.health import bp as health_bp
@@ -164,7 +171,6 @@ def _register_blueprints(app: Flask) -> None:
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.end_session import bp as end_session_bp
     from idp.oidc.jwks import bp as jwks_bp
-    from idp.oidc.registration import bp as registration_bp
     from idp.oidc.revocation import bp as revocation_bp
     from idp.oidc.token import bp as token_bp
     from idp.oidc.userinfo import bp as userinfo_bp
@@ -234,7 +240,7 @@ def _register_error_pages(app: Flask) -> None:
         logging.getLogger("idp").error(
             "a dependency is unavailable on %s: %s", request.path, type(error).__name__
         )
-        from idp.extensions import db
+        from idp.extensions import db  # only when an app is made (see create_app)
 
         try:
             db.session.rollback()
@@ -260,7 +266,7 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         logging.getLogger("idp").exception("unexpected error on %s", request.path)
-        from idp.extensions import db
+        from idp.extensions import db  # only when an app is made (see create_app)
 
         db.session.rollback()
         if wants_json():

@@ -12,8 +12,63 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
-from idp import create_app
-from idp.settings import SettingsError, current_settings
+from idp import JSONLines, audit, create_app
+from idp.accounts.second_factor import (
+    enrol_known_totp,
+    parse_totp_secret,
+    require_test_citizens_allowed,
+)
+from idp.accounts.services import (
+    AccountError,
+    create_citizen,
+    find_citizen_by_email,
+    normalise_email,
+)
+from idp.accounts.sessions import end_every_session
+from idp.audit.checkpoints import CheckpointError, audit_key, make_checkpoint
+from idp.audit.export import ExportError, export_to_file, verify_export
+from idp.audit.maintenance import MaintenanceError, erase_citizen, prune
+from idp.audit.queries import (
+    FilterError,
+    Filters,
+    check_range,
+    parse_citizen_id,
+    parse_ip,
+    parse_time,
+)
+from idp.audit.verify import verify_chain
+from idp.demo import run_demo
+from idp.departments.metadata import ClientMetadataError
+from idp.departments.samples import register_departments
+from idp.departments.services import (
+    RegistrationError,
+    change_client_status,
+    delete_client,
+    ensure_department,
+    find_department,
+    issue_initial_access_token,
+    register_client,
+)
+from idp.departments.staff import StaffError, create_staff, disable_staff, reset_staff_second_factor
+from idp.extensions import db
+from idp.housekeeping import prepare_database, purge_expired
+from idp.models import Client, LogoutAttempt, LogoutDelivery, StaffMember
+from idp.models.timestamps import utcnow
+from idp.oidc.jwks import JWKS_MAX_AGE
+from idp.oidc.keys import (
+    SUPPORTED_ALGS,
+    KeyRotationError,
+    all_key_rows,
+    key_state,
+    retire_signing_key,
+    rotate_signing_keys,
+    signer_ids,
+)
+from idp.production import ProductionStack, StackError
+from idp.security import throttle
+from idp.seed import BENCHMARK_PASSWORD, run
+from idp.settings import PROJECT_ROOT, SettingsError, current_settings
+from idp.worker import start_worker
 
 
 def _create_app():
@@ -31,7 +86,6 @@ SERVER_COMMANDS = frozenset({"serve", "run-prod", "demo"})
 def _logs_to_stderr() -> None:
     """Send the IdP's log and audit lines to standard error, so that standard output holds
     only a command's result (`TOKEN=$(idp clients initial-token ...)` captures the token)."""
-    from idp import JSONLines
 
     if sys.stdout is not sys.__stdout__:
         return  # output captured inside this process (a test's CliRunner): nothing to move
@@ -78,18 +132,6 @@ def _result(text: str, data: object) -> None:
         click.echo(text)
 
 
-def prepare_database() -> None:
-    """Bring the schema up to date and make sure signing keys exist."""
-    from flask_migrate import upgrade
-
-    from idp.housekeeping import purge_expired
-    from idp.oidc.keys import ensure_signing_keys
-
-    upgrade(directory=current_app.extensions["migrate"].directory)
-    ensure_signing_keys()
-    purge_expired()
-
-
 @cli.command("serve")
 @click.option("--host", default=None, help="Interface to listen on (default from settings).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port to listen on.")
@@ -98,10 +140,6 @@ def prepare_database() -> None:
 def serve(host: str | None, port: int | None, threads: int) -> None:
     """Migrate, register the configured departments, and serve the IdP with waitress."""
     from waitress import serve as waitress_serve
-
-    from idp.departments.metadata import ClientMetadataError
-    from idp.departments.samples import register_departments
-    from idp.worker import start_worker
 
     settings = current_settings()
     prepare_database()
@@ -120,8 +158,6 @@ def serve(host: str | None, port: int | None, threads: int) -> None:
 def prepare() -> None:
     """Migrate the database, make sure signing keys exist and register the configured
     departments: once per deployment, before the server processes start."""
-    from idp.departments.metadata import ClientMetadataError
-    from idp.departments.samples import register_departments
 
     prepare_database()
     try:
@@ -164,9 +200,6 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
     import os
     import signal
     import time
-
-    from idp.production import ProductionStack, StackError
-    from idp.settings import PROJECT_ROOT
 
     database_url = os.environ.get("IDP_DATABASE_URL", "")
     redis_url = os.environ.get("IDP_REDIS_URL", "")
@@ -234,7 +267,6 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
 @with_appcontext
 def purge(as_json: bool) -> None:
     """Delete expired journeys, codes, tokens, sessions and client assertion ids."""
-    from idp.housekeeping import purge_expired
 
     counts = purge_expired()
     _result(", ".join(f"{count} {name}" for name, count in counts.items()) + " deleted", counts)
@@ -273,7 +305,6 @@ def purge(as_json: bool) -> None:
 def seed(citizens: int, audit_entries: int, password: str | None, batch: int, force: bool) -> None:
     """Fill the database for benchmarks at scale: fake citizens and audit entries appended to
     the chain, in bulk (idp/seed.py says how). Only on a loopback issuer unless --force."""
-    from idp.seed import BENCHMARK_PASSWORD, run
 
     run(citizens, audit_entries, BENCHMARK_PASSWORD if password is None else password, batch, force)
 
@@ -282,7 +313,6 @@ def seed(citizens: int, audit_entries: int, password: str | None, batch: int, fo
 @with_appcontext
 def demo() -> None:
     """Start the IdP and every demo department until Ctrl-C (what `make run` does)."""
-    from idp.demo import run_demo
 
     run_demo(current_app._get_current_object())
 
@@ -328,12 +358,6 @@ def citizens_create(
     as_json: bool,
 ) -> None:
     """Create a citizen account; standard output holds its subject."""
-    from idp.accounts.second_factor import (
-        enrol_known_totp,
-        parse_totp_secret,
-        require_test_citizens_allowed,
-    )
-    from idp.accounts.services import AccountError, create_citizen
 
     # Everything that can be refused is checked before the account exists.
     try:
@@ -374,10 +398,6 @@ def citizens_create(
 def citizens_sign_out(email: str, reason: str) -> None:
     """Sign a citizen out everywhere: every browser session ends, every department token is
     revoked, and departments registered for back-channel logout are told."""
-    from idp import audit
-    from idp.accounts.services import find_citizen_by_email
-    from idp.accounts.sessions import end_every_session
-    from idp.extensions import db
 
     citizen = find_citizen_by_email(email)
     if citizen is None:
@@ -410,8 +430,6 @@ def logouts() -> None:
 @with_appcontext
 def logouts_list(status: str | None, client_id: str | None, limit: int) -> None:
     """The newest deliveries, with every attempt's outcome."""
-    from idp.extensions import db
-    from idp.models import LogoutAttempt, LogoutDelivery
 
     query = db.select(LogoutDelivery).order_by(LogoutDelivery.id.desc()).limit(limit)
     if status:
@@ -453,8 +471,6 @@ def clients() -> None:
 @with_appcontext
 def clients_add(file: Path, as_json: bool) -> None:
     """Add or update a client from a JSON file of RFC 7591 metadata plus client_id and secret."""
-    from idp.departments.metadata import ClientMetadataError
-    from idp.departments.services import register_client
 
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -490,8 +506,6 @@ def clients_add(file: Path, as_json: bool) -> None:
 @with_appcontext
 def clients_list(as_json: bool) -> None:
     """List registered clients."""
-    from idp.extensions import db
-    from idp.models import Client
 
     rows = db.session.scalars(db.select(Client).order_by(Client.client_id)).all()
     if as_json:
@@ -520,8 +534,6 @@ def clients_list(as_json: bool) -> None:
 
 def _client_or_fail(client_id: str):
     """The client with this id, or a one-line error."""
-    from idp.extensions import db
-    from idp.models import Client
 
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
     if client is None:
@@ -531,7 +543,6 @@ def _client_or_fail(client_id: str):
 
 def _department_or_fail(name: str | None):
     """The department with this name (None for none), or a one-line error."""
-    from idp.departments.services import find_department
 
     if name is None:
         return None
@@ -580,7 +591,6 @@ def _status_command(action: str, help_text: str) -> None:
     def command(
         client_id: str, reason: str | None, as_json: bool, version: int | None = None
     ) -> None:
-        from idp.departments.services import RegistrationError, change_client_status
 
         client = _client_or_fail(client_id)
         try:
@@ -633,7 +643,6 @@ _status_command("enable", "Switch a disabled client back on.")
 def clients_delete(client_id: str, yes: bool, as_json: bool) -> None:
     """Delete a service: its tokens and codes stop working at once, citizens' consents to it
     and its part in their sessions go; its audit history stays."""
-    from idp.departments.services import delete_client
 
     client = _client_or_fail(client_id)
     if not yes:
@@ -684,7 +693,6 @@ def clients_initial_token(
 ) -> None:
     """Create an initial access token for the registration API: standard output holds only
     the token (shown once)."""
-    from idp.departments.services import RegistrationError, issue_initial_access_token
 
     try:
         token, value = issue_initial_access_token(
@@ -724,7 +732,6 @@ def departments() -> None:
 @with_appcontext
 def departments_add(name: str, as_json: bool) -> None:
     """Add a department."""
-    from idp.departments.services import RegistrationError, ensure_department, find_department
 
     if find_department(name.strip()) is not None:
         raise click.ClickException(f"a department named {name.strip()!r} already exists")
@@ -753,7 +760,6 @@ def staff_create(
     email: str, role: str, department: str | None, password: str, as_json: bool
 ) -> None:
     """Create a staff account."""
-    from idp.departments.staff import StaffError, create_staff
 
     try:
         member = create_staff(email, password, role, _department_or_fail(department))
@@ -767,10 +773,6 @@ def staff_create(
 @with_appcontext
 def staff_disable(email: str) -> None:
     """Switch a staff account off and end its sessions."""
-    from idp.accounts.services import AccountError, normalise_email
-    from idp.departments.staff import disable_staff
-    from idp.extensions import db
-    from idp.models import StaffMember
 
     try:
         address = normalise_email(email)
@@ -789,11 +791,6 @@ def staff_disable(email: str) -> None:
 def staff_unlock(email: str) -> None:
     """Open a staff account locked by too many wrong passwords (the cap, NIST SP 800-63B
     5.2.2): staff have no password reset by email, so an operator does it."""
-    from idp import audit
-    from idp.accounts.services import AccountError, normalise_email
-    from idp.extensions import db
-    from idp.models import StaffMember
-    from idp.security import throttle
 
     try:
         address = normalise_email(email)
@@ -816,11 +813,6 @@ def staff_reset_second_factor(email: str | None, email_option: str | None) -> No
 
     At their next sign-in, after the password, they set up a new app.
     """
-    from idp.accounts.services import AccountError, normalise_email
-    from idp.departments.staff import reset_staff_second_factor
-    from idp.extensions import db
-    from idp.models import StaffMember
-    from idp.security import throttle
 
     if email and email_option and email != email_option:
         raise click.UsageError("give the staff member's email address once: EMAIL or --email")
@@ -856,7 +848,6 @@ def _utc(moment) -> str:
 
 def _warn_unseen_key(alg: str, kid: str, lead_time: int) -> None:
     """Warn that departments may not have fetched a key that signs this soon."""
-    from idp.oidc.jwks import JWKS_MAX_AGE
 
     if lead_time < JWKS_MAX_AGE:
         click.echo(
@@ -885,7 +876,6 @@ def _warn_unseen_key(alg: str, kid: str, lead_time: int) -> None:
 def keys_rotate(alg: str | None, lead_time: int | None) -> None:
     """Add a new signing key: published now, signing after the lead time; the key it replaces
     stays published until every token it signed has expired."""
-    from idp.oidc.keys import SUPPORTED_ALGS, KeyRotationError, rotate_signing_keys
 
     lead = current_settings().signing_key_lead_time if lead_time is None else lead_time
     try:
@@ -913,8 +903,6 @@ def keys_rotate(alg: str | None, lead_time: int | None) -> None:
 @with_appcontext
 def keys_list() -> None:
     """Every signing key: algorithm, kid, state and its times (UTC)."""
-    from idp.models.timestamps import utcnow
-    from idp.oidc.keys import all_key_rows, key_state, signer_ids
 
     now = utcnow()
     rows = all_key_rows()
@@ -948,8 +936,6 @@ def keys_list() -> None:
 @with_appcontext
 def keys_retire(kid: str, force: bool) -> None:
     """Withdraw a key at once (e.g. compromised): it leaves the JWKS and never signs again."""
-    from idp.oidc.jwks import JWKS_MAX_AGE
-    from idp.oidc.keys import KeyRotationError, retire_signing_key
 
     try:
         done = retire_signing_key(kid, force=force)
@@ -1007,16 +993,12 @@ def audit_verify(ctx: click.Context, export_file: Path | None, key_file: Path | 
     """Check every entry's hash, every link, every checkpoint; name the first problem."""
     pinned = _audit_key_from(key_file) if key_file else None
     if export_file is not None:
-        from idp.audit.export import verify_export
-
         report = verify_export(export_file, public_jwk=pinned)
         if not report.ok:
             raise click.ClickException(f"{export_file.name} does not verify: {report.problem}")
         click.echo(f"{export_file.name} verifies: {report.summary}")
         return
     with ctx.ensure_object(ScriptInfo).load_app().app_context():
-        from idp.audit.verify import verify_chain
-
         report = verify_chain({pinned["kid"]: pinned} if pinned else None)
         if not report.ok:
             raise click.ClickException(f"the audit chain does not verify: {report.problem}")
@@ -1065,16 +1047,6 @@ def audit_export(
 ) -> None:
     """Export a filtered range with a manifest (chain hashes, signed checkpoint) that
     `idp audit verify --export FILE` checks offline."""
-    from idp.audit.checkpoints import CheckpointError
-    from idp.audit.export import ExportError, export_to_file
-    from idp.audit.queries import (
-        FilterError,
-        Filters,
-        check_range,
-        parse_citizen_id,
-        parse_ip,
-        parse_time,
-    )
 
     try:
         filters = Filters(
@@ -1101,7 +1073,6 @@ def audit_export(
 @with_appcontext
 def audit_checkpoint() -> None:
     """Sign the chain's head now (the background worker also does, at an interval)."""
-    from idp.audit.checkpoints import CheckpointError, make_checkpoint
 
     try:
         checkpoint = make_checkpoint()
@@ -1125,7 +1096,6 @@ def audit_checkpoint() -> None:
 def audit_public_key(output: Path | None) -> None:
     """The audit key's public JWK, to check checkpoints and exports with (publish it apart
     from the database)."""
-    from idp.audit.checkpoints import audit_key
 
     text = json.dumps(audit_key().public_jwk, indent=2, sort_keys=True)
     if output is None:
@@ -1148,9 +1118,6 @@ def audit_prune(days: int | None, force: bool) -> None:
     """Delete entries past the retention period; the rest stays verifiable (signed anchor)."""
     from datetime import timedelta
 
-    from idp.audit.maintenance import MaintenanceError, prune
-    from idp.models.timestamps import utcnow
-
     before = utcnow() - timedelta(days=days) if days else None
     try:
         pruned = prune(before, force=force)
@@ -1168,7 +1135,6 @@ def audit_prune(days: int | None, force: bool) -> None:
 @with_appcontext
 def audit_erase_citizen(citizen_id: int, reason: str) -> None:
     """Erase a citizen's id, IP addresses and user agents from the record; it still verifies."""
-    from idp.audit.maintenance import MaintenanceError, erase_citizen
 
     try:
         erased = erase_citizen(citizen_id, reason)

@@ -13,34 +13,41 @@ import click
 from flask import Flask
 from waitress import create_server
 
-from idp.departments.samples import SampleDepartment
+from idp.accounts.second_factor import begin_totp_enrolment, totp_credential
+from idp.accounts.services import create_citizen, find_citizen_by_email
+from idp.departments.samples import SampleDepartment, register_departments
+from idp.departments.services import (
+    ensure_department,
+    issue_initial_access_token,
+    revoke_initial_access_token,
+)
+from idp.departments.staff import begin_staff_totp_enrolment, create_staff, has_staff_second_factor
+from idp.dev import (
+    DEMO_AUDITOR,
+    DEMO_DEPARTMENT_ADMIN,
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    DEMO_PLATFORM_ADMIN,
+    DEMO_STAFF_DEPARTMENT,
+    DEMO_STAFF_PASSWORD,
+    DEMO_STAFF_TOTP_SECRET,
+    DEMO_TOTP_SECRET,
+)
+from idp.extensions import db
+from idp.housekeeping import prepare_database
+from idp.models import InitialAccessToken, StaffMember
+from idp.models.timestamps import utcnow
 from idp.settings import Settings
 from idp.worker import start_worker
-
-DEMO_EMAIL = "demo@example.gov.uk"
-DEMO_PASSWORD = "correct horse battery staple"
-# The demo citizen's authenticator app secret: add it to an app, or read the current code at
-# /dev/totp. Only ever on a developer's machine (idp demo refuses any other issuer).
-DEMO_TOTP_SECRET = "DEMOCITIZENTOTPSECRETSAM2234567A"
-# Staff accounts for trying the department and administrator pages.
-DEMO_PLATFORM_ADMIN = "platform.admin@example.gov.uk"
-DEMO_DEPARTMENT_ADMIN = "hmrc.admin@example.gov.uk"
-DEMO_AUDITOR = "auditor@example.gov.uk"
-DEMO_STAFF_DEPARTMENT = "HM Revenue & Customs"
-DEMO_STAFF_PASSWORD = "staff demo password"
-# Both demo staff members' authenticator app secret (each accepts a code once): add it to an
-# app, or read the current code at /dev/totp. Only ever on a developer's machine.
-DEMO_STAFF_TOTP_SECRET = "DEMOSTAFFTOTPSECRETSHAREDBYSTAFF"
+from relying_parties import landing
+from relying_parties.common import DepartmentSettings
+from relying_parties.registration import RegistrationError, register_dynamically
 
 log = logging.getLogger("idp")
 
 
 def ensure_demo_citizen() -> None:
     """The demo citizen exists with the printed password and authenticator app secret."""
-    from idp.accounts.second_factor import begin_totp_enrolment, totp_credential
-    from idp.accounts.services import create_citizen, find_citizen_by_email
-    from idp.extensions import db
-    from idp.models.timestamps import utcnow
 
     citizen = find_citizen_by_email(DEMO_EMAIL)
     if citizen is None:
@@ -62,15 +69,6 @@ def ensure_demo_citizen() -> None:
 def ensure_demo_staff() -> None:
     """A platform administrator, an HMRC department administrator and an auditor, with the
     printed password and authenticator app secret."""
-    from idp.departments.services import ensure_department
-    from idp.departments.staff import (
-        begin_staff_totp_enrolment,
-        create_staff,
-        has_staff_second_factor,
-    )
-    from idp.extensions import db
-    from idp.models import StaffMember
-    from idp.models.timestamps import utcnow
 
     def find(email: str) -> StaffMember | None:
         return db.session.scalar(db.select(StaffMember).filter_by(email=email))
@@ -93,7 +91,6 @@ def ensure_demo_staff() -> None:
 
 def rp_settings(sample: SampleDepartment, settings: Settings, **credentials):
     """The department service's settings for a sample registered from the file."""
-    from relying_parties.common import DepartmentSettings
 
     values = {
         "client_id": sample.client_id,
@@ -129,12 +126,6 @@ def register_through_api(
     The token is pre-approved, single-use, short-lived, issued only when the registration
     saved from an earlier start is missing or no longer known, and revoked if not used.
     """
-    from idp.departments.services import (
-        ensure_department,
-        issue_initial_access_token,
-        revoke_initial_access_token,
-    )
-    from relying_parties.registration import RegistrationError, register_dynamically
 
     store = Path(settings.instance_path) / "department-registrations" / f"{sample.service}.json"
     if store.exists():
@@ -159,9 +150,6 @@ def register_through_api(
         registered = register_dynamically(settings.issuer, sample.metadata, value, store)
     finally:
         with idp_app.app_context():
-            from idp.extensions import db
-            from idp.models import InitialAccessToken
-
             unused = db.session.get(InitialAccessToken, token_id)
             if unused is not None and unused.uses == 0:
                 revoke_initial_access_token(unused, actor="make run")
@@ -187,8 +175,6 @@ def start_sample_services(idp_app: Flask, settings: Settings, running: Running) 
     Services that register themselves through the API do so in a background thread, as they
     would at their own start-up, once the IdP is listening; the rest start at once.
     """
-    from idp.departments.samples import register_departments
-    from relying_parties import landing
 
     with idp_app.app_context():
         samples = register_departments(settings)
@@ -219,7 +205,6 @@ def start_sample_services(idp_app: Flask, settings: Settings, running: Running) 
 
 def run_demo(idp_app: Flask) -> None:
     """Prepare the database, start every server, print the URLs, wait for Ctrl-C."""
-    from idp.cli import prepare_database
 
     settings: Settings = idp_app.config["IDP_SETTINGS"]
     if not settings.is_development:

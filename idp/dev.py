@@ -5,12 +5,31 @@ deployment behind a proxy), and `idp run-prod` never serves them."""
 
 from __future__ import annotations
 
+import time
+
+import pyotp
 from flask import Blueprint, abort, render_template
 
 from idp.mail import read_outbox
 from idp.settings import current_settings
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
+
+# The demo accounts `idp demo` makes (idp/demo.py), whose codes the pages below show.
+DEMO_EMAIL = "demo@example.gov.uk"
+DEMO_PASSWORD = "correct horse battery staple"
+# The demo citizen's authenticator app secret: add it to an app, or read the current code at
+# /dev/totp. Only ever on a developer's machine (idp demo refuses any other issuer).
+DEMO_TOTP_SECRET = "DEMOCITIZENTOTPSECRETSAM2234567A"
+# Staff accounts for trying the department and administrator pages.
+DEMO_PLATFORM_ADMIN = "platform.admin@example.gov.uk"
+DEMO_DEPARTMENT_ADMIN = "hmrc.admin@example.gov.uk"
+DEMO_AUDITOR = "auditor@example.gov.uk"
+DEMO_STAFF_DEPARTMENT = "HM Revenue & Customs"
+DEMO_STAFF_PASSWORD = "staff demo password"
+# Both demo staff members' authenticator app secret (each accepts a code once): add it to an
+# app, or read the current code at /dev/totp. Only ever on a developer's machine.
+DEMO_STAFF_TOTP_SECRET = "DEMOSTAFFTOTPSECRETSHAREDBYSTAFF"
 
 
 @bp.before_request
@@ -29,19 +48,6 @@ def outbox() -> str:
 @bp.get("/totp")
 def totp() -> str:
     """The codes the demo citizen's and the demo staff's authenticator apps would show now."""
-    import time
-
-    import pyotp
-
-    from idp.demo import (
-        DEMO_AUDITOR,
-        DEMO_DEPARTMENT_ADMIN,
-        DEMO_EMAIL,
-        DEMO_PLATFORM_ADMIN,
-        DEMO_STAFF_TOTP_SECRET,
-        DEMO_TOTP_SECRET,
-    )
-
     now = time.time()
     return render_template(
         "dev/totp.html",

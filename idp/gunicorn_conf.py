@@ -36,6 +36,7 @@ max_requests_jitter = max_requests // 10
 
 def post_worker_init(worker) -> None:
     """Start this worker process's background worker once the app is loaded."""
+    # Imported in the hook: gunicorn's master reads this file and never loads the app.
     from idp.worker import start_worker
 
     if "IDP_SETTINGS" in getattr(worker.wsgi, "config", {}):  # not the benchmark's bare app
@@ -44,6 +45,7 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """Let deliveries in flight finish before the worker process goes."""
+    # Imported in the hook: gunicorn's master reads this file and never loads the app.
     from idp.worker import stop_worker
 
     app = getattr(worker, "wsgi", None)

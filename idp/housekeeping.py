@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from flask import current_app
+from flask_migrate import upgrade
 from sqlalchemy import delete, or_, update
 
 from idp.extensions import db
@@ -26,6 +28,7 @@ from idp.models import (
     WebAuthnChallenge,
 )
 from idp.models.timestamps import utcnow
+from idp.oidc.keys import ensure_signing_keys
 from idp.settings import current_settings
 
 # Ended and expired sessions stay this long, so a citizen can see recent sign-ins.
@@ -89,3 +92,10 @@ def purge_expired() -> dict[str, int]:
     counts = {name: db.session.execute(stmt).rowcount for name, stmt in statements.items()}
     db.session.commit()
     return counts
+
+
+def prepare_database() -> None:
+    """Bring the schema up to date and make sure signing keys exist."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    ensure_signing_keys()
+    purge_expired()

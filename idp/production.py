@@ -29,7 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from idp import create_app
 from idp.security.web import HSTS_VALUE
+from idp.settings import SettingsError, _coerce, load_settings
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -227,8 +229,6 @@ class ProductionStack:
     def local_app(self):
         """An app in this process on the stack's database and secrets, without a background
         worker: for setting up data (the benchmark's citizens, a test's departments)."""
-        from idp import create_app
-        from idp.settings import load_settings
 
         shared = self.shared_secrets()
         return create_app(
@@ -421,7 +421,6 @@ class ProductionStack:
 def refuse_dev_pages(environment: Mapping[str, str]) -> None:
     """StackError when the environment asks for the development pages, which show every
     email's one-time code and the demo accounts' authenticator codes to anyone."""
-    from idp.settings import SettingsError, _coerce
 
     raw = environment.get("IDP_DEV_PAGES", "")
     try:

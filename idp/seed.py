@@ -77,9 +77,30 @@ from typing import Any
 import click
 from sqlalchemy import insert, select, text, update
 
-from idp.audit import software_version
-from idp.audit.chain import CONTENT_FIELDS, GENESIS, PERSONAL_FIELDS
+from idp.accounts.services import normalise_email
+from idp.audit import _recreate_head, session_ref, software_version
+from idp.audit.chain import (
+    CONTENT_FIELDS,
+    GENESIS,
+    PERSONAL_FIELDS,
+    content_hash,
+    entry_hash,
+    personal_digest,
+)
+from idp.audit.checkpoints import CheckpointError, make_checkpoint, sign_checkpoint
 from idp.extensions import db
+from idp.models import Citizen, Client
+from idp.models.audit import AuditEntry, AuditHead
+from idp.models.citizen import new_subject
+from idp.models.timestamps import utcnow
+from idp.security.passwords import (
+    PasswordPolicyError,
+    check_password_policy,
+    hash_password,
+    normalise_for_comparison,
+)
+from idp.security.secrets import new_token
+from idp.settings import current_settings, is_loopback_host
 
 # Every seeded citizen's password unless --password says otherwise. It is published (here and
 # in the command's help), which is why seeding refuses to run on a real issuer.
@@ -161,11 +182,6 @@ def seed_email(index: int) -> str:
 
 def check_password(password: str) -> None:
     """The password must pass the IdP's policy for every seeded address."""
-    from idp.security.passwords import (
-        PasswordPolicyError,
-        check_password_policy,
-        normalise_for_comparison,
-    )
 
     try:
         check_password_policy(password, email=seed_email(1))
@@ -177,7 +193,6 @@ def check_password(password: str) -> None:
 
 def highest_seed_index() -> int:
     """The highest number among the seeded addresses already stored (0 for none)."""
-    from idp.models import Citizen
 
     emails = db.session.scalars(
         select(Citizen.email)
@@ -191,7 +206,6 @@ def highest_seed_index() -> int:
 
 def _has_citizens() -> bool:
     """Whether any citizen is stored."""
-    from idp.models import Citizen
 
     found = db.session.scalar(select(Citizen.id).limit(1)) is not None
     db.session.commit()
@@ -200,7 +214,6 @@ def _has_citizens() -> bool:
 
 def seeded_citizen_ids() -> array:
     """The ids of every seeded citizen (of every citizen, when none was seeded)."""
-    from idp.models import Citizen
 
     ids = array(
         "q", db.session.scalars(select(Citizen.id).where(Citizen.email.like(SEED_EMAILS_LIKE)))
@@ -231,8 +244,6 @@ class Seeded:
 
 def _citizen_rows(first: int, count: int, password_hash: str, now: datetime) -> Iterator[tuple]:
     """Rows of CITIZEN_COLUMNS for seeded citizens first .. first + count - 1."""
-    from idp.accounts.services import normalise_email
-    from idp.models.citizen import new_subject
 
     if normalise_email(seed_email(first)) != seed_email(first):
         raise SeedError(f"{seed_email(first)} is not in its normalised form")
@@ -255,9 +266,6 @@ def _citizen_rows(first: int, count: int, password_hash: str, now: datetime) -> 
 def seed_citizens(count: int, password: str, batch: int, progress: Progress) -> Seeded:
     """Insert count citizens, numbered after the highest seeded one, batch by batch (each
     committed: an interrupted run keeps whole batches, and the next run numbers after them)."""
-    from idp.models import Citizen
-    from idp.models.timestamps import utcnow
-    from idp.security.passwords import hash_password
 
     began = time.perf_counter()
     if not count:
@@ -313,7 +321,6 @@ CLAIMS = {
 
 def services() -> list[Service]:
     """The registered clients (made-up ones when none is), as seeded events use them."""
-    from idp.models import Client
 
     rows = db.session.execute(select(Client.client_id, Client.client_metadata)).all()
     db.session.commit()
@@ -356,8 +363,6 @@ class Journeys:
     dict of everything but seq, time, request id and instance (given as they are stored)."""
 
     def __init__(self, rng: Random, citizen_ids: array, services: list[Service]):
-        from idp.audit import session_ref
-        from idp.security.secrets import new_token
 
         self.rng = rng
         self.citizen_ids = citizen_ids
@@ -700,8 +705,6 @@ class Journeys:
 def _lock_head(connection, count: int) -> tuple[int, str]:
     """Take the head row's lock and move its seq on by count, as the writer does for one
     entry; (the seq of the first new entry, the hash it links to)."""
-    from idp.audit import _recreate_head
-    from idp.models.audit import AuditHead
 
     head = AuditHead.__table__
     bump = (
@@ -729,7 +732,6 @@ class _Chain:
     ) -> Iterator[tuple]:
         """The next count entries as rows of AUDIT_COLUMNS (details as JSON text); the chain's
         seq and head_hash follow the last one yielded."""
-        from idp.audit.chain import content_hash, entry_hash, personal_digest
 
         randomness = os.urandom(32 * count).hex()
         for number in range(count):
@@ -815,9 +817,6 @@ class Appended(Seeded):
 def seed_audit(count: int, batch: int, progress: Progress, rng: Random | None = None) -> Appended:
     """Sign the chain as it is, append count entries, one append transaction per batch (see
     the module's doc), then sign the new head."""
-    from idp.audit.checkpoints import CheckpointError, make_checkpoint
-    from idp.models.audit import AuditEntry
-    from idp.models.timestamps import utcnow
 
     began = time.perf_counter()
     seeded = Appended()
@@ -872,7 +871,6 @@ def seed_audit(count: int, batch: int, progress: Progress, rng: Random | None = 
 
 def _sign(seeded: Appended, signed: tuple[int, str]) -> None:
     """Sign the chain up to the last seeded entry, the checkpoint before seeding at signed."""
-    from idp.audit.checkpoints import CheckpointError, make_checkpoint
 
     if seeded.alone and seeded.linked_from == (signed[0] + 1, signed[1]):
         # Every entry since the last checkpoint is one this run linked: sign without reading
@@ -888,14 +886,12 @@ def _sign(seeded: Appended, signed: tuple[int, str]) -> None:
 
 def _sign_checkpoint(seq: int, head_hash: str):
     """Sign the checkpoint of entry seq, and log it, as make_checkpoint does after its check."""
-    from idp.audit.checkpoints import sign_checkpoint
 
     return sign_checkpoint(seq, head_hash)
 
 
 def _move_head(connection, head_hash: str) -> None:
     """Point the head at the batch's last entry (its seq was moved when the lock was taken)."""
-    from idp.models.audit import AuditHead
 
     head = AuditHead.__table__
     connection.execute(update(head).where(head.c.id == 1).values(head_hash=head_hash))
@@ -908,8 +904,6 @@ def run(citizens: int, audit_entries: int, password: str, batch: int, force: boo
     """`idp seed`: refuse on a real issuer, seed citizens, then audit entries, then sign the
     chain's head; progress bars on standard error, a summary on standard output."""
     from sqlalchemy.engine import make_url
-
-    from idp.settings import current_settings, is_loopback_host
 
     settings = current_settings()
     database_host = make_url(settings.sqlalchemy_url).host

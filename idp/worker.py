@@ -18,7 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
+from idp.accounts.sessions import end_expired_sessions
+from idp.audit.checkpoints import checkpoint_if_due
 from idp.extensions import db
+from idp.oidc import backchannel
+from idp.oidc.backchannel import attempt, claim, due_deliveries, seconds_until_next_due
 
 log = logging.getLogger("idp.worker")
 
@@ -78,9 +82,6 @@ class Worker:
     def _pass(self) -> float:
         """One look at the database: end expired sessions now and then, send what is due;
         how long until the next retry falls due (so retries keep to their schedule)."""
-        from idp.accounts.sessions import end_expired_sessions
-        from idp.audit.checkpoints import checkpoint_if_due
-        from idp.oidc.backchannel import claim, due_deliveries, seconds_until_next_due
 
         now = time.monotonic()
         if now - self._last_checkpoint >= self.checkpoint_interval:
@@ -107,7 +108,6 @@ class Worker:
 
     def _attempt(self, delivery_id: int, lease) -> None:
         """Send one claimed delivery in its own app context."""
-        from idp.oidc.backchannel import attempt
 
         try:
             with self.app.app_context():
@@ -129,7 +129,6 @@ _workers_lock = threading.Lock()
 
 def start_worker(app: Flask) -> Worker | None:
     """Start this process's worker for the app once (again after a fork); None if disabled."""
-    from idp.oidc import backchannel
 
     if not app.config["IDP_SETTINGS"].background_worker:
         return None
@@ -149,7 +148,5 @@ def stop_worker(app: Flask) -> None:
     with _workers_lock:
         worker = _workers.pop(id(app), None)
     if worker is not None and worker.pid == os.getpid():
-        from idp.oidc import backchannel
-
         backchannel.off_queued(worker.wake)
         worker.stop()

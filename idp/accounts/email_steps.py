@@ -15,6 +15,7 @@ from idp import audit
 from idp.accounts import email_codes
 from idp.accounts.email_codes import Outcome
 from idp.accounts.forms import ButtonForm, CodeForm, EmailForm
+from idp.accounts.services import AccountError, normalise_email
 from idp.mail import send_in_background
 from idp.models import EmailCode
 from idp.security import throttle
@@ -31,9 +32,7 @@ class Refusal:
 
 
 def _wait(decision: Decision) -> str:
-    from idp.accounts.views import wait_in_words
-
-    return wait_in_words(decision.retry_after)
+    return throttle.wait_in_words(decision.retry_after)
 
 
 def send_code(
@@ -180,7 +179,6 @@ def send_again_page(row: EmailCode, urls: dict, resend: Callable[[], Refusal | N
 def email_page(template: str, send: Callable[[str], Refusal | None], next_url: str, **context):
     """The first page of a journey: an address; send(address) emails its code (or refuses),
     then on to next_url."""
-    from idp.accounts.services import AccountError, normalise_email
 
     form = EmailForm()
     refusal = None

@@ -53,7 +53,6 @@ from idp.accounts.second_factor import (
 )
 from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
 from idp.accounts.sessions import current_session, end_every_session
-from idp.accounts.views import wait_in_words
 from idp.accounts.webauthn_ceremonies import (
     citizen_passkeys,
     passkeys_removed,
@@ -150,7 +149,7 @@ def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
     return Refusal(
         _(
             "Too many wrong passwords. Wait %(wait)s and try again.",
-            wait=wait_in_words(decision.retry_after),
+            wait=throttle.wait_in_words(decision.retry_after),
         ),
         429,
         {"Retry-After": str(decision.retry_after)},

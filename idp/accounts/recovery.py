@@ -28,7 +28,7 @@ from idp.accounts.second_factor import (
 )
 from idp.accounts.services import find_citizen_by_email
 from idp.accounts.sessions import end_every_session, start_session
-from idp.accounts.views import continue_journey, journey_context, wait_in_words
+from idp.accounts.views import continue_journey, journey_context
 from idp.accounts.webauthn_ceremonies import (
     citizen_passkeys,
     passkeys_removed,
@@ -211,7 +211,7 @@ def second_factor() -> Response:
             throttle.audit_refusal(decision, kind, lockout, citizen_id=citizen.id)
             error = _(
                 "Too many wrong codes. Wait %(wait)s and try again.",
-                wait=wait_in_words(decision.retry_after),
+                wait=throttle.wait_in_words(decision.retry_after),
             )
             status, headers = 429, {"Retry-After": str(decision.retry_after)}
         elif method == "recovery":

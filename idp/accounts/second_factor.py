@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from idp import audit
 from idp.extensions import db
-from idp.models import Citizen, RecoveryCode, TotpCredential
+from idp.models import Citizen, Passkey, RecoveryCode, TotpCredential
 from idp.models.timestamps import utcnow
 from idp.security.passwords import hash_password, password_hasher
 from idp.security.secrets import decrypt
@@ -64,7 +64,6 @@ def totp_credential(citizen: Citizen) -> TotpCredential | None:
 
 def has_second_factor(citizen: Citizen) -> bool:
     """Whether the citizen has a confirmed authenticator app or a passkey."""
-    from idp.models import Passkey
 
     credential = totp_credential(citizen)
     if credential is not None and credential.confirmed_at is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
@@ -10,6 +10,7 @@ from idp import audit
 from idp.accounts import email_codes
 from idp.extensions import db
 from idp.models import Citizen, EmailCode
+from idp.models.citizen import canonical_email
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
@@ -29,12 +30,11 @@ class AccountError(ValueError):
 def normalise_email(email: str) -> str:
     """The canonical form of an email address (domain lower-cased), or AccountError."""
     try:
-        result = validate_email(email.strip(), check_deliverability=False)
+        return canonical_email(email)
     except EmailNotValidError:
         raise AccountError(
             _("Enter an email address in the correct format, like name@example.com"), "email"
         ) from None
-    return result.normalized.lower()
 
 
 def find_citizen_by_email(email: str) -> Citizen | None:

@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from flask import Response, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import or_, update
 
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
-from idp.oidc import backchannel
 from idp.security.cookies import clear_session_cookie, read_cookie, set_session_cookie
 from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
 # Refresh last_active_at at most this often, so every page view is not a database write.
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass
+class SessionHooks:
+    """What a higher layer does when sessions are replaced or end, registered at app creation
+    (the protocol's back-channel logout: oidc.backchannel.init_app), so that this module never
+    imports the protocol. Each runs in the caller's transaction (not committed)."""
+
+    # (previous, successor): the citizen signed in again in the same browser.
+    on_replaced: list[Callable[[BrowserSession, BrowserSession], None]] = field(
+        default_factory=list
+    )
+    # session id -> further sids under which tokens were issued in that session.
+    sids_of: list[Callable[[int], Iterable[str]]] = field(default_factory=list)
+    # (session ids, reason): the sessions ended.
+    on_end: list[Callable[[list[int], str], None]] = field(default_factory=list)
+
+
+def session_hooks(app: Flask | None = None) -> SessionHooks:
+    """The app's session hooks (current_app's when no app is given)."""
+    app = app if app is not None else current_app
+    return app.extensions.setdefault("idp.session_hooks", SessionHooks())
 
 
 def start_session(
@@ -55,7 +78,8 @@ def start_session(
     db.session.add(session)
     if previous is not None:
         db.session.flush()
-        backchannel.carry_over(previous, session)
+        for replaced in session_hooks().on_replaced:
+            replaced(previous, session)
         previous.ended_at = now
         previous.replaced_by_id = session.id
         previous.ended_reason = "signed in again"
@@ -141,15 +165,19 @@ def end_session(session: BrowserSession, reason: str) -> None:
 
 def _after_ending(session_ids: list[int], reason: str, now) -> None:
     """What follows the end of sessions (not committed): access and refresh tokens issued
-    under any sid of theirs are revoked, and back-channel logouts are queued."""
+    under any sid of theirs are revoked, and the session-end hooks run (back-channel logouts
+    are queued)."""
+    hooks = session_hooks()
     sids = set(
         db.session.scalars(db.select(BrowserSession.sid).where(BrowserSession.id.in_(session_ids)))
     )
     for session_id in session_ids:
-        sids.update(backchannel.sids_known_to_departments(session_id))
+        for sids_of in hooks.sids_of:
+            sids.update(sids_of(session_id))
     revoke_live(RefreshToken, RefreshToken.sid.in_(sids), now=now)
     revoke_live(Token, Token.sid.in_(sids), now=now)
-    backchannel.queue_logouts(session_ids, reason)
+    for ended in hooks.on_end:
+        ended(session_ids, reason)
     current = g.get("browser_session") if has_request_context() else None
     if current is not None and current.id in session_ids:
         g.browser_session = None

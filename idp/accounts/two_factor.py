@@ -33,7 +33,7 @@ from idp.accounts.second_factor import (
     use_recovery_code,
 )
 from idp.accounts.sessions import current_session, start_session
-from idp.accounts.views import continue_journey, journey_context, wait_in_words
+from idp.accounts.views import continue_journey, journey_context
 from idp.accounts.webauthn_ceremonies import has_authenticator_app, has_passkey
 from idp.mail import MailError, send_mail
 from idp.security import throttle
@@ -114,7 +114,7 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
         else:
             error = _(
                 "Too many wrong codes. Wait %(wait)s and try again.",
-                wait=wait_in_words(decision.retry_after),
+                wait=throttle.wait_in_words(decision.retry_after),
             )
             status, headers = 429, {"Retry-After": str(decision.retry_after)}
     elif form.is_submitted():

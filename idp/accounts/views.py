@@ -116,17 +116,6 @@ def sign_in() -> Response:
     return render_template("sign_in.html", form=form, error=error, **context), status
 
 
-def wait_in_words(seconds: int) -> str:
-    """A wait in plain words: "15 minutes", "1 second"."""
-    # Not ngettext: Welsh puts the singular after any number, so only English needs "1 ...".
-    number, unit = throttle.wait_units(seconds)
-    if unit == "seconds":
-        return _("1 second") if number == 1 else _("%(num)d seconds", num=number)
-    if unit == "minutes":
-        return _("1 minute") if number == 1 else _("%(num)d minutes", num=number)
-    return _("1 hour") if number == 1 else _("%(num)d hours", num=number)
-
-
 def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[str, int, dict]:
     """429: the same page for a known and an unknown address; the owner hears of a lock."""
     citizen = find_citizen_by_email(email)
@@ -145,8 +134,8 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
     page = render_template(
         "throttled.html",
         decision=decision,
-        wait=wait_in_words(decision.retry_after),
-        lockout=wait_in_words(lockout),
+        wait=throttle.wait_in_words(decision.retry_after),
+        lockout=throttle.wait_in_words(lockout),
         **context,
     )
     return page, 429, {"Retry-After": str(decision.retry_after)}
@@ -161,7 +150,7 @@ def _tell_owner_of_lockout(address: str, lockout: int, *, capped: bool = False) 
     if capped:
         _tell_owner_of_cap(address)
         return
-    wait = wait_in_words(lockout)
+    wait = throttle.wait_in_words(lockout)
     subject = _("Someone tried to sign in to your account too many times")
     body = "\n\n".join(
         [

@@ -51,8 +51,8 @@ from webauthn.helpers.structs import (
 
 from idp import audit
 from idp.accounts.second_factor import totp_credential
-from idp.accounts.views import wait_in_words
 from idp.extensions import db
+from idp.mail import send_in_background
 from idp.models import Citizen, Passkey, WebAuthnChallenge
 from idp.models.timestamps import utcnow
 from idp.security import throttle
@@ -170,7 +170,7 @@ def _throttled(decision: throttle.Decision) -> PasskeyError:
         "too_many_attempts",
         _(
             "Too many attempts that did not work. Wait %(wait)s and try again.",
-            wait=wait_in_words(decision.retry_after),
+            wait=throttle.wait_in_words(decision.retry_after),
         ),
         status=429,
         retry_after=decision.retry_after,
@@ -450,7 +450,6 @@ def register_passkey(citizen: Citizen, purpose: str, handle: str | None, body: A
 
 def _tell_owner(citizen: Citizen, subject: str, *lines: str) -> None:
     """Every new or removed way to sign in is told to the owner (NIST SP 800-63B 6.1.2.1)."""
-    from idp.mail import send_in_background
 
     if len(lines) == 1:
         lines = (

@@ -29,6 +29,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from idp import metrics
 from idp.audit import events
 from idp.audit.chain import GENESIS, content_hash, entry_hash, personal_digest, sha256
+from idp.extensions import db
+from idp.models.audit import AuditEntry, AuditHead
 from idp.models.timestamps import utcnow
 from idp.settings import current_settings
 
@@ -115,7 +117,6 @@ def request_id() -> str | None:
 
 def instance_name() -> str:
     """Which IdP instance writes: the configured name, else host and process id."""
-    from idp.settings import current_settings
 
     configured = current_settings().instance_name if has_app_context() else ""
     return (configured or f"{socket.gethostname()}/{os.getpid()}")[:100]
@@ -223,7 +224,6 @@ def _log_line(entry: dict[str, Any], stored: tuple[int, str] | None) -> None:
 
 def _store(entry: dict[str, Any]) -> tuple[int, str]:
     """Append the entry to the chain, in its own transaction where possible; (seq, hash)."""
-    from idp.extensions import db
 
     session = db.session()  # the scoped session's current Session
     if session.get_bind().dialect.name == "sqlite" and session.in_transaction():
@@ -238,7 +238,6 @@ def _store(entry: dict[str, Any]) -> tuple[int, str]:
 def _recreate_head(connection) -> None:
     """The head row is gone (it is made by the migration): put it back from the newest
     entry, and say so loudly; truncation before that is for the signed checkpoints to show."""
-    from idp.models.audit import AuditEntry, AuditHead
 
     table = AuditEntry.__table__
     newest = connection.execute(
@@ -257,7 +256,6 @@ def _recreate_head(connection) -> None:
 
 def _append(connection, entry: dict[str, Any]) -> tuple[int, str]:
     """Take the head's lock, link the entry to it, move the head; (seq, entry hash)."""
-    from idp.models.audit import AuditEntry, AuditHead
 
     head = AuditHead.__table__
     bump = (

@@ -13,17 +13,16 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from idp.models.client import mixed_scripts
-from idp.oidc.claims import SCOPES_SUPPORTED
+from idp.oidc.claims import SCOPES_SUPPORTED, SUBJECT_TYPES
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
+from idp.oidc.grants import GRANT_TYPES
 from idp.security.outbound import FetchError, fetch_json
 from idp.settings import is_loopback_host
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 ID_TOKEN_ALGS = ("ES256", "RS256")
-SUBJECT_TYPES = ("pairwise", "public")
-GRANT_TYPES = ("authorization_code", "refresh_token")
 MAX_URIS = 20
 MAX_URI_LENGTH = 2000
 MAX_CONTACTS = 10

@@ -12,6 +12,7 @@ from idp.departments.metadata import SECRET_AUTH_METHODS, ClientMetadataError
 from idp.departments.services import ensure_department, register_client
 from idp.security.secrets import secret_file
 from idp.settings import Settings
+from relying_parties.keys import public_jwks_for
 
 # How a sample service joins: from the file like an operator would, or through the RFC 7591
 # API at its own start-up with an initial access token.
@@ -81,7 +82,6 @@ def _sample(settings: Settings, index: int, entry: dict[str, Any]) -> SampleDepa
     private_key_path = str(Path(settings.instance_path) / "department-keys" / f"{client_id}.pem")
     if entry.get("keys") == "by-value":
         # The sample keeps its private key; the IdP is given the public half inline.
-        from relying_parties.keys import public_jwks_for
 
         metadata["jwks"] = public_jwks_for(private_key_path)
     return SampleDepartment(

@@ -3,11 +3,18 @@
 import secrets
 from datetime import datetime
 
+from email_validator import validate_email
 from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
 from idp.models.timestamps import UTCDateTime, utcnow
+
+
+def canonical_email(email: str) -> str:
+    """The form an email address is stored and looked up in (domain lower-cased); raises
+    email_validator's EmailNotValidError (a ValueError) for an address that is not one."""
+    return validate_email(email.strip(), check_deliverability=False).normalized.lower()
 
 
 def new_subject() -> str:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import Flask
 from joserfc import jwt
 from sqlalchemy import event, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from idp import audit
+from idp.accounts.sessions import session_hooks
 from idp.extensions import db
 from idp.models import BrowserSession, Client, LogoutAttempt, LogoutDelivery, SessionClient
 from idp.models.timestamps import utcnow
@@ -60,6 +62,16 @@ def record_participation(session_id: int, sid: str, client_id: str) -> None:
     _insert_ignoring_duplicates(
         SessionClient, session_id=session_id, client_id=client_id, sid=sid, created_at=utcnow()
     )
+
+
+def init_app(app: Flask) -> None:
+    """Hook back-channel logout into the single sign-on session: a session replaced hands its
+    departments on, a session ended owes each of them a logout token (OIDC Back-Channel
+    Logout 1.0 section 2.6). The session layer calls these without importing the protocol."""
+    hooks = session_hooks(app)
+    hooks.on_replaced.append(carry_over)
+    hooks.sids_of.append(sids_known_to_departments)
+    hooks.on_end.append(queue_logouts)
 
 
 def carry_over(previous: BrowserSession, successor: BrowserSession) -> None:

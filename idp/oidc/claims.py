@@ -27,6 +27,9 @@ OFFLINE_ACCESS = "offline_access"
 
 SCOPES_SUPPORTED = (*SCOPE_CLAIMS, OFFLINE_ACCESS)
 
+# OIDC Core 8: a subject per department (pairwise, the default) or one for all (public).
+SUBJECT_TYPES = ("pairwise", "public")
+
 # What the consent page tells the citizen each claim is.
 CLAIM_DESCRIPTIONS = {
     "email": _l("your email address"),

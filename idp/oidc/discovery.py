@@ -8,9 +8,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import generate_etag
 
 from idp.accounts.levels import VECTORS
-from idp.departments.metadata import GRANT_TYPES, SUBJECT_TYPES
-from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED
+from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED, SUBJECT_TYPES
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS
+from idp.oidc.grants import GRANT_TYPES
 from idp.oidc.keys import SUPPORTED_ALGS
 from idp.oidc.revocation import AUTHENTICATED_METHODS
 from idp.settings import current_settings

@@ -11,6 +11,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask_babel import gettext as _
 
+from idp.extensions import db
+from idp.models import Client, Department
 from idp.settings import current_settings
 
 # Words a guesser tries first on this service (NIST SP 800-63B 3.1.1.2: context-specific
@@ -157,8 +159,6 @@ def check_password_policy(password: str, email: str | None = None) -> None:
 def service_names() -> list[str]:
     """The names of the departments and of their services (registered clients): what a guesser
     tries on a government sign in (NIST SP 800-63B 3.1.1.2, context-specific words)."""
-    from idp.extensions import db
-    from idp.models import Client, Department
 
     names = list(db.session.scalars(db.select(Department.name)))
     names += [client.client_name for client in db.session.scalars(db.select(Client))]

@@ -46,13 +46,15 @@ from urllib.parse import urlsplit
 
 import redis
 from flask import current_app
+from flask_babel import gettext as _
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import and_, case, literal, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp.accounts.services import normalise_email
+from idp import audit
 from idp.extensions import db
+from idp.models.citizen import canonical_email
 from idp.models.throttle import ThrottleCounter
 from idp.models.timestamps import UTCDateTime
 from idp.settings import THROTTLE_KINDS, ThrottleLimits, current_settings
@@ -158,7 +160,7 @@ def email_key(email: str, realm: str = "citizen") -> str:
     Citizens and staff are separate realms: failures on one never lock the other's account.
     """
     try:
-        address = normalise_email(email)
+        address = canonical_email(email)
     except ValueError:
         address = email.strip().lower()
     return address if realm == "citizen" else f"{realm}:{address}"
@@ -345,6 +347,17 @@ def wait_units(seconds: int) -> tuple[int, str]:
     if seconds < 3600:
         return math.ceil(seconds / 60), "minutes"
     return math.ceil(seconds / 3600), "hours"
+
+
+def wait_in_words(seconds: int) -> str:
+    """A wait in plain words: "15 minutes", "1 second"."""
+    # Not ngettext: Welsh puts the singular after any number, so only English needs "1 ...".
+    number, unit = wait_units(seconds)
+    if unit == "seconds":
+        return _("1 second") if number == 1 else _("%(num)d seconds", num=number)
+    if unit == "minutes":
+        return _("1 minute") if number == 1 else _("%(num)d minutes", num=number)
+    return _("1 hour") if number == 1 else _("%(num)d hours", num=number)
 
 
 def limits_for(kind: str) -> ThrottleLimits:
@@ -725,8 +738,6 @@ class RedisStore:
 
 def audit_refusal(decision: Decision, kind: str, lockout: int, **who: Any) -> None:
     """Record a throttled attempt, or the lockout it caused, without the address typed."""
-    from idp import audit
-
     if decision.newly_locked:
         # At the cap the lock has no end: a password reset (or an operator) opens it.
         until = {"until": "password_reset"} if decision.capped else {"locked_for": lockout}

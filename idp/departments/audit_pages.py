@@ -1,5 +1,6 @@
 """The auditor pages under /staff/audit: the audit record, read-only, for staff with the
-auditor role (signed in with both factors). Administrators cannot read it (auditing is a
+auditor role (signed in with both factors). Staff pages, so they live beside staff sign-in;
+the record itself, and reading it, is idp.audit. Administrators cannot read it (auditing is a
 separate duty), and auditors change nothing elsewhere.
 
 Every page is a GET that changes nothing but the record of who read what (audit.viewed). The

@@ -1,4 +1,5 @@
-"""Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592).
+"""Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592): the API
+through which departments register their services, beside the staff pages that do the same.
 
 POST /register with an initial access token creates a registration; the response carries a
 registration access token that reads (GET), replaces (PUT) and deletes (DELETE) it at
