@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
+from idp import clock
 from idp.mail import read_outbox
 from idp.settings import current_settings
 
@@ -29,8 +30,6 @@ def outbox() -> str:
 @bp.get("/totp")
 def totp() -> str:
     """The codes the demo citizen's and the demo staff's authenticator apps would show now."""
-    import time
-
     import pyotp
 
     from idp.demo import (
@@ -42,7 +41,7 @@ def totp() -> str:
         DEMO_TOTP_SECRET,
     )
 
-    now = time.time()
+    now = clock.time()
     return render_template(
         "dev/totp.html",
         email=DEMO_EMAIL,
