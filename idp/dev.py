@@ -5,11 +5,10 @@ deployment behind a proxy), and `idp run-prod` never serves them."""
 
 from __future__ import annotations
 
-import time
-
 import pyotp
 from flask import Blueprint, abort, render_template
 
+from idp import clock
 from idp.mail import read_outbox
 from idp.settings import current_settings
 
@@ -48,7 +47,7 @@ def outbox() -> str:
 @bp.get("/totp")
 def totp() -> str:
     """The codes the demo citizen's and the demo staff's authenticator apps would show now."""
-    now = time.time()
+    now = clock.time()
     return render_template(
         "dev/totp.html",
         email=DEMO_EMAIL,

@@ -161,6 +161,7 @@ def _may_read_metrics(app: Flask) -> bool:
 
 def _start_timer() -> None:
     """Note when the request started."""
+    # Real elapsed time (request duration), not idp.clock.
     setattr(g, _START_KEY, time.perf_counter())
 
 

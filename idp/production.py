@@ -346,6 +346,7 @@ class ProductionStack:
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until every instance and the load balancer answer /readyz with 200."""
+        # Real elapsed time (processes starting), not idp.clock.
         deadline = time.monotonic() + timeout
         targets = [(i.name, i.url, i.process) for i in self.instances]
         targets.append(("nginx", self.issuer_url(), self.nginx))

@@ -46,6 +46,7 @@ class Worker:
         self._last_sweep = 0.0
         # The audit chain's head is signed this often (when it moved).
         self.checkpoint_interval = app.config["IDP_SETTINGS"].audit_checkpoint_interval
+        # The worker's pace is real elapsed time, not idp.clock (a moved clock must not spin it).
         self._last_checkpoint = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="idp-worker", daemon=True)
 

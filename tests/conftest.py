@@ -8,7 +8,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +17,7 @@ import pytest
 from flask import Flask
 from waitress import create_server
 
+from idp import clock as idp_clock
 from idp import create_app
 from idp.departments.services import register_client
 from idp.extensions import db
@@ -150,6 +150,22 @@ def serve_idp(
     return LiveIdP(app=app, issuer=settings.issuer, server=server)
 
 
+@pytest.fixture(autouse=True)
+def _real_time_again() -> Iterator[None]:
+    """Every test starts and ends on real time, whoever moved the clock."""
+    idp_clock.reset()
+    yield
+    idp_clock.reset()
+
+
+@pytest.fixture
+def clock():
+    """The IdP's clock (idp.clock): `clock.advance(seconds)` moves time forward for the test
+    and for the live IdP (same process) instead of sleeping; `clock.time()` / `clock.now()`
+    read it (compute TOTP codes and JWT times from it). Back to real time after the test."""
+    return idp_clock
+
+
 @pytest.fixture(scope="session")
 def live_idp(database_url, tmp_path_factory) -> Iterator[LiveIdP]:
     """The IdP, migrated and served over HTTP by waitress on a free port."""
@@ -216,7 +232,7 @@ def new_citizen(
         if second_factor:
             # Every account has an authenticator app, set up as the setup page does.
             totp_secret = begin_totp_enrolment(citizen)
-            step = int(time.time() // 30)
+            step = int(idp_clock.time() // 30)
             codes = confirm_totp(citizen, pyotp.TOTP(totp_secret).at(step * 30))
             SECOND_FACTORS[citizen.email] = SecondFactor(totp_secret, codes, last_step=step)
         return {
@@ -270,6 +286,7 @@ def new_client(
         auth_method=auth_method,
         client_secret=secret,
         private_key=key,
+        clock=idp_clock.time,
     )
 
 

@@ -9,8 +9,6 @@ is told by email of every change; a new email address is told to the old one.
 
 from __future__ import annotations
 
-import time
-
 import pyotp
 from flask import (
     Blueprint,
@@ -31,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, HiddenField, PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
-from idp import audit
+from idp import audit, clock
 from idp.accounts import email_codes, recent_password
 from idp.accounts.email_steps import Refusal, code_page, send_again_page, send_code
 from idp.accounts.forms import (
@@ -477,7 +475,7 @@ def new_app() -> Response:
     form = CodeForm()
     error, status = None, 200
     if form.validate_on_submit():
-        step = matching_totp_step(secret, form.code.data, time.time())
+        step = matching_totp_step(secret, form.code.data, clock.time())
         if step is not None and email_codes.spend(row):
             credential = totp_credential(citizen)
             if credential is None:

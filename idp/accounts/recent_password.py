@@ -14,9 +14,9 @@ session, so a password typed before the second factor does not serve the session
 
 from __future__ import annotations
 
-import time
-
 from flask import session as flask_session
+
+from idp import clock
 
 KEY = "password_typed"
 # As long as a passkey ceremony's challenge lives (webauthn_ceremonies.CHALLENGE_LIFETIME).
@@ -24,8 +24,8 @@ WINDOW_SECONDS = 300
 
 
 def now() -> float:
-    """The clock the window is measured by (tests move it)."""
-    return time.time()
+    """The clock the window is measured by (idp.clock, which tests move)."""
+    return clock.time()
 
 
 def typed(session) -> None:

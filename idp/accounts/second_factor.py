@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import time
 
 import pyotp
 import segno
@@ -20,7 +19,7 @@ from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.orm import InstrumentedAttribute
 
-from idp import audit
+from idp import audit, clock
 from idp.extensions import db
 from idp.models import Citizen, Passkey, RecoveryCode, TotpCredential
 from idp.models.timestamps import utcnow
@@ -126,7 +125,7 @@ def check_totp(citizen: Citizen, code: str, *, confirming: bool = False) -> bool
     credential = totp_credential(citizen)
     if credential is None or (credential.confirmed_at is None) != confirming:
         return False
-    step = matching_totp_step(totp_secret(credential), code, time.time())
+    step = matching_totp_step(totp_secret(credential), code, clock.time())
     if step is None:
         return False
     if not claim_totp_step(TotpCredential.last_used_step, credential.id, step):

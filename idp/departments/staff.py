@@ -13,14 +13,13 @@ secret is encrypted and each code accepted once, through the same functions as c
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pyotp
 from flask import Response, g
 from sqlalchemy.exc import IntegrityError
 
-from idp import audit
+from idp import audit, clock
 from idp.accounts.second_factor import (
     claim_totp_step,
     decrypt_totp_secret,
@@ -266,7 +265,7 @@ def check_staff_totp(member: StaffMember, code: str, *, confirming: bool = False
     secret = staff_totp_secret(member)
     if secret is None or (member.totp_confirmed_at is None) != confirming:
         return False
-    step = matching_totp_step(secret, code, time.time())
+    step = matching_totp_step(secret, code, clock.time())
     if step is None:
         return False
     if not claim_totp_step(StaffMember.totp_last_used_step, member.id, step):

@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+from idp import clock
+
 
 def utcnow() -> datetime:
-    """The current time in UTC, timezone-aware."""
-    return datetime.now(UTC)
+    """The current time in UTC, timezone-aware (idp.clock, which tests move)."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator):

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from idp import audit
+from idp import audit, clock
 from idp.accounts.sessions import session_hooks
 from idp.extensions import db
 from idp.models import BrowserSession, Client, LogoutAttempt, LogoutDelivery, SessionClient
@@ -151,7 +151,7 @@ def logout_token(client: Client, sub: str, sid: str) -> str:
     settings = current_settings()
     alg = client.id_token_signed_response_alg or settings.default_id_token_alg
     key = signing_key(alg)
-    now = int(time.time())
+    now = int(clock.time())
     claims = {
         "iss": settings.issuer,
         "aud": client.client_id,
@@ -275,6 +275,7 @@ def attempt(delivery_id: int, lease: datetime) -> Outcome | None:
     delivery = db.session.get(LogoutDelivery, delivery_id)
     if delivery is None:
         return None
+    # Elapsed real time (the delivery's duration), not idp.clock.
     started = time.monotonic()
     try:
         result = _send(delivery)

@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 import math
-import time
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
@@ -26,7 +25,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
-from idp import audit
+from idp import audit, clock
 from idp.extensions import db
 from idp.models import Client, UsedClientAssertion
 from idp.models.client import find_client
@@ -288,7 +287,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def verify_claims(self, claims) -> None:
         """iss = sub = client_id, aud, exp in the future, a bounded lifetime, iat, fresh jti."""
         settings = current_settings()
-        now = int(time.time())
+        now = int(clock.time())
         skew = settings.clock_skew
         client_id = claims.get("sub")
         if claims.get("iss") != client_id:

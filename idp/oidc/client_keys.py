@@ -86,6 +86,7 @@ def client_key_set(client: Client, *, refresh: bool = False) -> KeySet:
     if not client.jwks_uri:
         raise ClientKeysUnavailable("the client registered neither jwks nor jwks_uri")
     lifetime = current_settings().jwks_cache_lifetime
+    # Elapsed real time, not idp.clock: a cache's age and refetch spacing are not wall-clock.
     now = time.monotonic()
     with _lock:
         cached = _cache.get(client.jwks_uri)

@@ -20,7 +20,7 @@ import jwt
 from flask import Blueprint, Response, g, redirect, render_template, request
 from flask_babel import gettext as _
 
-from idp import audit
+from idp import audit, clock
 from idp.accounts.forms import SignOutForm
 from idp.accounts.sessions import current_session, end_session
 from idp.models import Client
@@ -69,6 +69,8 @@ def _verified_hint(hint: str) -> dict | None:
             algorithms=[header["alg"]],
             issuer=current_settings().issuer,
             options={"verify_exp": False, "verify_aud": False, "require": ["iss", "aud", "sub"]},
+            # PyJWT checks iat against the real clock; idp.clock is ahead only in tests (else 0).
+            leeway=clock.offset(),
         )
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None

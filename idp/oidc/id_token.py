@@ -6,11 +6,10 @@ Authlib builds and signs it after the tokens are stored; these classes fill its 
 
 from __future__ import annotations
 
-import time
-
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oidc.core import grants as oidc_grants
 
+from idp import clock
 from idp.models import AuthorizationCode, Client, RefreshToken
 from idp.oidc.claims import subject_for
 from idp.oidc.keys import signing_key
@@ -38,11 +37,13 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         return {"alg": alg, "kid": signing_key(alg).kid, "typ": "JWT"}
 
     def get_client_claims(self, client: Client) -> dict:
-        """iss, aud and exp."""
+        """iss, aud, iat and exp (from idp.clock: Authlib would read time.time() for iat)."""
+        now = int(clock.time())
         return {
             "iss": current_settings().issuer,
             "aud": client.client_id,
-            "exp": int(time.time()) + current_settings().id_token_lifetime,
+            "iat": now,
+            "exp": now + current_settings().id_token_lifetime,
         }
 
     def get_compatible_claims(self, request: OAuth2Request) -> dict:

@@ -15,8 +15,9 @@ import hmac
 import secrets
 
 from flask import Response, current_app
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
+from idp import clock
 from idp.security import throttle
 from idp.security.cookies import cookie_name, read_cookie
 from idp.settings import current_settings
@@ -27,8 +28,15 @@ SALT = "idp.device-cookie"
 MAX_ACCOUNTS = 5
 
 
+class _Signer(TimestampSigner):
+    """Stamped, and checked for max_age, by idp.clock (which tests move)."""
+
+    def get_timestamp(self) -> int:
+        return int(clock.time())
+
+
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=SALT)
+    return URLSafeTimedSerializer(current_app.secret_key, salt=SALT, signer=_Signer)
 
 
 def _entries() -> list[list[str]]:

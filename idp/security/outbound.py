@@ -153,6 +153,7 @@ def fetch_bytes(uri: str, name: str, max_bytes: int, accept: str = "*/*") -> tup
     timeout = settings.jwks_fetch_timeout
     # httpx's timeout applies to each read; the deadline bounds the whole body, so a server
     # sending a byte at a time cannot hold an IdP thread for minutes.
+    # Real elapsed time (an outbound read), not idp.clock: a moved clock must not time it out.
     deadline = time.monotonic() + timeout
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as http:

@@ -38,7 +38,6 @@ import hashlib
 import logging
 import math
 import threading
-import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -52,7 +51,7 @@ from redis.retry import Retry
 from sqlalchemy import and_, case, literal, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from idp import audit
+from idp import audit, clock
 from idp.extensions import db
 from idp.models.citizen import canonical_email
 from idp.models.throttle import ThrottleCounter
@@ -180,7 +179,7 @@ def check(
     trusted device is judged by its own counters only, so nobody elsewhere can lock it out.
     """
     limits = _limits(kind)
-    now = time.time() if now is None else now
+    now = clock.time() if now is None else now
     if device and _trusted(kind, account_key, device, now):
         count = _run("account", kind, _device_digest(account_key, device), now, DEVICE)
         return decide(limits, count, WindowCount(), now)
@@ -196,7 +195,7 @@ def record_failure(
 ) -> Decision:
     """Count a failed attempt; the decision says what the next attempt may do."""
     limits = _limits(kind)
-    now = time.time() if now is None else now
+    now = clock.time() if now is None else now
     window = _run("fail_window", kind, digest(ip), limits.ip_window_seconds, now)
     if device and _trusted(kind, account_key, device, now):
         subject, scope, total_scope, window = (
@@ -224,7 +223,7 @@ def record_success(kind: str, account_key: str, *, device: str | None = None) ->
     """The secret was right: the consecutive failures of whoever tried (this trusted device,
     or untrusted clients) start again from nought."""
     _limits(kind)
-    if device and _trusted(kind, account_key, device, time.time()):
+    if device and _trusted(kind, account_key, device, clock.time()):
         subject = _device_digest(account_key, device)
         _run("clear", kind, subject, DEVICE)
         _run("clear", kind, subject, DEVICE_TOTAL)
@@ -244,7 +243,7 @@ def claim_lockout_email(kind: str, account_key: str, *, now: float | None = None
     """True for the one caller that may tell the owner of a lock now: at most once per
     throttle_lockout_email_interval, however often the account locks."""
     _limits(kind)
-    now = time.time() if now is None else now
+    now = clock.time() if now is None else now
     seconds = current_settings().throttle_lockout_email_interval
     return bool(_run("claim", kind, digest(account_key), seconds, now))
 
@@ -281,7 +280,7 @@ def check_endpoint(ip: str, client_id: str | None = None, *, now: float | None =
     """May this IP address (and this client, when one is claimed) call a machine-facing
     endpoint now? Only failed requests were counted, so a busy client is never refused."""
     settings = current_settings()
-    now = time.time() if now is None else now
+    now = clock.time() if now is None else now
     window = _run("window", ENDPOINT_KIND, digest(ip), now, IP)
     if window.failures >= settings.endpoint_ip_max_failures and window.ends > now:
         return Decision(False, _seconds(window.ends - now), reason="ip")
@@ -305,7 +304,7 @@ def record_endpoint_failure(
     """
     settings = current_settings()
     seconds = settings.endpoint_window_seconds
-    now = time.time() if now is None else now
+    now = clock.time() if now is None else now
     reached = ""
     if ip is not None:
         window = _run("fail_window", ENDPOINT_KIND, digest(ip), seconds, now, IP)

@@ -849,7 +849,7 @@ def test_the_last_second_factor_cannot_be_removed(idp, make_citizen, client, aut
 # -- Throttling --------------------------------------------------------------------------------
 
 
-def test_failed_assertions_are_throttled(idp, with_passkey, client, authenticator):
+def test_failed_assertions_are_throttled(idp, with_passkey, client, authenticator, clock):
     limits = idp.app.config["IDP_SETTINGS"].throttle_limits("second_factor")
     refused_at = next(k for k in range(1, 1000) if k >= limits.max_failures or delay(limits, k) > 0)
     browser = CitizenBrowser(idp.issuer)
@@ -869,7 +869,7 @@ def test_failed_assertions_are_throttled(idp, with_passkey, client, authenticato
     refused(response, 429, "too_many_attempts")
     assert browser.get(idp.url("/")).status_code == 302
     # ...and once the wait is over, it works.
-    time.sleep(delay(limits, refused_at) + 0.3)
+    clock.advance(delay(limits, refused_at) + 0.3)
     response = assertion_at_second_factor(browser, page, authenticator)
     claims = id_token_claims(client, attempt, finish(browser, went_to(browser, response)))
     assert claims["amr"] == ["pwd", "hwk"]
@@ -1007,7 +1007,7 @@ def test_a_stolen_session_cannot_add_a_passkey_without_the_password(
 
 
 def test_a_session_alone_cannot_set_up_a_first_passkey_once_the_password_is_not_fresh(
-    idp, make_citizen, client, authenticator, monkeypatch
+    idp, make_citizen, client, authenticator, clock
 ):
     # A long password is enough alone for a Cl department, so the journey ends without a second
     # factor; whoever has that browser's session later goes straight for the setup ceremony. A
@@ -1023,7 +1023,7 @@ def test_a_session_alone_cannot_set_up_a_first_passkey_once_the_password_is_not_
     )
     assert "code" in finish(browser, page)
     ahead = recent_password.WINDOW_SECONDS + 60
-    monkeypatch.setattr(recent_password, "now", lambda: time.time() + ahead)
+    clock.advance(ahead)
 
     token = passkey_box(browser.get(idp.url("/sign-in")), "sign-in").csrf_token
     options_url = idp.url("/two-factor/setup/passkey/options")

@@ -8,7 +8,6 @@ import html
 import io
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urljoin
@@ -18,6 +17,7 @@ import pyotp
 import pytest
 from sqlalchemy import func, select, update
 
+from idp import clock
 from idp.extensions import db
 from idp.mail import read_outbox
 from idp.models import RecoveryCode, ThrottleCounter, TotpCredential
@@ -121,10 +121,10 @@ def recovery_codes_left(idp, citizen: dict) -> int:
 
 def away_from_a_step_boundary(margin: float = 4.0) -> int:
     """The current time step, after waiting out the end of a step if it is near."""
-    left = 30 - time.time() % 30
+    left = 30 - clock.time() % 30
     if left < margin:
-        time.sleep(left + 0.2)
-    return int(time.time() // 30)
+        clock.advance(left + 0.2)
+    return int(clock.time() // 30)
 
 
 def code_at(citizen: dict, step: int) -> str:
@@ -134,7 +134,7 @@ def code_at(citizen: dict, step: int) -> str:
 
 def wrong_code(citizen: dict) -> str:
     """A well-formed code that is not the app's for any step near now."""
-    now = int(time.time() // 30)
+    now = int(clock.time() // 30)
     near = {code_at(citizen, step) for step in range(now - 3, now + 4)}
     return next(c for c in (f"{n:06d}" for n in range(0, 10**6, 7919)) if c not in near)
 
@@ -316,7 +316,7 @@ def test_too_many_wrong_codes_are_throttled(idp, browser, client, citizen):
     assert "-" not in right
     assert_refused(browser.submit(page, {"code": right}), 429, TOO_MANY)
     # ...and once the wait is over it works.
-    time.sleep(delay(limits, refused_at) + 0.3)
+    clock.advance(delay(limits, refused_at) + 0.3)
     assert "code" in finish(browser, browser.follow(browser.submit(page, {"code": right})))
 
 
@@ -407,7 +407,7 @@ def test_wrong_recovery_codes_are_throttled(idp, browser, client, citizen):
     assert recovery_codes_left(idp, citizen) == 10
     assert mails_to(idp, citizen["email"]) == []
 
-    time.sleep(delay(limits, refused_at) + 0.3)
+    clock.advance(delay(limits, refused_at) + 0.3)
     assert "code" in finish(browser, browser.follow(browser.submit(page, {"code": code})))
     assert recovery_codes_left(idp, citizen) == 9
 

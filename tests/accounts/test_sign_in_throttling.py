@@ -167,7 +167,7 @@ def test_an_unknown_email_gets_exactly_the_same_responses(idp, idps, make_citize
     assert wait_for_mail(strict.app.config["IDP_SETTINGS"], stranger, seconds=0.5) == []
 
 
-def test_the_lock_lifts_after_the_configured_lockout(idp, idps, make_citizen):
+def test_the_lock_lifts_after_the_configured_lockout(idp, idps, make_citizen, clock):
     brief = idps["brief"]
     citizen = make_citizen(unique_email())
     sign_in = SignIn(brief)
@@ -178,7 +178,7 @@ def test_the_lock_lifts_after_the_configured_lockout(idp, idps, make_citizen):
     assert locked.headers["retry-after"] == "2"
     assert "we have locked it for 2 seconds" in visible_text(locked)
     assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 429
-    time.sleep(2.1)
+    clock.advance(2.1)
     assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 303
 
 
@@ -192,7 +192,7 @@ def test_a_successful_sign_in_starts_the_count_again(idp, idps, make_citizen):
         assert sign_in.attempt(citizen["email"], citizen["password"]).status_code == 303
 
 
-def test_growing_delays_with_the_default_settings(idp, make_citizen):
+def test_growing_delays_with_the_default_settings(idp, make_citizen, clock):
     citizen = make_citizen(unique_email())
     sign_in = SignIn(idp)
     for _ in range(3):
@@ -201,7 +201,7 @@ def test_growing_delays_with_the_default_settings(idp, make_citizen):
     assert waiting.status_code == 429
     assert waiting.headers["retry-after"] == "1"
     assert "Wait 1 second, then try to sign in again." in visible_text(waiting)
-    time.sleep(1.05)
+    clock.advance(1.05)
     assert sign_in.attempt(citizen["email"]).status_code == 400
     longer = sign_in.attempt(citizen["email"])
     assert (longer.status_code, longer.headers["retry-after"]) == (429, "2")
@@ -396,29 +396,31 @@ def test_staff_browsers_that_signed_in_before_are_not_locked_out_either(idp, idp
     assert own.password_step(email).status_code == 303
 
 
-def test_the_lockout_email_is_sent_at_most_once_a_day(idp, idps, make_citizen):
+def test_the_lockout_email_is_sent_at_most_once_a_day(idp, idps, make_citizen, clock):
     brief = idps["brief"]
     citizen = make_citizen(unique_email())
     sign_in = SignIn(brief)
     for lock in range(3):
         statuses = [sign_in.attempt(citizen["email"]).status_code for _ in range(6)]
         assert statuses == [400] * 5 + [429], f"lock {lock + 1}"
-        time.sleep(2.1)  # the lockout ends (the page's clock is the server's)
+        clock.advance(2.1)  # the lockout ends
     assert len(wait_for_mail(brief.app.config["IDP_SETTINGS"], citizen["email"])) >= 1
     time.sleep(0.5)  # any later email would be sent from a thread too
     mails = wait_for_mail(brief.app.config["IDP_SETTINGS"], citizen["email"])
     assert len(mails) == 1, "three locks, one email"
 
 
-def test_failures_across_lockouts_hold_the_account_until_a_password_reset(idp, idps, make_citizen):
+def test_failures_across_lockouts_hold_the_account_until_a_password_reset(
+    idp, idps, make_citizen, clock
+):
     capped = idps["capped"]
     # No app: the email alone proves a reset (its app is checked in test_password_reset.py).
     citizen = make_citizen(unique_email(), second_factor=False)
     sign_in = SignIn(capped)
     assert [sign_in.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
-    time.sleep(2.1)
+    clock.advance(2.1)
     assert [sign_in.attempt(citizen["email"]).status_code for _ in range(6)] == [400] * 5 + [429]
-    time.sleep(2.1)  # longer than the lockout: the cap does not end with it
+    clock.advance(2.1)  # longer than the lockout: the cap does not end with it
     held = sign_in.attempt(citizen["email"], citizen["password"])
     assert held.status_code == 429
     text = visible_text(held)

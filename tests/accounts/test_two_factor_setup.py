@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import time
 import uuid
 from urllib.parse import urljoin
 
@@ -16,7 +15,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from idp import create_app, demo
+from idp import clock, create_app, demo
 from idp.extensions import db
 from idp.models import RecoveryCode, TotpCredential
 from idp.settings import load_settings
@@ -62,15 +61,15 @@ def shown_secret(page: httpx.Response) -> str:
 
 def fresh_code(secret: str) -> str:
     """The app's code now, away from the end of a time step."""
-    left = 30 - time.time() % 30
+    left = 30 - clock.time() % 30
     if left < 3:
-        time.sleep(left + 0.2)
-    return pyotp.TOTP(secret).now()
+        clock.advance(left + 0.2)
+    return pyotp.TOTP(secret).at(clock.time())
 
 
 def wrong_code(secret: str) -> str:
     totp = pyotp.TOTP(secret)
-    near = {totp.at(time.time() + 30 * d) for d in range(-3, 4)}
+    near = {totp.at(clock.time() + 30 * d) for d in range(-3, 4)}
     return next(c for c in (f"{n:06d}" for n in range(0, 10**6, 7919)) if c not in near)
 
 
@@ -310,13 +309,12 @@ PASSWORD_STEP = "To set up the second step of signing in, enter your current pas
 
 
 @pytest.fixture
-def minutes_later(monkeypatch):
+def minutes_later(clock):
     """Moves the clock past the few minutes a typed password counts for (recent_password.py)."""
     from idp.accounts import recent_password
 
     def later() -> None:
-        ahead = recent_password.WINDOW_SECONDS + 60
-        monkeypatch.setattr(recent_password, "now", lambda: time.time() + ahead)
+        clock.advance(recent_password.WINDOW_SECONDS + 60)
 
     return later
 

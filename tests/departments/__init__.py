@@ -4,7 +4,6 @@ and types the code from the staff member's authenticator app after the password.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from html import unescape
 from html.parser import HTMLParser
@@ -13,6 +12,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pyotp
 
+from idp import clock
 from idp.departments.services import create_registration, ensure_department
 from idp.departments.staff import begin_staff_totp_enrolment, create_staff
 from idp.extensions import db
@@ -43,11 +43,11 @@ class StaffApp:
 
     def next_code(self) -> str:
         """A code the IdP has not accepted yet: now's or the next step's (the IdP allows one
-        step of drift), waiting for the next step when both are used."""
-        now = int(time.time() // 30)
+        step of drift), moving the clock on to the next step when both are used."""
+        now = int(clock.time() // 30)
         step = max(now, self.last_step + 1)
         if step > now + 1:
-            time.sleep(max(0.0, (step - 1) * 30 - time.time()) + 0.05)
+            clock.advance(max(0.0, (step - 1) * 30 - clock.time()) + 0.05)
         self.last_step = step
         return self.code_at(step)
 

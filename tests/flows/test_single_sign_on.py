@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from tests.support.browser import CitizenBrowser, callback
 
 
@@ -69,11 +67,13 @@ def test_prompt_none_without_consent_returns_consent_required(idp, make_citizen,
     assert cb.params["state"] == attempt.state
 
 
-def test_prompt_login_forces_a_fresh_sign_in_and_a_later_auth_time(idp, make_citizen, make_client):
+def test_prompt_login_forces_a_fresh_sign_in_and_a_later_auth_time(
+    idp, make_citizen, make_client, clock
+):
     citizen = make_citizen()
     client = make_client()
     browser, first = signed_in_browser(idp, client, citizen)
-    time.sleep(1.1)
+    clock.advance(1.1)
     attempt = client.authorization(prompt="login")
     page = browser.follow(browser.get(attempt.url))
     assert 'name="password"' in page.text, "prompt=login must ask for the password again"
@@ -84,7 +84,7 @@ def test_prompt_login_forces_a_fresh_sign_in_and_a_later_auth_time(idp, make_cit
     assert claims["sid"] != first["sid"], "the session identifier changes at sign-in"
 
 
-def test_max_age_older_than_the_session_forces_sign_in(idp, make_citizen, make_client):
+def test_max_age_older_than_the_session_forces_sign_in(idp, make_citizen, make_client, clock):
     citizen = make_citizen()
     client = make_client()
     browser, first = signed_in_browser(idp, client, citizen)
@@ -93,7 +93,7 @@ def test_max_age_older_than_the_session_forces_sign_in(idp, make_citizen, make_c
     cb = callback(browser.follow(browser.get(attempt.url)))
     assert "code" in cb.params
     # ...and an exceeded one asks again, then issues a fresh auth_time.
-    time.sleep(1.1)
+    clock.advance(1.1)
     attempt = client.authorization(max_age="0")
     page = browser.follow(browser.get(attempt.url))
     assert 'name="password"' in page.text
@@ -103,11 +103,13 @@ def test_max_age_older_than_the_session_forces_sign_in(idp, make_citizen, make_c
     assert claims["auth_time"] > first["auth_time"]
 
 
-def test_max_age_exceeded_with_prompt_none_returns_login_required(idp, make_citizen, make_client):
+def test_max_age_exceeded_with_prompt_none_returns_login_required(
+    idp, make_citizen, make_client, clock
+):
     citizen = make_citizen()
     client = make_client()
     browser, _ = signed_in_browser(idp, client, citizen)
-    time.sleep(1.1)
+    clock.advance(1.1)
     attempt = client.authorization(prompt="none", max_age="0")
     cb = callback(browser.follow(browser.get(attempt.url)))
     assert cb.params["error"] == "login_required"

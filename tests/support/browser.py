@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pyotp
+
+from idp import clock
 
 CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 JOURNEY_PATTERN = re.compile(r'name="journey"[^>]*value="([^"]*)"')
@@ -26,7 +27,7 @@ class SecondFactor:
 
     def next_code(self) -> str:
         """A code the IdP has not seen yet: the app's, or (if used up this step) a recovery code."""
-        now = int(time.time() // 30)
+        now = int(clock.time() // 30)
         step = max(now - 1, self.last_step + 1)
         if step <= now + 1:
             self.last_step = step
