@@ -1,6 +1,6 @@
 """`make bench`: the IdP started the production way (nginx round-robin over two gunicorn
-instances on PostgreSQL and Redis, idp/production.py) and driven by a load generator in another
-process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack.
+instances on PostgreSQL and Redis, idp/operations/production.py) and driven by a load generator
+in another process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack.
 
     python -m bench.run [--quick] [--scale] [--workers N] [--concurrency N]
 
@@ -32,7 +32,7 @@ import httpx
 import pyotp
 
 from bench.loadgen import authorization_query, summary
-from idp.production import ProductionStack
+from idp.operations.production import ProductionStack
 from idp.settings import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"

@@ -45,10 +45,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.departments.staff import apply_staff_cookie
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
-    from idp.metrics import init_metrics
     from idp.oidc import backchannel
     from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
+    from idp.operations.metrics import init_metrics
     from idp.security.issuer_origin import serve_at_issuer
     from idp.security.secrets import (
         resolve_key_encryption_key,
@@ -165,8 +165,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.departments.audit_pages import bp as audit_bp
     from idp.departments.registration_api import bp as registration_bp
     from idp.departments.views import bp as departments_bp
-    from idp.dev import bp as dev_bp
-    from idp.health import bp as health_bp
+    from idp.development.dev_pages import bp as dev_bp
     from idp.oidc.authorize import bp as authorize_bp
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.end_session import bp as end_session_bp
@@ -174,6 +173,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.oidc.revocation import bp as revocation_bp
     from idp.oidc.token import bp as token_bp
     from idp.oidc.userinfo import bp as userinfo_bp
+    from idp.operations.health import bp as health_bp
 
     for bp in (
         accounts_bp,

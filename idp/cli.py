@@ -37,7 +37,6 @@ from idp.audit.queries import (
     parse_time,
 )
 from idp.audit.verify import verify_chain
-from idp.demo import run_demo
 from idp.departments.metadata import ClientMetadataError
 from idp.departments.samples import register_departments
 from idp.departments.services import (
@@ -50,8 +49,9 @@ from idp.departments.services import (
     register_client,
 )
 from idp.departments.staff import StaffError, create_staff, disable_staff, reset_staff_second_factor
+from idp.development.demo import run_demo
+from idp.development.seed import BENCHMARK_PASSWORD, run
 from idp.extensions import db
-from idp.housekeeping import prepare_database, purge_expired
 from idp.models import Client, LogoutAttempt, LogoutDelivery, StaffMember
 from idp.models.timestamps import utcnow
 from idp.oidc.jwks import JWKS_MAX_AGE
@@ -64,11 +64,11 @@ from idp.oidc.keys import (
     rotate_signing_keys,
     signer_ids,
 )
-from idp.production import ProductionStack, StackError
+from idp.operations.housekeeping import prepare_database, purge_expired
+from idp.operations.production import ProductionStack, StackError
+from idp.operations.worker import start_worker
 from idp.security import throttle
-from idp.seed import BENCHMARK_PASSWORD, run
 from idp.settings import PROJECT_ROOT, SettingsError, current_settings
-from idp.worker import start_worker
 
 
 def _create_app():
@@ -304,7 +304,8 @@ def purge(as_json: bool) -> None:
 @with_appcontext
 def seed(citizens: int, audit_entries: int, password: str | None, batch: int, force: bool) -> None:
     """Fill the database for benchmarks at scale: fake citizens and audit entries appended to
-    the chain, in bulk (idp/seed.py says how). Only on a loopback issuer unless --force."""
+    the chain, in bulk (idp/development/seed.py says how). Only on a loopback issuer unless
+    --force."""
 
     run(citizens, audit_entries, BENCHMARK_PASSWORD if password is None else password, batch, force)
 

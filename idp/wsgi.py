@@ -1,4 +1,5 @@
-"""The WSGI entry point for a production server: ``gunicorn -c idp/gunicorn_conf.py idp.wsgi:app``.
+"""The WSGI entry point for a production server:
+``gunicorn -c idp/operations/gunicorn_conf.py idp.wsgi:app``.
 
 Settings come from IDP_* environment variables (and IDP_CONFIG), as for every other command.
 The schema is not touched here: run ``idp prepare`` once per deployment, before the workers

@@ -22,8 +22,8 @@ from idp import create_app
 from idp.departments.services import register_client
 from idp.extensions import db
 from idp.oidc.client_keys import forget_cached_keys
+from idp.operations.worker import start_worker, stop_worker
 from idp.settings import load_settings
-from idp.worker import start_worker, stop_worker
 from tests.support.oidc_client import DepartmentClient, make_rsa_key
 
 SERVICES_REQUIRED = os.environ.get("IDP_REQUIRE_SERVICES") == "1"

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func, update
 
 from idp.extensions import db
-from idp.housekeeping import purge_expired
 from idp.models import AuthorizationCode, EmailCode, Token
 from idp.models.timestamps import utcnow
+from idp.operations.housekeeping import purge_expired
 from tests.support.browser import CitizenBrowser
 
 

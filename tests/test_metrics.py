@@ -13,7 +13,8 @@ from flask import Flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from idp import create_app, metrics
+from idp import create_app
+from idp.operations import metrics
 from idp.settings import load_settings
 from tests.conftest import LiveIdP, serve_idp
 
@@ -167,7 +168,7 @@ def test_init_metrics_twice_on_one_app_is_harmless(tmp_path):
 
 def test_multiprocess_mode_merges_the_workers_files(tmp_path):
     script = (
-        "from idp import metrics\n"
+        "from idp.operations import metrics\n"
         "metrics.count_event('sign_in.failed', 'failure')\n"
         "body, _ = metrics.render_metrics()\n"
         "print(body.decode())\n"

@@ -12,10 +12,16 @@ import pytest
 
 from idp import audit
 from idp.cli import cli
+from idp.development.seed import (
+    BENCHMARK_PASSWORD,
+    MADE_UP_CLIENTS,
+    SEED_INSTANCE,
+    seed_audit,
+    seed_email,
+)
 from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditEntry, AuditHead, Citizen, TotpCredential
 from idp.models.timestamps import utcnow
-from idp.seed import BENCHMARK_PASSWORD, MADE_UP_CLIENTS, SEED_INSTANCE, seed_audit, seed_email
 from tests.support.browser import CitizenBrowser
 from tests.support.cli import migrated_env
 from tests.support.cli import run as run_command
@@ -159,7 +165,7 @@ def test_entries_written_by_the_idp_between_batches_are_checked_and_signed(idp):
 def test_an_interrupted_run_leaves_whole_batches_signed_and_the_chain_intact(idp, monkeypatch):
     """Ctrl-C in the middle of a batch: that batch rolls back whole (entries and the head's
     move alike); the batches committed before stay, linked and signed."""
-    import idp.seed as seeding
+    import idp.development.seed as seeding
 
     assert seed(idp, "--citizens", "5", "--audit-entries", "0").exit_code == 0
     moves = []

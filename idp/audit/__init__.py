@@ -26,12 +26,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from idp import metrics
 from idp.audit import events
 from idp.audit.chain import GENESIS, content_hash, entry_hash, personal_digest, sha256
 from idp.extensions import db
 from idp.models.audit import AuditEntry, AuditHead
 from idp.models.timestamps import utcnow
+from idp.operations import metrics
 from idp.settings import current_settings
 
 log = logging.getLogger("idp.audit")

@@ -6,7 +6,8 @@ not), so a logout token never goes to an address nobody reviewed.
 
 The deliveries owed are rows in the database, queued in the same transaction that ends the
 session, so a sign-out never waits for a department, and a delivery survives a restart: any
-IdP process's worker (idp/worker.py) claims due rows with a conditional UPDATE and sends them.
+IdP process's worker (idp/operations/worker.py) claims due rows with a conditional UPDATE and
+sends them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from idp import clock, create_app, demo
+from idp import clock, create_app
+from idp.development import demo
 from idp.extensions import db
 from idp.models import RecoveryCode, TotpCredential
 from idp.settings import load_settings

@@ -14,8 +14,9 @@ import httpx
 import pyotp
 import pytest
 
-from idp import clock, demo
+from idp import clock
 from idp.departments.staff import disable_staff, has_staff_second_factor
+from idp.development import demo
 from idp.extensions import db
 from idp.models import StaffMember, StaffSession
 from tests.conftest import LiveIdP, serve_idp

@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from idp.demo import Running, start_sample_services
+from idp.development.demo import Running, start_sample_services
 from idp.settings import PROJECT_ROOT
 from tests.e2e.conftest import enter_second_factor
 

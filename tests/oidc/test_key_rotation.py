@@ -19,7 +19,6 @@ from sqlalchemy import update
 
 from idp.cli import cli
 from idp.extensions import db
-from idp.housekeeping import purge_expired
 from idp.models import SigningKey
 from idp.models.timestamps import utcnow
 from idp.oidc.client_keys import forget_cached_keys
@@ -29,6 +28,7 @@ from idp.oidc.keys import (
     forget_public_jwks,
     rotate_signing_keys,
 )
+from idp.operations.housekeeping import purge_expired
 from idp.settings import Settings, current_settings
 from tests.conftest import LiveIdP, _drop_postgres, _postgres_or_skip, serve_idp
 from tests.support.oidc_client import DepartmentClient

@@ -21,7 +21,7 @@ import pytest
 
 from idp.extensions import db
 from idp.models import AuditEntry
-from idp.production import NGINX, ProductionStack
+from idp.operations.production import NGINX, ProductionStack
 from tests.conftest import (
     SERVICES_REQUIRED,
     LiveIdP,

@@ -19,8 +19,8 @@ import redis
 
 from idp import create_app
 from idp.extensions import db
-from idp.housekeeping import purge_expired
 from idp.models import ThrottleCounter
+from idp.operations.housekeeping import purge_expired
 from idp.security import throttle
 from idp.settings import SettingsError, ThrottleLimits, load_settings
 from tests.conftest import SERVICES_REQUIRED, free_port

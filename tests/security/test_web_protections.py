@@ -11,7 +11,7 @@ import pytest
 
 from idp.extensions import db
 from idp.models import AuditEntry
-from idp.production import ProductionStack, StackError
+from idp.operations.production import ProductionStack, StackError
 from tests.conftest import new_citizen, new_client, serve_idp
 from tests.support.browser import CitizenBrowser, browser_http
 
@@ -299,7 +299,9 @@ def test_run_prod_refuses_the_dev_pages_and_never_passes_them_on(tmp_path, monke
         run_dir=tmp_path,
         settings_env={"IDP_DEV_PAGES": "true"},
     )
-    monkeypatch.setattr("idp.production.NGINX", "/bin/sh")  # get past "nginx is not installed"
+    monkeypatch.setattr(
+        "idp.operations.production.NGINX", "/bin/sh"
+    )  # get past "nginx is not installed"
     with pytest.raises(StackError, match="IDP_DEV_PAGES=true asks for the development pages"):
         stack.start()
     assert stack.environment(stack.instances[0])["IDP_DEV_PAGES"] == "false"

@@ -14,7 +14,7 @@ from idp.settings import current_settings
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
-# The demo accounts `idp demo` makes (idp/demo.py), whose codes the pages below show.
+# The demo accounts `idp demo` makes (idp/development/demo.py), whose codes the pages below show.
 DEMO_EMAIL = "demo@example.gov.uk"
 DEMO_PASSWORD = "correct horse battery staple"
 # The demo citizen's authenticator app secret: add it to an app, or read the current code at

@@ -1,4 +1,4 @@
-"""gunicorn settings for the IdP (``gunicorn -c idp/gunicorn_conf.py idp.wsgi:app``).
+"""gunicorn settings for the IdP (``gunicorn -c idp/operations/gunicorn_conf.py idp.wsgi:app``).
 
 Every value can be changed by environment variables, so one file serves every instance:
 IDP_BIND (127.0.0.1:8000), IDP_WORKERS (2 per core + 1), IDP_WORKER_THREADS (1: sync workers).
@@ -37,7 +37,7 @@ max_requests_jitter = max_requests // 10
 def post_worker_init(worker) -> None:
     """Start this worker process's background worker once the app is loaded."""
     # Imported in the hook: gunicorn's master reads this file and never loads the app.
-    from idp.worker import start_worker
+    from idp.operations.worker import start_worker
 
     if "IDP_SETTINGS" in getattr(worker.wsgi, "config", {}):  # not the benchmark's bare app
         start_worker(worker.wsgi)
@@ -46,7 +46,7 @@ def post_worker_init(worker) -> None:
 def worker_exit(server, worker) -> None:
     """Let deliveries in flight finish before the worker process goes."""
     # Imported in the hook: gunicorn's master reads this file and never loads the app.
-    from idp.worker import stop_worker
+    from idp.operations.worker import stop_worker
 
     app = getattr(worker, "wsgi", None)
     if "IDP_SETTINGS" in getattr(app, "config", {}):

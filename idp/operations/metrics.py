@@ -92,7 +92,7 @@ REQUEST_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("idp.metrics")  # the name its log lines have always carried
 _labels_lock = threading.Lock()
 _seen_events: set[str] = set()
 _seen_outcomes: set[str] = set()

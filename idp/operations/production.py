@@ -45,7 +45,8 @@ class StackError(RuntimeError):
 
 
 NGINX_CONF = """\
-# Written by idp.production for this run; edit idp/production.py, not this file.
+# Written by idp.operations.production for this run; edit idp/operations/production.py,
+# not this file.
 worker_processes {nginx_workers};
 pid "{run_dir}/nginx.pid";
 error_log "{run_dir}/nginx-error.log" warn;
@@ -289,7 +290,7 @@ class ProductionStack:
         instance.process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), self.wsgi_app],
             env=self.environment(instance),
-            cwd=Path(__file__).resolve().parent.parent,  # the project: bench's app imports too
+            cwd=Path(__file__).resolve().parents[2],  # the project: bench's app imports too
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,

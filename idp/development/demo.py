@@ -22,7 +22,7 @@ from idp.departments.services import (
     revoke_initial_access_token,
 )
 from idp.departments.staff import begin_staff_totp_enrolment, create_staff, has_staff_second_factor
-from idp.dev import (
+from idp.development.dev_pages import (
     DEMO_AUDITOR,
     DEMO_DEPARTMENT_ADMIN,
     DEMO_EMAIL,
@@ -34,11 +34,11 @@ from idp.dev import (
     DEMO_TOTP_SECRET,
 )
 from idp.extensions import db
-from idp.housekeeping import prepare_database
 from idp.models import InitialAccessToken, StaffMember
 from idp.models.timestamps import utcnow
+from idp.operations.housekeeping import prepare_database
+from idp.operations.worker import start_worker
 from idp.settings import Settings
-from idp.worker import start_worker
 from relying_parties import landing
 from relying_parties.common import DepartmentSettings
 from relying_parties.registration import RegistrationError, register_dynamically

@@ -1,0 +1,2 @@
+"""Running the IdP in production: the launcher, gunicorn's settings, the background worker,
+housekeeping, health checks and metrics."""
