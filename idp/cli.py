@@ -49,7 +49,6 @@ from idp.departments.services import (
     issue_initial_access_token,
     register_client,
 )
-from idp.departments.staff import StaffError, create_staff, disable_staff, reset_staff_second_factor
 from idp.extensions import db
 from idp.housekeeping import prepare_database, purge_expired
 from idp.models import Client, LogoutAttempt, LogoutDelivery, StaffMember
@@ -68,6 +67,7 @@ from idp.production import ProductionStack, StackError
 from idp.security import throttle
 from idp.seed import BENCHMARK_PASSWORD, run
 from idp.settings import PROJECT_ROOT, SettingsError, current_settings
+from idp.staff.accounts import StaffError, create_staff, disable_staff, reset_staff_second_factor
 from idp.worker import start_worker
 
 

@@ -21,7 +21,6 @@ from idp.departments.services import (
     issue_initial_access_token,
     revoke_initial_access_token,
 )
-from idp.departments.staff import begin_staff_totp_enrolment, create_staff, has_staff_second_factor
 from idp.dev import (
     DEMO_AUDITOR,
     DEMO_DEPARTMENT_ADMIN,
@@ -38,6 +37,7 @@ from idp.housekeeping import prepare_database
 from idp.models import InitialAccessToken, StaffMember
 from idp.models.timestamps import utcnow
 from idp.settings import Settings
+from idp.staff.accounts import begin_staff_totp_enrolment, create_staff, has_staff_second_factor
 from idp.worker import start_worker
 from relying_parties import landing
 from relying_parties.common import DepartmentSettings
