@@ -140,10 +140,10 @@ def create_people(app, users: int) -> tuple[dict, list[dict], dict]:
     from idp.accounts.second_factor import begin_totp_enrolment, totp_credential
     from idp.accounts.services import create_citizen
     from idp.departments.services import register_client
-    from idp.departments.staff import begin_staff_totp_enrolment, create_staff
     from idp.extensions import db
     from idp.models import Consent
     from idp.models.timestamps import utcnow
+    from idp.staff.accounts import begin_staff_totp_enrolment, create_staff
 
     client = {
         "client_id": "bench-department",

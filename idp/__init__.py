@@ -42,7 +42,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     # idp module is imported, and the launcher, gunicorn's master, the bench and the tests
     # import idp.settings or idp.models without wanting every page and endpoint loaded.
     from idp.accounts.sessions import apply_session_cookie
-    from idp.departments.staff import apply_staff_cookie
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
     from idp.oidc import backchannel
@@ -56,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         resolve_secret_key,
     )
     from idp.security.web import init_web_security
+    from idp.staff.sessions import apply_staff_cookie
 
     settings = settings or load_settings()
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,6 @@ def _register_blueprints(app: Flask) -> None:
     from idp.accounts.two_factor import bp as two_factor_bp
     from idp.accounts.views import bp as accounts_bp
     from idp.accounts.your_account import bp as your_account_bp
-    from idp.departments.audit_pages import bp as audit_bp
     from idp.departments.registration_api import bp as registration_bp
     from idp.departments.views import bp as departments_bp
     from idp.development.dev_pages import bp as dev_bp
@@ -174,6 +173,8 @@ def _register_blueprints(app: Flask) -> None:
     from idp.oidc.token import bp as token_bp
     from idp.oidc.userinfo import bp as userinfo_bp
     from idp.operations.health import bp as health_bp
+    from idp.staff.audit_pages import bp as audit_bp
+    from idp.staff.pages import bp as staff_bp
 
     for bp in (
         accounts_bp,
@@ -190,6 +191,7 @@ def _register_blueprints(app: Flask) -> None:
         recovery_bp,
         registration_bp,
         revocation_bp,
+        staff_bp,
         token_bp,
         two_factor_bp,
         userinfo_bp,

@@ -48,7 +48,6 @@ from idp.departments.services import (
     issue_initial_access_token,
     register_client,
 )
-from idp.departments.staff import StaffError, create_staff, disable_staff, reset_staff_second_factor
 from idp.development.demo import run_demo
 from idp.development.seed import BENCHMARK_PASSWORD, run
 from idp.extensions import db
@@ -69,6 +68,7 @@ from idp.operations.production import ProductionStack, StackError
 from idp.operations.worker import start_worker
 from idp.security import throttle
 from idp.settings import PROJECT_ROOT, SettingsError, current_settings
+from idp.staff.accounts import StaffError, create_staff, disable_staff, reset_staff_second_factor
 
 
 def _create_app():

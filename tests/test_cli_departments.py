@@ -19,16 +19,16 @@ from idp.departments.services import (
     ensure_department,
     update_registration,
 )
-from idp.departments.staff import (
-    authenticate_staff,
-    begin_staff_totp_enrolment,
-    has_staff_second_factor,
-)
 from idp.extensions import db
 from idp.models import Client, InitialAccessToken, StaffMember
 from idp.models.timestamps import utcnow
 from idp.security import throttle
 from idp.settings import load_settings
+from idp.staff.accounts import (
+    authenticate_staff,
+    begin_staff_totp_enrolment,
+    has_staff_second_factor,
+)
 from tests.support.audit import flat
 from tests.support.cli import messages, migrated_env, run
 

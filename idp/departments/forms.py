@@ -1,5 +1,6 @@
-"""Staff forms (Flask-WTF, CSRF on every form). The registration policy itself lives in
-metadata.py: these forms only turn fields into RFC 7591 metadata."""
+"""Department and platform administrators' forms (Flask-WTF, CSRF on every form). The
+registration policy itself lives in metadata.py: these forms only turn fields into RFC 7591
+metadata. The staff sign-in forms are idp/staff/forms.py."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 from wtforms import (
     BooleanField,
-    EmailField,
     HiddenField,
     IntegerField,
-    PasswordField,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -22,15 +21,10 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
-
-def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
-    """WTForms choices from (value, label) pairs."""
-    return [SelectChoice(value, label) for value, label in pairs]
-
+from idp.staff.forms import choices
 
 AUTH_METHOD_CHOICES = [
     ("private_key_jwt", "A private key the service keeps (private_key_jwt) - recommended"),
@@ -47,38 +41,6 @@ OPTIONAL_SCOPES = [
 
 class PublicKeyError(ValueError):
     """A public key the department pasted cannot be used."""
-
-
-class StaffSignInForm(FlaskForm):
-    """Email and password for staff."""
-
-    email = EmailField(
-        "Email address",
-        validators=[DataRequired("Enter your email address"), Length(max=320)],
-        render_kw={"autocomplete": "username", "spellcheck": "false"},
-    )
-    password = PasswordField(
-        "Password",
-        validators=[DataRequired("Enter your password")],
-        render_kw={"autocomplete": "current-password"},
-    )
-    submit = SubmitField("Sign in")
-
-
-class StaffCodeForm(FlaskForm):
-    """The 6-digit code from a staff member's authenticator app."""
-
-    code = StringField(
-        "Code from your authenticator app",
-        validators=[DataRequired("Enter the code from your authenticator app"), Length(max=32)],
-        render_kw={
-            "autocomplete": "one-time-code",
-            "inputmode": "numeric",
-            "spellcheck": "false",
-            "autocapitalize": "none",
-        },
-    )
-    submit = SubmitField("Continue")
 
 
 class MultiCheckboxField(SelectMultipleField):

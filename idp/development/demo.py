@@ -21,7 +21,6 @@ from idp.departments.services import (
     issue_initial_access_token,
     revoke_initial_access_token,
 )
-from idp.departments.staff import begin_staff_totp_enrolment, create_staff, has_staff_second_factor
 from idp.development.dev_pages import (
     DEMO_AUDITOR,
     DEMO_DEPARTMENT_ADMIN,
@@ -39,6 +38,7 @@ from idp.models.timestamps import utcnow
 from idp.operations.housekeeping import prepare_database
 from idp.operations.worker import start_worker
 from idp.settings import Settings
+from idp.staff.accounts import begin_staff_totp_enrolment, create_staff, has_staff_second_factor
 from relying_parties import landing
 from relying_parties.common import DepartmentSettings
 from relying_parties.registration import RegistrationError, register_dynamically

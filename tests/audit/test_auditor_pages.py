@@ -17,10 +17,10 @@ from sqlalchemy import event as sqlalchemy_event
 from idp import audit
 from idp.audit import queries
 from idp.audit.queries import Filters
-from idp.departments.staff import begin_staff_totp_enrolment, create_staff
 from idp.extensions import db
 from idp.models import AuditEntry, Client, StaffMember
 from idp.models.timestamps import utcnow
+from idp.staff.accounts import begin_staff_totp_enrolment, create_staff
 from tests.departments import (
     PASSPORTS,
     STAFF_APPS,

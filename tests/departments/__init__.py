@@ -14,10 +14,10 @@ import pyotp
 
 from idp import clock
 from idp.departments.services import create_registration, ensure_department
-from idp.departments.staff import begin_staff_totp_enrolment, create_staff
 from idp.extensions import db
 from idp.models import Client
 from idp.models.timestamps import utcnow
+from idp.staff.accounts import begin_staff_totp_enrolment, create_staff
 from tests.support.browser import browser_http
 
 STAFF_PASSWORD = "a staff passphrase that is long enough"

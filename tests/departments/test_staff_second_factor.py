@@ -15,10 +15,10 @@ import pyotp
 import pytest
 
 from idp import clock
-from idp.departments.staff import disable_staff, has_staff_second_factor
 from idp.development import demo
 from idp.extensions import db
 from idp.models import StaffMember, StaffSession
+from idp.staff.accounts import disable_staff, has_staff_second_factor
 from tests.conftest import LiveIdP, serve_idp
 from tests.departments import (
     PASSPORTS,

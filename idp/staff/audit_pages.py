@@ -14,10 +14,10 @@ import re
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial, wraps
+from functools import partial
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, render_template, request, send_file
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
 from wtforms import SelectField, StringField, SubmitField, TextAreaField
@@ -27,23 +27,14 @@ from idp import audit
 from idp.audit import charts, events, queries
 from idp.audit.export import FORMATS, ExportError, write_export
 from idp.audit.queries import FilterError, Filters
-from idp.departments.forms import choices
-from idp.departments.staff import (
-    can_read_audit_record,
-    current_staff,
-    current_staff_session,
-    has_both_factors,
-    has_staff_second_factor,
-)
 from idp.models import StaffMember
 from idp.models.timestamps import utcnow
+from idp.staff.forms import choices
+from idp.staff.guards import auditor_required
+from idp.staff.sessions import current_staff
 
 bp = Blueprint("audit", __name__)
 
-AUDITORS_ONLY = (
-    "The audit record is read by auditors only. Auditing is a separate duty from running the "
-    "platform or a department's services, so administrators cannot read it."
-)
 FILTER_FIELDS = ("start", "end", "citizen", "department", "client_id", "event", "outcome", "ip")
 SESSION_REF = re.compile(r"[0-9a-f]{32}")
 REASON_MIN_LENGTH = 10
@@ -222,38 +213,6 @@ class ExportForm(FlaskForm):
 
 
 # -- Who may read -------------------------------------------------------------------------------
-
-
-def _here() -> str:
-    """This page's path and query string, to come back to after signing in."""
-    return request.full_path.rstrip("?") if request.method == "GET" else request.path
-
-
-def _second_step_url(member: StaffMember) -> str:
-    """The code page, or the setup page for a member without an authenticator app yet."""
-    endpoint = (
-        "departments.second_factor"
-        if has_staff_second_factor(member)
-        else "departments.second_factor_setup"
-    )
-    return url_for(endpoint, next=_here())
-
-
-def auditor_required(view: Callable) -> Callable:
-    """Only auditors signed in with both factors see the page; the view gets the member."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        session = current_staff_session()
-        if session is None:
-            return redirect(url_for("departments.sign_in", next=_here()))
-        if not has_both_factors(session):
-            return redirect(_second_step_url(session.staff))
-        if not can_read_audit_record(session.staff):
-            abort(403, AUDITORS_ONLY)
-        return view(session.staff, *args, **kwargs)
-
-    return wrapper
 
 
 @bp.errorhandler(HTTPException)

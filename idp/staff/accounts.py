@@ -1,22 +1,16 @@
-"""Staff accounts: platform administrators, department administrators and auditors, and their
-sessions. Auditors read the audit record and change nothing; the administrators cannot read it
+"""Staff accounts: platform administrators, department administrators and auditors. Auditors
+read the audit record and change nothing; the administrators cannot read it
 (can_read_audit_record): running the platform and auditing it are separate duties.
 
-Staff sign in at /staff/sign-in, separately from citizens: a separate table, a separate
-cookie (SameSite=Strict, shorter lifetimes), so a citizen session never grants staff rights.
-
-Every staff sign-in has two factors (NIST SP 800-63B AAL2): the password makes a session with
-amr ["pwd"] that opens only the second step; a code from the staff member's authenticator app
-(set up at their first sign-in) replaces it with a new session, amr ["pwd", "otp"]. The app's
-secret is encrypted and each code accepted once, through the same functions as citizens' apps.
+Every staff sign-in has two factors (NIST SP 800-63B AAL2): the password (authenticate_staff),
+then a code from the staff member's authenticator app (set up at their first sign-in). The
+app's secret is encrypted and each code accepted once, through the same functions as
+citizens' apps. The sessions and the staff cookie are idp/staff/sessions.py.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pyotp
-from flask import Response, g
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit, clock
@@ -28,28 +22,21 @@ from idp.accounts.second_factor import (
     totp_uri,
 )
 from idp.accounts.services import normalise_email
-from idp.accounts.sessions import find_live_row, record_activity, timed_out
 from idp.extensions import db
 from idp.models import Department, StaffMember, StaffSession
 from idp.models.staff import ROLE_AUDITOR, ROLE_DEPARTMENT_ADMIN, STAFF_ROLES
 from idp.models.timestamps import utcnow
-from idp.security.cookies import clear_session_cookie, read_cookie, set_session_cookie
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
     hash_password,
     verify_password,
 )
-from idp.security.secrets import hash_token, new_token
-from idp.settings import current_settings
+from idp.staff.sessions import AMR_PASSWORD
 
-STAFF_COOKIE = "idp_staff"
 # NIST SP 800-63B rev 4: 15 characters for a password used alone. Staff also have a second
 # factor now; the length stays, so no existing staff password becomes too short.
 STAFF_PASSWORD_MIN_LENGTH = 15
-# How sessions record the factors used (RFC 8176).
-AMR_PASSWORD = "pwd"
-AMR_OTP = "otp"
 # The name the authenticator app shows beside the code: apart from a citizen account with the
 # same email address.
 STAFF_TOTP_ISSUER = "Government sign in staff"
@@ -57,13 +44,6 @@ STAFF_TOTP_ISSUER = "Government sign in staff"
 
 class StaffError(ValueError):
     """A staff account cannot be created or used as asked; the message says why."""
-
-
-# Auditing is a separate duty (the staff pages refuse auditors, the audit pages everyone else).
-AUDITORS_CHANGE_NOTHING = (
-    "Auditors read the audit record and change nothing: the pages for running services are "
-    "for administrators."
-)
 
 
 def create_staff(
@@ -158,77 +138,6 @@ def authenticate_staff(email: str, password: str) -> StaffMember | None:
     return member
 
 
-def start_staff_session(member: StaffMember, amr: list[str]) -> StaffSession:
-    """A new staff session (new identifier at every step of sign-in); the old one ends."""
-    previous = current_staff_session()
-    if previous is not None:
-        end_staff_session(previous)
-    value = new_token(32)
-    now = utcnow()
-    session = StaffSession(
-        token_hash=hash_token(value),
-        staff_id=member.id,
-        created_at=now,
-        last_active_at=now,
-        expires_at=now + timedelta(seconds=current_settings().staff_session_absolute_lifetime),
-        amr=amr,
-    )
-    db.session.add(session)
-    db.session.commit()
-    g.staff_session = session
-    g.new_staff_cookie = value
-    return session
-
-
-def current_staff_session() -> StaffSession | None:
-    """This browser's live staff session, or None (absent, ended, idle, expired, disabled)."""
-    if "staff_session" in g:
-        return g.staff_session
-    g.staff_session = None
-    session = find_live_row(StaffSession, read_cookie(STAFF_COOKIE))
-    if session is None:
-        return None
-    now = utcnow()
-    idle_timeout = current_settings().staff_session_idle_timeout
-    if timed_out(session, idle_timeout, now) or session.staff.disabled_at is not None:
-        end_staff_session(session)
-        return None
-    record_activity(session, now)
-    g.staff_session = session
-    return session
-
-
-def has_both_factors(session: StaffSession) -> bool:
-    """Whether the session was signed in with the password and the authenticator app."""
-    return AMR_OTP in (session.amr or []) and AMR_PASSWORD in (session.amr or [])
-
-
-def current_staff() -> StaffMember | None:
-    """The signed-in staff member (both factors), or None; a password alone is not enough."""
-    session = current_staff_session()
-    return session.staff if session is not None and has_both_factors(session) else None
-
-
-def end_staff_session(session: StaffSession) -> None:
-    """End a staff session for good."""
-    if session.ended_at is None:
-        session.ended_at = utcnow()
-        db.session.commit()
-    if g.get("staff_session") is session:
-        g.staff_session = None
-    g.clear_staff_cookie = True
-
-
-def apply_staff_cookie(response: Response) -> Response:
-    """Set or clear the staff cookie after a request that changed the staff session."""
-    if g.get("new_staff_cookie"):
-        # Never persistent: the browser forgets it when it closes (idp/security/cookies.py).
-        set_session_cookie(response, STAFF_COOKIE, g.new_staff_cookie, samesite="Strict")
-    elif g.get("clear_staff_cookie"):
-        clear_session_cookie(response, STAFF_COOKIE, samesite="Strict")
-    return response
-
-
 # -- The second factor: an authenticator app (RFC 6238) ----------------------------------------
 
 
@@ -282,16 +191,6 @@ def confirm_staff_totp(member: StaffMember, code: str) -> bool:
     db.session.commit()
     audit.record("staff.second_factor.enrolled", staff_id=member.id, method="totp")
     return True
-
-
-def step_up_staff_session(session: StaffSession) -> StaffSession:
-    """The second factor is done: a new session (new identifier) that records both factors."""
-    amr = list(dict.fromkeys([*(session.amr or [AMR_PASSWORD]), AMR_OTP]))
-    new = start_staff_session(session.staff, amr=amr)
-    audit.record(
-        "staff.second_factor.succeeded", methods=new.amr, staff_id=new.staff_id, role=new.staff.role
-    )
-    return new
 
 
 def reset_staff_second_factor(member: StaffMember, *, actor: str) -> int:
