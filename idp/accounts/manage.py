@@ -37,6 +37,7 @@ from idp.accounts.forms import (
     NewPasswordForm,
     email_field,
 )
+from idp.accounts.guards import fully_signed_in
 from idp.accounts.recovery import tell_owner_of_new_password
 from idp.accounts.second_factor import (
     decrypt_totp_secret,
@@ -56,7 +57,6 @@ from idp.accounts.webauthn_ceremonies import (
     passkeys_removed,
     remove_every_passkey,
 )
-from idp.accounts.your_account import signed_in_fully
 from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen, TotpCredential
@@ -188,11 +188,9 @@ def _page(template: str, status: int = 200, headers: dict | None = None, **conte
 
 
 @bp.route("/password", methods=["GET", "POST"])
-def change_password() -> Response:
+@fully_signed_in
+def change_password(*, current) -> Response:
     """A new password; every other browser and token is signed out."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     citizen = current.citizen
     form = ChangePasswordForm()
 
@@ -275,11 +273,9 @@ def _email_urls() -> dict:
 
 
 @bp.route("/email", methods=["GET", "POST"])
-def change_email() -> Response:
+@fully_signed_in
+def change_email(*, current) -> Response:
     """A new email address: the password, then a code sent to the new address."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     citizen = current.citizen
     form = ChangeEmailForm()
 
@@ -305,11 +301,9 @@ def _email_journey(citizen: Citizen):
 
 
 @bp.route("/email/check-email", methods=["GET", "POST"])
-def change_email_code() -> Response:
+@fully_signed_in
+def change_email_code(*, current) -> Response:
     """The code sent to the new address; then the address changes and the old one is told."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     row = _email_journey(current.citizen)
     if row is None:
         return redirect(url_for("manage.change_email"))
@@ -354,11 +348,9 @@ def _move_to_new_address(citizen: Citizen, row) -> Response:
 
 
 @bp.post("/email/send-again")
-def change_email_resend() -> Response:
+@fully_signed_in
+def change_email_resend(*, current) -> Response:
     """Another code for the new address."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     row = _email_journey(current.citizen)
     if row is None:
         return redirect(url_for("manage.change_email"))
@@ -399,11 +391,9 @@ def _app_urls() -> dict:
 
 
 @bp.route("/authenticator-app", methods=["GET", "POST"])
-def authenticator_app() -> Response:
+@fully_signed_in
+def authenticator_app(*, current) -> Response:
     """Set up a new authenticator app (a lost or new phone): password, then an email code."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     citizen = current.citizen
     credential = totp_credential(citizen)
     return _with_password(
@@ -423,11 +413,9 @@ def _reverified(citizen: Citizen, verified: bool):
 
 
 @bp.route("/authenticator-app/check-email", methods=["GET", "POST"])
-def new_app_code() -> Response:
+@fully_signed_in
+def new_app_code(*, current) -> Response:
     """The code sent to the account's address before a new app."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     row = _reverified(current.citizen, verified=False)
     if row is None:
         return redirect(url_for("manage.authenticator_app"))
@@ -444,11 +432,9 @@ def _send_reverify_code(citizen: Citizen) -> Refusal | None:
 
 
 @bp.post("/authenticator-app/send-again")
-def new_app_resend() -> Response:
+@fully_signed_in
+def new_app_resend(*, current) -> Response:
     """Another code before a new app."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     row = _reverified(current.citizen, verified=False)
     if row is None:
         return redirect(url_for("manage.authenticator_app"))
@@ -456,11 +442,9 @@ def new_app_resend() -> Response:
 
 
 @bp.route("/authenticator-app/new", methods=["GET", "POST"])
-def new_app() -> Response:
+@fully_signed_in
+def new_app(*, current) -> Response:
     """Scan the new app's QR code and type one code: the old app and recovery codes stop."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     citizen = current.citizen
     row = _reverified(citizen, verified=True)
     if row is None:
@@ -528,11 +512,9 @@ def new_app() -> Response:
 
 
 @bp.route("/recovery-codes", methods=["GET", "POST"])
-def recovery_codes() -> Response:
+@fully_signed_in
+def recovery_codes(*, current) -> Response:
     """Ten new recovery codes (the old ones stop working), after the password."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     citizen = current.citizen
 
     def renew():
@@ -562,11 +544,9 @@ def recovery_codes() -> Response:
 
 
 @bp.route("/delete", methods=["GET", "POST"])
-def delete_account() -> Response:
+@fully_signed_in
+def delete_account(*, current) -> Response:
     """Delete the account: every session, token, consent, factor and code goes with it."""
-    current, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     citizen = current.citizen
 
     def delete_it():

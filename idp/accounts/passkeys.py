@@ -23,6 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from idp import audit
 from idp.accounts import recent_password
 from idp.accounts import webauthn_ceremonies as ceremonies
+from idp.accounts.guards import fully_signed_in
 from idp.accounts.levels import vector_met
 from idp.accounts.manage import PasswordOnlyForm
 from idp.accounts.manage import _with_password as with_password
@@ -31,7 +32,6 @@ from idp.accounts.sessions import current_session, start_session
 from idp.accounts.two_factor import _step_up as step_up
 from idp.accounts.views import continue_journey, journey_context
 from idp.accounts.webauthn_ceremonies import PasskeyError
-from idp.accounts.your_account import signed_in_fully
 
 bp = Blueprint("passkeys", __name__)
 
@@ -135,12 +135,10 @@ def csrf_refused(error: CSRFError):
 
 
 @bp.get("/account/passkeys")
-def manage() -> Response:
+@fully_signed_in
+def manage(*, current) -> Response:
     """The citizen's passkeys, with add and remove."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
-    return _passkeys_page(session.citizen, done=request.args.get("done"))
+    return _passkeys_page(current.citizen, done=request.args.get("done"))
 
 
 def _passkeys_page(citizen, done: str | None = None, error: str | None = None, status=200):
@@ -157,18 +155,16 @@ def _passkeys_page(citizen, done: str | None = None, error: str | None = None, s
 
 
 @bp.route("/account/passkeys/add", methods=["GET", "POST"])
-def add() -> Response:
+@fully_signed_in
+def add(*, current) -> Response:
     """Adding a passkey starts with the current password; then the browser makes the passkey.
     A passkey signs in on its own (Cl.Cm), so adding one is a credential change like any other:
     it needs the password at that moment (recent_password.py), not only a session."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
 
     def confirmed():
         return render_template("passkeys_add.html", confirmed=True)
 
-    return with_password(PasswordOnlyForm(), session.citizen, confirmed, "passkeys_add.html")
+    return with_password(PasswordOnlyForm(), current.citizen, confirmed, "passkeys_add.html")
 
 
 def _password_confirmed(session, password_step: str) -> tuple[Response, int] | None:
@@ -186,12 +182,10 @@ def _password_confirmed(session, password_step: str) -> tuple[Response, int] | N
 
 
 @bp.post("/account/passkeys/options")
-def register_options() -> Response:
+@fully_signed_in(refused=_sign_in_again)
+def register_options(*, current) -> Response:
     """Start adding a passkey (after the current password)."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return _sign_in_again(elsewhere)
-    refusal = _password_confirmed(session, url_for("passkeys.add"))
+    refusal = _password_confirmed(current, url_for("passkeys.add"))
     if refusal:
         return refusal
     try:
@@ -200,23 +194,21 @@ def register_options() -> Response:
     except PasskeyError as error:
         return _error(error)
     purpose = ceremonies.REGISTER
-    return _options(ceremonies.registration_options(session.citizen, purpose), purpose)
+    return _options(ceremonies.registration_options(current.citizen, purpose), purpose)
 
 
 @bp.post("/account/passkeys")
-def register() -> Response:
+@fully_signed_in(refused=_sign_in_again)
+def register(*, current) -> Response:
     """Finish adding a passkey: check the browser's answer and store the passkey. One typed
     password adds one passkey."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return _sign_in_again(elsewhere)
-    refusal = _password_confirmed(session, url_for("passkeys.add"))
+    refusal = _password_confirmed(current, url_for("passkeys.add"))
     if refusal:
         return refusal
     purpose = ceremonies.REGISTER
     try:
         body = _json_body()
-        ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
+        ceremonies.register_passkey(current.citizen, purpose, _take_handle(purpose), body)
     except PasskeyError as error:
         return _error(error)
     recent_password.forget()
@@ -224,19 +216,17 @@ def register() -> Response:
 
 
 @bp.post("/account/passkeys/<int:passkey_id>/remove")
-def remove(passkey_id: int) -> Response:
+@fully_signed_in
+def remove(passkey_id: int, *, current) -> Response:
     """Remove a passkey, unless it is the account's last second factor."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     if not PasskeyForm().validate_on_submit():
         abort(400, _("Nothing was changed: use the button on your passkeys page."))
     try:
-        ceremonies.remove_passkey(session.citizen, passkey_id)
+        ceremonies.remove_passkey(current.citizen, passkey_id)
     except LookupError:
         abort(404, _("That passkey is not on your account."))
     except PasskeyError as error:
-        return _passkeys_page(session.citizen, error=error.message, status=400)
+        return _passkeys_page(current.citizen, error=error.message, status=400)
     return redirect(url_for("passkeys.manage", done="removed"))
 
 

@@ -22,6 +22,7 @@ from idp.accounts.forms import (
     SignOutForm,
     SignUpDetailsForm,
 )
+from idp.accounts.guards import fully_signed_in
 from idp.accounts.levels import session_vector
 from idp.accounts.services import (
     AccountError,
@@ -30,7 +31,7 @@ from idp.accounts.services import (
     find_citizen_by_email,
 )
 from idp.accounts.sessions import current_session, end_session, start_session
-from idp.accounts.your_account import render_account, signed_in_fully
+from idp.accounts.your_account import render_account
 from idp.mail import send_in_background
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
@@ -328,12 +329,10 @@ def sign_up_details() -> Response:
 
 
 @bp.get("/")
-def account() -> Response:
+@fully_signed_in
+def account(*, current) -> Response:
     """The signed-in start page (it needs the second factor)."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
-    return render_account(session, request.args.get("done"))
+    return render_account(current, request.args.get("done"))
 
 
 @bp.post("/sign-out")

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, redirect, render_template, url_for
 
 from idp import audit
 from idp.accounts.forms import SignOutForm
-from idp.accounts.levels import MEDIUM, vector_met
-from idp.accounts.sessions import current_session, end_session
+from idp.accounts.guards import fully_signed_in
+from idp.accounts.sessions import end_session
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, Client, Consent, RefreshToken, Token
 from idp.models.grant import revoke_live
@@ -98,51 +98,37 @@ def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
     )
 
 
-def signed_in_fully():
-    """The session, when it has the second factor; otherwise where to go."""
-    session = current_session()
-    if session is None:
-        return None, redirect(url_for("accounts.sign_in"))
-    if vector_met(session.amr or []) != MEDIUM:
-        return None, redirect(url_for("two_factor.second_factor"))
-    return session, None
-
-
 @bp.post("/account/services/<client_id>/revoke")
-def revoke(client_id: str) -> Response:
+@fully_signed_in
+def revoke(client_id: str, *, current) -> Response:
     """Stop sharing with one service; it must ask again next time."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     if not SignOutForm().validate_on_submit():
         abort(400, "Nothing was changed: use the button on your account page.")
-    if not revoke_service(session.citizen, client_id[:128]):
+    if not revoke_service(current.citizen, client_id[:128]):
         abort(404, "That service does not know you.")
     return redirect(url_for("accounts.account", done="revoked"))
 
 
 @bp.post("/account/sessions/<int:session_id>/sign-out")
-def sign_out_device(session_id: int) -> Response:
+@fully_signed_in
+def sign_out_device(session_id: int, *, current) -> Response:
     """Sign out one browser (another device, or this one)."""
-    session, elsewhere = signed_in_fully()
-    if elsewhere:
-        return elsewhere
     if not SignOutForm().validate_on_submit():
         abort(400, "Nothing was changed: use the button on your account page.")
     target = db.session.get(BrowserSession, session_id)
-    if target is None or target.citizen_id != session.citizen_id or target.ended_at is not None:
+    if target is None or target.citizen_id != current.citizen_id or target.ended_at is not None:
         abort(404, "That browser is not signed in.")
-    # The session signed out is the target's (this browser's, or another's).
+    # The current signed out is the target's (this browser's, or another's).
     audit.record(
         "sign_out.citizen",
-        citizen_id=session.citizen_id,
+        citizen_id=current.citizen_id,
         sid=target.sid,
         by="account_page",
-        device="this" if target.id == session.id else "other",
-        from_session=audit.session_ref(session.sid),
+        device="this" if target.id == current.id else "other",
+        from_session=audit.session_ref(current.sid),
     )
     end_session(target, reason="signed out from account page")
-    if target.id == session.id:
+    if target.id == current.id:
         return redirect(url_for("accounts.sign_in"))
     return redirect(url_for("accounts.account", done="signed-out"))
 
