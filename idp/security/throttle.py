@@ -77,6 +77,8 @@ ENDPOINT_KIND = "endpoint"
 CAPPED_KINDS = ("password",)
 # A capped count is kept until a reset deletes it (the housekeeping purge leaves it alone).
 FOREVER = datetime(3000, 1, 1, tzinfo=UTC)
+# The unique key of a counter row, for ON CONFLICT.
+COUNTER_KEY = ["kind", "scope", "key_hash"]
 # Redis answers on the sign-in path: connect and reply quickly, or fall back to the database.
 REDIS_TIMEOUT_SECONDS = 1.0
 _choosing = threading.Lock()
@@ -491,18 +493,16 @@ class DatabaseStore:
         )
         failures = case((forgotten, 1), else_=table.c.failures + 1)
         statement = (
-            _insert()(table)
-            .values(
-                kind=kind,
-                scope=scope,
-                key_hash=digest,
-                failures=1,
-                last_failure_at=at,
-                locked_until=lock_ends if limits.max_failures <= 1 else None,
+            _new_counter(
+                kind,
+                scope,
+                digest,
+                at,
                 expires_at=forget_at,
+                locked_until=lock_ends if limits.max_failures <= 1 else None,
             )
             .on_conflict_do_update(
-                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                index_elements=COUNTER_KEY,
                 set_={
                     "failures": failures,
                     "last_failure_at": at,
@@ -531,18 +531,9 @@ class DatabaseStore:
         window_ends = _at(now + seconds)
         over = table.c.expires_at <= at
         statement = (
-            _insert()(table)
-            .values(
-                kind=kind,
-                scope=scope,
-                key_hash=digest,
-                failures=1,
-                last_failure_at=at,
-                locked_until=None,
-                expires_at=window_ends,
-            )
+            _new_counter(kind, scope, digest, at, expires_at=window_ends)
             .on_conflict_do_update(
-                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                index_elements=COUNTER_KEY,
                 set_={
                     "failures": case((over, 1), else_=table.c.failures + 1),
                     "last_failure_at": at,
@@ -562,18 +553,11 @@ class DatabaseStore:
         at = _at(now)
         failures = case((table.c.expires_at <= at, 1), else_=table.c.failures + 1)
         statement = (
-            _insert()(table)
-            .values(
-                kind=kind,
-                scope=scope,
-                key_hash=digest,
-                failures=1,
-                last_failure_at=at,
-                locked_until=None,
-                expires_at=FOREVER if cap <= 1 else _at(now + memory),
+            _new_counter(
+                kind, scope, digest, at, expires_at=FOREVER if cap <= 1 else _at(now + memory)
             )
             .on_conflict_do_update(
-                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                index_elements=COUNTER_KEY,
                 set_={
                     "failures": failures,
                     "last_failure_at": at,
@@ -593,18 +577,9 @@ class DatabaseStore:
         table = ThrottleCounter.__table__
         at = _at(now)
         statement = (
-            _insert()(table)
-            .values(
-                kind=kind,
-                scope=NOTICE,
-                key_hash=digest,
-                failures=1,
-                last_failure_at=at,
-                locked_until=None,
-                expires_at=_at(now + seconds),
-            )
+            _new_counter(kind, NOTICE, digest, at, expires_at=_at(now + seconds))
             .on_conflict_do_update(
-                index_elements=[table.c.kind, table.c.scope, table.c.key_hash],
+                index_elements=COUNTER_KEY,
                 set_={"last_failure_at": at, "expires_at": _time(_at(now + seconds))},
                 # Only a claim whose interval is over takes it again: racing ones get no row.
                 where=table.c.expires_at <= at,
@@ -623,6 +598,22 @@ class DatabaseStore:
             )
         )
         db.session.commit()
+
+
+def _new_counter(
+    kind: str, scope: str, digest: str, at: datetime, *, expires_at: datetime, locked_until=None
+) -> Any:
+    """INSERT of a counter's first failure (one failure, at `at`), to be completed with its
+    ON CONFLICT DO UPDATE for the database in use."""
+    return _insert()(ThrottleCounter.__table__).values(
+        kind=kind,
+        scope=scope,
+        key_hash=digest,
+        failures=1,
+        last_failure_at=at,
+        locked_until=locked_until,
+        expires_at=expires_at,
+    )
 
 
 def _insert() -> Any:
