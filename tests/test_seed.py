@@ -42,8 +42,8 @@ KNOWN_EVENTS = {
     "token.revoked",
     "token.introspected",
     "userinfo.released",
-    "sign_out.citizen",
-    "sign_out.relying_party",
+    "citizen.signed_out",
+    "citizen.signed_out_by_service",
     "account.locked",
 }
 

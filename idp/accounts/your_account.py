@@ -120,7 +120,7 @@ def sign_out_device(session_id: int, *, current) -> Response:
         abort(404, "That browser is not signed in.")
     # The current signed out is the target's (this browser's, or another's).
     audit.record(
-        "sign_out.citizen",
+        "citizen.signed_out",
         citizen_id=current.citizen_id,
         sid=target.sid,
         by="account_page",

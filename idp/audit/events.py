@@ -2,9 +2,7 @@
 outcomes it may have and the details it carries (as Keycloak's EventType names each event once).
 
 Names follow ``<thing>.<past-tense verb>`` (``password.changed``, ``email_code.sent``), with
-the thing qualified where it helps (``staff.second_factor.failed``). One family keeps an older
-shape, ``sign_out.<who>``: the relying party's is written in idp/oidc/ (being restructured), and
-the citizen's and the administrator's stay beside it until the three can be renamed together.
+the thing qualified where it helps (``staff.second_factor.failed``, ``citizen.signed_out_by_staff``).
 
 ``audit.record`` checks every event against this catalogue (``check``). An unknown name or an
 outcome the event does not have is a programming error. On a developer's machine (the issuer on
@@ -160,13 +158,13 @@ _EVENTS = (
     ),
     # -- Sessions ending ------------------------------------------------------------------------
     Event(
-        "sign_out.citizen",
+        "citizen.signed_out",
         "A citizen signed out (here, or one of their devices from their account page)",
         details=("by", "device", "from_session"),
     ),
-    Event("sign_out.administrator", "An operator signed a citizen out everywhere"),
+    Event("citizen.signed_out_by_staff", "An operator signed a citizen out everywhere"),
     Event(
-        "sign_out.relying_party",
+        "citizen.signed_out_by_service",
         "A service signed the citizen out (RP-initiated logout)",
         details=("confirmed_by", "hint_valid"),
     ),
@@ -412,6 +410,9 @@ FORMER_NAMES: dict[str, tuple[tuple[str, str | None], ...]] = {
     "staff.second_factor.succeeded": (("staff.signed_in", None),),
     "staff.signed_out": (("staff.sign_out", None),),
     "sign_in.passkey_succeeded": (("sign_in.passkey", None),),
+    "citizen.signed_out": (("sign_out.citizen", None),),
+    "citizen.signed_out_by_staff": (("sign_out.administrator", None),),
+    "citizen.signed_out_by_service": (("sign_out.relying_party", None),),
 }
 # Old name -> the catalogued names it became.
 RENAMED_TO: dict[str, tuple[str, ...]] = {}

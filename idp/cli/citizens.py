@@ -110,7 +110,7 @@ def citizens_sign_out(email: str, reason: str) -> None:
         raise click.ClickException("--reason must say why the citizen is being signed out")
     ended = end_every_session(citizen.id, "administrator")
     db.session.commit()
-    audit.record("sign_out.administrator", citizen_id=citizen.id, reason=reason.strip()[:200])
+    audit.record("citizen.signed_out_by_staff", citizen_id=citizen.id, reason=reason.strip()[:200])
     click.echo(
         f"signed {citizen.email} out of {ended} browser session(s); departments registered "
         "for back-channel logout are being told"

@@ -602,12 +602,12 @@ class Journeys:
         if self.rng.random() < 0.5:
             return [
                 self.event(
-                    "sign_out.citizen", citizen_id, browser, by="sign_out_button", **signed_in
+                    "citizen.signed_out", citizen_id, browser, by="sign_out_button", **signed_in
                 )
             ]
         return [
             self.event(
-                "sign_out.relying_party",
+                "citizen.signed_out_by_service",
                 citizen_id,
                 browser,
                 client_id=service.client_id,

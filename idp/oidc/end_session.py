@@ -142,7 +142,7 @@ def _sign_out(session, logout: LogoutRequest, how: str) -> None:
     """RP-initiated logout: recorded with the department that asked (when it is known)."""
     if session is not None:
         audit.record(
-            "sign_out.relying_party",
+            "citizen.signed_out_by_service",
             citizen_id=session.citizen_id,
             client_id=logout.client.client_id if logout.client else None,
             sid=session.sid,

@@ -188,7 +188,7 @@ def test_one_sign_in_is_one_story_from_the_password_to_the_back_channel_logout(
         only(idp, "token.refreshed"),
         only(idp, "token.introspected", outcome="success", level="Cl.Cm"),
         only(idp, "token.revoked"),
-        only(idp, "sign_out.relying_party"),
+        only(idp, "citizen.signed_out_by_service"),
         *eventually(idp, "logout.backchannel"),
     ]
     for entry in story:
@@ -389,13 +389,13 @@ def test_account_changes_consent_and_every_kind_of_sign_out_are_recorded(
     )
     changed = only(idp, "password.changed")
     revoked = only(idp, "consent.revoked")
-    signed_out = only(idp, "sign_out.citizen")
+    signed_out = only(idp, "citizen.signed_out")
     for entry in (reauthentication, changed, revoked, signed_out):
         assert entry["session_ref"] == session["session_ref"], entry["event"]
         assert entry["citizen_id"] == citizen["id"]
     assert revoked["client_id"] == client.client_id
     assert signed_out["by"] == "sign_out_button"
-    administrator = only(idp, "sign_out.administrator")
+    administrator = only(idp, "citizen.signed_out_by_staff")
     assert (administrator["citizen_id"], administrator["reason"]) == (citizen["id"], "ticket 4711")
     text = table_text(idp)
     assert new not in text and "not my password" not in text and citizen["email"] not in text
@@ -674,7 +674,7 @@ def test_no_credential_reaches_the_audit_table_or_standard_output(
         "client.registration_read",
         "email_code.sent",
         "email_code.verified",
-        "sign_out.relying_party",
+        "citizen.signed_out_by_service",
     } <= recorded
     table = table_text(idp)
     logged = idp_output.getvalue()
