@@ -342,7 +342,10 @@ def sign_out() -> Response:
     session = current_session()
     if form.validate_on_submit() and session is not None:
         audit.record(
-            "citizen.signed_out", citizen_id=session.citizen_id, sid=session.sid, by="sign_out_button"
+            "citizen.signed_out",
+            citizen_id=session.citizen_id,
+            sid=session.sid,
+            by="sign_out_button",
         )
         end_session(session, reason="signed out")
     if form.validate_on_submit():

@@ -2,7 +2,8 @@
 outcomes it may have and the details it carries (as Keycloak's EventType names each event once).
 
 Names follow ``<thing>.<past-tense verb>`` (``password.changed``, ``email_code.sent``), with
-the thing qualified where it helps (``staff.second_factor.failed``, ``citizen.signed_out_by_staff``).
+the thing qualified where it helps (``staff.second_factor.failed``,
+``citizen.signed_out_by_staff``).
 
 ``audit.record`` checks every event against this catalogue (``check``). An unknown name or an
 outcome the event does not have is a programming error. On a developer's machine (the issuer on
