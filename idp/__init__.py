@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # idp module is imported, and the launcher, gunicorn's master, the bench and the tests
     # import idp.settings or idp.models without wanting every page and endpoint loaded.
     from idp.accounts.sessions import apply_session_cookie
-    from idp.extensions import csrf, db, migrate
+    from idp.extensions import csrf, db, discard_session, migrate
     from idp.i18n import init_i18n
     from idp.oidc import backchannel
     from idp.oidc.journey import apply_browser_cookie
@@ -101,6 +101,10 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count
         )
     db.init_app(app)
+    # Runs before Flask-SQLAlchemy's own teardown (the later registered runs first), which then
+    # finds nothing left to close: a connection lost since the last statement must not turn the
+    # answer already made into gunicorn's bare error page (see discard_session).
+    app.teardown_appcontext(lambda _error: discard_session())
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     # Before CSRFProtect's own check, so a request from another site is told so (403).
     init_web_security(app)
@@ -242,12 +246,10 @@ def _register_error_pages(app: Flask) -> None:
         logging.getLogger("idp").error(
             "a dependency is unavailable on %s: %s", request.path, type(error).__name__
         )
-        from idp.extensions import db  # only when an app is made (see create_app)
+        from idp.extensions import discard_session  # only when an app is made (create_app)
 
-        try:
-            db.session.rollback()
-        except Exception:  # noqa: BLE001 - the connection may be gone already
-            db.session.remove()
+        # The connection may be gone already: its rollback would raise again, here.
+        discard_session()
         if wants_json():
             response = jsonify(
                 {
@@ -268,9 +270,9 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         logging.getLogger("idp").exception("unexpected error on %s", request.path)
-        from idp.extensions import db  # only when an app is made (see create_app)
+        from idp.extensions import discard_session  # only when an app is made (create_app)
 
-        db.session.rollback()
+        discard_session()
         if wants_json():
             return jsonify(
                 {"error": "server_error", "error_description": "Something went wrong."}

@@ -4,6 +4,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -25,3 +26,20 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+def discard_session() -> None:
+    """End this request's (or task's) database session without ever raising.
+
+    Closing a session rolls back its open transaction on the server. When PostgreSQL has
+    restarted (or dropped the connection) since the last statement, that rollback fails with
+    an OperationalError, yet there is nothing left to undo: the server has already discarded
+    the transaction. So the connection is invalidated instead (closed without a word to the
+    server, and never handed to another request) and the answer already made stands: the
+    IdP's own 503, or a response whose work was committed before the connection was lost.
+    """
+    try:
+        db.session.remove()
+    except SQLAlchemyError:
+        db.session().invalidate()
+        db.session.remove()

@@ -109,8 +109,12 @@ class Settings:
     # Logout tokens (back-channel logout) are valid for this many seconds after signing.
     logout_token_lifetime: int = 120
     # A new signing key is published in the JWKS this many seconds before it signs anything
-    # (`idp keys rotate`), so departments that cache the JWKS (up to an hour) know it first.
+    # (`idp keys rotate`), so departments that cache the JWKS know it first.
     signing_key_lead_time: int = 7200
+    # The JWKS's Cache-Control max-age: how long departments and the proxy in front of the IdP
+    # (run-prod's nginx) may serve a copy. Short, so a withdrawn key (`idp keys retire`) stops
+    # being trusted soon; refetches are conditional (ETag) and answered by the proxy.
+    jwks_max_age: int = 300
     # A pending sign-in journey (between /authorize and the code) may take this long.
     interaction_lifetime: int = 1800
     # Single sign-on session: idle timeout and absolute lifetime (NIST SP 800-63B AAL2).
@@ -387,6 +391,8 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
             f"setting 'throttle_cap_failures' must be 1 to {THROTTLE_MAX_FAILURES_CEILING}"
             " (NIST SP 800-63B allows at most 100 consecutive failures)"
         )
+    if not 1 <= settings.jwks_max_age <= 3600:
+        raise SettingsError("setting 'jwks_max_age' must be 1 to 3600 seconds")
     for name in (
         "throttle_cap_memory_seconds",
         "throttle_lockout_email_interval",

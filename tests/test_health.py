@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 
 import httpx
+import pytest
+from flask import request
 from flask_migrate import upgrade
 
 from idp import create_app
+from idp.extensions import db
 from idp.settings import load_settings
 from tests.conftest import free_port
 
@@ -110,3 +113,53 @@ def test_behind_a_trusted_proxy_the_citizens_address_is_used(idp, tmp_path):
             ).one()
             assert newest.ip == expected
             db.engine.dispose()
+
+
+def lose_the_connection() -> None:
+    """What a PostgreSQL restart does to a request in flight: the server ends the connection
+    this request's open transaction is on."""
+    from sqlalchemy import text
+
+    from idp.extensions import db
+
+    pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+    with db.engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_a_connection_lost_before_cleanup_leaves_the_answer_the_idp_made(idp, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a server ending the connection is PostgreSQL's restart")
+    app = create_app(idp.app.config["IDP_SETTINGS"])
+    lose = {"before": set(), "after": set()}
+
+    @app.before_request
+    def before():
+        if request.path in lose["before"]:
+            lose_the_connection()
+
+    @app.after_request
+    def after(response):
+        if request.path in lose["after"]:
+            lose_the_connection()  # the answer is made; the cleanup's rollback would fail
+        return response
+
+    client = app.test_client()
+    lose["after"] = {"/token", "/sign-in"}
+    token = client.post("/token", data={"grant_type": "authorization_code", "code": "x"})
+    assert token.status_code == 401, token.get_data(as_text=True)
+    assert token.get_json()["error"] == "invalid_client"
+    page = client.get("/sign-in")
+    assert page.status_code == 200 and "Sign in" in page.get_data(as_text=True)
+
+    # Lost while the view works: the documented 503, and the cleanup after it does not fail.
+    lose["before"], lose["after"] = {"/token"}, set()
+    token = client.post("/token", data={"grant_type": "authorization_code", "code": "x"})
+    assert token.status_code == 503
+    assert token.get_json()["error"] == "temporarily_unavailable"
+    assert token.headers["Retry-After"] == "30"
+
+    lose["before"] = set()
+    assert client.get("/readyz").status_code == 200  # the next request has a live connection
+    with app.app_context():
+        db.engine.dispose()

@@ -7,7 +7,7 @@ from flask.cli import with_appcontext
 
 from idp.cli.common import _utc, cli
 from idp.models.timestamps import utcnow
-from idp.oidc.jwks import JWKS_MAX_AGE
+from idp.oidc.jwks import longest_stale_jwks
 from idp.oidc.keys import (
     SUPPORTED_ALGS,
     KeyRotationError,
@@ -28,11 +28,13 @@ def keys() -> None:
 def _warn_unseen_key(alg: str, kid: str, lead_time: int) -> None:
     """Warn that departments may not have fetched a key that signs this soon."""
 
-    if lead_time < JWKS_MAX_AGE:
+    stale = longest_stale_jwks(current_settings().jwks_max_age)
+    if lead_time < stale:
         click.echo(
             f"warning: {alg} key {kid} signs {lead_time} s after it was published, less than "
-            f"the JWKS max-age ({JWKS_MAX_AGE} s): departments holding a cached JWKS will not "
-            "know it until they fetch the JWKS again (most do on an unknown kid)",
+            f"the {stale} s a cached JWKS may be old (twice the max-age: the IdP's proxy, then "
+            "the department): departments holding a cached JWKS will not know it until they "
+            "fetch the JWKS again (most do on an unknown kid)",
             err=True,
         )
 
@@ -127,7 +129,8 @@ def keys_retire(kid: str, force: bool) -> None:
         _warn_unseen_key(done.alg, started, done.published_for)
     elif done.was_signing:
         click.echo(f"{done.alg}: key {done.signer_kid} signs from now")
+    stale = longest_stale_jwks(current_settings().jwks_max_age)
     click.echo(
-        f"note: departments may trust a cached copy of the JWKS for up to {JWKS_MAX_AGE} s",
+        f"note: departments may trust a cached copy of the JWKS for up to {stale} s",
         err=True,
     )

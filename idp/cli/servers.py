@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -130,17 +129,14 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
         return
     click.echo(f"IdP ready at {stack.issuer} (nginx on {stack.host}:{port}), round-robin over:")
     for instance in stack.instances:
-        click.echo(f"  {instance.name}: {instance.url} ({workers} gunicorn workers)")
-    click.echo("Ctrl-C stops everything.")
+        click.echo(
+            f"  {instance.name}: {instance.url} ({workers} gunicorn workers, "
+            f"pid {instance.process.pid})"
+        )
+    click.echo("An instance that stops is started again while the others serve.")
+    click.echo("Ctrl-C (or SIGTERM to this process) stops everything.")
     try:
-        while True:
-            gone = [i.name for i in stack.instances if i.process.poll() is not None]
-            if stack.nginx.poll() is not None:
-                gone.append("nginx")
-            if gone:
-                click.echo(f"{', '.join(gone)} stopped unexpectedly")
-                break
-            time.sleep(0.5)
+        stack.supervise(say=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
         pass
     finally:

@@ -2,23 +2,29 @@
 
 from flask import Blueprint, Response, jsonify, request
 
-from idp.oidc.keys import public_jwks
+from idp.oidc.keys import PUBLIC_JWKS_MAX_AGE, public_jwks
+from idp.settings import current_settings
 
 bp = Blueprint("jwks", __name__)
 
-# Departments and shared caches may keep the JWKS this long. A rotated key is published
-# signing_key_lead_time (default 7200 s) before it signs; with the max-age at most half of
-# that, even a department that caches a copy already max-age old in a shared cache (a client
-# ignoring Age) has fetched the new key before it signs. A short max-age also bounds how long
-# a withdrawn (compromised) key stays trusted; conditional GETs (ETag) keep refetches cheap.
-JWKS_MAX_AGE = 3600
+
+def longest_stale_jwks(max_age: int) -> int:
+    """The oldest view of the keys a department can hold, in seconds: an IdP process's own
+    copy (at most max-age, and PUBLIC_JWKS_MAX_AGE), kept by the proxy in front of the IdP for
+    max-age (nginx sends no Age header), then by the department for max-age again.
+
+    A rotated key is published signing_key_lead_time (default 7200 s) before it signs, far
+    longer than this (625 s with the default max-age of 300 s), so every department has it
+    before the first token it signs; `idp keys` warns when a lead time is shorter."""
+    return 2 * max_age + min(max_age, PUBLIC_JWKS_MAX_AGE)
 
 
 @bp.get("/jwks.json")
 def jwks() -> Response:
-    """The IdP's public signing keys, including those that do not sign yet."""
+    """The IdP's public signing keys, including those that do not sign yet; cacheable for the
+    jwks_max_age setting (RFC 9111 5.2.2.1), which bounds how long a withdrawn key is trusted."""
     response = jsonify(public_jwks())
-    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+    response.headers["Cache-Control"] = f"public, max-age={current_settings().jwks_max_age}"
     response.add_etag()
     return response.make_conditional(request)
 

@@ -376,9 +376,9 @@ def public_jwks() -> dict[str, list[dict[str, Any]]]:
     """Public members only, one entry per published key (waiting ones too).
 
     Each process keeps the answer in memory until the moment a published key's retirement
-    falls due, and for PUBLIC_JWKS_MAX_AGE seconds at most, so a key published or withdrawn by
-    another process (`idp keys rotate`, `idp keys retire`) shows within that time; this process's
-    own changes show at once.
+    falls due, and for PUBLIC_JWKS_MAX_AGE seconds (jwks_max_age if shorter) at most, so a key
+    published or withdrawn by another process (`idp keys rotate`, `idp keys retire`) shows
+    within that time; this process's own changes show at once.
     """
     now = utcnow()
     database = current_app.config["SQLALCHEMY_DATABASE_URI"]
@@ -391,7 +391,9 @@ def public_jwks() -> dict[str, list[dict[str, Any]]]:
     )
     published = {"keys": [dict(row.public_jwk) for row in rows]}
     retirements = [row.retires_at for row in rows if row.retires_at is not None]
-    until = min([now + timedelta(seconds=PUBLIC_JWKS_MAX_AGE), *retirements])
+    # Never longer than departments are told they may keep it (the jwks_max_age setting).
+    held = min(PUBLIC_JWKS_MAX_AGE, current_settings().jwks_max_age)
+    until = min([now + timedelta(seconds=held), *retirements])
     with _cache_lock:
         _public_jwks_cache[database] = (until, published)
     return published

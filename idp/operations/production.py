@@ -12,7 +12,9 @@ benchmark (bench/), so what is measured and tested is what `make run-prod` runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -47,7 +49,7 @@ class StackError(RuntimeError):
 NGINX_CONF = """\
 # Written by idp.operations.production for this run; edit idp/operations/production.py,
 # not this file.
-worker_processes {nginx_workers};
+{user}worker_processes {nginx_workers};
 pid "{run_dir}/nginx.pid";
 error_log "{run_dir}/nginx-error.log" warn;
 events {{ worker_connections 4096; }}
@@ -65,34 +67,114 @@ http {{
     proxy_buffer_size 16k;
     proxy_buffers 16 16k;
     proxy_max_temp_file_size 0;
+    # Discovery and the JWKS: one document for everyone, kept here (a few KiB each).
+    proxy_cache_path "{run_dir}/nginx-cache" levels=1 keys_zone=idp_documents:1m max_size=1m
+                     inactive=1h use_temp_path=off;
 
     upstream idp_instances {{
-        # Round-robin (nginx's default) over the separate IdP instances.
+        # Round-robin (nginx's default) over the separate IdP instances. A failed attempt
+        # (refused, reset, timed out) counts against an instance; only {max_fails} within
+        # {fail_timeout} take it out of the rotation, for {fail_timeout}: a gunicorn worker that
+        # dies is replaced in a tenth of a second while its siblings go on serving, so one
+        # failure says little, and a dead instance costs the requests retried on the other
+        # one only a refused connection (nginx's default, 1 failure for 10 s, once emptied an
+        # instance for 10 s per killed worker).
 {upstream_servers}
         keepalive 64;
     }}
 
     server {{
         listen {host}:{port} backlog=4096;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        # The instances answer as the issuer whatever Host the client sent; say so anyway.
+        proxy_set_header Host "{issuer_host}";
+        # The instances trust exactly one proxy (IDP_PROXY_COUNT=1): this one.
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        # A request that could not reach an instance (refused, reset, timed out) is sent to the
+        # other one. Not a POST once sent (nginx's default without non_idempotent): the instance
+        # may have acted on it before it died, and a second try would redeem a code twice
+        # (invalid_grant, and RFC 6749 4.1.2 revokes what the first try issued) or count a
+        # password twice. Not on the IdP's 503 (http_503) either: the instances share
+        # PostgreSQL and Redis, so the other would fail alike, and the failures would take both
+        # out of the rotation, turning the documented 503 into nginx's own 502.
+        proxy_next_upstream error timeout;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 35s;
+
+        # Discovery and the JWKS are answered from nginx's cache: the IdP's processes see one
+        # request per max-age. No proxy_cache_valid: nginx keeps exactly what the IdP's
+        # Cache-Control allows, for as long as it allows (RFC 9111), and never an error (the
+        # IdP marks those no-store). A key rotation shows within the JWKS max-age (see
+        # idp/oidc/jwks.py); the cache is emptied at each start (a new release's metadata).
+        # The IdP ignores the query string and Host on these paths: neither splits the cache
+        # (a random query string must not reach the IdP's processes every time).
+        proxy_cache_key $uri;
+        # One request fetches a missing or expired document, the others wait for it or are
+        # answered from the expired copy while it is refreshed in the background.
+        proxy_cache_lock on;
+        proxy_cache_use_stale updating;
+        proxy_cache_background_update on;
+        # Refresh with If-None-Match: the IdP answers 304 when nothing changed.
+        proxy_cache_revalidate on;
+
+        # add_header in a location replaces every add_header above it: each location has all.
+        location = /.well-known/openid-configuration {{
+            proxy_pass http://idp_instances;
+            proxy_cache idp_documents;
+            add_header X-Cache-Status $upstream_cache_status always;
+{headers}        }}
+        location = /jwks.json {{
+            proxy_pass http://idp_instances;
+            proxy_cache idp_documents;
+            add_header X-Cache-Status $upstream_cache_status always;
+{headers}        }}
         location / {{
             proxy_pass http://idp_instances;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # The instances answer as the issuer whatever Host the client sent; say so anyway.
-            proxy_set_header Host "{issuer_host}";
-            # The instances trust exactly one proxy (IDP_PROXY_COUNT=1): this one.
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            # Only a failure to connect moves a request to the other instance; a POST that
-            # reached an instance is never sent twice (nginx's default for non-idempotent).
-            proxy_next_upstream error timeout;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 35s;
-{hsts}{extra_location}
-        }}
+{headers}        }}
     }}
 }}
 """
+
+# nginx's passive health check of the instances (see NGINX_CONF).
+MAX_FAILS = 3
+FAIL_TIMEOUT = "1s"
+# A process that ran this long before it died is restarted at once; one that dies sooner after
+# each start waits 1, 2, 4... up to RESTART_MAX_DELAY seconds, so a crash loop (PostgreSQL
+# gone, a broken release) does not spin.
+SETTLED_AFTER = 60.0
+RESTART_MAX_DELAY = 30.0
+# Workers left behind by a master that was killed (SIGKILL) finish their requests this long
+# at most (gunicorn_conf.graceful_timeout) before they are killed too.
+ORPHAN_GRACE = 20.0
+
+
+@dataclass
+class Restarts:
+    """When a process that died is started again: at once after a long run, then after 1, 2,
+    4... up to RESTART_MAX_DELAY seconds while it keeps dying soon after it starts."""
+
+    started_at: float = 0.0
+    in_a_row: int = 0
+    due: float | None = None
+    count: int = 0
+
+    def started(self) -> None:
+        """The process was (re)started now."""
+        self.started_at = time.monotonic()
+        self.due = None
+
+    def died(self) -> float:
+        """Schedule the restart of a process found dead now; the delay in seconds."""
+        now = time.monotonic()
+        if now - self.started_at >= SETTLED_AFTER:
+            self.in_a_row = 0
+        delay = 0.0 if self.in_a_row == 0 else min(RESTART_MAX_DELAY, 2.0 ** (self.in_a_row - 1))
+        self.in_a_row += 1
+        self.count += 1
+        self.due = now + delay
+        return delay
 
 
 @dataclass
@@ -103,6 +185,10 @@ class Instance:
     port: int
     instance_path: Path
     process: subprocess.Popen | None = None
+    restarts: Restarts = field(default_factory=Restarts)
+    # The process group of a master that died, while workers it left behind may still run.
+    orphans: int | None = None
+    orphans_deadline: float = 0.0
 
     @property
     def url(self) -> str:
@@ -135,6 +221,10 @@ class ProductionStack:
     log_dir: Path | None = None
     instances: list[Instance] = field(default_factory=list)
     nginx: subprocess.Popen | None = None
+    nginx_restarts: Restarts = field(default_factory=Restarts)
+    # Set by stop(): the supervisor restarts nothing from then on.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _supervision: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir).resolve()
@@ -265,6 +355,7 @@ class ProductionStack:
         check_redis(self.redis_url)
         if self.wsgi_app == "idp.wsgi:app":
             self.idp("prepare")
+        self.stopping.clear()
         try:
             for instance in self.instances:
                 self._start_instance(instance)
@@ -295,39 +386,47 @@ class ProductionStack:
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
         )
+        instance.restarts.started()
 
     def nginx_conf(self) -> str:
         """nginx's configuration for this stack."""
-        servers = "\n".join(f"        server 127.0.0.1:{i.port};" for i in self.instances)
-        extra = (
-            "            add_header X-IdP-Upstream $upstream_addr always;"
-            if self.show_upstream
-            else ""
+        servers = "\n".join(
+            f"        server 127.0.0.1:{i.port} max_fails={MAX_FAILS} fail_timeout={FAIL_TIMEOUT};"
+            for i in self.instances
         )
         issuer_host = urlsplit(self.issuer).netloc
         if not re.fullmatch(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?", issuer_host):
             raise StackError(f"the issuer {self.issuer} does not name a host nginx can send")
-        hsts = ""
+        headers = ""
         if self.issuer.startswith("https://"):
             # RFC 6797: the header the IdP adds too (idp/security/web.py), once, on every
             # response, nginx's own errors included.
-            hsts = (
+            headers += (
                 "            proxy_hide_header Strict-Transport-Security;\n"
                 f'            add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n'
             )
+        if self.show_upstream:
+            headers += "            add_header X-IdP-Upstream $upstream_addr always;\n"
+        # Started by root, nginx would run its workers as "nobody", who may not open this run's
+        # folder (its cache); they run as the IdP's processes do, as the user who started it.
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
         return NGINX_CONF.format(
-            issuer_host=issuer_host,
-            hsts=hsts,
+            user=user,
             nginx_workers=self.nginx_workers,
             run_dir=self.run_dir,
             upstream_servers=servers,
+            max_fails=MAX_FAILS,
+            fail_timeout=FAIL_TIMEOUT,
             host=self.host,
             port=self.port,
-            extra_location=extra,
+            issuer_host=issuer_host,
+            headers=headers,
         )
 
     def _start_nginx(self) -> None:
         (self.run_dir / "nginx-temp").mkdir(exist_ok=True)
+        # A new start may be a new release: no document of the one before is served.
+        shutil.rmtree(self.run_dir / "nginx-cache", ignore_errors=True)
         conf = self.run_dir / "nginx.conf"
         conf.write_text(self.nginx_conf())
         test = subprocess.run(  # noqa: S603
@@ -344,6 +443,7 @@ class ProductionStack:
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
         )
+        self.nginx_restarts.started()
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until every instance and the load balancer answer /readyz with 200."""
@@ -371,6 +471,72 @@ class ProductionStack:
         """The load balancer's address on this machine (the issuer may name it differently)."""
         return f"http://{self.host}:{self.port}"
 
+    # -- supervision: what `idp run-prod` does while it runs ----------------------------------
+
+    def supervise(self, say=print, interval: float = 0.2) -> None:
+        """Keep every instance and nginx running until stop(): one that dies (a crash, an
+        operator's or the kernel's kill) is started again, with a back-off, while the others go
+        on serving; nginx sends the requests the dead one cannot take to the others."""
+        while not self.stopping.wait(interval):
+            self.look_after(say)
+
+    def look_after(self, say=print) -> None:
+        """One round of supervision: notice deaths, restart what is due."""
+        with self._supervision:
+            if self.stopping.is_set():
+                return
+            for instance in self.instances:
+                self._look_after_instance(instance, say)
+            self._look_after_nginx(say)
+
+    def _look_after_instance(self, instance: Instance, say) -> None:
+        process = instance.process
+        if process is not None and process.poll() is not None:
+            # Workers of a killed master go on holding the port: ask them to finish and go.
+            instance.orphans = process.pid
+            instance.orphans_deadline = time.monotonic() + ORPHAN_GRACE
+            _signal_group(process.pid, signal.SIGTERM)
+            instance.process = None
+            delay = instance.restarts.died()
+            say(
+                f"{instance.name} (pid {process.pid}) stopped ({exit_reason(process.returncode)}); "
+                f"restarting it in {delay:.0f} s while the others serve"
+            )
+        if instance.process is not None or time.monotonic() < (instance.restarts.due or 0):
+            return
+        if instance.orphans is not None:
+            if _group_alive(instance.orphans) and time.monotonic() < instance.orphans_deadline:
+                return  # its old workers are finishing their requests and still hold the port
+            _signal_group(instance.orphans, signal.SIGKILL)
+            instance.orphans = None
+        try:
+            self._start_instance(instance)
+        except OSError as exc:
+            delay = instance.restarts.died()
+            say(f"{instance.name} could not be started ({exc}); trying again in {delay:.0f} s")
+            return
+        say(f"{instance.name} started again (pid {instance.process.pid})")
+
+    def _look_after_nginx(self, say) -> None:
+        process = self.nginx
+        if process is not None and process.poll() is not None:
+            # Its workers outlive a killed master and hold the port: they go first.
+            _signal_group(process.pid, signal.SIGKILL)
+            self.nginx = None
+            delay = self.nginx_restarts.died()
+            say(
+                f"nginx (pid {process.pid}) stopped ({exit_reason(process.returncode)}); "
+                f"restarting it in {delay:.0f} s"
+            )
+        if self.nginx is None and time.monotonic() >= (self.nginx_restarts.due or 0):
+            try:
+                self._start_nginx()
+            except (OSError, StackError) as exc:
+                delay = self.nginx_restarts.died()
+                say(f"nginx could not be started ({exc}); trying again in {delay:.0f} s")
+                return
+            say(f"nginx started again (pid {self.nginx.pid})")
+
     def stop(self, timeout: float = 20.0) -> None:
         """Stop nginx and every instance gracefully (SIGKILL after the timeout)."""
         # A second Ctrl-C (or SIGTERM) must not cut the cleanup short and leave processes behind.
@@ -379,13 +545,18 @@ class ProductionStack:
         previous = (
             {sig: signal.signal(sig, signal.SIG_IGN) for sig in stoppers} if main_thread else {}
         )
+        self.stopping.set()
         try:
-            self._stop(timeout)
+            with self._supervision:  # no restart from here on
+                self._stop(timeout)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
     def _stop(self, timeout: float) -> None:
+        for instance in self.instances:
+            if instance.orphans is not None:
+                _signal_group(instance.orphans, signal.SIGTERM)
         processes = [self.nginx] + [i.process for i in self.instances]
         for process in processes:
             if process is not None and process.poll() is None:
@@ -418,6 +589,31 @@ class ProductionStack:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def exit_reason(returncode: int | None) -> str:
+    """How a process ended, for the launcher's log: "killed by SIGKILL", "exit 3"."""
+    if returncode is not None and returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit {returncode}"
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    """Signal every process left in a process group (none left is fine)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of the group still runs."""
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def refuse_dev_pages(environment: Mapping[str, str]) -> None:

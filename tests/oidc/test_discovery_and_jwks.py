@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import time
 
 import httpx
@@ -11,7 +12,9 @@ import jwt
 import pytest
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
-from idp.settings import Settings
+from idp import create_app
+from idp.extensions import db
+from idp.settings import Settings, SettingsError, load_settings
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -104,11 +107,24 @@ def test_discovery_and_jwks_are_cacheable(idp, path):
     assert 0 < max_age(response) <= 86400
 
 
-def test_jwks_max_age_is_well_below_the_rotation_lead_time(idp):
+def test_jwks_max_age_is_short_and_well_below_the_rotation_lead_time(idp):
     # A new key is published the lead time before it signs: a department may hold a copy a
     # shared cache already kept for max-age, for max-age more, and must still see the key.
     lead_time = Settings().signing_key_lead_time
-    assert 2 * max_age(httpx.get(idp.url("/jwks.json"))) <= lead_time
+    jwks_max_age = max_age(httpx.get(idp.url("/jwks.json")))
+    assert 2 * jwks_max_age + 10 <= lead_time
+    # Short, as it bounds how long a withdrawn key stays trusted by caches.
+    assert jwks_max_age <= 300
+
+
+def test_the_jwks_max_age_is_a_setting(idp):
+    settings = idp.app.config["IDP_SETTINGS"].replace(jwks_max_age=42)
+    app = create_app(settings)
+    assert max_age(app.test_client().get("/jwks.json")) == 42
+    with app.app_context():
+        db.engine.dispose()
+    with pytest.raises(SettingsError, match="jwks_max_age"):
+        load_settings(config_file=os.devnull, jwks_max_age=0)
 
 
 @pytest.mark.parametrize("path", CACHEABLE)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +40,7 @@ from tests.support.browser import CitizenBrowser, browser_http
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("production")]
 WRONG = "not the password at all"
 MAX_FAILURES = 6
+JWKS_MAX_AGE = 2
 
 
 def nginx_or_skip() -> None:
@@ -71,6 +75,11 @@ def stack(tmp_path_factory) -> Iterator[ProductionStack]:
             "IDP_LOG_LEVEL": "WARNING",
             # Every worker process of both instances signs the audit head each second.
             "IDP_AUDIT_CHECKPOINT_INTERVAL": "1",
+            # A key rotation shows in the JWKS served by nginx within seconds, not minutes.
+            "IDP_JWKS_MAX_AGE": str(JWKS_MAX_AGE),
+            # The load of the failure tests sends many unknown clients to /token.
+            "IDP_ENDPOINT_IP_MAX_FAILURES": "1000000",
+            "IDP_ENDPOINT_CLIENT_MAX_FAILURES": "1000000",
         },
     )
     try:
@@ -82,8 +91,15 @@ def stack(tmp_path_factory) -> Iterator[ProductionStack]:
         _drop_postgres(database_url)
         raise
     stack.redis_prefix = prefix
+    # What `idp run-prod` does while it runs: restart an instance that dies.
+    stack.supervision_log = []
+    stack.supervisor = threading.Thread(
+        target=stack.supervise, kwargs={"say": stack.supervision_log.append}, daemon=True
+    )
+    stack.supervisor.start()
     yield stack
     stack.stop()
+    stack.supervisor.join(5)
     forget_redis_keys(client, prefix)
     _drop_postgres(database_url)
 
@@ -141,13 +157,14 @@ def audit_instances(data: LiveIdP, *, client_id: str | None = None, events=()) -
 
 def test_the_load_balancer_shares_requests_round_robin_between_the_instances(stack):
     upstreams = []
-    bodies = set()
     with httpx.Client(timeout=10) as http:
         for _ in range(8):
-            response = http.get(stack.issuer_url() + "/.well-known/openid-configuration")
+            response = http.get(stack.issuer_url() + "/sign-in")
             assert response.status_code == 200
             upstreams.append(response.headers["x-idp-upstream"])
-            bodies.add(response.content)
+        bodies = {
+            http.get(i.url + "/.well-known/openid-configuration").content for i in stack.instances
+        }
     ports = {f"127.0.0.1:{i.port}" for i in stack.instances}
     assert set(upstreams) == ports
     assert all(a != b for a, b in zip(upstreams, upstreams[1:], strict=False)), upstreams
@@ -328,3 +345,264 @@ def test_every_benchmark_scenario_runs_cleanly_against_the_stack(stack, data, tm
     assert set(results["journey"]["steps"]) == {"authorize", "token", "userinfo"}
     page = auditor_first_page(auditor_browser(base, auditor), base, people[0]["id"], rounds=2)
     assert page["count"] == 2
+
+
+# -- Discovery and the JWKS from nginx's cache ---------------------------------------------------
+
+DISCOVERY = "/.well-known/openid-configuration"
+
+
+def served_by_instances(stack: ProductionStack, endpoint: str) -> float:
+    """How many requests the IdP's processes answered at this endpoint (their metrics)."""
+    total = 0.0
+    with httpx.Client(timeout=10) as http:
+        for instance in stack.instances:
+            for line in http.get(instance.url + "/metrics").text.splitlines():
+                if line.startswith("idp_request_duration_seconds_count") and (
+                    f'endpoint="{endpoint}"' in line
+                ):
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_discovery_is_answered_by_nginx_without_reaching_the_idp(stack):
+    before = served_by_instances(stack, "discovery.openid_configuration")
+    with httpx.Client(timeout=10, base_url=stack.issuer_url()) as http:
+        answers = [http.get(DISCOVERY) for _ in range(20)]
+        # A query string does not make a new entry (nor reach the IdP's processes).
+        answers.append(http.get(DISCOVERY, params={"nocache": uuid.uuid4().hex}))
+        etag = answers[-1].headers["etag"]
+        not_modified = http.get(DISCOVERY, headers={"If-None-Match": etag})
+    assert all(a.status_code == 200 for a in answers)
+    assert len({a.content for a in answers}) == 1
+    assert answers[0].json()["issuer"] == stack.issuer
+    statuses = [a.headers["x-cache-status"] for a in answers]
+    assert set(statuses[1:]) == {"HIT"}, statuses
+    assert answers[-1].headers["cache-control"] == "public, max-age=3600"
+    assert not_modified.status_code == 304
+    assert not_modified.headers["x-cache-status"] == "HIT"
+    # The IdP's processes saw one request at most (the first, unless an earlier test made it).
+    assert served_by_instances(stack, "discovery.openid_configuration") - before <= 1
+
+
+def test_errors_at_the_cached_paths_are_not_cached(stack):
+    with httpx.Client(timeout=10, base_url=stack.issuer_url()) as http:
+        for _ in range(2):
+            refused = http.post("/jwks.json")
+            assert refused.status_code == 405
+            assert refused.headers.get("x-cache-status") in (None, "", "BYPASS")
+        assert http.get("/jwks.json").status_code == 200
+
+
+def published_kids(http: httpx.Client) -> tuple[set[str], str]:
+    """The kids of the JWKS nginx serves, and whether it came from its cache."""
+    response = http.get("/jwks.json")
+    assert response.status_code == 200
+    return {key["kid"] for key in response.json()["keys"]}, response.headers["x-cache-status"]
+
+
+def test_a_rotated_key_is_served_by_nginx_within_the_max_age_before_it_signs(stack):
+    from idp.oidc.jwks import longest_stale_jwks
+
+    with httpx.Client(timeout=10, base_url=stack.issuer_url()) as http:
+        response = http.get("/jwks.json")
+        assert response.headers["cache-control"] == f"public, max-age={JWKS_MAX_AGE}"
+        assert "age" not in response.headers  # so a department may keep it max-age more
+        statuses = [published_kids(http)[1] for _ in range(5)]
+        assert "HIT" in statuses, statuses  # from the cache, not the IdP's processes
+
+        rotated = stack.idp("keys", "rotate").stdout
+        new_kids = set(re.findall(r"new key (\S+) is published now and signs from", rotated))
+        assert len(new_kids) == 2, rotated
+        rotated_at = time.monotonic()
+        while not new_kids <= published_kids(http)[0]:
+            waited = time.monotonic() - rotated_at
+            # An instance's copy, then nginx's, each at most max-age old (and the request).
+            assert waited < longest_stale_jwks(JWKS_MAX_AGE) + 1, "the new keys never showed"
+            time.sleep(0.2)  # real time: nginx's cache expires on its own clock
+    # Published before they sign: every department that fetches the JWKS knows them first.
+    listing = stack.idp("keys", "list").stdout
+    for kid in new_kids:
+        (line,) = [line for line in listing.splitlines() if kid in line]
+        assert " waiting " in line, listing
+
+
+# -- One instance's death is not the service's ---------------------------------------------------
+
+
+class SteadyLoad:
+    """A few clients sending requests through nginx as fast as they are answered: a page
+    (GET, which nginx may retry on the other instance) and /token (POST, which it must not
+    retry once sent). A failure is what a citizen or department would see: no answer, or a
+    5xx."""
+
+    def __init__(self, stack: ProductionStack, clients: int = 4):
+        self.base = stack.issuer_url()
+        self.clients = clients
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.answered = 0
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self) -> None:
+        token = {"grant_type": "authorization_code", "code": "x", "redirect_uri": "x"}
+        with httpx.Client(timeout=30, base_url=self.base) as http:
+            while not self.done.is_set():
+                for method, path in (("GET", "/sign-in"), ("POST", "/token")):
+                    try:
+                        if method == "GET":
+                            response = http.get(path)
+                        else:
+                            response = http.post(path, data=token, auth=("nobody", "wrong"))
+                        failure = (
+                            response.status_code >= 500
+                            and f"{method} {path}: HTTP {response.status_code}"
+                        )
+                    except httpx.TransportError as exc:
+                        failure = f"{method} {path}: {type(exc).__name__}"
+                    with self.lock:
+                        self.answered += 1
+                        if failure:
+                            self.failures.append(failure)
+
+    def __enter__(self) -> SteadyLoad:
+        self.started = time.monotonic()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(30)
+        self.duration = time.monotonic() - self.started
+
+    @property
+    def per_second(self) -> float:
+        return self.answered / self.duration
+
+
+def answers(url: str, timeout: float = 60) -> bool:
+    """Whether url answers 200 within the timeout (a process starting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # real time: a process starting
+    return False
+
+
+def back_again(stack: ProductionStack, instance, old_pid: int, timeout: float = 60) -> int:
+    """Wait until the supervisor has started the instance again and it answers; its pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process = instance.process
+        if process is not None and process.pid != old_pid and answers(instance.url + "/readyz"):
+            return process.pid
+        time.sleep(0.2)  # real time: a process starting
+    raise AssertionError(f"{instance.name} did not come back: {stack.supervision_log}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+def test_an_instance_killed_under_load_costs_less_than_a_seconds_requests(stack, sig):
+    instance = stack.instances[0]
+    old_pid = instance.process.pid
+    nginx_pid = stack.nginx.pid
+    with SteadyLoad(stack) as load:
+        time.sleep(1)  # real time: the load runs
+        os.kill(old_pid, sig)
+        time.sleep(4)
+    new_pid = back_again(stack, instance, old_pid)
+
+    assert load.answered > 20, load.answered
+    assert len(load.failures) < load.per_second, (load.answered, load.failures)
+    assert new_pid != old_pid
+    assert stack.supervisor.is_alive() and stack.nginx.pid == nginx_pid
+    assert all(i.process is not None and i.process.poll() is None for i in stack.instances)
+    log = "\n".join(stack.supervision_log)
+    assert f"{instance.name} (pid {old_pid}) stopped" in log
+    assert f"{instance.name} started again (pid {new_pid})" in log
+
+
+def test_killing_busy_workers_on_both_instances_costs_only_their_requests(stack):
+    """A dead worker is replaced in a moment while its siblings serve: nginx must not take
+    its whole instance out of the rotation for it."""
+    kills = 0
+    with SteadyLoad(stack) as load:
+        for round_ in range(8):
+            time.sleep(0.5)  # real time: the load runs
+            instance = stack.instances[round_ % 2]
+            children = Path(f"/proc/{instance.process.pid}/task/{instance.process.pid}/children")
+            workers = [int(p) for p in children.read_text().split()]
+            if workers:
+                os.kill(workers[0], signal.SIGKILL)
+                kills += 1
+        time.sleep(1)
+    assert kills >= 6
+    assert load.answered > 20, load.answered
+    # Each killed worker had at most one request in hand; a GET is retried elsewhere.
+    assert len(load.failures) <= kills, (load.answered, load.failures)
+
+
+def test_run_prod_restarts_a_killed_instance_and_stops_everything_on_its_own_sigterm(tmp_path):
+    """`idp run-prod` itself: an instance killed outright (SIGKILL) is started again while
+    the launcher and nginx keep running; the launcher's own SIGTERM stops every process."""
+    import subprocess
+    import sys
+
+    from idp.operations.production import port_in_use
+
+    nginx_or_skip()
+    redis = redis_or_skip()
+    database_url = _postgres_or_skip()
+    prefix = f"idp:test:{uuid.uuid4().hex[:8]}:"
+    port, ports = free_port(), (free_port(), free_port())
+    env = {
+        **os.environ,
+        "IDP_DATABASE_URL": database_url,
+        "IDP_REDIS_URL": REDIS_URL,
+        "IDP_THROTTLE_REDIS_PREFIX": prefix,
+        "IDP_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("IDP_ISSUER", None)
+    output = tmp_path / "run-prod.log"
+    command = [sys.executable, "-m", "idp.cli", "run-prod", "--port", str(port)]
+    command += ["--instance-ports", ",".join(map(str, ports)), "--workers", "1"]
+    command += ["--run-dir", str(tmp_path / "run")]
+    with output.open("wb") as log:
+        launcher = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+
+    def wait_for(pattern: str, timeout: float = 90) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, output.read_text())
+            if found:
+                return found
+            assert launcher.poll() is None, output.read_text()
+            time.sleep(0.2)  # real time: processes starting
+        raise AssertionError(f"no {pattern!r} in: {output.read_text()}")
+
+    try:
+        old_pid = int(wait_for(r"idp-a: \S+ \(1 gunicorn workers, pid (\d+)\)").group(1))
+        wait_for("Ctrl-C")
+        os.kill(old_pid, signal.SIGKILL)
+        new_pid = int(wait_for(r"idp-a started again \(pid (\d+)\)").group(1))
+        assert f"idp-a (pid {old_pid}) stopped (killed by SIGKILL)" in output.read_text()
+        assert answers(f"http://127.0.0.1:{ports[0]}/readyz"), "the new idp-a is not ready"
+        assert new_pid != old_pid and launcher.poll() is None
+        assert httpx.get(f"http://127.0.0.1:{port}/sign-in", timeout=10).status_code == 200
+
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(60) == 0, output.read_text()
+        assert not any(port_in_use("127.0.0.1", p) for p in (port, *ports))
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        forget_redis_keys(redis, prefix)
+        _drop_postgres(database_url)
