@@ -120,7 +120,7 @@ class Scenario:
         response = await self.get(f"/authorize?{query}", headers={"Cookie": user["cookie"]})
         location = response.headers.get("Location", "")
         code = parse_qs(urlsplit(location).query).get("code")
-        if response.status != 302 or not code:
+        if response.status not in (302, 303) or not code:  # node-oidc-provider: 303
             raise Failed(f"authorize: {response.status} {location[:120]}")
         return code[0], verifier
 

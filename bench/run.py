@@ -26,11 +26,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pyotp
 
+from bench.forms import CSRF, follow, submit
 from bench.loadgen import authorization_query, summary
 from idp.operations.production import ProductionStack
 from idp.settings import PROJECT_ROOT
@@ -43,10 +44,6 @@ REDIS_URL = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "benchmark citizen passphrase 2026"
 STAFF_PASSWORD = "benchmark auditor passphrase 2026"
 REDIRECT_URI = "https://bench.example.gov.uk/callback"
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-JOURNEY = re.compile(r'name="journey"[^>]*value="([^"]*)"')
-FORM_TAG = re.compile(r"<form\b[^>]*>")
-ACTION = re.compile(r'action="([^"]+)"')
 
 TARGETS = {
     "journey": ("at least 400 journeys/s", lambda r, c: r["per_second"] >= 400),
@@ -180,29 +177,6 @@ def create_people(app, users: int) -> tuple[dict, list[dict], dict]:
         db.session.commit()
     auditor = {"email": "bench.auditor@example.gov.uk", "totp": staff_secret}
     return client, people, auditor
-
-
-def submit(http: httpx.Client, page: httpx.Response, fields: dict) -> httpx.Response:
-    data = dict(fields)
-    if token := CSRF.search(page.text):
-        data["csrf_token"] = html.unescape(token.group(1))
-    if journey := JOURNEY.search(page.text):
-        data.setdefault("journey", html.unescape(journey.group(1)))
-    tag = FORM_TAG.search(page.text)  # the page's first form: its own action or the page
-    action = ACTION.search(tag.group(0)) if tag else None
-    target = html.unescape(action.group(1)) if action else str(page.url)
-    # As a browser does: the IdP refuses a form post without its own Origin.
-    origin = f"{page.url.scheme}://{page.url.netloc.decode()}"
-    return http.post(urljoin(str(page.url), target), data=data, headers={"Origin": origin})
-
-
-def follow(http: httpx.Client, response: httpx.Response, base: str) -> httpx.Response:
-    while response.is_redirect:
-        location = urljoin(str(response.url), response.headers["location"])
-        if not location.startswith(base):
-            return response
-        response = http.get(location)
-    return response
 
 
 def sign_in_user(base: str, client: dict, person: dict) -> dict:
