@@ -261,6 +261,10 @@ async def drive(args, state: dict) -> dict:
         }
         if args.scenario == "mint":
             result["minted"] = scenario.minted
+        if args.scenario == "refresh":  # the live ones, for a later run (bench.run pops them)
+            result["refresh_tokens"] = [
+                scenario.refresh_tokens[i] for i in sorted(scenario.refresh_tokens)
+            ]
         return result
 
 
