@@ -41,9 +41,10 @@ run-prod: export IDP_REDIS_URL ?= redis://127.0.0.1:6379/0
 run-prod: install nginx
 	$(VENV)/bin/idp run-prod
 
-## The benchmark: the IdP the production way against a bare Flask ceiling on the same stack;
-## results with the machine's description go to bench/results/. bench-scale also seeds 1M
-## citizens and 10M audit entries and measures again (takes a while).
+## The benchmark: the IdP the production way against a bare Flask ceiling on the same stack
+## and against node-oidc-provider (bench/node); results with the machine's description go to
+## bench/results/. bench-scale also seeds 1M citizens and 10M audit entries and measures again
+## (takes a while). BENCH_ARGS=--servers compares WSGI servers and worker counts instead.
 bench: install nginx node
 	$(PY) -m bench.run $(BENCH_ARGS)
 

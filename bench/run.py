@@ -1,12 +1,17 @@
 """`make bench`: the IdP started the production way (nginx round-robin over two gunicorn
 instances on PostgreSQL and Redis, idp/operations/production.py) and driven by a load generator
-in another process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack.
+in another process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack
+and against a peer, node-oidc-provider in a node cluster on Redis (bench/peer.py, bench/node).
 
-    python -m bench.run [--quick] [--scale] [--workers N] [--concurrency N]
+    python -m bench.run [--quick] [--seconds S] [--scale] [--workers N] [--concurrency N]
+                        [--no-peer] [--servers [SERVER:WORKERS[xTHREADS],...]]
 
 Writes bench/results/<date>-<host>.json and .md with the machine's description, and prints the
 table. --scale then seeds 1,000,000 citizens and 10,000,000 audit entries (`idp seed`) and
 measures sign-in, the returning journey and the auditor's filtered first page again.
+--servers instead measures the journey, refresh and discovery under each WSGI server
+(IDP_SERVER: gunicorn-sync, gunicorn-gthread, granian) and worker count, into
+<date>-<host>-servers.md.
 The benchmark database (IDP_BENCH_DATABASE_URL, default .../idp_bench) is dropped first.
 """
 
