@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install interop run run-prod bench bench-scale test test-fast lint format browser nginx clean translations
+.PHONY: install interop run run-prod bench bench-scale test test-fast lint format browser nginx node clean translations
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,13 +41,14 @@ run-prod: export IDP_REDIS_URL ?= redis://127.0.0.1:6379/0
 run-prod: install nginx
 	$(VENV)/bin/idp run-prod
 
-## The benchmark: the IdP the production way against a bare Flask ceiling on the same stack;
-## results with the machine's description go to bench/results/. bench-scale also seeds 1M
-## citizens and 10M audit entries and measures again (takes a while).
-bench: install nginx
+## The benchmark: the IdP the production way against a bare Flask ceiling on the same stack
+## and against node-oidc-provider (bench/node); results with the machine's description go to
+## bench/results/. bench-scale also seeds 1M citizens and 10M audit entries and measures again
+## (takes a while). BENCH_ARGS=--servers compares WSGI servers and worker counts instead.
+bench: install nginx node
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-bench-scale: install nginx
+bench-scale: install nginx node
 	$(PY) -m bench.run --scale $(BENCH_ARGS)
 
 ## nginx, the load balancer of run-prod, the production tests and the benchmark (Debian package).
@@ -60,6 +61,20 @@ nginx:
 		$$SUDO service nginx stop >/dev/null 2>&1 || true; \
 	fi
 
+## Node and the benchmark's peer, node-oidc-provider (bench/node, pinned by its package-lock.json):
+## Debian's nodejs and npm packages when node is missing, then `npm ci`.
+NODE_MODULES := bench/node/node_modules/.package-lock.json
+node: $(NODE_MODULES)
+
+$(NODE_MODULES): bench/node/package-lock.json
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "Installing Node (Debian packages nodejs and npm) for the benchmark's peer..."; \
+		SUDO=""; [ "$$(id -u)" = "0" ] || SUDO="sudo"; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+
 ## Headless Chromium for the browser tests, from Debian's packages.
 browser:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
@@ -70,7 +85,7 @@ browser:
 	fi
 
 ## Every test, on SQLite and PostgreSQL, including the browser journey.
-test: install interop browser nginx
+test: install interop browser nginx node
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 ## Quick run without the browser and without PostgreSQL.

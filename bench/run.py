@@ -1,12 +1,17 @@
 """`make bench`: the IdP started the production way (nginx round-robin over two gunicorn
 instances on PostgreSQL and Redis, idp/operations/production.py) and driven by a load generator
-in another process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack.
+in another process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack
+and against a peer, node-oidc-provider in a node cluster on Redis (bench/peer.py, bench/node).
 
-    python -m bench.run [--quick] [--scale] [--workers N] [--concurrency N]
+    python -m bench.run [--quick] [--seconds S] [--scale] [--workers N] [--concurrency N]
+                        [--no-peer] [--servers [SERVER:WORKERS[xTHREADS],...]]
 
 Writes bench/results/<date>-<host>.json and .md with the machine's description, and prints the
 table. --scale then seeds 1,000,000 citizens and 10,000,000 audit entries (`idp seed`) and
 measures sign-in, the returning journey and the auditor's filtered first page again.
+--servers instead measures the journey, refresh and discovery under each WSGI server
+(IDP_SERVER: gunicorn-sync, gunicorn-gthread, granian) and worker count, into
+<date>-<host>-servers.md.
 The benchmark database (IDP_BENCH_DATABASE_URL, default .../idp_bench) is dropped first.
 """
 
@@ -26,13 +31,15 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pyotp
 
+from bench.forms import CSRF, follow, submit
 from bench.loadgen import authorization_query, summary
-from idp.operations.production import ProductionStack
+from bench.peer import NODE_DIR, NodePeer, PeerError
+from idp.operations.production import SERVERS, ProductionStack
 from idp.settings import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -43,10 +50,6 @@ REDIS_URL = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "benchmark citizen passphrase 2026"
 STAFF_PASSWORD = "benchmark auditor passphrase 2026"
 REDIRECT_URI = "https://bench.example.gov.uk/callback"
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-JOURNEY = re.compile(r'name="journey"[^>]*value="([^"]*)"')
-FORM_TAG = re.compile(r"<form\b[^>]*>")
-ACTION = re.compile(r'action="([^"]+)"')
 
 TARGETS = {
     "journey": ("at least 400 journeys/s", lambda r, c: r["per_second"] >= 400),
@@ -92,7 +95,15 @@ def describe_machine() -> dict:
         "redis": command_version("redis-server", "--version"),
         "nginx": command_version("nginx", "-v"),
         "gunicorn": command_version(sys.executable, "-m", "gunicorn", "--version"),
+        "node": command_version("node", "--version"),
+        "oidc-provider": peer_version(),
     }
+
+
+def peer_version() -> str:
+    """node-oidc-provider's version, as bench/node/package-lock.json pins it."""
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    return lock["packages"]["node_modules/oidc-provider"]["version"]
 
 
 def argon2_cost(settings) -> dict:
@@ -180,29 +191,6 @@ def create_people(app, users: int) -> tuple[dict, list[dict], dict]:
         db.session.commit()
     auditor = {"email": "bench.auditor@example.gov.uk", "totp": staff_secret}
     return client, people, auditor
-
-
-def submit(http: httpx.Client, page: httpx.Response, fields: dict) -> httpx.Response:
-    data = dict(fields)
-    if token := CSRF.search(page.text):
-        data["csrf_token"] = html.unescape(token.group(1))
-    if journey := JOURNEY.search(page.text):
-        data.setdefault("journey", html.unescape(journey.group(1)))
-    tag = FORM_TAG.search(page.text)  # the page's first form: its own action or the page
-    action = ACTION.search(tag.group(0)) if tag else None
-    target = html.unescape(action.group(1)) if action else str(page.url)
-    # As a browser does: the IdP refuses a form post without its own Origin.
-    origin = f"{page.url.scheme}://{page.url.netloc.decode()}"
-    return http.post(urljoin(str(page.url), target), data=data, headers={"Origin": origin})
-
-
-def follow(http: httpx.Client, response: httpx.Response, base: str) -> httpx.Response:
-    while response.is_redirect:
-        location = urljoin(str(response.url), response.headers["location"])
-        if not location.startswith(base):
-            return response
-        response = http.get(location)
-    return response
 
 
 def sign_in_user(base: str, client: dict, person: dict) -> dict:
@@ -297,10 +285,11 @@ def load(
     duration: float,
     warmup: float = 3.0,
     state: dict | None = None,
-    watch: ProductionStack | None = None,
+    watch: ProductionStack | NodePeer | None = None,
     profile: bool = False,
 ) -> dict:
-    """Run the load generator in its own process and read what it measured."""
+    """Run the load generator in its own process and read what it measured. watch (ours or
+    the peer) is whose worker processes' memory is measured."""
     out = run_dir / f"{scenario}.json"
     state_file = run_dir / "state.json"  # client secret, cookies, tokens: owner only
     fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -314,7 +303,7 @@ def load(
     memory = {}
     process = subprocess.Popen(command, cwd=PROJECT_ROOT)  # noqa: S603
     profilers = []
-    if profile and watch is not None:
+    if profile and isinstance(watch, ProductionStack):
         profilers = start_profilers(watch, scenario, warmup + duration, run_dir)
     if watch is not None:
         pids = watch.worker_pids()
@@ -326,6 +315,10 @@ def load(
     if profilers:
         summarise_profiles(profilers, scenario)
     result = json.loads(out.read_text())
+    # Refresh tokens rotate: the state keeps the live ones for the next run (never the results).
+    live = result.pop("refresh_tokens", [])
+    for user, token in zip((state or {}).get("users", [])[: len(live)], live, strict=True):
+        user["refresh_token"] = token
     if watch is not None:
         memory["end_kib"] = rss_kib(pids)
         memory["growth_percent"] = round(
@@ -462,14 +455,226 @@ def report(data: dict) -> str:
             ok = "yes" if abs(change) <= 20 else "**no**"
             lines.append(f"| {name} | {pair['small']} | {pair['big']} | {change:+.1f}% | {ok} |")
         lines += ["", f"Seeding: {data['scale']['seed_summary']}"]
+    lines += peer_table(data)
     if data.get("notes"):
         lines += ["", "## What limits it", "", data["notes"]]
     return "\n".join(lines) + "\n"
 
 
+# -- the scenarios, on ours, on the peer and under each server --------------------------------
+
+SCENARIOS = ("discovery", "jwks", "journey", "token", "refresh", "sign_in")
+# node-oidc-provider has no password sign-in page of its own to compare with ours.
+PEER_SCENARIOS = ("discovery", "jwks", "journey", "token", "refresh")
+SERVER_SCENARIOS = ("journey", "refresh", "discovery")
+DEFAULT_SERVERS = (
+    "gunicorn-sync:2,gunicorn-sync:3,gunicorn-sync:4,gunicorn-gthread:2x4,gunicorn-gthread:3x4,"
+    "granian:2,granian:3,granian:3x4"
+)
+
+
+def run_scenarios(measure, names, state: dict, journey_duration: float) -> dict:
+    """Measure each named scenario in turn with measure(name, **load's options)."""
+    results = {}
+    for name in names:
+        if name == "journey":
+            results[name] = measure("journey", duration=journey_duration, state=state)
+        elif name == "token":  # codes minted first, then redeemed as fast as they go
+            codes = measure("mint", warmup=0, state=state).pop("minted")
+            results[name] = measure(
+                "token", duration_factor=2, warmup=0, state={**state, "codes": codes}
+            )
+        elif name in ("refresh", "sign_in"):
+            results[name] = measure(name, state=state)
+        else:
+            results[name] = measure(name)
+    return results
+
+
+def measure_peer(
+    client: dict,
+    people: list[dict],
+    run_dir: Path,
+    concurrency: int,
+    names,
+    duration: float,
+    journey_duration: float,
+) -> dict:
+    """The same scenarios against node-oidc-provider's cluster (bench/peer.py), its citizens
+    signed in through its own pages first."""
+    peer = NodePeer(redis_url=REDIS_URL, client=client, log_dir=run_dir / "logs")
+    log(
+        f"starting the peer: node-oidc-provider {peer_version()},"
+        f" {peer.workers} node workers, Redis"
+    )
+    with peer:
+        peer.add_accounts(people)
+        users = []
+        for person in people:
+            signed = peer.sign_in(person)
+            signed.pop("tokens")
+            users.append(signed)
+        log(f"{len(users)} citizens signed in to the peer")
+        state = {"client": client, "users": users}
+
+        def measure(name: str, duration_factor: float = 1, **kw) -> dict:
+            kw.setdefault("duration", duration * duration_factor)
+            return load(name, peer.issuer_url(), run_dir, concurrency=concurrency, watch=peer, **kw)
+
+        results = run_scenarios(measure, names, state, journey_duration)
+    return {"workers": peer.workers, "results": results}
+
+
+def parse_servers(text: str) -> list[dict]:
+    """Parse "gunicorn-sync:3,gunicorn-gthread:2x4,granian:3": the server, its worker
+    processes per instance and threads per worker (gthread's default 4, others 1)."""
+    choices = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        server, _, size = item.partition(":")
+        workers, _, threads = (size or "3").partition("x")
+        if server not in SERVERS or not workers.isdigit() or not (threads or "1").isdigit():
+            raise SystemExit(
+                f"--servers: {item!r} is not SERVER:WORKERS[xTHREADS],"
+                f" SERVER one of {', '.join(SERVERS)}"
+            )
+        threads = int(threads or (4 if server == "gunicorn-gthread" else 1))
+        choices.append(
+            {"label": item, "server": server, "workers": int(workers), "threads": threads}
+        )
+    return choices
+
+
+def compare_servers(
+    args, choices: list[dict], run_dir: Path, duration: float, journey_duration: float
+) -> list[dict]:
+    """The journey, refresh and discovery under each WSGI server and worker count: the stack is
+    started again for each, on the same database, citizens and live sessions."""
+    import importlib.util
+
+    rows = []
+    state = None
+    for choice in choices:
+        if choice["server"] == "granian" and importlib.util.find_spec("granian") is None:
+            log(f"{choice['label']}: skipped, granian is not installed (pip install -e '.[bench]')")
+            continue
+        stack = ProductionStack(
+            database_url=DATABASE_URL,
+            redis_url=REDIS_URL,
+            run_dir=run_dir / "idp",
+            workers=choice["workers"],
+            threads=choice["threads"],
+            log_dir=run_dir / "logs",
+            settings_env={
+                "IDP_AUTHORIZATION_CODE_LIFETIME": "600",
+                "IDP_THROTTLE_REDIS_PREFIX": "idp:bench:",
+                "IDP_SERVER": choice["server"],
+            },
+        )
+        log(
+            f"starting the IdP under {choice['label']} ({choice['workers']} workers"
+            f" per instance, {choice['threads']} threads each)"
+        )
+        stack.start(timeout=120)
+        try:
+            base = stack.issuer_url()
+            if state is None:
+                client, people, _ = create_people(stack.local_app(), args.concurrency)
+                state = {"client": client, "users": [sign_in_user(base, client, p) for p in people]}
+
+            def measure(
+                name: str, duration_factor: float = 1, stack=stack, base=base, **kw
+            ) -> dict:
+                kw.setdefault("duration", duration * duration_factor)
+                return load(name, base, run_dir, concurrency=args.concurrency, watch=stack, **kw)
+
+            results = run_scenarios(measure, SERVER_SCENARIOS, state, journey_duration)
+        finally:
+            stack.stop()
+        rows.append({**choice, "results": results})
+    return rows
+
+
+def servers_report(data: dict) -> str:
+    """The server comparison's table, and which did best on the journey."""
+    ceiling = data["ceiling"]["per_second"]
+    lines = [
+        f"# WSGI servers {data['when']}",
+        "",
+        *[f"- {k}: {v}" for k, v in data["machine"].items()],
+        "",
+        f"Two instances behind nginx, {data['concurrency']} virtual users,"
+        f" {data['scenario_seconds']} s per scenario ({data['journey_seconds']} s for the"
+        f" journey). The ceiling: {ceiling}/s.",
+        "",
+        "| server | workers per instance | threads | journey/s | journey p50 ms | journey p99 ms"
+        " | refresh/s | discovery/s | discovery ratio to ceiling | errors | memory MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in data["servers"]:
+        r = row["results"]
+        errors = sum(x["error_count"] for x in r.values())
+        rss = r["journey"].get("rss", {}).get("end_kib", 0)
+        lines.append(
+            f"| {row['server']} | {row['workers']} | {row['threads']}"
+            f" | {r['journey']['per_second']} | {r['journey']['p50_ms']}"
+            f" | {r['journey']['p99_ms']} | {r['refresh']['per_second']}"
+            f" | {r['discovery']['per_second']} | {r['discovery']['per_second'] / ceiling:.2f}"
+            f" | {errors} | {round(rss / 1024)} |"
+        )
+    if data["servers"]:
+        best = max(data["servers"], key=lambda row: row["results"]["journey"]["per_second"])
+        lines += [
+            "",
+            f"Best on the journey: {best['label']} ({best['results']['journey']['per_second']}/s).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def peer_table(data: dict) -> list[str]:
+    """Ours against node-oidc-provider, each beside the ceiling."""
+    peer = data.get("peer")
+    if not peer:
+        return []
+    ceiling = data["results"]["ceiling"]["per_second"]
+    lines = [
+        "",
+        f"## Against node-oidc-provider {data['machine'].get('oidc-provider', '')}",
+        "",
+        f"The peer: node-oidc-provider in a node cluster of {peer['workers']} workers on one Redis"
+        " (bench/node), one department set up as ours; the same load generator and scenarios."
+        " Ratio: ours divided by the peer.",
+        "",
+        "| scenario | ours /s | peer /s | ratio to peer | ours p50 ms | peer p50 ms"
+        " | ceiling /s | ours to ceiling | peer to ceiling | peer errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, ours in data["results"].items():
+        theirs = peer["results"].get(name)
+        if name == "ceiling" or theirs is None:
+            continue
+        ratio = ours["per_second"] / theirs["per_second"] if theirs["per_second"] else 0
+        lines.append(
+            f"| {name} | {ours['per_second']} | {theirs['per_second']} | {ratio:.2f}"
+            f" | {ours['p50_ms']} | {theirs['p50_ms']} | {ceiling}"
+            f" | {ours['per_second'] / ceiling:.2f} | {theirs['per_second'] / ceiling:.2f}"
+            f" | {theirs['error_count']} |"
+        )
+    return lines
+
+
+def write_results(stem: str, data: dict, text: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(text)
+    print()
+    print(text)
+    log(f"written to bench/results/{stem}.md and .json")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the IdP the production way.")
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
+    parser.add_argument("--seconds", type=float, help="seconds per scenario (the journey's 3x)")
     parser.add_argument("--scale", action="store_true", help="also seed 1M citizens, 10M entries")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 3)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 1)))
@@ -478,14 +683,21 @@ def main() -> None:
     parser.add_argument("--audit-entries", type=int, default=10_000_000)
     parser.add_argument("--only", default="", help="comma-separated scenarios (a quick look)")
     parser.add_argument("--profile", default="", help="comma-separated scenarios to profile")
+    parser.add_argument("--no-peer", action="store_true", help="leave node-oidc-provider out")
+    parser.add_argument(
+        "--servers",
+        nargs="?",
+        const=DEFAULT_SERVERS,
+        help="compare WSGI servers instead: SERVER:WORKERS[xTHREADS],... (SERVER one of"
+        f" {', '.join(SERVERS)}; default {DEFAULT_SERVERS})",
+    )
     args = parser.parse_args()
-    duration = 4.0 if args.quick else 20.0
-    journey_duration = 6.0 if args.quick else 60.0
+    duration = args.seconds or (4.0 if args.quick else 20.0)
+    journey_duration = 3 * args.seconds if args.seconds else (6.0 if args.quick else 60.0)
     only = set(filter(None, args.only.split(",")))
     profiled = set(filter(None, args.profile.split(",")))
-
-    def wanted(name: str) -> bool:
-        return not only or name in only
+    names = [name for name in SCENARIOS if not only or name in only]
+    choices = parse_servers(args.servers) if args.servers else []
 
     run_dir = PROJECT_ROOT / "instance" / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -511,6 +723,22 @@ def main() -> None:
             concurrency=args.concurrency,
             duration=duration,
         )
+    when = datetime.now(UTC)
+    stem = f"{when.strftime('%Y-%m-%d-%H%M')}-{machine['host']}" + ("-quick" if args.quick else "")
+
+    if choices:
+        rows = compare_servers(args, choices, run_dir, duration, journey_duration)
+        data = {
+            "when": when.strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine,
+            "ceiling": results["ceiling"],
+            "concurrency": args.concurrency,
+            "scenario_seconds": duration,
+            "journey_seconds": journey_duration,
+            "servers": rows,
+        }
+        write_results(stem + "-servers", data, servers_report(data))
+        return
 
     stack = ProductionStack(
         run_dir=run_dir / "idp",
@@ -530,28 +758,20 @@ def main() -> None:
         users = [sign_in_user(base, client, person) for person in people]
         state = {"client": client, "users": users}
         log(f"{len(users)} citizens signed in, each with a live session and a refresh token")
-        c, d = args.concurrency, duration
 
-        def measure(name: str, **kw) -> dict:
-            kw.setdefault("duration", d)
+        def measure(name: str, duration_factor: float = 1, **kw) -> dict:
+            kw.setdefault("duration", duration * duration_factor)
             return load(
-                name, base, run_dir, concurrency=c, watch=stack, profile=name in profiled, **kw
+                name,
+                base,
+                run_dir,
+                concurrency=args.concurrency,
+                watch=stack,
+                profile=name in profiled,
+                **kw,
             )
 
-        for name in ("discovery", "jwks"):
-            if wanted(name):
-                results[name] = measure(name)
-        if wanted("journey"):
-            results["journey"] = measure("journey", duration=journey_duration, state=state)
-        if wanted("token"):
-            minted = measure("mint", warmup=0, state=state)
-            codes = minted.pop("minted")
-            results["token"] = measure(
-                "token", duration=d * 2, warmup=0, state={**state, "codes": codes}
-            )
-        for name in ("refresh", "sign_in"):
-            if wanted(name):
-                results[name] = measure(name, state=state)
+        results.update(run_scenarios(measure, names, state, journey_duration))
         auditor_http = auditor_browser(base, auditor)
         rounds = 10 if args.quick else 50
         auditor_page = auditor_first_page(auditor_http, base, people[0]["id"], rounds)
@@ -574,10 +794,22 @@ def main() -> None:
     finally:
         stack.stop()
 
+    peer, peer_failure = None, "left out (--no-peer)"
+    if not args.no_peer:
+        peer_names = [name for name in names if name in PEER_SCENARIOS]
+        try:
+            peer = measure_peer(
+                client, people, run_dir, args.concurrency, peer_names, duration, journey_duration
+            )
+        except (PeerError, httpx.HTTPError) as exc:
+            # Ours has been measured by now: keep its figures, and say why the peer's are missing.
+            log(f"the peer, node-oidc-provider, could not run: {exc}")
+            peer_failure = str(exc)
+
     with app.app_context():
         settings = app.config["IDP_SETTINGS"]
     data = {
-        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "when": when.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine,
         "setup": {
             "stack": "nginx (1 worker, round-robin, keep-alive) -> 2 IdP instances (gunicorn)",
@@ -590,6 +822,10 @@ def main() -> None:
             "scenario_seconds": duration,
             "journey_seconds": journey_duration,
             "mode": "quick" if args.quick else "full",
+            "peer": peer_failure
+            if peer is None
+            else f"node-oidc-provider {machine['oidc-provider']}, node cluster of"
+            f" {peer['workers']} workers, Redis (bench/node)",
         },
         "results": results,
         "argon2": argon2_cost(settings),
@@ -598,18 +834,11 @@ def main() -> None:
         if (PROJECT_ROOT / "bench" / "NOTES.md").exists()
         else "",
     }
+    if peer:
+        data["peer"] = peer
     if scale:
         data["scale"] = scale
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.now(UTC).strftime('%Y-%m-%d-%H%M')}-{machine['host']}" + (
-        "-quick" if args.quick else ""
-    )
-    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
-    text = report(data)
-    (RESULTS / f"{stem}.md").write_text(text)
-    print()
-    print(text)
-    log(f"written to bench/results/{stem}.md and .json")
+    write_results(stem, data, report(data))
 
 
 def measure_at_scale(args, stack: ProductionStack, measure, small: dict, auditor_page) -> dict:

@@ -52,7 +52,11 @@ class Counter:
         def counted(environ, start_response):
             label = environ.get("PATH_INFO", "")
             if label == "/token":
-                label = "/token (refresh)" if "bench-refresh" in environ.get("QUERY_STRING", "") else label
+                label = (
+                    "/token (refresh)"
+                    if "bench-refresh" in environ.get("QUERY_STRING", "")
+                    else label
+                )
             self.local.label = label
             started = time.thread_time()
             profiling = self.on and self.profile is not None

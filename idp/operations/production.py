@@ -378,9 +378,10 @@ class ProductionStack:
         shutil.rmtree(metrics_dir, ignore_errors=True)  # a new start counts from zero
         metrics_dir.mkdir()
         output = self._output(instance.name)
+        environment = self.environment(instance)
         instance.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), self.wsgi_app],
-            env=self.environment(instance),
+            server_command(self.wsgi_app, environment),
+            env=environment,
             cwd=Path(__file__).resolve().parents[2],  # the project: bench's app imports too
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
@@ -614,6 +615,41 @@ def _group_alive(group: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+# -- which WSGI server serves an instance (IDP_SERVER; `python -m bench.run --servers`) ---------
+
+SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
+# The best on the benchmark (bench/NOTES.md): a sync worker waiting on PostgreSQL leaves the CPU
+# to another process, where threads in one process contend for its interpreter lock.
+DEFAULT_SERVER = "gunicorn-sync"
+# Under granian the IdP's app is built, and its background worker started, in each worker process
+# (gunicorn does the same in gunicorn_conf.post_worker_init).
+GRANIAN_FACTORIES = {"idp.wsgi:app": "idp.operations.granian_app:create"}
+
+
+def server_command(wsgi_app: str, environment: Mapping[str, str]) -> list[str]:
+    """The command that serves wsgi_app for one instance on IDP_BIND with IDP_WORKERS processes
+    (IDP_WORKER_THREADS threads each): IDP_SERVER chooses gunicorn with sync workers (the
+    default), gunicorn with gthread workers, or granian (a Rust HTTP server, `pip install
+    granian`)."""
+    server = environment.get("IDP_SERVER") or DEFAULT_SERVER
+    if server not in SERVERS:
+        raise StackError(f"IDP_SERVER={server} is not one of {', '.join(SERVERS)}")
+    if server == "granian":
+        host, _, port = environment["IDP_BIND"].rpartition(":")
+        factory = GRANIAN_FACTORIES.get(wsgi_app)
+        return [
+            sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
+            "--port", port, "--workers", environment["IDP_WORKERS"],
+            "--blocking-threads", environment.get("IDP_WORKER_THREADS", "1"),
+            "--no-access-log", "--log-level", "warning",
+            *(["--factory", factory] if factory else [wsgi_app]),
+        ]  # fmt: skip
+    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+    if server == "gunicorn-gthread":
+        command += ["--worker-class", "gthread"]
+    return [*command, wsgi_app]
 
 
 def refuse_dev_pages(environment: Mapping[str, str]) -> None:
