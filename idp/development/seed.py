@@ -77,7 +77,7 @@ from typing import Any
 import click
 from sqlalchemy import insert, select, text, update
 
-from idp.accounts.services import normalise_email
+from idp.accounts.citizens import normalise_email
 from idp.audit import _recreate_head, session_ref, software_version
 from idp.audit.chain import (
     CONTENT_FIELDS,

@@ -30,16 +30,18 @@ from wtforms import BooleanField, HiddenField, PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
 from idp import audit, clock
-from idp.accounts import email_codes, recent_password
-from idp.accounts.email_steps import Refusal, code_page, send_again_page, send_code
-from idp.accounts.forms import (
-    CodeForm,
-    NewPasswordForm,
-    email_field,
-)
+from idp.accounts import recent_password
+from idp.accounts.citizens import AccountError, find_citizen_by_email, normalise_email
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.pages import Refusal, code_page, send_again_page, send_code
 from idp.accounts.guards import fully_signed_in
-from idp.accounts.recovery import tell_owner_of_new_password
-from idp.accounts.second_factor import (
+from idp.accounts.passkeys.logic import (
+    citizen_passkeys,
+    passkeys_removed,
+    remove_every_passkey,
+)
+from idp.accounts.recovery.pages import tell_owner_of_new_password
+from idp.accounts.second_factor.logic import (
     decrypt_totp_secret,
     encrypt_totp_secret,
     has_second_factor,
@@ -50,12 +52,11 @@ from idp.accounts.second_factor import (
     totp_credential,
     totp_uri,
 )
-from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
 from idp.accounts.sessions import current_session, end_every_session
-from idp.accounts.webauthn_ceremonies import (
-    citizen_passkeys,
-    passkeys_removed,
-    remove_every_passkey,
+from idp.accounts.shared_forms import (
+    CodeForm,
+    NewPasswordForm,
+    email_field,
 )
 from idp.extensions import db
 from idp.mail import send_in_background

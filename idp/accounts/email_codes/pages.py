@@ -12,10 +12,10 @@ from flask import Response, redirect, render_template, request
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes
-from idp.accounts.email_codes import Outcome
-from idp.accounts.forms import ButtonForm, CodeForm, EmailForm
-from idp.accounts.services import AccountError, normalise_email
+from idp.accounts.citizens import AccountError, normalise_email
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.logic import Outcome
+from idp.accounts.shared_forms import ButtonForm, CodeForm, EmailForm
 from idp.mail import send_in_background
 from idp.models import EmailCode
 from idp.security import throttle

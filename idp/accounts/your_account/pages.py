@@ -9,9 +9,9 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, redirect, render_template, url_for
 
 from idp import audit
-from idp.accounts.forms import SignOutForm
 from idp.accounts.guards import fully_signed_in
 from idp.accounts.sessions import end_session
+from idp.accounts.shared_forms import SignOutForm
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, Client, Consent, RefreshToken, Token
 from idp.models.grant import revoke_live

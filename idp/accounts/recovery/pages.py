@@ -16,24 +16,25 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes, recent_password
-from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
-from idp.accounts.forms import CodeForm, NewPasswordForm
-from idp.accounts.second_factor import (
+from idp.accounts import recent_password
+from idp.accounts.citizens import find_citizen_by_email
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.pages import code_page, email_page, send_again_page, send_code
+from idp.accounts.passkeys.logic import (
+    citizen_passkeys,
+    passkeys_removed,
+    remove_every_passkey,
+)
+from idp.accounts.second_factor.logic import (
     check_totp,
     has_second_factor,
     recovery_codes_left,
     totp_credential,
     use_recovery_code,
 )
-from idp.accounts.services import find_citizen_by_email
 from idp.accounts.sessions import end_every_session, start_session
-from idp.accounts.views import continue_journey, journey_context
-from idp.accounts.webauthn_ceremonies import (
-    citizen_passkeys,
-    passkeys_removed,
-    remove_every_passkey,
-)
+from idp.accounts.shared_forms import CodeForm, NewPasswordForm
+from idp.accounts.sign_in.pages import continue_journey, journey_context
 from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen

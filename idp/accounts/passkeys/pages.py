@@ -22,16 +22,16 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp import audit
 from idp.accounts import recent_password
-from idp.accounts import webauthn_ceremonies as ceremonies
 from idp.accounts.guards import fully_signed_in
 from idp.accounts.levels import vector_met
-from idp.accounts.manage import PasswordOnlyForm
-from idp.accounts.manage import _with_password as with_password
-from idp.accounts.second_factor import has_second_factor, issue_recovery_codes
+from idp.accounts.manage.pages import PasswordOnlyForm
+from idp.accounts.manage.pages import _with_password as with_password
+from idp.accounts.passkeys import logic as ceremonies
+from idp.accounts.passkeys.logic import PasskeyError
+from idp.accounts.second_factor.logic import has_second_factor, issue_recovery_codes
+from idp.accounts.second_factor.pages import _step_up as step_up
 from idp.accounts.sessions import current_session, start_session
-from idp.accounts.two_factor import _step_up as step_up
-from idp.accounts.views import continue_journey, journey_context
-from idp.accounts.webauthn_ceremonies import PasskeyError
+from idp.accounts.sign_in.pages import continue_journey, journey_context
 
 bp = Blueprint("passkeys", __name__)
 

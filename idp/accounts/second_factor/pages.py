@@ -16,11 +16,11 @@ from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import recent_password
-from idp.accounts.forms import CodeForm, SignOutForm
 from idp.accounts.levels import vector_met
-from idp.accounts.manage import PasswordOnlyForm
-from idp.accounts.manage import _with_password as with_password
-from idp.accounts.second_factor import (
+from idp.accounts.manage.pages import PasswordOnlyForm
+from idp.accounts.manage.pages import _with_password as with_password
+from idp.accounts.passkeys.logic import has_authenticator_app, has_passkey
+from idp.accounts.second_factor.logic import (
     begin_totp_enrolment,
     check_totp,
     confirm_totp,
@@ -33,8 +33,8 @@ from idp.accounts.second_factor import (
     use_recovery_code,
 )
 from idp.accounts.sessions import current_session, start_session
-from idp.accounts.views import continue_journey, journey_context
-from idp.accounts.webauthn_ceremonies import has_authenticator_app, has_passkey
+from idp.accounts.shared_forms import CodeForm, SignOutForm
+from idp.accounts.sign_in.pages import continue_journey, journey_context
 from idp.mail import MailError, send_mail
 from idp.security import throttle
 

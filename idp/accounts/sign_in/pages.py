@@ -15,23 +15,24 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes, recent_password
-from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
-from idp.accounts.forms import (
-    SignInForm,
-    SignOutForm,
-    SignUpDetailsForm,
-)
-from idp.accounts.guards import fully_signed_in
-from idp.accounts.levels import session_vector
-from idp.accounts.services import (
+from idp.accounts import recent_password
+from idp.accounts.citizens import (
     AccountError,
     authenticate_citizen,
     create_citizen,
     find_citizen_by_email,
 )
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.pages import code_page, email_page, send_again_page, send_code
+from idp.accounts.guards import fully_signed_in
+from idp.accounts.levels import session_vector
 from idp.accounts.sessions import current_session, end_session, start_session
-from idp.accounts.your_account import render_account
+from idp.accounts.shared_forms import (
+    SignInForm,
+    SignOutForm,
+    SignUpDetailsForm,
+)
+from idp.accounts.your_account.pages import render_account
 from idp.mail import send_in_background
 from idp.models.client import find_client
 from idp.models.timestamps import utcnow
