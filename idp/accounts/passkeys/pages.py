@@ -16,7 +16,6 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -24,14 +23,13 @@ from idp import audit
 from idp.accounts import recent_password
 from idp.accounts.guards import fully_signed_in
 from idp.accounts.levels import vector_met
-from idp.accounts.manage.pages import PasswordOnlyForm
-from idp.accounts.manage.pages import _with_password as with_password
+from idp.accounts.page_helpers import continue_journey, journey_context, with_password
 from idp.accounts.passkeys import logic as ceremonies
+from idp.accounts.passkeys.forms import PasskeyForm
 from idp.accounts.passkeys.logic import PasskeyError
-from idp.accounts.second_factor.logic import has_second_factor, issue_recovery_codes
-from idp.accounts.second_factor.pages import _step_up as step_up
+from idp.accounts.second_factor.logic import has_second_factor, issue_recovery_codes, step_up
 from idp.accounts.sessions import current_session, start_session
-from idp.accounts.sign_in.pages import continue_journey, journey_context
+from idp.accounts.shared_forms import PasswordOnlyForm
 
 bp = Blueprint("passkeys", __name__)
 
@@ -50,10 +48,6 @@ JSON_ENDPOINTS = frozenset(
         "passkeys.sign_in",
     }
 )
-
-
-class PasskeyForm(FlaskForm):
-    """A button that changes a passkey: only the CSRF token."""
 
 
 # -- Parse and answer -------------------------------------------------------------------------

@@ -9,16 +9,12 @@ Setting up the first second factor (an app, or a passkey) needs the password typ
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import recent_password
-from idp.accounts.levels import vector_met
-from idp.accounts.manage.pages import PasswordOnlyForm
-from idp.accounts.manage.pages import _with_password as with_password
+from idp.accounts.page_helpers import continue_journey, journey_context, with_password
 from idp.accounts.passkeys.logic import has_authenticator_app, has_passkey
 from idp.accounts.second_factor.logic import (
     begin_totp_enrolment,
@@ -27,15 +23,14 @@ from idp.accounts.second_factor.logic import (
     has_second_factor,
     provisioning_uri,
     qr_code_svg,
-    recovery_codes_left,
+    step_up,
+    tell_owner_of_recovery_code,
     totp_credential,
     totp_secret,
     use_recovery_code,
 )
-from idp.accounts.sessions import current_session, start_session
-from idp.accounts.shared_forms import CodeForm, SignOutForm
-from idp.accounts.sign_in.pages import continue_journey, journey_context
-from idp.mail import MailError, send_mail
+from idp.accounts.sessions import current_session
+from idp.accounts.shared_forms import CodeForm, PasswordOnlyForm, SignOutForm
 from idp.security import throttle
 
 bp = Blueprint("two_factor", __name__)
@@ -47,25 +42,6 @@ def _signed_in_with_password():
     if session is None:
         return None, redirect(url_for("accounts.sign_in", journey=request.values.get("journey")))
     return session, None
-
-
-def _step_up(session, method: str, factor: str, during: str = "sign_in") -> None:
-    """A new session (new identifier) that records the second factor; factor says which one
-    (totp, recovery_code, passkey), during whether at sign-in or setting it up. The record
-    links the new session to the one the password made."""
-    amr = list(dict.fromkeys([*(session.amr or []), method]))
-    previous = audit.session_ref(session.sid)
-    new = start_session(session.citizen, amr=amr)
-    audit.record(
-        "second_factor.succeeded",
-        citizen_id=new.citizen_id,
-        sid=new.sid,
-        level=vector_met(new.amr),
-        methods=new.amr,
-        factor=factor,
-        during=during,
-        previous_session=previous,
-    )
 
 
 def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=None, choices=None):
@@ -90,7 +66,7 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
             throttle.record_success(kind, key)
             if after is not None:
                 after(session.citizen)
-            _step_up(session, "otp", factor)
+            step_up(session, "otp", factor)
             return continue_journey(context["journey"])
         if decision.allowed:
             decision = throttle.record_failure(kind, key, ip)
@@ -160,27 +136,9 @@ def recovery_code() -> Response:
         "recovery_code.html",
         use_recovery_code,
         _("Enter one of your recovery codes, like abcde-23456"),
-        after=_tell_owner_of_recovery_code,
+        after=tell_owner_of_recovery_code,
         choices=_second_factor_choices,
     )
-
-
-def _tell_owner_of_recovery_code(citizen) -> None:
-    """A recovery code was used: the owner hears of it, with how many are left."""
-    left = recovery_codes_left(citizen)
-    try:
-        send_mail(
-            citizen.email,
-            _("A recovery code was used to sign in"),
-            _(
-                "Someone signed in to your government account with one of your recovery codes. "
-                "You have %(left)d left. If this was not you, change your password now.",
-                left=left,
-            ),
-        )
-    except MailError as exc:
-        # The sign-in goes on; the audit record keeps the event.
-        logging.getLogger("idp").warning("recovery code email not sent: %s", exc)
 
 
 @bp.route("/two-factor/setup", methods=["GET", "POST"])
@@ -211,7 +169,7 @@ def setup() -> Response:
     if form.validate_on_submit():
         codes = confirm_totp(citizen, form.code.data)
         if codes is not None:
-            _step_up(session, "otp", "totp", during="setup")
+            step_up(session, "otp", "totp", during="setup")
             return render_template("recovery_codes.html", codes=codes, **context)
         audit.record(
             "second_factor.failed",

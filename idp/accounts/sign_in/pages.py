@@ -1,70 +1,26 @@
-"""Citizen pages: sign in, sign up, sign out, and the signed-in start page."""
+"""Signing in with an email address and a password (the `accounts` blueprint), and signing
+out. Too many wrong passwords lock the account for a while (throttle.py); its owner hears by
+email (logic.py)."""
 
 from __future__ import annotations
 
-from flask import (
-    Blueprint,
-    Response,
-    g,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
-from flask_babel import format_datetime
+from flask import Response, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import recent_password
-from idp.accounts.citizens import (
-    AccountError,
-    authenticate_citizen,
-    create_citizen,
-    find_citizen_by_email,
-)
+from idp.accounts.blueprint import bp
+from idp.accounts.citizens import authenticate_citizen, find_citizen_by_email
 from idp.accounts.email_codes import logic as email_codes
-from idp.accounts.email_codes.pages import code_page, email_page, send_again_page, send_code
-from idp.accounts.guards import fully_signed_in
 from idp.accounts.levels import session_vector
+from idp.accounts.page_helpers import continue_journey, journey_context
 from idp.accounts.sessions import current_session, end_session, start_session
-from idp.accounts.shared_forms import (
-    SignInForm,
-    SignOutForm,
-    SignUpDetailsForm,
-)
-from idp.accounts.your_account.pages import render_account
-from idp.mail import send_in_background
-from idp.models.client import find_client
-from idp.models.timestamps import utcnow
-from idp.oidc.claims import released_claims
-from idp.oidc.journey import find_interaction, interaction_params
+from idp.accounts.shared_forms import SignOutForm
+from idp.accounts.sign_in.forms import SignInForm
+from idp.accounts.sign_in.logic import tell_owner_of_lockout
+from idp.oidc.journey import find_interaction
 from idp.security import devices, throttle
 from idp.security.passwords import enough_alone
-from idp.settings import current_settings
-
-bp = Blueprint("accounts", __name__)
-
-
-def journey_context(handle: str | None) -> dict:
-    """The department a journey is for, and the login_hint it carried."""
-    interaction = find_interaction(handle)
-    if interaction is None:
-        return {"journey": None, "client": None, "claims": [], "login_hint": None}
-    params = interaction_params(interaction)
-    client = find_client(params.get("client_id", ""))
-    return {
-        "journey": interaction.handle,
-        "client": client,
-        "claims": released_claims(client, params.get("scope", "")) if client else [],
-        "login_hint": params.get("login_hint"),
-    }
-
-
-def continue_journey(journey: str | None) -> Response:
-    """Back to the journey that sent the citizen here, or to the account page."""
-    if journey and find_interaction(journey) is not None:
-        return redirect(url_for("authorize.resume", journey=journey))
-    return redirect(url_for("accounts.account"))
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -132,7 +88,7 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
         decision.capped or throttle.claim_lockout_email("password", key)
     )
     if tell and citizen is not None:
-        _tell_owner_of_lockout(citizen.email, lockout, capped=decision.capped)
+        tell_owner_of_lockout(citizen.email, lockout, capped=decision.capped)
     page = render_template(
         "throttled.html",
         decision=decision,
@@ -141,199 +97,6 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
         **context,
     )
     return page, 429, {"Retry-After": str(decision.retry_after)}
-
-
-def _tell_owner_of_lockout(address: str, lockout: int, *, capped: bool = False) -> None:
-    """Email the owner that their account was locked: when, and what to do (at most once a
-    day, throttle_lockout_email_interval).
-
-    Sent in the background, so the page takes as long for an address that has no account.
-    """
-    if capped:
-        _tell_owner_of_cap(address)
-        return
-    wait = throttle.wait_in_words(lockout)
-    subject = _("Someone tried to sign in to your account too many times")
-    body = "\n\n".join(
-        [
-            _(
-                "Someone entered the wrong password for your government sign in account too"
-                " many times, most recently at %(time)s.",
-                time=format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy"),
-            ),
-            _(
-                "To protect your account, we have locked it for %(wait)s. Nobody has signed"
-                " in to it.",
-                wait=wait,
-            ),
-            _("If this was you, wait %(wait)s and then sign in again.", wait=wait),
-            _("The browsers you have signed in on before can still sign in."),
-            _(
-                "If this was not you, someone else may know your email address. Your account"
-                " is safe while your password is secret. If you use the same password for"
-                " another account, change it there."
-            ),
-        ]
-    )
-    send_in_background(address, subject, body)
-
-
-def _tell_owner_of_cap(address: str) -> None:
-    """Email the owner that too many wrong passwords locked the account until a reset."""
-    issuer = current_settings().issuer
-    subject = _("Someone tried to sign in to your account too many times")
-    body = "\n\n".join(
-        [
-            _(
-                "Someone has entered the wrong password for your government sign in account"
-                " too many times, most recently at %(time)s.",
-                time=format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy"),
-            ),
-            _(
-                "To protect your account, we have locked it until its password is reset."
-                " Nobody has signed in to it. The browsers you have signed in on before can"
-                " still sign in."
-            ),
-            _(
-                "To open it anywhere else, reset your password at %(url)s.",
-                url=f"{issuer}/reset-password",
-            ),
-        ]
-    )
-    send_in_background(address, subject, body)
-
-
-@bp.route("/sign-up", methods=["GET", "POST"])
-def sign_up() -> Response:
-    """Creating an account, step 1: the email address, which gets a code."""
-    context = journey_context(request.values.get("journey"))
-    next_url = url_for("accounts.sign_up_code", journey=context["journey"])
-    return email_page("sign_up.html", _send_sign_up_code, next_url, **context)
-
-
-def _sign_up_letter(code: str | None) -> tuple[str, str]:
-    return (
-        _("Your code to create an account"),
-        "\n\n".join(
-            [
-                _("Your code to create your government sign in account is %(code)s.", code=code),
-                _("Enter it on the page where you asked for it. It expires in 15 minutes."),
-                _(
-                    "If you did not ask to create an account, you can ignore this email:"
-                    " nobody can create one with your address without this code."
-                ),
-            ]
-        ),
-    )
-
-
-def _already_registered_letter(code: str | None) -> tuple[str, str]:
-    issuer = current_settings().issuer
-    return (
-        _("You already have a government sign in account"),
-        "\n\n".join(
-            [
-                _(
-                    "Someone asked to create a government sign in account with this email"
-                    " address. You already have an account, so we did not create another."
-                ),
-                _("To sign in, go to %(url)s", url=f"{issuer}/sign-in"),
-                _(
-                    "If you have forgotten your password, reset it at %(url)s",
-                    url=f"{issuer}/reset-password",
-                ),
-                _("If this was not you, you can ignore this email. Your account has not changed."),
-            ]
-        ),
-    )
-
-
-def _sign_up_urls(journey: str | None) -> dict:
-    return {
-        "action": url_for("accounts.sign_up_code", journey=journey),
-        "resend": url_for("accounts.sign_up_resend", journey=journey),
-        "restart": url_for("accounts.sign_up", journey=journey),
-    }
-
-
-def _send_sign_up_code(address: str):
-    existing = find_citizen_by_email(address)
-    # The same page either way: sign-up never tells whether an address has an account.
-    # The owner of a taken address hears by email instead, and no code will work.
-    return send_code(
-        "sign_up",
-        address,
-        _sign_up_letter if existing is None else _already_registered_letter,
-        deliverable=existing is None,
-    )
-
-
-@bp.route("/sign-up/check-email", methods=["GET", "POST"])
-def sign_up_code() -> Response:
-    """Creating an account, step 2: the code from the email."""
-    context = journey_context(request.values.get("journey"))
-    row = email_codes.pending("sign_up")
-    if row is None:
-        return redirect(url_for("accounts.sign_up", journey=context["journey"]))
-    return code_page(
-        row,
-        _sign_up_urls(context["journey"]),
-        lambda: redirect(url_for("accounts.sign_up_details", journey=context["journey"])),
-        **context,
-    )
-
-
-@bp.post("/sign-up/send-again")
-def sign_up_resend() -> Response:
-    """Another code for the same address (the old one stops working)."""
-    context = journey_context(request.values.get("journey"))
-    row = email_codes.pending("sign_up")
-    if row is None:
-        return redirect(url_for("accounts.sign_up", journey=context["journey"]))
-    urls = _sign_up_urls(context["journey"])
-    return send_again_page(row, urls, lambda: _send_sign_up_code(row.email), **context)
-
-
-@bp.route("/sign-up/your-details", methods=["GET", "POST"])
-def sign_up_details() -> Response:
-    """Creating an account, step 3 (email proven): name and password, then the second factor."""
-    context = journey_context(request.values.get("journey"))
-    row = email_codes.verified("sign_up")
-    if row is None:
-        return redirect(url_for("accounts.sign_up", journey=context["journey"]))
-    form = SignUpDetailsForm()
-    if request.method == "GET":
-        form.journey.data = context["journey"]
-    elif form.validate_on_submit():
-        try:
-            citizen = create_citizen(
-                row.email,
-                form.password.data,
-                given_name=form.given_name.data,
-                family_name=form.family_name.data,
-                email_code=row,
-            )
-        except AccountError as exc:
-            if exc.field == "password":
-                form.password.errors.append(str(exc))
-            else:
-                email_codes.forget("sign_up")
-                return render_template("error.html", message=str(exc)), 400
-        else:
-            email_codes.forget("sign_up")
-            # Every account has a second factor: set it up straight away.
-            recent_password.typed(start_session(citizen, amr=["pwd"]))
-            return redirect(url_for("two_factor.setup", journey=form.journey.data or None))
-    status = 400 if request.method == "POST" else 200
-    page = render_template("sign_up_details.html", form=form, email=row.email, **context)
-    return page, status
-
-
-@bp.get("/")
-@fully_signed_in
-def account(*, current) -> Response:
-    """The signed-in start page (it needs the second factor)."""
-    return render_account(current, request.args.get("done"))
 
 
 @bp.post("/sign-out")

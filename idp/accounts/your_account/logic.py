@@ -1,0 +1,91 @@
+"""Your account's logic: the departments' services that know the citizen (and forgetting one),
+the browsers signed in now, and the recent sign-ins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from idp import audit
+from idp.extensions import db
+from idp.models import BrowserSession, Citizen, Client, Consent, RefreshToken, Token
+from idp.models.grant import revoke_live
+from idp.models.timestamps import utcnow
+
+HISTORY_LENGTH = 20
+
+
+@dataclass(frozen=True)
+class ConnectedService:
+    """A department service the citizen agreed to share information with."""
+
+    client_id: str
+    name: str
+    department: str | None
+    scope: str
+    granted_at: datetime
+
+
+def connected_services(citizen: Citizen) -> list[ConnectedService]:
+    """The services with a remembered consent, newest first."""
+    rows = db.session.execute(
+        db.select(Consent, Client)
+        .join(Client, Client.client_id == Consent.client_id, isouter=True)
+        .where(Consent.citizen_id == citizen.id)
+        .order_by(Consent.granted_at.desc())
+    ).all()
+    return [
+        ConnectedService(
+            client_id=consent.client_id,
+            name=client.client_name if client else consent.client_id,
+            department=client.department.name if client and client.department else None,
+            scope=consent.scope,
+            granted_at=consent.granted_at,
+        )
+        for consent, client in rows
+    ]
+
+
+def revoke_service(citizen: Citizen, client_id: str) -> bool:
+    """Forget the consent and end the service's live access and refresh tokens for this
+    citizen."""
+    consent = db.session.scalar(
+        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client_id)
+    )
+    if consent is None:
+        return False
+    db.session.delete(consent)
+    now = utcnow()
+    for model in (Token, RefreshToken):
+        revoke_live(model, model.citizen_id == citizen.id, model.client_id == client_id, now=now)
+    db.session.commit()
+    audit.record("consent.revoked", citizen_id=citizen.id, client_id=client_id)
+    return True
+
+
+def live_sessions(citizen: Citizen) -> list[BrowserSession]:
+    """The browsers signed in now, most recently used first."""
+    now = utcnow()
+    return list(
+        db.session.scalars(
+            db.select(BrowserSession)
+            .where(
+                BrowserSession.citizen_id == citizen.id,
+                BrowserSession.ended_at.is_(None),
+                BrowserSession.expires_at > now,
+            )
+            .order_by(BrowserSession.last_active_at.desc())
+        )
+    )
+
+
+def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
+    """Recent sign-ins (kept 30 days), newest first."""
+    return list(
+        db.session.scalars(
+            db.select(BrowserSession)
+            .where(BrowserSession.citizen_id == citizen.id)
+            .order_by(BrowserSession.created_at.desc())
+            .limit(HISTORY_LENGTH)
+        )
+    )
