@@ -4,6 +4,9 @@ Enrolment stores an unconfirmed secret, shows it as a QR code and as text, and c
 once the citizen types a code from the app; confirmation issues ten recovery codes, shown
 once and stored hashed. Each TOTP code works once: the accepted time step is recorded with
 one conditional UPDATE, so a code cannot be replayed, even on another IdP process.
+
+A second factor proven at sign-in steps the session up (step_up: a new session, recorded);
+a recovery code used there is told to the owner by email.
 """
 
 from __future__ import annotations
