@@ -148,8 +148,8 @@ def recreate_database(url: str) -> None:
 
 def create_people(app, users: int) -> tuple[dict, list[dict], dict]:
     """The benchmark department, citizens with an authenticator app and consent, an auditor."""
-    from idp.accounts.second_factor import begin_totp_enrolment, totp_credential
-    from idp.accounts.services import create_citizen
+    from idp.accounts.citizens import create_citizen
+    from idp.accounts.second_factor.logic import begin_totp_enrolment, totp_credential
     from idp.departments.services import register_client
     from idp.extensions import db
     from idp.models import Consent

@@ -159,13 +159,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """Every area's pages and endpoints."""
-    # Imported only when an app is made (see create_app).
-    from idp.accounts.manage import bp as manage_bp
-    from idp.accounts.passkeys import bp as passkeys_bp
-    from idp.accounts.recovery import bp as recovery_bp
-    from idp.accounts.two_factor import bp as two_factor_bp
-    from idp.accounts.views import bp as accounts_bp
-    from idp.accounts.your_account import bp as your_account_bp
+    # Imported only when an app is made (see create_app). The accounts blueprint's views are in
+    # three features' pages (accounts/blueprint.py): importing sign_in's and sign_up's adds
+    # theirs to it (your_account's come with that feature's own blueprint).
+    from idp.accounts.blueprint import bp as accounts_bp
+    from idp.accounts.manage.pages import bp as manage_bp
+    from idp.accounts.passkeys.pages import bp as passkeys_bp
+    from idp.accounts.recovery.pages import bp as recovery_bp
+    from idp.accounts.second_factor.pages import bp as two_factor_bp
+    from idp.accounts.sign_in import pages as sign_in_pages  # noqa: F401
+    from idp.accounts.sign_up import pages as sign_up_pages  # noqa: F401
+    from idp.accounts.your_account.pages import bp as your_account_bp
     from idp.departments.registration_api import bp as registration_bp
     from idp.departments.views import bp as departments_bp
     from idp.development.dev_pages import bp as dev_bp

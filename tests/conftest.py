@@ -217,8 +217,8 @@ def new_citizen(
     **kw,
 ) -> dict:
     """A citizen created through the account service of this IdP, with an authenticator app."""
-    from idp.accounts.second_factor import begin_totp_enrolment, confirm_totp
-    from idp.accounts.services import create_citizen
+    from idp.accounts.citizens import create_citizen
+    from idp.accounts.second_factor.logic import begin_totp_enrolment, confirm_totp
     from tests.support.browser import SECOND_FACTORS, SecondFactor
 
     with idp.app.app_context():

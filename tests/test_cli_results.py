@@ -12,7 +12,7 @@ import pyotp
 import pytest
 
 from idp import create_app
-from idp.accounts.second_factor import totp_credential, totp_secret
+from idp.accounts.second_factor.logic import totp_credential, totp_secret
 from idp.extensions import db
 from idp.models import Citizen
 from idp.settings import load_settings

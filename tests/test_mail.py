@@ -111,11 +111,11 @@ def test_an_unusable_smtp_url_is_named(tmp_path, url):
 # -- No code or secret in a subject (it shows on lock screens and in notifications) ----------
 
 CODE_LETTERS = [
-    ("idp.accounts.views", "_sign_up_letter"),
-    ("idp.accounts.views", "_already_registered_letter"),
-    ("idp.accounts.recovery", "_reset_letter"),
-    ("idp.accounts.manage", "_new_address_letter"),
-    ("idp.accounts.manage", "_reverify_letter"),
+    ("idp.accounts.sign_up.logic", "sign_up_letter"),
+    ("idp.accounts.sign_up.logic", "already_registered_letter"),
+    ("idp.accounts.recovery.logic", "reset_letter"),
+    ("idp.accounts.manage.logic", "new_address_letter"),
+    ("idp.accounts.manage.logic", "reverify_letter"),
 ]
 
 

@@ -4,8 +4,8 @@ Adding a way to sign in (a passkey, or the first second factor of an account) ne
 password at that moment (re-authentication, NIST SP 800-63B 4.2.3), not only a session: a
 session cookie alone, left in a browser or taken from it, must not add a credential, nor lock
 the owner out with one. The password typed at sign-in, sign-up, a reset or on an account page
-counts for a few minutes; after that, the account pages' password step (manage.py) asks for it
-again.
+counts for a few minutes; after that, the pages' password step (page_helpers.with_password) asks
+for it again.
 
 Kept in Flask's signed session cookie as {"sid": session, "until": epoch seconds}: it serves
 only the session it was typed for, in the browser it was typed in. A step-up starts a new
@@ -19,7 +19,7 @@ from flask import session as flask_session
 from idp import clock
 
 KEY = "password_typed"
-# As long as a passkey ceremony's challenge lives (webauthn_ceremonies.CHALLENGE_LIFETIME).
+# As long as a passkey ceremony's challenge lives (passkeys/logic.py: CHALLENGE_LIFETIME).
 WINDOW_SECONDS = 300
 
 

@@ -6,15 +6,15 @@ import click
 from flask.cli import with_appcontext
 
 from idp import audit
-from idp.accounts.second_factor import (
-    enrol_known_totp,
-    parse_totp_secret,
-    require_test_citizens_allowed,
-)
-from idp.accounts.services import (
+from idp.accounts.citizens import (
     AccountError,
     create_citizen,
     find_citizen_by_email,
+)
+from idp.accounts.second_factor.logic import (
+    enrol_known_totp,
+    parse_totp_secret,
+    require_test_citizens_allowed,
 )
 from idp.accounts.sessions import end_every_session
 from idp.cli.common import _result, cli, json_option

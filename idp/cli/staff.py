@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from idp import audit
-from idp.accounts.services import (
+from idp.accounts.citizens import (
     AccountError,
     normalise_email,
 )

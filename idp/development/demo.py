@@ -13,8 +13,8 @@ import click
 from flask import Flask
 from waitress import create_server
 
-from idp.accounts.second_factor import begin_totp_enrolment, totp_credential
-from idp.accounts.services import create_citizen, find_citizen_by_email
+from idp.accounts.citizens import create_citizen, find_citizen_by_email
+from idp.accounts.second_factor.logic import begin_totp_enrolment, totp_credential
 from idp.departments.samples import SampleDepartment, register_departments
 from idp.departments.services import (
     ensure_department,

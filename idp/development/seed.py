@@ -7,7 +7,7 @@ progress bar for each part, and never on a real issuer: only when the issuer is 
 (a developer's or benchmark machine), or with --force.
 
 Citizens
-    What idp/accounts/services.py:create_citizen stores: a random subject (new_subject, as for
+    What idp/accounts/citizens.py:create_citizen stores: a random subject (new_subject, as for
     a real account), the email in its normalised form (checked with normalise_email), the
     address verified, an argon2id hash of the password, a name, and a creation time (spread
     over the year before the audit entries begin). The addresses are numbered,
@@ -77,7 +77,7 @@ from typing import Any
 import click
 from sqlalchemy import insert, select, text, update
 
-from idp.accounts.services import normalise_email
+from idp.accounts.citizens import normalise_email
 from idp.audit import _recreate_head, session_ref, software_version
 from idp.audit.chain import (
     CONTENT_FIELDS,

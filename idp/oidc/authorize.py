@@ -30,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
-from idp.accounts.forms import ConsentForm
 from idp.accounts.levels import achieved_vector, requested_vectors
 from idp.accounts.sessions import current_session
+from idp.accounts.shared_forms import ConsentForm
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
 from idp.models.client import find_client

@@ -21,8 +21,8 @@ from flask import Blueprint, Response, g, redirect, render_template, request
 from flask_babel import gettext as _
 
 from idp import audit, clock
-from idp.accounts.forms import SignOutForm
 from idp.accounts.sessions import current_session, end_session
+from idp.accounts.shared_forms import SignOutForm
 from idp.models import Client
 from idp.models.client import find_client
 from idp.oidc.backchannel import sids_known_to_departments

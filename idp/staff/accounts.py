@@ -14,14 +14,14 @@ import pyotp
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit, clock
-from idp.accounts.second_factor import (
+from idp.accounts.citizens import normalise_email
+from idp.accounts.second_factor.logic import (
     claim_totp_step,
     decrypt_totp_secret,
     encrypt_totp_secret,
     matching_totp_step,
     totp_uri,
 )
-from idp.accounts.services import normalise_email
 from idp.extensions import db
 from idp.models import Department, StaffMember, StaffSession
 from idp.models.staff import ROLE_AUDITOR, ROLE_DEPARTMENT_ADMIN, STAFF_ROLES

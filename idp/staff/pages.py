@@ -9,7 +9,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from werkzeug.exceptions import HTTPException
 
 from idp import audit
-from idp.accounts.second_factor import qr_code_svg
+from idp.accounts.second_factor.logic import qr_code_svg
 from idp.extensions import db
 from idp.models import StaffMember
 from idp.security import devices, throttle

@@ -9,8 +9,8 @@ import json
 import pyotp
 import pytest
 
-from idp.accounts.second_factor import enrol_known_totp
-from idp.accounts.services import create_citizen
+from idp.accounts.citizens import create_citizen
+from idp.accounts.second_factor.logic import enrol_known_totp
 from tests.accounts.test_second_factor import (
     WRONG_TOTP,
     assert_refused,

@@ -143,10 +143,10 @@ def test_sign_up_accepts_a_long_passphrase_with_spaces_and_emoji(idp):
 
 
 def test_sign_up_refuses_an_oversized_password_without_hashing_it(idp, monkeypatch):
-    from idp.accounts import services
+    from idp.accounts import citizens
 
     hashed: list[str] = []
-    monkeypatch.setattr(services, "hash_password", lambda p: hashed.append(p) or "unused")
+    monkeypatch.setattr(citizens, "hash_password", lambda p: hashed.append(p) or "unused")
     response = sign_up(idp, sign_up_fields("a very long passphrase " * 1000))
     assert response.status_code == 400
     assert f'<a href="#password">{TOO_LONG}</a>' in response.text

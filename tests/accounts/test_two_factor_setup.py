@@ -94,7 +94,7 @@ def id_token_claims(client, attempt, code: str) -> dict:
 
 
 def credential_of(idp, email: str) -> TotpCredential | None:
-    from idp.accounts.services import find_citizen_by_email
+    from idp.accounts.citizens import find_citizen_by_email
 
     with idp.app.app_context():
         citizen = find_citizen_by_email(email)

@@ -16,22 +16,20 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from idp import audit
 from idp.accounts import recent_password
-from idp.accounts import webauthn_ceremonies as ceremonies
-from idp.accounts.guards import fully_signed_in
+from idp.accounts.guards import fully_signed_in, signed_in
 from idp.accounts.levels import vector_met
-from idp.accounts.manage import PasswordOnlyForm
-from idp.accounts.manage import _with_password as with_password
-from idp.accounts.second_factor import has_second_factor, issue_recovery_codes
+from idp.accounts.page_helpers import continue_journey, journey_context, with_password
+from idp.accounts.passkeys import logic as ceremonies
+from idp.accounts.passkeys.forms import PasskeyForm
+from idp.accounts.passkeys.logic import PasskeyError
+from idp.accounts.second_factor.logic import has_second_factor, issue_recovery_codes, step_up
 from idp.accounts.sessions import current_session, start_session
-from idp.accounts.two_factor import _step_up as step_up
-from idp.accounts.views import continue_journey, journey_context
-from idp.accounts.webauthn_ceremonies import PasskeyError
+from idp.accounts.shared_forms import PasswordOnlyForm
 
 bp = Blueprint("passkeys", __name__)
 
@@ -50,10 +48,6 @@ JSON_ENDPOINTS = frozenset(
         "passkeys.sign_in",
     }
 )
-
-
-class PasskeyForm(FlaskForm):
-    """A button that changes a passkey: only the CSRF token."""
 
 
 # -- Parse and answer -------------------------------------------------------------------------
@@ -233,30 +227,25 @@ def remove(passkey_id: int, *, current) -> Response:
 # -- A passkey instead of an authenticator app, straight after sign-up ------------------------
 
 
-def _setting_up():
-    """The password-step session of a citizen without a second factor, who typed the password
-    moments ago (the first second factor signs in too: recent_password.py); or a JSON refusal."""
-    session = current_session()
+def _not_ready_to_set_up(session) -> tuple[Response, int] | None:
+    """None when the signed-in citizen has no second factor yet and typed the password moments
+    ago (the first second factor signs in too: recent_password.py); else a JSON refusal."""
     journey = request.args.get("journey")
-    if session is None:
-        return None, _sign_in_again(redirect(url_for("accounts.sign_in", journey=journey)))
     if has_second_factor(session.citizen):
         refusal = {
             "error": "already_set_up",
             "message": _("Your account already has a second factor."),
             "redirect": continue_journey(journey).location,
         }
-        return None, (jsonify(refusal), 400)
-    refusal = _password_confirmed(session, url_for("two_factor.setup_password", journey=journey))
-    if refusal:
-        return None, refusal
-    return session, None
+        return jsonify(refusal), 400
+    return _password_confirmed(session, url_for("two_factor.setup_password", journey=journey))
 
 
 @bp.post("/two-factor/setup/passkey/options")
-def setup_options() -> Response:
+@signed_in(refused=_sign_in_again)
+def setup_options(*, current) -> Response:
     """Start protecting a new account with a passkey."""
-    session, refusal = _setting_up()
+    refusal = _not_ready_to_set_up(current)
     if refusal:
         return refusal
     try:
@@ -264,22 +253,23 @@ def setup_options() -> Response:
     except PasskeyError as error:
         return _error(error)
     purpose = ceremonies.SETUP
-    return _options(ceremonies.registration_options(session.citizen, purpose), purpose)
+    return _options(ceremonies.registration_options(current.citizen, purpose), purpose)
 
 
 @bp.post("/two-factor/setup/passkey")
-def setup() -> Response:
+@signed_in(refused=_sign_in_again)
+def setup(*, current) -> Response:
     """Finish: store the passkey, step the session up, then show the recovery codes."""
-    session, refusal = _setting_up()
+    refusal = _not_ready_to_set_up(current)
     if refusal:
         return refusal
     purpose = ceremonies.SETUP
     try:
         body = _json_body()
-        passkey = ceremonies.register_passkey(session.citizen, purpose, _take_handle(purpose), body)
+        passkey = ceremonies.register_passkey(current.citizen, purpose, _take_handle(purpose), body)
     except PasskeyError as error:
         return _error(error)
-    step_up(session, ceremonies.amr_method(passkey), "passkey", during="setup")
+    step_up(current, ceremonies.amr_method(passkey), "passkey", during="setup")
     flask_session[RECOVERY_CODES_DUE] = passkey.citizen_id
     journey = journey_context(request.args.get("journey"))["journey"]
     return jsonify({"redirect": url_for("passkeys.setup_recovery_codes", journey=journey)})
@@ -300,25 +290,22 @@ def setup_recovery_codes() -> Response:
 # -- The second step of signing in ------------------------------------------------------------
 
 
-def _at_second_factor():
-    """The password-step session of a citizen with a passkey, or a JSON refusal."""
-    session = current_session()
-    journey = request.args.get("journey")
-    if session is None:
-        return None, _sign_in_again(redirect(url_for("accounts.sign_in", journey=journey)))
-    if not ceremonies.has_passkey(session.citizen):
-        refusal = {
-            "error": "no_passkey",
-            "message": _("Your account has no passkey. Use your authenticator app."),
-        }
-        return None, (jsonify(refusal), 400)
-    return session, None
+def _no_passkey(session) -> tuple[Response, int] | None:
+    """None when the signed-in citizen has a passkey; else a JSON refusal."""
+    if ceremonies.has_passkey(session.citizen):
+        return None
+    refusal = {
+        "error": "no_passkey",
+        "message": _("Your account has no passkey. Use your authenticator app."),
+    }
+    return jsonify(refusal), 400
 
 
 @bp.post("/sign-in/second-factor/passkey/options")
-def second_factor_options() -> Response:
+@signed_in(refused=_sign_in_again)
+def second_factor_options(*, current) -> Response:
     """Start the second step with one of the citizen's passkeys."""
-    session, refusal = _at_second_factor()
+    refusal = _no_passkey(current)
     if refusal:
         return refusal
     try:
@@ -326,24 +313,25 @@ def second_factor_options() -> Response:
     except PasskeyError as error:
         return _error(error)
     purpose = ceremonies.SECOND_FACTOR
-    return _options(ceremonies.authentication_options(purpose, session.citizen), purpose)
+    return _options(ceremonies.authentication_options(purpose, current.citizen), purpose)
 
 
 @bp.post("/sign-in/second-factor/passkey")
-def second_factor() -> Response:
+@signed_in(refused=_sign_in_again)
+def second_factor(*, current) -> Response:
     """Finish the second step: a new session with hwk or swk, then on with the journey."""
-    session, refusal = _at_second_factor()
+    refusal = _no_passkey(current)
     if refusal:
         return refusal
     purpose = ceremonies.SECOND_FACTOR
     try:
         body = _json_body()
         result = ceremonies.authenticate(
-            purpose, _take_handle(purpose), body, request.remote_addr or "", session.citizen
+            purpose, _take_handle(purpose), body, request.remote_addr or "", current.citizen
         )
     except PasskeyError as error:
         return _error(error)
-    step_up(session, result.method, "passkey")
+    step_up(current, result.method, "passkey")
     return _go(continue_journey(request.args.get("journey")))
 
 

@@ -1,34 +1,27 @@
 """The pages' side of email codes: send a code (throttled), and check a typed one (throttled).
 
-Sign-up, password reset and changing an email address all use these two steps.
+Sign-up, password reset and changing an email address or the authenticator app all use these
+steps: their own pages (sign_up, recovery, manage) route to them. This module has no routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from flask import Response, redirect, render_template, request
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes
-from idp.accounts.email_codes import Outcome
-from idp.accounts.forms import ButtonForm, CodeForm, EmailForm
-from idp.accounts.services import AccountError, normalise_email
+from idp.accounts.citizens import AccountError, normalise_email
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.forms import ButtonForm, EmailForm
+from idp.accounts.email_codes.logic import Outcome
+from idp.accounts.page_helpers import Refusal
+from idp.accounts.shared_forms import CodeForm
 from idp.mail import send_in_background
 from idp.models import EmailCode
 from idp.security import throttle
 from idp.security.throttle import Decision
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a step did not go ahead: the message for the page, its status and headers."""
-
-    message: str
-    status: int = 400
-    headers: dict | None = None
 
 
 def _wait(decision: Decision) -> str:

@@ -50,7 +50,7 @@ from webauthn.helpers.structs import (
 )
 
 from idp import audit
-from idp.accounts.second_factor import totp_credential
+from idp.accounts.second_factor.logic import totp_credential
 from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen, Passkey, WebAuthnChallenge

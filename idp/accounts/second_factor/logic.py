@@ -4,23 +4,31 @@ Enrolment stores an unconfirmed secret, shows it as a QR code and as text, and c
 once the citizen types a code from the app; confirmation issues ten recovery codes, shown
 once and stored hashed. Each TOTP code works once: the accepted time step is recorded with
 one conditional UPDATE, so a code cannot be replayed, even on another IdP process.
+
+A second factor proven at sign-in steps the session up (step_up: a new session, recorded);
+a recovery code used there is told to the owner by email.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import secrets
 
 import pyotp
 import segno
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from idp import audit, clock
+from idp.accounts.levels import vector_met
+from idp.accounts.sessions import start_session
 from idp.extensions import db
+from idp.mail import MailError, send_mail
 from idp.models import Citizen, Passkey, RecoveryCode, TotpCredential
 from idp.models.timestamps import utcnow
 from idp.security.passwords import hash_password, password_hasher
@@ -279,3 +287,43 @@ def recovery_codes_left(citizen: Citizen) -> int:
         .select_from(RecoveryCode)
         .filter_by(citizen_id=citizen.id, used_at=None)
     )
+
+
+# -- Signing in with the second factor ----------------------------------------------------------
+
+
+def step_up(session, method: str, factor: str, during: str = "sign_in") -> None:
+    """A new session (new identifier) that records the second factor; factor says which one
+    (totp, recovery_code, passkey), during whether at sign-in or setting it up. The record
+    links the new session to the one the password made."""
+    amr = list(dict.fromkeys([*(session.amr or []), method]))
+    previous = audit.session_ref(session.sid)
+    new = start_session(session.citizen, amr=amr)
+    audit.record(
+        "second_factor.succeeded",
+        citizen_id=new.citizen_id,
+        sid=new.sid,
+        level=vector_met(new.amr),
+        methods=new.amr,
+        factor=factor,
+        during=during,
+        previous_session=previous,
+    )
+
+
+def tell_owner_of_recovery_code(citizen) -> None:
+    """A recovery code was used: the owner hears of it, with how many are left."""
+    left = recovery_codes_left(citizen)
+    try:
+        send_mail(
+            citizen.email,
+            _("A recovery code was used to sign in"),
+            _(
+                "Someone signed in to your government account with one of your recovery codes. "
+                "You have %(left)d left. If this was not you, change your password now.",
+                left=left,
+            ),
+        )
+    except MailError as exc:
+        # The sign-in goes on; the audit record keeps the event.
+        logging.getLogger("idp").warning("recovery code email not sent: %s", exc)

@@ -12,32 +12,31 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from idp import audit
-from idp.accounts import email_codes, recent_password
-from idp.accounts.email_steps import code_page, email_page, send_again_page, send_code
-from idp.accounts.forms import CodeForm, NewPasswordForm
-from idp.accounts.second_factor import (
+from idp.accounts import recent_password
+from idp.accounts.citizens import find_citizen_by_email
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.pages import code_page, email_page, send_again_page, send_code
+from idp.accounts.page_helpers import continue_journey, journey_context
+from idp.accounts.passkeys.logic import (
+    citizen_passkeys,
+    passkeys_removed,
+    remove_every_passkey,
+)
+from idp.accounts.recovery.logic import reset_letter, tell_owner_of_new_password
+from idp.accounts.second_factor.logic import (
     check_totp,
     has_second_factor,
     recovery_codes_left,
     totp_credential,
     use_recovery_code,
 )
-from idp.accounts.services import find_citizen_by_email
 from idp.accounts.sessions import end_every_session, start_session
-from idp.accounts.views import continue_journey, journey_context
-from idp.accounts.webauthn_ceremonies import (
-    citizen_passkeys,
-    passkeys_removed,
-    remove_every_passkey,
-)
+from idp.accounts.shared_forms import CodeForm, NewPasswordForm
 from idp.extensions import db
-from idp.mail import send_in_background
 from idp.models import Citizen
-from idp.models.timestamps import utcnow
 from idp.security import throttle
 from idp.security.passwords import (
     PasswordPolicyError,
@@ -45,7 +44,6 @@ from idp.security.passwords import (
     enough_alone,
     hash_password,
 )
-from idp.settings import current_settings
 
 bp = Blueprint("recovery", __name__)
 
@@ -62,35 +60,12 @@ def _urls(journey: str | None) -> dict:
     }
 
 
-def _reset_letter(code: str | None) -> tuple[str, str] | None:
-    if code is None:
-        return None  # no account has the address: nothing is sent, the page looks the same
-    return (
-        _("Your code to reset your password"),
-        "\n\n".join(
-            [
-                _(
-                    "Someone, hopefully you, asked to reset the password of your government"
-                    " sign in account. Your code is %(code)s.",
-                    code=code,
-                ),
-                _("Enter it on the page where you asked for it. It expires in 15 minutes."),
-                _(
-                    "If this was not you, you can ignore this email. Your password has not"
-                    " changed, and nobody can change it without this code and your second"
-                    " factor."
-                ),
-            ]
-        ),
-    )
-
-
 def _send(address: str):
     citizen = find_citizen_by_email(address)
     return send_code(
         PURPOSE,
         address,
-        _reset_letter,
+        reset_letter,
         citizen_id=citizen.id if citizen else None,
         deliverable=citizen is not None,
     )
@@ -276,36 +251,3 @@ def new_password() -> Response:
         "new_password.html", form=form, passkeys=citizen_passkeys(citizen), **context
     )
     return page, status
-
-
-def tell_owner_of_new_password(citizen: Citizen, *, reset: bool) -> None:
-    """The owner hears that the password changed, with what to do if it was not them."""
-    issuer = current_settings().issuer
-    when = format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy")
-    send_in_background(
-        citizen.email,
-        _("Your password was changed"),
-        "\n\n".join(
-            [
-                _(
-                    "The password of your government sign in account was reset at %(time)s.",
-                    time=when,
-                )
-                if reset
-                else _(
-                    "The password of your government sign in account was changed at %(time)s.",
-                    time=when,
-                ),
-                _("We signed your account out of every other browser and service."),
-                _(
-                    "Passkeys stay on your account: check the list on your account page and"
-                    " remove any you do not know."
-                ),
-                _(
-                    "If this was not you, reset your password now at %(url)s and check the"
-                    " services that know you on your account page.",
-                    url=f"{issuer}/reset-password",
-                ),
-            ]
-        ),
-    )

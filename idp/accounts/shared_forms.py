@@ -1,28 +1,12 @@
-"""Citizen forms (Flask-WTF: CSRF on every form)."""
+"""The citizen's forms that several features share, and the fields their own forms are built
+from (Flask-WTF: CSRF on every form). A form one feature uses is in that feature's forms.py."""
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 EMAIL_MAX = 320
-
-
-class SignInForm(FlaskForm):
-    """Email and password."""
-
-    email = EmailField(
-        _l("Email address"),
-        validators=[DataRequired(_l("Enter your email address")), Length(max=EMAIL_MAX)],
-        render_kw={"autocomplete": "email", "spellcheck": "false"},
-    )
-    password = PasswordField(
-        _l("Password"),
-        validators=[DataRequired(_l("Enter your password"))],
-        render_kw={"autocomplete": "current-password"},
-    )
-    journey = HiddenField()
-    submit = SubmitField(_l("Continue"))
 
 
 def email_field(label):
@@ -38,7 +22,8 @@ def email_field(label):
     )
 
 
-def _new_password_fields(label):
+def new_password_fields(label):
+    """A new password and its confirmation."""
     password = PasswordField(
         label,
         validators=[DataRequired(_l("Enter a password"))],
@@ -55,28 +40,19 @@ def _new_password_fields(label):
     return password, confirm
 
 
-class EmailForm(FlaskForm):
-    """An email address to send a code to (sign up, reset a password)."""
-
-    email = email_field(_l("Email address"))
-    journey = HiddenField()
-    submit = SubmitField(_l("Continue"))
-
-
-class SignUpDetailsForm(FlaskForm):
-    """The rest of a new account, once its email is proven: optional name, password twice."""
-
-    given_name = StringField(_l("First name (optional)"), validators=[Optional(), Length(max=200)])
-    family_name = StringField(_l("Last name (optional)"), validators=[Optional(), Length(max=200)])
-    password, confirm = _new_password_fields(_l("Create a password"))
-    journey = HiddenField()
-    submit = SubmitField(_l("Create your account"))
+def current_password_field():
+    """The current password, asked again before a change (page_helpers.with_password)."""
+    return PasswordField(
+        _l("Your current password"),
+        validators=[DataRequired(_l("Enter your current password"))],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
 class NewPasswordForm(FlaskForm):
     """A new password, twice (after a reset); and whether to remove the account's passkeys."""
 
-    password, confirm = _new_password_fields(_l("New password"))
+    password, confirm = new_password_fields(_l("New password"))
     # Shown only to a citizen with passkeys: a passkey signs in on its own, so one added by
     # someone else would outlive the password they knew.
     remove_passkeys = BooleanField(_l("Remove all these passkeys from my account"))
@@ -84,9 +60,10 @@ class NewPasswordForm(FlaskForm):
     submit = SubmitField(_l("Save your new password"))
 
 
-class ButtonForm(FlaskForm):
-    """A single button (send another code, remove...): a POST with a CSRF token."""
+class PasswordOnlyForm(FlaskForm):
+    """The current password, to confirm an action (new recovery codes, a new app, a passkey)."""
 
+    current_password = current_password_field()
     journey = HiddenField()
     submit = SubmitField(_l("Continue"))
 

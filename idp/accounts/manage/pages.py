@@ -10,36 +10,26 @@ is told by email of every change; a new email address is told to the old one.
 from __future__ import annotations
 
 import pyotp
-from flask import (
-    Blueprint,
-    Response,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
-from flask_babel import format_datetime
+from flask import Blueprint, Response, g, redirect, render_template, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from wtforms import BooleanField, HiddenField, PasswordField, SubmitField
-from wtforms.validators import DataRequired
 
 from idp import audit, clock
-from idp.accounts import email_codes, recent_password
-from idp.accounts.email_steps import Refusal, code_page, send_again_page, send_code
-from idp.accounts.forms import (
-    CodeForm,
-    NewPasswordForm,
-    email_field,
-)
+from idp.accounts.citizens import AccountError, find_citizen_by_email, normalise_email
+from idp.accounts.email_codes import logic as email_codes
+from idp.accounts.email_codes.pages import code_page, send_again_page, send_code
 from idp.accounts.guards import fully_signed_in
-from idp.accounts.recovery import tell_owner_of_new_password
-from idp.accounts.second_factor import (
+from idp.accounts.manage.forms import ChangeEmailForm, ChangePasswordForm, DeleteAccountForm
+from idp.accounts.manage.logic import new_address_letter, now_in_words, reverify_letter, tell
+from idp.accounts.page_helpers import Refusal, page, with_password
+from idp.accounts.passkeys.logic import (
+    citizen_passkeys,
+    passkeys_removed,
+    remove_every_passkey,
+)
+from idp.accounts.recovery.logic import tell_owner_of_new_password
+from idp.accounts.second_factor.logic import (
     decrypt_totp_secret,
     encrypt_totp_secret,
     has_second_factor,
@@ -50,138 +40,21 @@ from idp.accounts.second_factor import (
     totp_credential,
     totp_uri,
 )
-from idp.accounts.services import AccountError, find_citizen_by_email, normalise_email
 from idp.accounts.sessions import current_session, end_every_session
-from idp.accounts.webauthn_ceremonies import (
-    citizen_passkeys,
-    passkeys_removed,
-    remove_every_passkey,
-)
+from idp.accounts.shared_forms import CodeForm, PasswordOnlyForm
 from idp.extensions import db
-from idp.mail import send_in_background
 from idp.models import Citizen, TotpCredential
 from idp.models.timestamps import utcnow
-from idp.security import devices, throttle
 from idp.security.passwords import (
     PasswordPolicyError,
     check_password_policy,
     enough_alone,
     hash_password,
-    verify_password,
 )
 
 bp = Blueprint("manage", __name__, url_prefix="/account")
 
 NEW_APP = "manage:new_totp_secret"
-
-
-def _current_password_field():
-    return PasswordField(
-        _l("Your current password"),
-        validators=[DataRequired(_l("Enter your current password"))],
-        render_kw={"autocomplete": "current-password"},
-    )
-
-
-class ChangePasswordForm(NewPasswordForm):
-    """The current password, then the new one twice."""
-
-    current_password = _current_password_field()
-
-
-class ChangeEmailForm(FlaskForm):
-    """The current password and the new address."""
-
-    current_password = _current_password_field()
-    email = email_field(_l("New email address"))
-    submit = SubmitField(_l("Continue"))
-
-
-class PasswordOnlyForm(FlaskForm):
-    """The current password, to confirm an action (new recovery codes, a new app)."""
-
-    current_password = _current_password_field()
-    journey = HiddenField()
-    submit = SubmitField(_l("Continue"))
-
-
-class DeleteAccountForm(FlaskForm):
-    """The current password and an explicit confirmation."""
-
-    current_password = _current_password_field()
-    confirm = BooleanField(
-        _l("I understand that my account will be deleted and cannot be brought back"),
-        validators=[DataRequired(_l("Confirm that you want to delete your account"))],
-    )
-    submit = SubmitField(_l("Delete my account"))
-
-
-def _confirm_password(citizen: Citizen, password: str) -> Refusal | None:
-    """Re-authentication: the current password, throttled as sign-in is, so a browser the
-    account signed in on is judged by its own counters (devices.py): guessing elsewhere cannot
-    lock the owner out of their own account pages."""
-    key = throttle.email_key(citizen.email)
-    ip = request.remote_addr or ""
-    device = devices.presented(key)
-    decision = throttle.check("password", key, ip, device=device)
-    if decision.allowed:
-        if verify_password(citizen.password_hash, password).ok:
-            throttle.record_success("password", key, device=device)
-            session = current_session()
-            if session is not None:
-                # Typed moments ago: enough to add a passkey or a first second factor next.
-                recent_password.typed(session)
-            return None
-        audit.record(
-            "reauthentication.failed",
-            outcome="failure",
-            reason="wrong_password",
-            citizen_id=citizen.id,
-            methods=["pwd"],
-        )
-        decision = throttle.record_failure("password", key, ip, device=device)
-        if not decision.locked:
-            return Refusal(_("Your current password is not right"))
-    lockout = throttle.limits_for("password").lockout_seconds
-    throttle.audit_refusal(decision, "password", lockout, citizen_id=citizen.id)
-    return Refusal(
-        _(
-            "Too many wrong passwords. Wait %(wait)s and try again.",
-            wait=throttle.wait_in_words(decision.retry_after),
-        ),
-        429,
-        {"Retry-After": str(decision.retry_after)},
-    )
-
-
-def _tell(citizen_email: str, subject: str, *lines: str) -> None:
-    send_in_background(citizen_email, subject, "\n\n".join(lines))
-
-
-def _when() -> str:
-    return format_datetime(utcnow(), "HH:mm 'UTC', d MMMM yyyy")
-
-
-def _with_password(form, citizen: Citizen, act, template: str, **context):
-    """A page whose form needs the current password: act() runs once the form is valid and
-    the password right, and returns a response (done), a Refusal (shown on the page) or None
-    (it put errors on the form's fields)."""
-    refusal = None
-    if form.validate_on_submit():
-        refusal = _confirm_password(citizen, form.current_password.data)
-        if refusal is None:
-            outcome = act()
-            if outcome is not None and not isinstance(outcome, Refusal):
-                return outcome
-            refusal = outcome
-    status = refusal.status if refusal else (400 if form.is_submitted() else 200)
-    headers = refusal.headers if refusal else None
-    error = refusal.message if refusal else None
-    return _page(template, status, headers, form=form, error=error, **context)
-
-
-def _page(template: str, status: int = 200, headers: dict | None = None, **context):
-    return render_template(template, **context), status, headers or {}
 
 
 # -- Password ----------------------------------------------------------------------------------
@@ -215,7 +88,7 @@ def change_password(*, current) -> Response:
             return redirect(url_for("two_factor.setup"))
         return redirect(url_for("accounts.account", done="password-changed"))
 
-    return _with_password(
+    return with_password(
         form, citizen, change, "change_password.html", passkeys=citizen_passkeys(citizen)
     )
 
@@ -223,42 +96,12 @@ def change_password(*, current) -> Response:
 # -- Email address -----------------------------------------------------------------------------
 
 
-def _new_address_letter(code: str | None) -> tuple[str, str]:
-    if code is None:
-        return (
-            _("This email address already has a government sign in account"),
-            "\n\n".join(
-                [
-                    _(
-                        "Someone asked to move another government sign in account to this"
-                        " email address. It already has an account, so nothing was changed."
-                    ),
-                    _("If this was not you, you can ignore this email."),
-                ]
-            ),
-        )
-    return (
-        _("Your code to change your email address"),
-        "\n\n".join(
-            [
-                _(
-                    "Your code to use this address for your government sign in account is"
-                    " %(code)s.",
-                    code=code,
-                ),
-                _("Enter it on the page where you asked for it. It expires in 15 minutes."),
-                _("If you did not ask for this, you can ignore this email."),
-            ]
-        ),
-    )
-
-
 def _send_to_new_address(citizen: Citizen, address: str) -> Refusal | None:
     taken = find_citizen_by_email(address) is not None
     return send_code(
         "change_email",
         address,
-        _new_address_letter,
+        new_address_letter,
         citizen_id=citizen.id,
         deliverable=not taken,
     )
@@ -292,7 +135,7 @@ def change_email(*, current) -> Response:
             url_for("manage.change_email_code")
         )
 
-    return _with_password(form, citizen, send, "change_email.html")
+    return with_password(form, citizen, send, "change_email.html")
 
 
 def _email_journey(citizen: Citizen):
@@ -323,20 +166,20 @@ def _move_to_new_address(citizen: Citizen, row) -> Response:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return _page(
+        return page(
             "error.html",
             400,
             message=_("Another account now has that email address. Nothing changed."),
         )
     email_codes.forget("change_email")
     audit.record("email.changed", citizen_id=citizen.id)
-    _tell(
+    tell(
         old,
         _("The email address of your account was changed"),
         _(
             "At %(time)s the email address of your government sign in account was"
             " changed from this address to %(new)s.",
-            time=_when(),
+            time=now_in_words(),
             new=row.email,
         ),
         _(
@@ -362,26 +205,6 @@ def change_email_resend(*, current) -> Response:
 # -- Authenticator app and recovery codes ------------------------------------------------------
 
 
-def _reverify_letter(code: str | None) -> tuple[str, str]:
-    return (
-        _("Your code to set up a new authenticator app"),
-        "\n\n".join(
-            [
-                _(
-                    "Someone signed in to your government sign in account asked to set up a"
-                    " new authenticator app. Your code is %(code)s.",
-                    code=code,
-                ),
-                _("It expires in 15 minutes."),
-                _(
-                    "If this was not you, someone knows your password and has your second"
-                    " factor or a recovery code: reset your password now."
-                ),
-            ]
-        ),
-    )
-
-
 def _app_urls() -> dict:
     return {
         "action": url_for("manage.new_app_code"),
@@ -396,7 +219,7 @@ def authenticator_app(*, current) -> Response:
     """Set up a new authenticator app (a lost or new phone): password, then an email code."""
     citizen = current.citizen
     credential = totp_credential(citizen)
-    return _with_password(
+    return with_password(
         PasswordOnlyForm(),
         citizen,
         lambda: _send_reverify_code(citizen) or redirect(url_for("manage.new_app_code")),
@@ -428,7 +251,7 @@ def new_app_code(*, current) -> Response:
 
 
 def _send_reverify_code(citizen: Citizen) -> Refusal | None:
-    return send_code("reverify", citizen.email, _reverify_letter, citizen_id=citizen.id)
+    return send_code("reverify", citizen.email, reverify_letter, citizen_id=citizen.id)
 
 
 @bp.post("/authenticator-app/send-again")
@@ -476,13 +299,13 @@ def new_app(*, current) -> Response:
             email_codes.forget("reverify")
             audit.record("second_factor.replaced", citizen_id=citizen.id, method="totp")
             codes = issue_recovery_codes(citizen)
-            _tell(
+            tell(
                 citizen.email,
                 _("You set up a new authenticator app"),
                 _(
                     "At %(time)s a new authenticator app was set up for your government sign"
                     " in account. The old app and your old recovery codes no longer work.",
-                    time=_when(),
+                    time=now_in_words(),
                 ),
                 _("If this was not you, reset your password now."),
             )
@@ -498,7 +321,7 @@ def new_app(*, current) -> Response:
         error, status = _("Enter the 6-digit code your authenticator app shows now"), 400
     elif form.is_submitted():
         status = 400
-    return _page(
+    return page(
         "two_factor_setup.html",
         status,
         form=form,
@@ -519,19 +342,19 @@ def recovery_codes(*, current) -> Response:
 
     def renew():
         codes = issue_recovery_codes(citizen)
-        _tell(
+        tell(
             citizen.email,
             _("You have new recovery codes"),
             _(
                 "At %(time)s new recovery codes were made for your government sign in"
                 " account. The old ones no longer work.",
-                time=_when(),
+                time=now_in_words(),
             ),
             _("If this was not you, reset your password now."),
         )
         return render_template("recovery_codes.html", codes=codes, journey=None, renewed=True)
 
-    return _with_password(
+    return with_password(
         PasswordOnlyForm(),
         citizen,
         renew,
@@ -559,10 +382,10 @@ def delete_account(*, current) -> Response:
         db.session.execute(delete(Citizen).where(Citizen.id == citizen_id))
         db.session.commit()
         audit.record("citizen.deleted", citizen_id=citizen_id, sid=sid, methods=methods)
-        _tell(
+        tell(
             address,
             _("Your government sign in account was deleted"),
-            _("At %(time)s your government sign in account was deleted.", time=_when()),
+            _("At %(time)s your government sign in account was deleted.", time=now_in_words()),
             _(
                 "Services you used it for no longer receive your information. To use them"
                 " again, create a new account."
@@ -572,4 +395,4 @@ def delete_account(*, current) -> Response:
         g.browser_session = None
         return render_template("account_deleted.html")
 
-    return _with_password(DeleteAccountForm(), citizen, delete_it, "delete_account.html")
+    return with_password(DeleteAccountForm(), citizen, delete_it, "delete_account.html")

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from idp import audit
-from idp.accounts import email_codes
+from idp.accounts.email_codes import logic as email_codes
 from idp.extensions import db
 from idp.models import Citizen, EmailCode
 from idp.models.citizen import canonical_email

@@ -9,74 +9,42 @@ Setting up the first second factor (an app, or a passkey) needs the password typ
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from idp import audit
 from idp.accounts import recent_password
-from idp.accounts.forms import CodeForm, SignOutForm
-from idp.accounts.levels import vector_met
-from idp.accounts.manage import PasswordOnlyForm
-from idp.accounts.manage import _with_password as with_password
-from idp.accounts.second_factor import (
+from idp.accounts.guards import signed_in
+from idp.accounts.page_helpers import continue_journey, journey_context, with_password
+from idp.accounts.passkeys.logic import has_authenticator_app, has_passkey
+from idp.accounts.second_factor.logic import (
     begin_totp_enrolment,
     check_totp,
     confirm_totp,
     has_second_factor,
     provisioning_uri,
     qr_code_svg,
-    recovery_codes_left,
+    step_up,
+    tell_owner_of_recovery_code,
     totp_credential,
     totp_secret,
     use_recovery_code,
 )
-from idp.accounts.sessions import current_session, start_session
-from idp.accounts.views import continue_journey, journey_context
-from idp.accounts.webauthn_ceremonies import has_authenticator_app, has_passkey
-from idp.mail import MailError, send_mail
+from idp.accounts.shared_forms import CodeForm, PasswordOnlyForm, SignOutForm
 from idp.security import throttle
 
 bp = Blueprint("two_factor", __name__)
 
 
-def _signed_in_with_password():
-    """The password-step session, or a redirect to sign in."""
-    session = current_session()
-    if session is None:
-        return None, redirect(url_for("accounts.sign_in", journey=request.values.get("journey")))
-    return session, None
-
-
-def _step_up(session, method: str, factor: str, during: str = "sign_in") -> None:
-    """A new session (new identifier) that records the second factor; factor says which one
-    (totp, recovery_code, passkey), during whether at sign-in or setting it up. The record
-    links the new session to the one the password made."""
-    amr = list(dict.fromkeys([*(session.amr or []), method]))
-    previous = audit.session_ref(session.sid)
-    new = start_session(session.citizen, amr=amr)
-    audit.record(
-        "second_factor.succeeded",
-        citizen_id=new.citizen_id,
-        sid=new.sid,
-        level=vector_met(new.amr),
-        methods=new.amr,
-        factor=factor,
-        during=during,
-        previous_session=previous,
-    )
-
-
-def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=None, choices=None):
-    """A page where the signed-in citizen types a code: checked, throttled, then stepped up.
+def _code_step(
+    session, kind: str, template: str, verify, wrong_code_message: str, after=None, choices=None
+):
+    """A page where the signed-in citizen (session: the password step's) types a code:
+    checked, throttled, then stepped up.
 
     choices(citizen), when given, adds what else the page offers (such as a passkey).
     """
     factor = "recovery_code" if kind == "recovery" else "totp"
-    session, elsewhere = _signed_in_with_password()
-    if elsewhere:
-        return elsewhere
     context = journey_context(request.values.get("journey"))
     if kind == "second_factor" and not has_second_factor(session.citizen):
         return redirect(url_for("two_factor.setup", journey=context["journey"]))
@@ -90,7 +58,7 @@ def _code_step(kind: str, template: str, verify, wrong_code_message: str, after=
             throttle.record_success(kind, key)
             if after is not None:
                 after(session.citizen)
-            _step_up(session, "otp", factor)
+            step_up(session, "otp", factor)
             return continue_journey(context["journey"])
         if decision.allowed:
             decision = throttle.record_failure(kind, key, ip)
@@ -141,9 +109,11 @@ def _second_factor_choices(citizen) -> dict:
 
 
 @bp.route("/sign-in/second-factor", methods=["GET", "POST"])
-def second_factor() -> Response:
+@signed_in
+def second_factor(*, current) -> Response:
     """Enter the code from the authenticator app."""
     return _code_step(
+        current,
         "second_factor",
         "second_factor.html",
         check_totp,
@@ -153,53 +123,35 @@ def second_factor() -> Response:
 
 
 @bp.route("/sign-in/recovery-code", methods=["GET", "POST"])
-def recovery_code() -> Response:
+@signed_in
+def recovery_code(*, current) -> Response:
     """Use one of the ten recovery codes instead of the app."""
     return _code_step(
+        current,
         "recovery",
         "recovery_code.html",
         use_recovery_code,
         _("Enter one of your recovery codes, like abcde-23456"),
-        after=_tell_owner_of_recovery_code,
+        after=tell_owner_of_recovery_code,
         choices=_second_factor_choices,
     )
 
 
-def _tell_owner_of_recovery_code(citizen) -> None:
-    """A recovery code was used: the owner hears of it, with how many are left."""
-    left = recovery_codes_left(citizen)
-    try:
-        send_mail(
-            citizen.email,
-            _("A recovery code was used to sign in"),
-            _(
-                "Someone signed in to your government account with one of your recovery codes. "
-                "You have %(left)d left. If this was not you, change your password now.",
-                left=left,
-            ),
-        )
-    except MailError as exc:
-        # The sign-in goes on; the audit record keeps the event.
-        logging.getLogger("idp").warning("recovery code email not sent: %s", exc)
-
-
 @bp.route("/two-factor/setup", methods=["GET", "POST"])
-def setup() -> Response:
+@signed_in
+def setup(*, current) -> Response:
     """Set up an authenticator app: scan the QR code (or type the key), then type a code."""
-    session, elsewhere = _signed_in_with_password()
-    if elsewhere:
-        return elsewhere
     context = journey_context(request.values.get("journey"))
-    citizen = session.citizen
+    citizen = current.citizen
     if has_second_factor(citizen):
         return continue_journey(context["journey"])
-    if not recent_password.recent(session):
+    if not recent_password.recent(current):
         # A session alone (a cookie left in a browser, or taken from one) adds no second
         # factor: it would sign in as the owner, and keep the owner out.
         return redirect(url_for("two_factor.setup_password", journey=context["journey"]))
     if request.method == "GET":
         # The window runs from the page the citizen sets up the app from (it takes a while).
-        recent_password.typed(session)
+        recent_password.typed(current)
     form = CodeForm()
     error = None
     status = 200
@@ -211,7 +163,7 @@ def setup() -> Response:
     if form.validate_on_submit():
         codes = confirm_totp(citizen, form.code.data)
         if codes is not None:
-            _step_up(session, "otp", "totp", during="setup")
+            step_up(current, "otp", "totp", during="setup")
             return render_template("recovery_codes.html", codes=codes, **context)
         audit.record(
             "second_factor.failed",
@@ -241,21 +193,19 @@ def setup() -> Response:
 
 
 @bp.route("/two-factor/setup/password", methods=["GET", "POST"])
-def setup_password() -> Response:
+@signed_in
+def setup_password(*, current) -> Response:
     """The current password, when it was not typed moments ago, before the first second factor
     (the account pages' password step: throttled, audited)."""
-    session, elsewhere = _signed_in_with_password()
-    if elsewhere:
-        return elsewhere
     context = journey_context(request.values.get("journey"))
-    if has_second_factor(session.citizen):
+    if has_second_factor(current.citizen):
         return continue_journey(context["journey"])
     form = PasswordOnlyForm()
     if request.method == "GET":
         form.journey.data = context["journey"]
     return with_password(
         form,
-        session.citizen,
+        current.citizen,
         lambda: redirect(url_for("two_factor.setup", journey=context["journey"])),
         "two_factor_setup_password.html",
         **context,

@@ -1,0 +1,1 @@
+"""Codes sent by email: the journeys (sign-up, reset, new address, new app) proving an address."""

@@ -1,0 +1,2 @@
+"""Changing the account (password, email address, authenticator app, recovery codes), and
+deleting it."""

@@ -1,0 +1,1 @@
+"""Passkeys (WebAuthn): a second factor, and a sign-in on their own."""

@@ -1,0 +1,1 @@
+"""Recovery: a forgotten password reset by email, with the second factor."""

@@ -1,0 +1,1 @@
+"""Signing in with an email address and a password, and signing out."""

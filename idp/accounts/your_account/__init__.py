@@ -1,0 +1,1 @@
+"""Your account: the start page, the services that know you, the browsers signed in."""

@@ -1,0 +1,82 @@
+"""Your account: the start page (on the `accounts` blueprint, at /), with the departments that
+know you (with revoke), the browsers signed in (with sign-out per device) and recent sign-ins.
+Every page needs the second factor."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from idp import audit
+from idp.accounts.blueprint import bp as accounts_bp
+from idp.accounts.guards import fully_signed_in
+from idp.accounts.sessions import end_session
+from idp.accounts.shared_forms import SignOutForm
+from idp.accounts.your_account.logic import (
+    connected_services,
+    live_sessions,
+    revoke_service,
+    sign_in_history,
+)
+from idp.extensions import db
+from idp.models import BrowserSession
+
+bp = Blueprint("your_account", __name__)
+
+
+@accounts_bp.get("/")
+@fully_signed_in
+def account(*, current) -> Response:
+    """The signed-in start page (it needs the second factor)."""
+    return render_account(current, request.args.get("done"))
+
+
+@bp.post("/account/services/<client_id>/revoke")
+@fully_signed_in
+def revoke(client_id: str, *, current) -> Response:
+    """Stop sharing with one service; it must ask again next time."""
+    if not SignOutForm().validate_on_submit():
+        abort(400, "Nothing was changed: use the button on your account page.")
+    if not revoke_service(current.citizen, client_id[:128]):
+        abort(404, "That service does not know you.")
+    return redirect(url_for("accounts.account", done="revoked"))
+
+
+@bp.post("/account/sessions/<int:session_id>/sign-out")
+@fully_signed_in
+def sign_out_device(session_id: int, *, current) -> Response:
+    """Sign out one browser (another device, or this one)."""
+    if not SignOutForm().validate_on_submit():
+        abort(400, "Nothing was changed: use the button on your account page.")
+    target = db.session.get(BrowserSession, session_id)
+    if target is None or target.citizen_id != current.citizen_id or target.ended_at is not None:
+        abort(404, "That browser is not signed in.")
+    # The current signed out is the target's (this browser's, or another's).
+    audit.record(
+        "citizen.signed_out",
+        citizen_id=current.citizen_id,
+        sid=target.sid,
+        by="account_page",
+        device="this" if target.id == current.id else "other",
+        from_session=audit.session_ref(current.sid),
+    )
+    end_session(target, reason="signed out from account page")
+    if target.id == current.id:
+        return redirect(url_for("accounts.sign_in"))
+    return redirect(url_for("accounts.account", done="signed-out"))
+
+
+def account_context(session: BrowserSession) -> dict:
+    """What the account page shows."""
+    return {
+        "services": connected_services(session.citizen),
+        "sessions": live_sessions(session.citizen),
+        "history": sign_in_history(session.citizen),
+        "this_session_id": session.id,
+    }
+
+
+def render_account(session: BrowserSession, done: str | None) -> str:
+    """The account page."""
+    return render_template(
+        "account.html", session=session, form=SignOutForm(), done=done, **account_context(session)
+    )
