@@ -33,7 +33,7 @@ from idp.accounts.services import (
 from idp.accounts.sessions import current_session, end_session, start_session
 from idp.accounts.your_account import render_account
 from idp.mail import send_in_background
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
@@ -50,7 +50,7 @@ def journey_context(handle: str | None) -> dict:
     if interaction is None:
         return {"journey": None, "client": None, "claims": [], "login_hint": None}
     params = interaction_params(interaction)
-    client = find_client(params.get("client_id", ""))
+    client = registered_client(params.get("client_id", ""))
     return {
         "journey": interaction.handle,
         "client": client,

@@ -35,7 +35,7 @@ from idp.accounts.levels import achieved_vector, requested_vectors
 from idp.accounts.sessions import current_session
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.authorization_server import authorization_server
 from idp.oidc.claims import released_claims
@@ -59,7 +59,7 @@ def error_page(message: str, status: int = 400) -> tuple[str, int]:
 
 def error_response(error: OAuth2Error, oauth_request: AuthorizationRequest) -> Response:
     """Redirect the error to the client with state and iss, or show a page when untrusted."""
-    client = find_client(oauth_request.payload.client_id or "")
+    client = registered_client(oauth_request.payload.client_id or "")
     audit.record(
         "authorization.failed",
         outcome="failure",
@@ -148,7 +148,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     """Take an authorization request as far as it can go: sign-in, consent, or a code."""
     # 1. Trust: no redirect to a client or URI that is not known.
     problem = untrusted_request_problem(params.to_dict(flat=False))
-    client = find_client(params.get("client_id", ""))
+    client = registered_client(params.get("client_id", ""))
     if problem:
         # Only a registered client_id is recorded: anything else might be anything.
         audit.record(
@@ -247,7 +247,7 @@ def consent() -> Response:
     if interaction is None:
         return expired_journey_page()
     params = interaction_params(interaction)
-    client = find_client(params.get("client_id", ""))
+    client = registered_client(params.get("client_id", ""))
     if client is not None and not client.is_active:
         return client_unavailable_page(client)
     session = current_session()
