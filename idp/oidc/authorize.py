@@ -26,6 +26,7 @@ from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
@@ -113,6 +114,11 @@ def needs_authentication(
     return False
 
 
+_CONSENT = db.select(Consent).where(
+    Consent.citizen_id == bindparam("citizen_id"), Consent.client_id == bindparam("client_id")
+)
+
+
 def needs_consent(
     session: BrowserSession,
     client: Client,
@@ -127,9 +133,7 @@ def needs_consent(
     citizen = session.citizen
     if "consent" in (data.get("prompt") or "").split():
         return True
-    consent = db.session.scalar(
-        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
-    )
+    consent = db.session.scalar(_CONSENT, {"citizen_id": citizen.id, "client_id": client.client_id})
     if consent is None:
         return True
     return not set(scope_to_list(scope)).issubset(scope_to_list(consent.scope))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import OAuth2Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit
@@ -62,9 +62,14 @@ def save_authorization_code(code: str, request: OAuth2Request) -> None:
     )
 
 
+# The lookups every redemption runs, built once.
+_CODE = db.select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+_REFRESH_TOKEN = db.select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
+
+
 def find_authorization_code(code: str) -> AuthorizationCode | None:
     """The stored code with this value, used or not."""
-    return db.session.scalar(db.select(AuthorizationCode).filter_by(code_hash=hash_token(code)))
+    return db.session.scalar(_CODE, {"hash": hash_token(code)})
 
 
 def claim_authorization_code(row: AuthorizationCode, now) -> bool:
@@ -91,9 +96,7 @@ def claim_authorization_code(row: AuthorizationCode, now) -> bool:
 
 def find_refresh_token(refresh_token: str) -> RefreshToken | None:
     """The stored refresh token with this value, used, revoked or not."""
-    return db.session.scalar(
-        db.select(RefreshToken).filter_by(token_hash=hash_token(refresh_token))
-    )
+    return db.session.scalar(_REFRESH_TOKEN, {"hash": hash_token(refresh_token)})
 
 
 def claim_refresh_token(row: RefreshToken, now) -> bool:
