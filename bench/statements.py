@@ -189,7 +189,9 @@ def main() -> None:
         "cpu_ms_per_request": round(sum(p["cpu_ms_per_request"] for p in journey), 2),
     }
     if counter.profile is not None:
-        pstats.Stats(counter.profile).sort_stats("tottime").print_stats(40)
+        stats = pstats.Stats(counter.profile).sort_stats("tottime")
+        stats.print_stats(40)
+        stats.sort_stats("cumulative").print_stats("idp/", 60)
     for statement in counter.shown[args.show]:
         print(statement)
     print(json.dumps({"database": url.split(":")[0], "rounds": args.rounds, "per": per}, indent=2))

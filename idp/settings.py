@@ -201,6 +201,10 @@ class Settings:
     endpoint_client_max_failures: int = 30
     # The window of the two limits above, in seconds.
     endpoint_window_seconds: int = 60
+    # Each process keeps client registrations and signing keys in memory and looks this often
+    # (seconds) whether an administrator changed any (idp/models/generation.py); 0 looks at
+    # every request. A change made by the process itself shows at once.
+    cache_check_seconds: float = 1.0
     # Back-channel logout: run the delivery worker (and the session expiry sweep) in a
     # background thread of each IdP process; deliveries are stored, so any process may send.
     background_worker: bool = True
@@ -403,4 +407,6 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
     ):
         if getattr(settings, name) < 1:
             raise SettingsError(f"setting {name!r} must be 1 or more")
+    if not 0 <= settings.cache_check_seconds <= 60:
+        raise SettingsError("setting 'cache_check_seconds' must be 0 to 60 (seconds)")
     return settings

@@ -16,7 +16,7 @@ from idp import audit
 from idp.accounts import recent_password
 from idp.accounts.sessions import current_session
 from idp.models import Citizen
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.oidc.claims import released_claims
 from idp.oidc.journey import find_interaction, interaction_params
 from idp.security import devices, throttle
@@ -41,7 +41,7 @@ def journey_context(handle: str | None) -> dict:
     if interaction is None:
         return {"journey": None, "client": None, "claims": [], "login_hint": None}
     params = interaction_params(interaction)
-    client = find_client(params.get("client_id", ""))
+    client = registered_client(params.get("client_id", ""))
     return {
         "journey": interaction.handle,
         "client": client,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, RefreshToken, Token
@@ -111,13 +112,17 @@ def live_session_for_sid(sid: str, *, lock: bool = False) -> BrowserSession | No
     return None
 
 
+@functools.cache
+def _live_row_query(model):
+    # Built once per model: every page and every authorization request runs it.
+    return db.select(model).where(model.token_hash == bindparam("hash"), model.ended_at.is_(None))
+
+
 def find_live_row(model, cookie_value: str | None):
     """The not-yet-ended session row (citizen or staff) whose cookie this is, or None."""
     if not cookie_value or len(cookie_value) > 128:
         return None
-    return db.session.scalar(
-        db.select(model).filter_by(token_hash=hash_token(cookie_value), ended_at=None)
-    )
+    return db.session.scalar(_live_row_query(model), {"hash": hash_token(cookie_value)})
 
 
 def timed_out(row, idle_timeout: int, now) -> bool:

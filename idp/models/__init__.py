@@ -6,6 +6,7 @@ from idp.models.client import Client
 from idp.models.consent import Consent
 from idp.models.department import Department
 from idp.models.email_code import EmailCode
+from idp.models.generation import CacheGeneration
 from idp.models.grant import AuthorizationCode, Token
 from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
@@ -26,6 +27,7 @@ __all__ = [
     "AuditKey",
     "AuthorizationCode",
     "BrowserSession",
+    "CacheGeneration",
     "Citizen",
     "Client",
     "Consent",

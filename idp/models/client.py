@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
-from flask import g
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String
+from flask import current_app, g
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, bindparam
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from idp.extensions import db
 from idp.models.department import Department
+from idp.models.generation import REGISTRATIONS, ProcessCache
 from idp.models.timestamps import UTCDateTime, utcnow
+from idp.settings import current_settings
 
 # A new self-registered service waits for a platform administrator's approval.
 CLIENT_STATUS_PENDING = "pending"
@@ -259,12 +261,48 @@ class Client(db.Model, ClientMixin):
         return grant_type in self.client_metadata.get("grant_types", ["authorization_code"])
 
 
+def _plausible(client_id) -> bool:
+    # PostgreSQL text cannot hold NUL, and no registered client_id contains one.
+    return isinstance(client_id, str) and len(client_id) <= 128 and "\x00" not in client_id
+
+
 def find_client(client_id: str) -> Client | None:
-    """The registered client with this identifier, looked up once per request."""
-    if not isinstance(client_id, str) or len(client_id) > 128 or "\x00" in client_id:
-        # PostgreSQL text cannot hold NUL, and no registered client_id contains one.
+    """The registered client with this identifier, from the database, looked up once per
+    request: for pages and APIs that change a registration (it is the request's own row)."""
+    if not _plausible(client_id):
         return None
     found = g.setdefault("clients_found", {})
     if client_id not in found:
         found[client_id] = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
     return found[client_id]
+
+
+_LOAD_CLIENT = db.select(Client).where(Client.client_id == bindparam("client_id"))
+
+
+def _load_read_only(client_id: str) -> Client | None:
+    client = db.session.scalar(_LOAD_CLIENT, {"client_id": client_id})
+    if client is not None:
+        db.session.expunge(client)  # kept by the process, never by a request's session
+        if client.department is not None:
+            db.session.expunge(client.department)
+    return client
+
+
+_registrations = ProcessCache(
+    REGISTRATIONS, _load_read_only, lambda: current_settings().cache_check_seconds
+)
+
+
+def registered_client(client_id: str) -> Client | None:
+    """The registered client with this identifier, as the protocol reads it on every request:
+    kept in this process until any registration changes (idp/models/generation.py), so most
+    requests load no row. The object is read-only: a change goes through ``find_client``."""
+    if not _plausible(client_id):
+        return None
+    return _registrations.get(current_app.config["SQLALCHEMY_DATABASE_URI"], client_id)
+
+
+def forget_registered_clients() -> None:
+    """Drop this process's copies (tests that change rows behind the ORM's back)."""
+    _registrations.clear()

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.extensions import db
 from idp.models.citizen import Citizen
-from idp.models.client import Client
+from idp.models.client import Client, registered_client
 from idp.models.timestamps import UTCDateTime, utcnow
 
 
@@ -83,12 +83,16 @@ class Token(db.Model, TokenMixin):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The level met and the methods used at the sign-in the token comes from, copied from its
+    # code or refresh token so that userinfo reads no other row (NULL on older tokens).
+    vot: Mapped[str | None] = mapped_column(String(32))
+    amr: Mapped[list[str] | None] = mapped_column(JSON)
 
     citizen: Mapped[Citizen] = relationship(lazy="joined")
 
     def get_client(self) -> Client | None:
-        """The client the token was issued to."""
-        return db.session.scalar(db.select(Client).filter_by(client_id=self.client_id))
+        """The client the token was issued to (the process's copy of its registration)."""
+        return registered_client(self.client_id)
 
     def get_user(self) -> Citizen:
         """The citizen the token speaks for."""

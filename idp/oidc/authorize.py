@@ -26,6 +26,7 @@ from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
@@ -35,7 +36,7 @@ from idp.accounts.sessions import current_session
 from idp.accounts.shared_forms import ConsentForm
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.authorization_server import authorization_server
 from idp.oidc.claims import released_claims
@@ -59,7 +60,7 @@ def error_page(message: str, status: int = 400) -> tuple[str, int]:
 
 def error_response(error: OAuth2Error, oauth_request: AuthorizationRequest) -> Response:
     """Redirect the error to the client with state and iss, or show a page when untrusted."""
-    client = find_client(oauth_request.payload.client_id or "")
+    client = registered_client(oauth_request.payload.client_id or "")
     audit.record(
         "authorization.failed",
         outcome="failure",
@@ -113,6 +114,11 @@ def needs_authentication(
     return False
 
 
+_CONSENT = db.select(Consent).where(
+    Consent.citizen_id == bindparam("citizen_id"), Consent.client_id == bindparam("client_id")
+)
+
+
 def needs_consent(
     session: BrowserSession,
     client: Client,
@@ -127,9 +133,7 @@ def needs_consent(
     citizen = session.citizen
     if "consent" in (data.get("prompt") or "").split():
         return True
-    consent = db.session.scalar(
-        db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
-    )
+    consent = db.session.scalar(_CONSENT, {"citizen_id": citizen.id, "client_id": client.client_id})
     if consent is None:
         return True
     return not set(scope_to_list(scope)).issubset(scope_to_list(consent.scope))
@@ -148,7 +152,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     """Take an authorization request as far as it can go: sign-in, consent, or a code."""
     # 1. Trust: no redirect to a client or URI that is not known.
     problem = untrusted_request_problem(params.to_dict(flat=False))
-    client = find_client(params.get("client_id", ""))
+    client = registered_client(params.get("client_id", ""))
     if problem:
         # Only a registered client_id is recorded: anything else might be anything.
         audit.record(
@@ -247,7 +251,7 @@ def consent() -> Response:
     if interaction is None:
         return expired_journey_page()
     params = interaction_params(interaction)
-    client = find_client(params.get("client_id", ""))
+    client = registered_client(params.get("client_id", ""))
     if client is not None and not client.is_active:
         return client_unavailable_page(client)
     session = current_session()

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from idp import audit, clock
 from idp.extensions import db
 from idp.models import Client, UsedClientAssertion
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.oidc.client_keys import ClientKeysUnavailable, client_key_set
 from idp.security.secrets import hash_token
 from idp.settings import current_settings
@@ -396,7 +396,7 @@ def claimed_client(form, headers) -> Client | None:
         claimed = _unverified_sub(form["client_assertion"]) or form.get("client_id")
     else:
         claimed = form.get("client_id")
-    return find_client(claimed) if isinstance(claimed, str) and claimed else None
+    return registered_client(claimed) if isinstance(claimed, str) and claimed else None
 
 
 def _failure_reason(error, method: str | None, client: Client | None) -> str:

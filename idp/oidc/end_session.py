@@ -24,7 +24,7 @@ from idp import audit, clock
 from idp.accounts.sessions import current_session, end_session
 from idp.accounts.shared_forms import SignOutForm
 from idp.models import Client
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.oidc.backchannel import sids_known_to_departments
 from idp.oidc.claims import subject_for
 from idp.oidc.keys import SUPPORTED_ALGS, public_jwks
@@ -96,11 +96,11 @@ def parse_request(values) -> LogoutRequest:
     if claims is not None:
         audience = claims.get("aud")
         audience = audience[0] if isinstance(audience, list) and audience else audience
-        client = find_client(audience) if isinstance(audience, str) else None
+        client = registered_client(audience) if isinstance(audience, str) else None
         if client is None or (get("client_id") and get("client_id") != client.client_id):
             claims, client = None, None
     if client is None and get("client_id"):
-        client = find_client(get("client_id"))
+        client = registered_client(get("client_id"))
     uri = get("post_logout_redirect_uri")
     # Only a hint the IdP signed says which department asks: a client_id alone is anyone's.
     trusted = claims is not None and client is not None

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable
 
 from flask import Response, g, make_response, request
 
-from idp import audit
+from idp import audit, clock
 from idp.extensions import db
 from idp.security import throttle
 from idp.settings import current_settings
@@ -49,6 +50,36 @@ def mark_unknown_token() -> None:
     g.unknown_token = True
 
 
+# Addresses this process found under their limit, until when (clock.time()). A busy client's
+# every request would otherwise read the shared store before anything else; instead an address
+# is looked up once per IDP_CACHE_CHECK_SECONDS, and at once after any failure of its own here.
+# Failures counted by other processes reach this one within that time: an address spreading
+# its guesses over N processes gets at most that long of extra answers on each.
+_clear_until: dict[str, float] = {}
+_clear_lock = threading.Lock()
+_CLEAR_MEMORY = 10_000  # addresses kept at most; the memory is dropped whole beyond that
+
+
+def _recently_clear(ip: str) -> bool:
+    with _clear_lock:
+        return _clear_until.get(ip, 0.0) > clock.time()
+
+
+def _remember_clear(ip: str) -> None:
+    seconds = current_settings().cache_check_seconds
+    if seconds <= 0:
+        return
+    with _clear_lock:
+        if len(_clear_until) >= _CLEAR_MEMORY:
+            _clear_until.clear()
+        _clear_until[ip] = clock.time() + seconds
+
+
+def _forget_clear(ip: str) -> None:
+    with _clear_lock:
+        _clear_until.pop(ip, None)
+
+
 def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
     """Wrap an endpoint's view: refuse an IP address over its limit, count what the view
     refused, and answer a failing request of a client over its own limit with 429.
@@ -61,9 +92,11 @@ def limit_failures(endpoint: str, *, per_client: bool = False) -> Callable:
         @functools.wraps(view)
         def limited(*args, **kwargs) -> Response:
             ip = request.remote_addr or ""
-            decision = throttle.check_endpoint(ip)
-            if not decision.allowed:
-                return slow_down(decision)
+            if not _recently_clear(ip):
+                decision = throttle.check_endpoint(ip)
+                if not decision.allowed:
+                    return slow_down(decision)
+                _remember_clear(ip)
             response = make_response(view(*args, **kwargs))
             if response.status_code >= 400 or g.get("unknown_token"):
                 # Set by the authorization server once the client authenticated
@@ -89,6 +122,8 @@ def _count(endpoint: str, ip: str | None, client_id: str | None) -> None:
     # A refused request's unsaved changes (a code or refresh token it began to spend) are
     # dropped, as at the end of any request: the counter's commit must not save them.
     db.session.rollback()
+    if ip is not None:
+        _forget_clear(ip)
     reached = throttle.record_endpoint_failure(ip, client_id)
     if reached:
         audit.record(

@@ -1,6 +1,6 @@
 """The IdP's signing keys: private parts encrypted in the database, rotated without surprises.
 
-A key's life, all of it read from the database at request time (every IdP process agrees):
+A key's life, all of it stored in the database (every IdP process agrees):
 
 - published from creation: the JWKS lists it before it signs anything (the rotation lead time);
 - signs from ``activates_at`` until a newer key of its algorithm activates;
@@ -8,8 +8,12 @@ A key's life, all of it read from the database at request time (every IdP proces
 - or is withdrawn at once (``retired_at``, e.g. after a compromise): neither signs nor is
   published.
 
-Keys past ``retires_at`` or withdrawn are never used again; the private part is the only thing
-cached in the process, keyed by kid.
+Keys past ``retires_at`` or withdrawn are never used again. Each process keeps the keys that
+may sign in memory, and chooses the one that signs by the time at each request; any change to
+a key (`idp keys rotate`, `idp keys retire`) reaches every process within
+``IDP_CACHE_CHECK_SECONDS`` (idp/models/generation.py), so a key withdrawn with ``--force``
+may sign for up to that long (1 s by default) on another process. Private parts are decrypted
+once per process, keyed by kid.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from typing import Any
 
 from flask import current_app, g
 from joserfc.jwk import ECKey, RSAKey, import_key
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from idp.extensions import db
 from idp.models import SigningKey
+from idp.models.generation import SIGNING_KEYS, ProcessCache
 from idp.models.timestamps import utcnow
 from idp.security.secrets import decrypt
 from idp.settings import current_settings
@@ -355,12 +360,52 @@ def signing_key(alg: str):
     return chosen[alg]
 
 
+@dataclass(frozen=True)
+class _Signer:
+    """What this process keeps of a key that may sign: enough to choose it and decrypt it."""
+
+    kid: str
+    activates_at: datetime
+    retires_at: datetime | None
+    private_jwk_encrypted: str
+
+
+_LIVE_KEYS = (
+    db.select(
+        SigningKey.kid,
+        SigningKey.activates_at,
+        SigningKey.retires_at,
+        SigningKey.private_jwk_encrypted,
+    )
+    .where(SigningKey.alg == bindparam("alg"), SigningKey.retired_at.is_(None))
+    .order_by(SigningKey.activates_at.desc(), SigningKey.id.desc())
+)
+
+
+def _signers(alg: str) -> tuple[_Signer, ...]:
+    return tuple(_Signer(*row) for row in db.session.execute(_LIVE_KEYS, {"alg": alg}))
+
+
+# An algorithm's keys not withdrawn, newest activation first, kept until any key changes
+# (idp/models/generation.py); which of them signs is chosen by the time at each request.
+_signer_cache = ProcessCache(SIGNING_KEYS, _signers, lambda: current_settings().cache_check_seconds)
+
+
+def _current_signer(alg: str, now: datetime) -> _Signer | None:
+    database = current_app.config["SQLALCHEMY_DATABASE_URI"]
+    for signer in _signer_cache.get(database, alg):
+        if signer.activates_at <= now and (signer.retires_at is None or signer.retires_at > now):
+            return signer
+    return None
+
+
 def _load_signing_key(alg: str):
     """The key that signs for the algorithm now, decrypted once per process."""
-    row = current_signing_key_row(alg)
+    row = _current_signer(alg, utcnow())
     if row is None:
         ensure_signing_keys()
-        row = current_signing_key_row(alg)
+        _signer_cache.clear()
+        row = _current_signer(alg, utcnow())
     _publish_signer(row.kid)
     with _cache_lock:
         key = _private_key_cache.get(row.kid)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from flask_babel import gettext as _
 
-from idp.models.client import find_client
+from idp.models.client import registered_client
 
 
 def untrusted_request_problem(datalist: Mapping[str, Sequence[str]]) -> str | None:
@@ -21,7 +21,7 @@ def untrusted_request_problem(datalist: Mapping[str, Sequence[str]]) -> str | No
     client_id = (datalist.get("client_id") or [None])[0]
     if not client_id:
         return _("The request does not say which service is asking (client_id is missing).")
-    client = find_client(client_id)
+    client = registered_client(client_id)
     if client is None:
         return _("The service asking you to sign in is not registered with this sign-in service.")
     redirect_uri = (datalist.get("redirect_uri") or [None])[0]

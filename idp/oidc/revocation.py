@@ -17,7 +17,7 @@ from flask import Blueprint, Response
 from idp import audit
 from idp.extensions import csrf, db
 from idp.models import RefreshToken, Token
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.authorization_server import authorization_server
 from idp.oidc.claims import subject_for
@@ -133,7 +133,7 @@ class IntrospectionEndpoint(AuthlibIntrospection):
         return status, body, headers
 
     def introspect_token(self, token: Token | RefreshToken) -> dict[str, Any]:
-        client = find_client(token.client_id)
+        client = registered_client(token.client_id)
         return {
             "active": client is not None and client.status == "active",
             "scope": token.scope,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.models.client import find_client
+from idp.models.client import registered_client
 from idp.oidc.authorization_checks import AuthorizationPolicy
 from idp.oidc.authorization_server import IdPAuthorizationServer
 from idp.oidc.client_auth import (
@@ -34,6 +34,11 @@ from idp.oidc.issuer_identification import Issuer
 from idp.oidc.pkce import PKCE
 from idp.oidc.revocation import IntrospectionEndpoint, RevocationEndpoint
 from idp.oidc.tokens import save_token
+from idp.security.secrets import new_token
+
+
+def _random_token(*_args, **_kwargs) -> str:
+    return new_token(32)
 
 
 def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
@@ -43,13 +48,16 @@ def create_authorization_server(app: Flask) -> IdPAuthorizationServer:
         "authorization_code": settings.access_token_lifetime,
         "refresh_token": settings.access_token_lifetime,
     }
-    # Refresh tokens go only to departments registered for the refresh_token grant.
-    app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
-    server = IdPAuthorizationServer(app, query_client=find_client, save_token=save_token)
+    # Opaque tokens of 256 random bits, URL-safe (43 characters), one read of the system's
+    # random source each. Refresh tokens go only to departments registered for the
+    # refresh_token grant (Authlib asks the grant before it calls the generator).
+    app.config["OAUTH2_ACCESS_TOKEN_GENERATOR"] = _random_token
+    app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = _random_token
+    server = IdPAuthorizationServer(app, query_client=registered_client, save_token=save_token)
     server.register_grant(AuthorizationCodeGrant, [PKCE(), OpenIDCode(), AuthorizationPolicy()])
     server.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
     # Method selection and refusals are client_auth.py's (either secret method for a secret).
-    server._client_auth = ClientAuthentication(find_client)
+    server._client_auth = ClientAuthentication(registered_client)
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
     server.register_client_auth_method(

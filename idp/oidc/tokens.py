@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import OAuth2Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit
 from idp.accounts.levels import achieved_vector, requested_vectors
@@ -61,9 +62,14 @@ def save_authorization_code(code: str, request: OAuth2Request) -> None:
     )
 
 
+# The lookups every redemption runs, built once.
+_CODE = db.select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+_REFRESH_TOKEN = db.select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
+
+
 def find_authorization_code(code: str) -> AuthorizationCode | None:
     """The stored code with this value, used or not."""
-    return db.session.scalar(db.select(AuthorizationCode).filter_by(code_hash=hash_token(code)))
+    return db.session.scalar(_CODE, {"hash": hash_token(code)})
 
 
 def claim_authorization_code(row: AuthorizationCode, now) -> bool:
@@ -71,20 +77,26 @@ def claim_authorization_code(row: AuthorizationCode, now) -> bool:
 
     The claim stays uncommitted until save_token commits it with the token, so a concurrent
     second use waits on the row and then sees it used. A failed redemption rolls back at the
-    end of the request, leaving the code usable."""
+    end of the request, leaving the code usable.
+
+    The same statement names the refresh token family the redemption may start (used by
+    save_token if a refresh token is issued), so that a replay of the code can end the family
+    (RFC 6749 4.1.2) without a second write to the code's row."""
+    family = new_token(24)
     claimed = db.session.execute(
         update(AuthorizationCode)
         .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=now)
+        .values(used_at=now, refresh_family=family)
+        .execution_options(synchronize_session=False)
     ).rowcount
+    if claimed == 1:
+        set_committed_value(row, "refresh_family", family)
     return claimed == 1
 
 
 def find_refresh_token(refresh_token: str) -> RefreshToken | None:
     """The stored refresh token with this value, used, revoked or not."""
-    return db.session.scalar(
-        db.select(RefreshToken).filter_by(token_hash=hash_token(refresh_token))
-    )
+    return db.session.scalar(_REFRESH_TOKEN, {"hash": hash_token(refresh_token)})
 
 
 def claim_refresh_token(row: RefreshToken, now) -> bool:
@@ -111,7 +123,7 @@ def save_token(token: dict, request: OAuth2Request) -> None:
     now = utcnow()
     family = None
     if token.get("refresh_token"):
-        family = previous.family if previous else new_token(24)
+        family = previous.family if previous else (code and code.refresh_family) or new_token(24)
         lifetime = timedelta(seconds=current_settings().refresh_token_lifetime)
         db.session.add(
             RefreshToken(
@@ -139,11 +151,13 @@ def save_token(token: dict, request: OAuth2Request) -> None:
             refresh_family=family,
             issued_at=now,
             expires_at=now + timedelta(seconds=int(token["expires_in"])),
+            vot=origin.vot if origin else None,
+            amr=list(origin.amr or []) if origin else None,
         )
     )
     if code is not None:
-        # Remembered on the code, so a replay of it can end the family (RFC 6749 4.1.2).
-        code.refresh_family = family
+        # The family was remembered on the code when it was claimed, so a replay of it can end
+        # the family (RFC 6749 4.1.2).
         backchannel.record_participation(code.live_session_id, code.sid, request.client.client_id)
     db.session.commit()
     # One sign-in's events share its session reference: the code's (or refresh token's) sid.
@@ -163,6 +177,8 @@ def save_token(token: dict, request: OAuth2Request) -> None:
 def token_assurance(token: Token | RefreshToken) -> tuple[str | None, list[str] | None]:
     """The level met (vot) and the methods used (amr) at the sign-in a token comes from."""
     origin: AuthorizationCode | RefreshToken | None = None
+    if isinstance(token, Token) and token.amr is not None:
+        return token.vot, list(token.amr)  # copied at issue
     if isinstance(token, RefreshToken):
         origin = token
     elif token.authorization_code_id is not None:

@@ -9,6 +9,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import bindparam
 
 from idp import audit
 from idp.extensions import csrf, db
@@ -21,6 +22,9 @@ from idp.security.secrets import hash_token
 bp = Blueprint("userinfo", __name__)
 
 
+_TOKEN = db.select(Token).where(Token.access_token_hash == bindparam("hash"))
+
+
 class AccessTokenValidator(BearerTokenValidator):
     """Find an access token by its hash; expiry and revocation are checked by Authlib."""
 
@@ -28,9 +32,7 @@ class AccessTokenValidator(BearerTokenValidator):
         """The stored token for the presented string."""
         if not token_string or len(token_string) > 256:
             return None
-        return db.session.scalar(
-            db.select(Token).filter_by(access_token_hash=hash_token(token_string))
-        )
+        return db.session.scalar(_TOKEN, {"hash": hash_token(token_string)})
 
 
 class BearerTokenProtector(ResourceProtector):
