@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # idp module is imported, and the launcher, gunicorn's master, the bench and the tests
     # import idp.settings or idp.models without wanting every page and endpoint loaded.
     from idp.accounts.sessions import apply_session_cookie
+    from idp.audit.linker import link_after_each_context
     from idp.extensions import csrf, db, migrate
     from idp.i18n import init_i18n
     from idp.oidc import backchannel
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count
         )
     db.init_app(app)
+    if settings.audit_link_each_request:
+        link_after_each_context(app)  # after db.init_app, so it runs before the session's end
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     # Before CSRFProtect's own check, so a request from another site is told so (403).
     init_web_security(app)

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from idp.audit.chain import GENESIS, canonical, format_time
+from idp.audit.linker import link_pending
 from idp.audit.walk import check_since
 from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditHead, AuditKey
@@ -101,10 +102,12 @@ def _insert(kind: str, seq: int, head_hash: str) -> AuditCheckpoint:
 
 
 def make_checkpoint() -> AuditCheckpoint | None:
-    """Sign the chain's head now, unless the newest checkpoint already covers it. The entries
-    since the last checkpoint are checked first: a chain broken there is never signed. Each
-    checkpoint also goes to standard output, so a copy kept off-host can be compared."""
-    head = db.session.get(AuditHead, 1)
+    """Chain the waiting entries, then sign the chain's head, unless the newest checkpoint
+    already covers it. The entries since the last checkpoint are checked first: a chain broken
+    there is never signed. Each checkpoint also goes to standard output, so a copy kept
+    off-host can be compared."""
+    link_pending()
+    head = db.session.get(AuditHead, 1, populate_existing=True)
     if head is None or head.seq == 0:
         return None
     latest = latest_checkpoint()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from idp.audit.chain import GENESIS
 from idp.audit.checkpoints import CheckpointError, check_checkpoint, public_keys
+from idp.audit.linker import not_yet_chained, pending_count
 from idp.audit.walk import Report, check_entry, stored_entries
 from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditHead
@@ -12,8 +13,14 @@ from idp.models import AuditCheckpoint, AuditHead
 
 def verify_chain(pinned_keys: dict[str, dict] | None = None) -> Report:
     """Walk the chain from its start (seq 1, or the signed anchor left by pruning) to its end,
-    checking each link, every checkpoint's signature and position, and the head."""
-    report = Report()
+    checking each link, every checkpoint's signature and position, and the head. Entries not
+    yet chained are counted, not checked (`idp audit verify` chains them first)."""
+    report = Report(pending=pending_count())
+    if report.pending:
+        report.notes.append(
+            f"{not_yet_chained(report.pending)}: they are recorded, and checked once the "
+            "linker chains them (`idp audit link`)"
+        )
     keys = pinned_keys if pinned_keys is not None else public_keys()
     if pinned_keys is None:
         report.notes.append(

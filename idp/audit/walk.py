@@ -23,6 +23,8 @@ class Report:
     last_seq: int | None = None
     problem: str | None = None
     bad_seq: int | None = None
+    # Entries recorded but not yet chained (verify_chain counts them).
+    pending: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
