@@ -26,6 +26,7 @@ import json
 import logging
 import secrets
 import threading
+from datetime import UTC
 from typing import Any
 
 from flask import Flask, g
@@ -56,7 +57,7 @@ def log_line(entry: dict[str, Any], stored: tuple[int, str] | None) -> None:
     off-host can be compared with the chain). json.dumps escapes control characters, so
     user-controlled text (a user agent, a reason) cannot forge a line."""
     line = {name: entry[name] for name in EVENT_FIELDS}
-    line["time"] = entry["time"].isoformat()
+    line["time"] = entry["time"].astimezone(UTC).isoformat()  # as read back: any zone
     if stored is not None:
         line["seq"], line["entry_hash"] = stored
     log.info(json.dumps(line, default=str, sort_keys=True))
