@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # idp module is imported, and the launcher, gunicorn's master, the bench and the tests
     # import idp.settings or idp.models without wanting every page and endpoint loaded.
     from idp.accounts.sessions import apply_session_cookie
+    from idp.audit.linker import link_after_each_context
     from idp.extensions import csrf, db, discard_session, migrate
     from idp.i18n import init_i18n
     from idp.oidc import backchannel
@@ -105,6 +106,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     # finds nothing left to close: a connection lost since the last statement must not turn the
     # answer already made into gunicorn's bare error page (see discard_session).
     app.teardown_appcontext(lambda _error: discard_session())
+    if settings.audit_link_each_request:
+        # Registered after, so it runs before: the request's entries are chained, then the
+        # session is discarded.
+        link_after_each_context(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     # Before CSRFProtect's own check, so a request from another site is told so (403).
     init_web_security(app)

@@ -224,6 +224,14 @@ class Settings:
     audit_checkpoint_interval: int = 60
     # Audit entries older than this many days are pruned (`idp audit prune`); 0 keeps all.
     audit_retention_days: int = 400
+    # Chain each request's (and command's) audit entries as it ends, besides the background
+    # worker's batches (every worker_poll_interval seconds): the tests turn it on so every page
+    # shows the requests before it; off, no citizen waits for the chain.
+    audit_link_each_request: bool = False
+    # An audit event or outcome missing from the catalogue (idp/audit/events.py) raises an
+    # error instead of being logged and recorded anyway; defaults to true only when the issuer
+    # is on loopback (a developer's machine, every test), so production never loses an event.
+    audit_strict_events: bool | None = None
     # Reverse proxies (load balancers) in front of the IdP that set X-Forwarded-For and
     # X-Forwarded-Proto: the client's address is taken from the one this many hops back.
     # 0 (the default) trusts no header, so nobody can spoof an address to dodge throttling.
@@ -281,6 +289,13 @@ class Settings:
             return self.is_development
         return self.fetch_private_addresses
 
+    @property
+    def strict_audit_events(self) -> bool:
+        """Whether an audit event missing from the catalogue is an error (see the setting)."""
+        if self.audit_strict_events is None:
+            return self.is_development
+        return self.audit_strict_events
+
     def throttle_limits(self, kind: str) -> ThrottleLimits:
         """The throttling limits for one kind of secret, overrides applied and checked."""
         if kind not in THROTTLE_KINDS:
@@ -303,10 +318,14 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+# Settings that are true, false or unset (None: a default that depends on other settings).
+OPTIONAL_BOOLEANS = frozenset({"secure_cookies", "fetch_private_addresses", "audit_strict_events"})
+
+
 def _coerce(name: str, raw: Any, default: Any) -> Any:
     """Turn a config or environment value into the type of the default."""
     try:
-        if isinstance(default, bool) or name in {"secure_cookies", "fetch_private_addresses"}:
+        if isinstance(default, bool) or name in OPTIONAL_BOOLEANS:
             if isinstance(raw, bool):
                 return raw
             text = str(raw).strip().lower()

@@ -137,6 +137,9 @@ def serve_idp(
             # (tests/oidc/test_failure_limits.py), not met by chance here.
             "endpoint_ip_max_failures": 1_000_000,
             "endpoint_client_max_failures": 1_000_000,
+            # Each request's audit entries are chained as it ends, so the next request (and the
+            # test) sees them in the chain; tests/audit/test_linker.py tests the worker's way.
+            "audit_link_each_request": True,
             **overrides,
         },
     )

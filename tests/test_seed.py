@@ -11,6 +11,7 @@ from random import Random
 import pytest
 
 from idp import audit
+from idp.audit.linker import link_pending
 from idp.cli import cli
 from idp.development.seed import (
     BENCHMARK_PASSWORD,
@@ -129,6 +130,7 @@ def test_a_second_run_numbers_on_and_appends_after_real_entries(idp, make_client
     assert seed(idp, "--citizens", "20", "--audit-entries", "100").exit_code == 0
     with idp.app.app_context():
         audit.record("test.real_event", citizen_id=None)
+    with idp.app.app_context():
         real = db.session.scalar(db.select(db.func.max(AuditEntry.seq)))
     result = seed(idp, "--citizens", "10", "--audit-entries", "100", "--batch", "30")
     assert result.exit_code == 0, result.output
@@ -151,6 +153,7 @@ def test_entries_written_by_the_idp_between_batches_are_checked_and_signed(idp):
 
     def between_batches(count: int) -> None:
         audit.record("test.between_batches", citizen_id=None)
+        link_pending()  # as the running IdP's worker does
 
     with idp.app.app_context():
         appended = seed_audit(60, 25, between_batches, Random(7))

@@ -4,11 +4,13 @@ Each event becomes an entry in a hash chain in the database (idp/audit/chain.py 
 hashed; idp/audit/checkpoints.py signs the head; idp/audit/verify.py checks it all) and one
 JSON line on standard output (the ``idp.audit`` logger), for shipping off-host.
 
-Entries are appended one at a time across every process: the writer takes the row lock of the
-chain's head (an UPDATE of audit_head), so the chain stays linear on SQLite and PostgreSQL.
-An entry is written in its own transaction, so it stays whatever the caller does next, except
-on SQLite while the caller holds the database's write lock: there it joins the caller's
-transaction (a second connection would wait for the lock the caller holds).
+``record`` never touches the chain's head, which would make every request in every process
+wait its turn: it inserts the entry as waiting (audit_pending), in the caller's transaction for
+a success that commits with the caller's work, on its own for a failure, which must outlive a
+rollback (idp/audit/pending.py says exactly where). The linker (idp/audit/linker.py) chains the
+waiting entries in batches, one process at a time, from the background worker and before
+anything that reads the whole chain (verify, export, a checkpoint); it writes the JSON lines,
+each with its place in the chain.
 """
 
 from __future__ import annotations
@@ -16,20 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import socket
 import uuid
 from typing import Any
 
 from flask import g, has_app_context, has_request_context, request
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from idp.audit import events
-from idp.audit.chain import GENESIS, content_hash, entry_hash, personal_digest, sha256
-from idp.extensions import db
-from idp.models.audit import AuditEntry, AuditHead
+from idp.audit import events, pending
+from idp.audit.chain import sha256
+from idp.audit.linker import RECORDED, log_line
 from idp.models.timestamps import utcnow
 from idp.operations import metrics
 from idp.settings import current_settings
@@ -77,13 +74,14 @@ def _refuse_credentials(details: dict[str, Any]) -> None:
 
 def _check_event(event: str, outcome: str) -> None:
     """An event and outcome from the catalogue (idp/audit/events.py). Anything else is a
-    programming error: raised on a developer's machine (the issuer on loopback, as in every
-    test) or outside an app; elsewhere logged, and the entry still recorded as given, since
-    refusing would lose a security event over its name."""
+    programming error: raised outside an app and where the audit_strict_events setting says
+    (by default on a developer's machine, the issuer on loopback, as in every test); elsewhere
+    logged, and the entry still recorded as given, since refusing would lose a security event
+    over its name."""
     try:
         events.check(event, outcome)
     except events.UnknownEvent as problem:
-        if not has_app_context() or current_settings().is_development:
+        if not has_app_context() or current_settings().strict_audit_events:
             raise
         failures.error("%s; recorded anyway", problem)
 
@@ -196,12 +194,13 @@ def record(
     }
     entry = {name: _storable(value) for name, value in entry.items()}
     if not has_app_context():
-        _log_line(entry, None)
+        log_line(entry, None)
         return
+    g.setdefault(RECORDED, True)
     try:
-        stored = _store(entry)
+        pending.store(entry, entry["outcome"])
     except Exception:  # noqa: BLE001 - the event still goes to standard output, then fails
-        _log_line(entry, None)
+        log_line(entry, None)
         failures.error(
             "audit entry %s (%s) could not be stored",
             entry["event"],
@@ -209,83 +208,3 @@ def record(
             exc_info=True,
         )
         raise
-    _log_line(entry, stored)
-
-
-def _log_line(entry: dict[str, Any], stored: tuple[int, str] | None) -> None:
-    """One JSON object per line, with the entry's seq and hash once stored (so a copy kept
-    off-host can be compared with the chain). json.dumps escapes control characters, so
-    user-controlled text (a user agent, a reason) cannot forge a line."""
-    line = {**entry, "time": entry["time"].isoformat()}
-    if stored is not None:
-        line["seq"], line["entry_hash"] = stored
-    log.info(json.dumps(line, default=str, sort_keys=True))
-
-
-def _store(entry: dict[str, Any]) -> tuple[int, str]:
-    """Append the entry to the chain, in its own transaction where possible; (seq, hash)."""
-
-    session = db.session()  # the scoped session's current Session
-    if session.get_bind().dialect.name == "sqlite" and session.in_transaction():
-        connection = session.connection()
-        if getattr(connection.connection.dbapi_connection, "in_transaction", False):
-            # Committed (or rolled back) with the caller's work.
-            return _append(connection, entry)
-    with db.engine.begin() as connection:
-        return _append(connection, entry)
-
-
-def _recreate_head(connection) -> None:
-    """The head row is gone (it is made by the migration): put it back from the newest
-    entry, and say so loudly; truncation before that is for the signed checkpoints to show."""
-
-    table = AuditEntry.__table__
-    newest = connection.execute(
-        select(table.c.seq, table.c.entry_hash).order_by(table.c.seq.desc()).limit(1)
-    ).first()
-    seq, head_hash = newest if newest is not None else (0, GENESIS)
-    if newest is not None:
-        failures.error("the audit chain's head row was missing: rebuilt at entry %d", seq)
-    dialect_insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    connection.execute(
-        dialect_insert(AuditHead.__table__)
-        .values(id=1, seq=seq, head_hash=head_hash)
-        .on_conflict_do_nothing()
-    )
-
-
-def _append(connection, entry: dict[str, Any]) -> tuple[int, str]:
-    """Take the head's lock, link the entry to it, move the head; (seq, entry hash)."""
-
-    head = AuditHead.__table__
-    bump = (
-        update(head)
-        .where(head.c.id == 1)
-        .values(seq=head.c.seq + 1)
-        .returning(head.c.seq, head.c.head_hash)
-    )
-    row = connection.execute(bump).first()
-    if row is None:
-        _recreate_head(connection)
-        row = connection.execute(bump).first()
-    seq, prev_hash = row
-    salt = secrets.token_hex(16)
-    digest = personal_digest(salt, entry["citizen_id"], entry["ip"], entry["user_agent"])
-    content = content_hash({**entry, "seq": seq}, digest)
-    link = entry_hash(prev_hash, content)
-    add = insert(AuditEntry.__table__).values(
-        seq=seq,
-        personal_salt=salt,
-        personal_digest=digest,
-        prev_hash=prev_hash,
-        entry_hash=link,
-        **entry,
-    )
-    move = update(head).where(head.c.id == 1).values(head_hash=link)
-    if connection.dialect.name == "postgresql":
-        # One round trip: PostgreSQL runs a data-modifying WITH to completion, read or not.
-        connection.execute(move.add_cte(add.cte("appended")))
-    else:
-        connection.execute(add)
-        connection.execute(move)
-    return seq, link

@@ -19,7 +19,9 @@ from joserfc.jwk import ECKey, import_key
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from idp.audit.chain import canonical, format_time
+from idp.audit.chain import GENESIS, canonical, format_time
+from idp.audit.linker import link_pending
+from idp.audit.walk import check_since
 from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditHead, AuditKey
 from idp.models.timestamps import utcnow
@@ -100,18 +102,22 @@ def _insert(kind: str, seq: int, head_hash: str) -> AuditCheckpoint:
 
 
 def make_checkpoint() -> AuditCheckpoint | None:
-    """Sign the chain's head now, unless the newest checkpoint already covers it. The entries
-    since the last checkpoint are checked first: a chain broken there is never signed. Each
-    checkpoint also goes to standard output, so a copy kept off-host can be compared."""
-    from idp.audit.verify import check_since
-
-    head = db.session.get(AuditHead, 1)
+    """Chain the waiting entries, then sign the chain's head, unless the newest checkpoint
+    already covers it. The entries since the last checkpoint are checked first: a chain broken
+    there is never signed. Each checkpoint also goes to standard output, so a copy kept
+    off-host can be compared."""
+    link_pending()
+    head = db.session.get(AuditHead, 1, populate_existing=True)
     if head is None or head.seq == 0:
         return None
     latest = latest_checkpoint()
     if latest is not None and latest.seq >= head.seq:
         return latest
-    start = (latest.seq + 1, latest.head_hash) if latest is not None else None
+    if latest is not None:
+        start = (latest.seq + 1, latest.head_hash)
+    else:
+        anchor = latest_anchor()
+        start = (anchor.seq, anchor.head_hash) if anchor else (1, GENESIS)
     problem = check_since(start, head.seq, head.head_hash)
     if problem is not None:
         raise CheckpointError(f"the audit chain is not signed: {problem}")

@@ -6,12 +6,13 @@ the thing qualified where it helps (``staff.second_factor.failed``,
 ``citizen.signed_out_by_staff``).
 
 ``audit.record`` checks every event against this catalogue (``check``). An unknown name or an
-outcome the event does not have is a programming error. On a developer's machine (the issuer on
-loopback, as in every test) ``record`` raises ``UnknownEvent`` naming it, so the test that
-reaches the call fails. Elsewhere the entry is still recorded as given, and the error is logged
-on ``idp.audit.store``: refusing would lose a security event (and fail the citizen's request)
-over a name. tests/audit/test_event_catalogue.py also reads every ``audit.record("...")`` call
-in idp/ and checks its name, outcome and detail keys here, so a typo fails before anything runs.
+outcome the event does not have is a programming error. Where the audit_strict_events setting
+says (by default on a developer's machine, the issuer on loopback, as in every test) ``record``
+raises ``UnknownEvent`` naming it, so the test that reaches the call fails. Elsewhere the entry
+is still recorded as given, and the error is logged on ``idp.audit.store``: refusing would lose
+a security event (and fail the citizen's request) over a name. tests/audit/test_event_catalogue.py
+also reads every ``audit.record("...")`` call in idp/ and checks its name, outcome and detail
+keys here, so a typo fails before anything runs.
 
 Renamed events: entries already in the hash chain keep the name they were recorded under (they
 cannot be changed without breaking the chain), so ``FORMER_NAMES`` maps each new name to the old

@@ -50,6 +50,7 @@ from idp.audit.chain import (
     personal_digest,
 )
 from idp.audit.checkpoints import CheckpointError, audit_key, make_checkpoint, verify_signature
+from idp.audit.linker import link_pending
 from idp.audit.queries import Filters, entry_batches
 from idp.extensions import db
 from idp.models import AuditEntry, AuditHead
@@ -231,7 +232,8 @@ def write_export(
     """Write an export to a binary file (seekable is best), a batch of entries at a time."""
     if fmt not in FORMATS:
         raise ExportError(f"the format must be one of {', '.join(FORMATS)}")
-    db.session.commit()  # read the record as it is now
+    db.session.commit()  # read the record as it is now, every entry recorded so far chained
+    link_pending()
     key = dict(audit_key().public_jwk)
     up_to = db.session.scalar(db.select(AuditHead.seq).where(AuditHead.id == 1)) or 0
     created = format_time(utcnow())
@@ -344,6 +346,7 @@ def _record_export(
     on, if any, in the entry's erasable citizen_id column); the entry written."""
     audit.record(EXPORTED_EVENT, export=descriptor, citizen_id=citizen_id, **actor)
     db.session.commit()
+    link_pending()
     candidates = db.session.scalars(
         db.select(AuditEntry)
         .where(AuditEntry.event == EXPORTED_EVENT, AuditEntry.seq > up_to)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, update
 
 from idp import audit
 from idp.audit.checkpoints import make_anchor, make_checkpoint
+from idp.audit.linker import link_pending
 from idp.audit.verify import verify_chain
 from idp.extensions import db
 from idp.models import AuditEntry
@@ -36,6 +37,7 @@ def prune(before: datetime | None = None, *, force: bool = False) -> Pruned:
     signed anchor records where the chain now starts and the hash it links to, so the rest
     verifies as before.
     """
+    link_pending()  # the chain as complete as it can be, before it is checked and cut
     if before is None:
         days = current_settings().audit_retention_days
         if days <= 0:
@@ -72,6 +74,7 @@ def erase_citizen(citizen_id: int, reason: str) -> int:
     entry's hash covers a salted digest of those fields, and the salt goes with them."""
     if not reason or len(reason.strip()) < 5:
         raise MaintenanceError("say why the citizen's personal fields are erased (--reason)")
+    link_pending()  # entries still waiting are erased too, once chained
     seqs = list(
         db.session.scalars(
             db.select(AuditEntry.seq)

@@ -10,6 +10,7 @@ from flask.cli import ScriptInfo, with_appcontext
 
 from idp.audit.checkpoints import CheckpointError, audit_key, make_checkpoint
 from idp.audit.export import ExportError, export_to_file, verify_export
+from idp.audit.linker import link_pending
 from idp.audit.maintenance import MaintenanceError, erase_citizen, prune
 from idp.audit.queries import (
     FilterError,
@@ -26,7 +27,7 @@ from idp.models.timestamps import utcnow
 
 @cli.group("audit")
 def audit_group() -> None:
-    """The hash-chained audit record: verify, checkpoint, export, prune, erase."""
+    """The hash-chained audit record: link, verify, checkpoint, export, prune, erase."""
 
 
 def _audit_key_from(path: Path) -> dict:
@@ -58,9 +59,18 @@ def _audit_key_from(path: Path) -> dict:
     help="The published audit public key (a JWK file, as `idp audit public-key` prints): "
     "checkpoints must be signed by it, not merely by a key found beside the data.",
 )
+@click.option(
+    "--no-link",
+    is_flag=True,
+    help="Only read: check the chain as it is, without chaining the entries still waiting "
+    "first (for an auditor's read-only database access).",
+)
 @click.pass_context
-def audit_verify(ctx: click.Context, export_file: Path | None, key_file: Path | None) -> None:
-    """Check every entry's hash, every link, every checkpoint; name the first problem."""
+def audit_verify(
+    ctx: click.Context, export_file: Path | None, key_file: Path | None, no_link: bool
+) -> None:
+    """Chain the entries still waiting, then check every entry's hash, every link, every
+    checkpoint; name the first problem."""
     pinned = _audit_key_from(key_file) if key_file else None
     if export_file is not None:
         report = verify_export(export_file, public_jwk=pinned)
@@ -69,6 +79,8 @@ def audit_verify(ctx: click.Context, export_file: Path | None, key_file: Path | 
         click.echo(f"{export_file.name} verifies: {report.summary}")
         return
     with ctx.ensure_object(ScriptInfo).load_app().app_context():
+        if not no_link:
+            link_pending()
         report = verify_chain({pinned["kid"]: pinned} if pinned else None)
         if not report.ok:
             raise click.ClickException(f"the audit chain does not verify: {report.problem}")
@@ -81,6 +93,16 @@ def audit_verify(ctx: click.Context, export_file: Path | None, key_file: Path | 
             click.echo("the audit chain verifies: it holds no entries")
         for note in report.notes:
             click.echo(f"note: {note}")
+
+
+@audit_group.command("link")
+@with_appcontext
+def audit_link() -> None:
+    """Chain the entries recorded but not yet chained now (each IdP process's background
+    worker also does, every few seconds)."""
+
+    linked = link_pending()
+    click.echo(f"chained {linked} waiting {'entry' if linked == 1 else 'entries'}")
 
 
 @audit_group.command("export")

@@ -33,13 +33,13 @@ Audit entries
     the chain still verifies. Unlike audit.record, seeded entries are not written to the
     audit log on standard output (ten million lines): they exist in the database only.
 
-    Never a broken chain: every batch is one append transaction, exactly like the writer's
-    for a single entry. It takes the head row's lock (UPDATE audit_head ... RETURNING, as
-    idp/audit/__init__.py:_append does), links its entries to the head it read, inserts them,
+    Never a broken chain: every batch is one append transaction, like each of the linker's
+    batches (idp/audit/linker.py). It takes the head row's lock (UPDATE audit_head ...
+    RETURNING), links its entries to the head it read, inserts them,
     moves the head to its last entry and commits. Interrupted (Ctrl-C, a crash, a lost
     connection), the open batch rolls back whole: the chain ends at the previous batch, head
     and entries agreeing, and the next run appends after it. Between batches the lock is free,
-    so a running IdP can still record events (its entries land between two batches, linked
+    so a running IdP's linker can still chain its entries (they land between two batches, linked
     like any other; their times are now, among seeded ones spread over the past).
 
     Checkpoints: before the first batch, make_checkpoint checks and signs the chain as it is
@@ -78,7 +78,7 @@ import click
 from sqlalchemy import insert, select, text, update
 
 from idp.accounts.citizens import normalise_email
-from idp.audit import _recreate_head, session_ref, software_version
+from idp.audit import session_ref, software_version
 from idp.audit.chain import (
     CONTENT_FIELDS,
     GENESIS,
@@ -88,6 +88,7 @@ from idp.audit.chain import (
     personal_digest,
 )
 from idp.audit.checkpoints import CheckpointError, make_checkpoint, sign_checkpoint
+from idp.audit.linker import recreate_head
 from idp.extensions import db
 from idp.models import Citizen, Client
 from idp.models.audit import AuditEntry, AuditHead
@@ -703,8 +704,8 @@ class Journeys:
 
 
 def _lock_head(connection, count: int) -> tuple[int, str]:
-    """Take the head row's lock and move its seq on by count, as the writer does for one
-    entry; (the seq of the first new entry, the hash it links to)."""
+    """Take the head row's lock and move its seq on by count, as the linker does for a batch;
+    (the seq of the first new entry, the hash it links to)."""
 
     head = AuditHead.__table__
     bump = (
@@ -715,7 +716,7 @@ def _lock_head(connection, count: int) -> tuple[int, str]:
     )
     row = connection.execute(bump).first()
     if row is None:
-        _recreate_head(connection)
+        recreate_head(connection)
         row = connection.execute(bump).first()
     return row[0] - count + 1, row[1]
 

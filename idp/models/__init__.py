@@ -1,6 +1,6 @@
 """Stored things, one module each."""
 
-from idp.models.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditKey
+from idp.models.audit import AuditCheckpoint, AuditEntry, AuditHead, AuditKey, AuditPending
 from idp.models.citizen import Citizen
 from idp.models.client import Client
 from idp.models.consent import Consent
@@ -25,6 +25,7 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuditKey",
+    "AuditPending",
     "AuthorizationCode",
     "BrowserSession",
     "CacheGeneration",

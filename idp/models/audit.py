@@ -1,5 +1,6 @@
-"""The audit record: a hash chain of entries, signed checkpoints of its head, and the key that
-signs them. idp/audit/ writes, verifies, exports and prunes it."""
+"""The audit record: entries waiting to be chained, a hash chain of entries, signed checkpoints
+of its head, and the key that signs them. idp/audit/ writes, links, verifies, exports and prunes
+it."""
 
 from datetime import datetime
 from typing import Any
@@ -11,27 +12,10 @@ from idp.extensions import db
 from idp.models.timestamps import UTCDateTime, utcnow
 
 
-class AuditEntry(db.Model):
-    """One security event. entry_hash = SHA-256(prev_hash, content_hash), where the content
-    hash covers every field except the personal ones, which it covers through personal_digest
-    (a salted digest): erasing a citizen's personal fields leaves the chain verifiable."""
+class AuditEventFields:
+    """What an event says, as audit.record writes it: shared by an entry waiting to be chained
+    (AuditPending) and a chained one (AuditEntry), so the linker copies it field for field."""
 
-    __tablename__ = "audit_entry"
-    __table_args__ = (
-        # Keyset pagination (newest first) under each filter the auditor pages offer.
-        Index("ix_audit_entry_time_seq", "time", "seq"),
-        Index("ix_audit_entry_citizen_seq", "citizen_id", "seq"),
-        Index("ix_audit_entry_client_seq", "client_id", "seq"),
-        Index("ix_audit_entry_event_seq", "event", "seq"),
-        Index("ix_audit_entry_outcome_seq", "outcome", "seq"),
-        Index("ix_audit_entry_ip_seq", "ip", "seq"),
-        Index("ix_audit_entry_session_seq", "session_ref", "seq"),
-    )
-
-    # Position in the chain: 1, 2, 3... with no gaps (assigned under the head's lock).
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
-    )
     time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     event: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16))
@@ -54,17 +38,78 @@ class AuditEntry(db.Model):
     citizen_id: Mapped[int | None] = mapped_column(Integer)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+# The columns of AuditEventFields, in order: what the linker copies from pending to chained.
+EVENT_FIELDS = (
+    "time",
+    "event",
+    "outcome",
+    "reason",
+    "client_id",
+    "session_ref",
+    "request_id",
+    "level",
+    "methods",
+    "instance",
+    "software_version",
+    "details",
+    "citizen_id",
+    "ip",
+    "user_agent",
+)
+
+
+class AuditPending(AuditEventFields, db.Model):
+    """An event recorded but not yet chained: audit.record inserts it (in the caller's
+    transaction, or on its own for a failure) without touching the chain's head, and the
+    linker (idp/audit/linker.py) moves it into audit_entry, in id order, a batch at a time."""
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+class AuditEntry(AuditEventFields, db.Model):
+    """One security event, chained. entry_hash = SHA-256(prev_hash, content_hash), where the
+    content hash covers every field except the personal ones, which it covers through
+    personal_digest (a salted digest): erasing a citizen's personal fields leaves the chain
+    verifiable."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (
+        # Keyset pagination (newest first) under each filter the auditor pages offer.
+        Index("ix_audit_entry_time_seq", "time", "seq"),
+        Index("ix_audit_entry_citizen_seq", "citizen_id", "seq"),
+        Index("ix_audit_entry_client_seq", "client_id", "seq"),
+        Index("ix_audit_entry_event_seq", "event", "seq"),
+        Index("ix_audit_entry_outcome_seq", "outcome", "seq"),
+        Index("ix_audit_entry_ip_seq", "ip", "seq"),
+        Index("ix_audit_entry_session_seq", "session_ref", "seq"),
+    )
+
+    # Position in the chain: 1, 2, 3... with no gaps (assigned by the linker under the head's
+    # lock).
+    # (sort_order keeps the columns in the table's order: seq, the event's fields, the chain's.)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+        sort_order=-1,
+    )
     # Random per entry; erased with the personal fields so the digest cannot be brute-forced.
-    personal_salt: Mapped[str | None] = mapped_column(String(32))
-    personal_digest: Mapped[str] = mapped_column(String(64))
-    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    personal_salt: Mapped[str | None] = mapped_column(String(32), sort_order=1)
+    personal_digest: Mapped[str] = mapped_column(String(64), sort_order=1)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=1)
+    prev_hash: Mapped[str] = mapped_column(String(64), sort_order=1)
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True, sort_order=1)
 
 
 class AuditHead(db.Model):
-    """The chain's head (one row): writers take its row lock, so appends are one at a time
-    across every process, on SQLite and PostgreSQL alike."""
+    """The chain's head (one row): the linker takes its row lock, so batches are chained one
+    at a time across every process, on SQLite and PostgreSQL alike."""
 
     __tablename__ = "audit_head"
 

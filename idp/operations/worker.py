@@ -1,11 +1,13 @@
-"""Background work in each IdP process: deliver back-channel logouts, end the sessions that
-expired while no browser was looking (so their departments hear of it too), and sign the audit
-chain's head at an interval.
+"""Background work in each IdP process: chain the audit entries recorded since its last look,
+deliver back-channel logouts, end the sessions that expired while no browser was looking (so
+their departments hear of it too), and sign the audit chain's head at an interval.
 
 Everything it works on is stored, so any number of processes may run a worker: deliveries are
 claimed one by one with a conditional UPDATE, sessions are ended the same way. A worker wakes
 at once when its own process queues a delivery, and looks at the database every
-worker_poll_interval seconds for what other processes (or a previous run) left.
+worker_poll_interval seconds for what other processes (or a previous run) left. The audit
+entries are chained by one worker at a time (idp/audit/linker.py): the others skip that step
+while one holds the linker's lock.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flask import Flask
 
 from idp.accounts.sessions import end_expired_sessions
 from idp.audit.checkpoints import checkpoint_if_due
+from idp.audit.linker import link_pending
 from idp.extensions import db
 from idp.oidc import backchannel
 from idp.oidc.backchannel import attempt, claim, due_deliveries, seconds_until_next_due
@@ -81,9 +84,11 @@ class Worker:
             self._wake.clear()
 
     def _pass(self) -> float:
-        """One look at the database: end expired sessions now and then, send what is due;
-        how long until the next retry falls due (so retries keep to their schedule)."""
+        """One look at the database: chain the waiting audit entries, sign the chain and end
+        expired sessions now and then, send what is due; how long until the next retry falls
+        due (so retries keep to their schedule)."""
 
+        self._link()
         now = time.monotonic()
         if now - self._last_checkpoint >= self.checkpoint_interval:
             self._last_checkpoint = now
@@ -106,6 +111,14 @@ class Worker:
             if lease is None:
                 self._in_flight.release()
         return seconds_until_next_due()
+
+    def _link(self) -> None:
+        """Chain the audit entries waiting, unless another process is; a failure here must
+        not hold up the logout deliveries, and the entries wait safely for the next pass."""
+        try:
+            link_pending(wait=False)
+        except Exception:  # noqa: BLE001 - retried at the next pass
+            log.warning("audit entries could not be chained; trying again shortly", exc_info=True)
 
     def _attempt(self, delivery_id: int, lease) -> None:
         """Send one claimed delivery in its own app context."""

@@ -26,6 +26,7 @@ from wtforms.validators import Length, Optional, ValidationError
 from idp import audit
 from idp.audit import charts, events, queries
 from idp.audit.export import FORMATS, ExportError, write_export
+from idp.audit.linker import pending_count
 from idp.audit.queries import FilterError, Filters
 from idp.models import StaffMember
 from idp.models.timestamps import utcnow
@@ -265,6 +266,7 @@ def entries(member: StaffMember) -> Any:
         return _entries_page(member, form, None, status=400)
     filters = form.filters()
     found = queries.page(filters, before=before, after=after)
+    waiting = pending_count()  # before this read's own entry
     _viewed(
         member,
         "entries",
@@ -274,17 +276,21 @@ def entries(member: StaffMember) -> Any:
         after=after,
         shown=[found.entries[-1].seq, found.entries[0].seq] if found.entries else [],
     )
-    return _entries_page(member, form, found)
+    return _entries_page(member, form, found, waiting=waiting)
 
 
-def _entries_page(member: StaffMember, form: FilterForm, found: Any, status: int = 200) -> Any:
-    """The record page: the filters, the entries, the links to the next pages, the exports."""
+def _entries_page(
+    member: StaffMember, form: FilterForm, found: Any, status: int = 200, waiting: int = 0
+) -> Any:
+    """The record page: the filters, the entries, the links to the next pages, the exports;
+    waiting: how many entries are recorded but not yet chained (so not shown)."""
     args = _filter_args() if found is not None else {}
     return render_template(
         "staff/audit/entries.html",
         member=member,
         form=form,
         page=found,
+        waiting=waiting,
         filter_args=args,
         export_form=ExportForm(),
         formats=FORMAT_NAMES,
@@ -305,6 +311,7 @@ def session(member: StaffMember, session_ref: str) -> Any:
     story, more = queries.session_story(sessions, after=after)
     if not story and after is None:
         abort(404, "There is no such session in the audit record.")
+    waiting = pending_count()  # before this read's own entry
     _viewed(
         member, "session", session_ref=session_ref, sessions=sessions, after=after, shown=len(story)
     )
@@ -316,6 +323,7 @@ def session(member: StaffMember, session_ref: str) -> Any:
         entries=story,
         more=more,
         after=after,
+        waiting=waiting,
     )
 
 

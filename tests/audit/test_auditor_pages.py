@@ -63,7 +63,8 @@ def auditor(idp) -> StaffBrowser:
 
 
 def record(idp, event: str, *, ip: str | None = None, user_agent: str = "pytest", **fields) -> int:
-    """Record an event as the IdP would (from a request when ip is given); its seq."""
+    """Record an event as the IdP would (from a request when ip is given); its seq once the
+    request (or the app context) has ended and its entries are chained."""
     with idp.app.app_context():
         if ip is None:
             audit.record(event, **fields)
@@ -71,7 +72,7 @@ def record(idp, event: str, *, ip: str | None = None, user_agent: str = "pytest"
             environ = {"REMOTE_ADDR": ip, "HTTP_USER_AGENT": user_agent}
             with idp.app.test_request_context("/", environ_base=environ):
                 audit.record(event, **fields)
-        return newest(idp, event)
+    return newest(idp, event)
 
 
 def newest(idp, event: str | None = None) -> int:

@@ -254,6 +254,8 @@ def test_audit_lines_on_standard_output_are_one_json_object_each(database_url, t
         "IDP_INSTANCE_PATH": str(tmp_path),
         "IDP_DEPARTMENTS_FILE": "",
         "IDP_LOG_LEVEL": "INFO",
+        # The line is written when the entry is chained: here as the request ends.
+        "IDP_AUDIT_LINK_EACH_REQUEST": "true",
     }
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60

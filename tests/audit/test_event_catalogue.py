@@ -16,6 +16,7 @@ from idp.audit import events
 from idp.departments.services import _TRANSITIONS
 from idp.extensions import db
 from idp.models import AuditEntry
+from idp.settings import load_settings
 
 IDP = Path(__file__).resolve().parents[2] / "idp"
 # record()'s own parameters: columns of the entry, not details.
@@ -143,3 +144,34 @@ def test_in_production_an_unknown_event_is_recorded_anyway_and_logged(idp, monke
     assert (kept.outcome, kept.details) == ("failure", {"n": 1})
     assert "unknown audit event 'made.up_event'" in caplog.text
     assert "recorded anyway" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("issuer", "env", "strict"),
+    [
+        ("http://127.0.0.1:8000", None, True),
+        ("https://idp.example.gov.uk", None, False),
+        ("https://idp.example.gov.uk", "true", True),
+        ("http://localhost:8000", "false", False),
+    ],
+)
+def test_strictness_is_a_setting_that_defaults_to_the_issuer_on_loopback(
+    monkeypatch, tmp_path, issuer, env, strict
+):
+    monkeypatch.delenv("IDP_AUDIT_STRICT_EVENTS", raising=False)
+    if env is not None:
+        monkeypatch.setenv("IDP_AUDIT_STRICT_EVENTS", env)
+    settings = load_settings(config_file=tmp_path / "none.toml", issuer=issuer)
+    assert settings.strict_audit_events is strict
+
+
+def test_a_strict_production_refuses_an_unknown_event(idp, monkeypatch):
+    strict = dataclasses.replace(
+        idp.app.config["IDP_SETTINGS"],
+        issuer="https://idp.example.gov.uk",
+        audit_strict_events=True,
+    )
+    monkeypatch.setitem(idp.app.config, "IDP_SETTINGS", strict)
+    with idp.app.app_context(), pytest.raises(events.UnknownEvent):
+        audit.record("made.up_event", "failure", citizen_id=None)
+    assert stored(idp, "made.up_event") == []

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from idp.audit.linker import link_pending
 from idp.extensions import db
 from idp.models import AuditEntry
 from idp.operations.production import NGINX, ProductionStack
@@ -147,11 +148,13 @@ def alternating_browser(stack: ProductionStack) -> tuple[CitizenBrowser, Alterna
 
 
 def audit_instances(data: LiveIdP, *, client_id: str | None = None, events=()) -> set[str]:
-    """The instances that wrote audit entries of these events (of this client)."""
+    """The instances that wrote audit entries of these events (of this client), once chained
+    (the instances' workers chain them every few seconds; this chains them now)."""
     query = db.select(AuditEntry.instance).where(AuditEntry.event.in_(events)).distinct()
     if client_id:
         query = query.where(AuditEntry.client_id == client_id)
     with data.app.app_context():
+        link_pending()
         return set(db.session.scalars(query))
 
 
