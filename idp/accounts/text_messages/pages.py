@@ -119,7 +119,8 @@ def check_code(row: SmsCode, typed: str) -> Refusal | None:
         return Refusal(_("The code has expired. Send another code."))
     if outcome is Outcome.WRONG:
         decision = throttle.record_failure(kind, key, ip)
-        if decision.locked:
+        if not decision.allowed:
+            # As the app's: this wrong code locked the step, or the next one must wait.
             return _too_many(decision, kind, row)
         return Refusal(
             _("The code is not right. Check the text message we sent you and try again.")
