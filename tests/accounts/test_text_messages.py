@@ -245,7 +245,8 @@ def test_signing_in_with_a_code_sent_by_text(idp, browser, client, texting_citiz
     attempt, page = at_text_code(idp, browser, client, texting_citizen)
     number = texting_citizen["number"]
     assert f"ending <strong>{number[-4:]}</strong>" in page.text
-    assert "use a recovery code" in page.text
+    recovery = browser.get(link(page, r'href="([^"]+)">I cannot use my phone: use a recovery code'))
+    assert "Get a code by text message instead" in recovery.text
     code = code_in(wait_for_text(idp, number))
     assert len(texts_to(idp, number)) == 1  # one code when the page is shown, not two
     params = finish(browser, browser.follow(browser.submit(page, {"code": code})))

@@ -118,10 +118,10 @@ def second_factor(*, current) -> Response:
     """Enter the code from the authenticator app (a citizen whose only second factor is a
     phone goes straight to the code sent by text message)."""
     citizen = current.citizen
-    if not has_authenticator_app(citizen) and not has_passkey(citizen):
-        if phone_number(citizen) is not None:
-            journey = journey_context(request.values.get("journey"))["journey"]
-            return redirect(url_for("text_messages.sign_in_code", journey=journey))
+    only_a_phone = not has_authenticator_app(citizen) and not has_passkey(citizen)
+    if only_a_phone and phone_number(citizen) is not None:
+        journey = journey_context(request.values.get("journey"))["journey"]
+        return redirect(url_for("text_messages.sign_in_code", journey=journey))
     return _code_step(
         current,
         "second_factor",
