@@ -174,6 +174,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.accounts.second_factor.pages import bp as two_factor_bp
     from idp.accounts.sign_in import pages as sign_in_pages  # noqa: F401
     from idp.accounts.sign_up import pages as sign_up_pages  # noqa: F401
+    from idp.accounts.text_messages.pages import bp as text_messages_bp
     from idp.accounts.your_account.pages import bp as your_account_bp
     from idp.departments.registration_api import bp as registration_bp
     from idp.departments.views import bp as departments_bp
@@ -205,6 +206,7 @@ def _register_blueprints(app: Flask) -> None:
         registration_bp,
         revocation_bp,
         staff_bp,
+        text_messages_bp,
         token_bp,
         two_factor_bp,
         userinfo_bp,

@@ -1,6 +1,14 @@
-"""Email to citizens and staff: through SMTP when IDP_SMTP_URL is set, otherwise into a local
-outbox (a JSON Lines file in the instance folder, shown at /dev/outbox when IDP_DEV_PAGES is
-on, as in the demo) so that the demo works with no mail server."""
+"""Messages to citizens and staff, email and text messages, through one interface:
+
+- with IDP_NOTIFY_API_KEY set, both go through GOV.UK Notify (idp/notify.py);
+- otherwise email goes through SMTP when IDP_SMTP_URL is set;
+- otherwise (and for text messages without Notify) into a local outbox: a JSON Lines file in
+  the instance folder, shown at /dev/outbox when IDP_DEV_PAGES is on, as in the demo, so the
+  demo works with no mail server and no Notify account.
+
+Neither the subject, the body nor the number of a message is ever logged: they may carry a
+one-time code, and a number is personal data.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from idp import notify
 from idp.models.timestamps import utcnow
 from idp.settings import Settings, current_settings
 
@@ -30,8 +39,13 @@ _outbox_lock = threading.Lock()
 _CODE_LIKE = re.compile(r"\d{5,}")
 
 
+EMAIL = "email"
+SMS = "sms"
+
+
 class MailError(Exception):
-    """An email could not be handed to the mail server; the message says why (no content)."""
+    """A message could not be handed to the mail server or to Notify; the text says why (never
+    the message's content)."""
 
 
 def check_subject(subject: str) -> None:
@@ -43,12 +57,15 @@ def check_subject(subject: str) -> None:
 
 @dataclass(frozen=True)
 class Mail:
-    """One email, as the outbox keeps it."""
+    """One message, as the outbox keeps it: an email, or a text message (kind "sms", to a
+    number in E.164, with no subject)."""
 
     to: str
     subject: str
     body: str
     sent_at: str
+    # Lines written before text messages existed have no kind: they are emails.
+    kind: str = EMAIL
 
 
 def outbox_path(settings: Settings) -> Path:
@@ -61,31 +78,62 @@ def send_mail(to: str, subject: str, body: str) -> None:
     check_subject(subject)
     settings = current_settings()
     mail = Mail(to=to, subject=subject, body=body, sent_at=utcnow().isoformat())
-    if settings.smtp_url:
+    if settings.notify_api_key:
+        _through_notify(notify.send_email, settings, to, subject, body)
+    elif settings.smtp_url:
         _send_smtp(settings, mail)
     else:
         _append_to_outbox(settings, mail)
 
 
+def send_text(to: str, body: str) -> None:
+    """Send one text message to a mobile number in E.164 (through Notify, or the outbox)."""
+    settings = current_settings()
+    if settings.notify_api_key:
+        _through_notify(notify.send_sms, settings, to, body)
+    else:
+        text = Mail(to=to, subject="", body=body, sent_at=utcnow().isoformat(), kind=SMS)
+        _append_to_outbox(settings, text)
+
+
+def _through_notify(send, settings: Settings, *message: str) -> None:
+    """One message to Notify; its refusal (or silence) is a MailError like the mail server's."""
+    try:
+        send(settings, *message)
+    except notify.NotifyError as exc:
+        raise MailError(str(exc)) from None
+
+
 def send_in_background(to: str, subject: str, body: str) -> None:
     """Send from a thread: the page does not wait for the mail server, and takes as long
     whether or not an email was sent (so a page cannot tell who has an account)."""
+    check_subject(subject)  # here, not in the thread: the caller's request fails loudly
+    _in_background(EMAIL, lambda: send_mail(to, subject, body))
+
+
+def send_text_in_background(to: str, body: str) -> None:
+    """Send a text message from a thread: the page does not wait for Notify."""
+    _in_background(SMS, lambda: send_text(to, body))
+
+
+def _in_background(kind: str, send) -> None:
+    """Run send() in a thread with the app's context; a failure is logged by kind only."""
     from flask import current_app
 
-    check_subject(subject)  # here, not in the thread: the caller's request fails loudly
     app = current_app._get_current_object()
+    what = "an email" if kind == EMAIL else "a text message"
 
     def deliver() -> None:
         with app.app_context():
             try:
-                send_mail(to, subject, body)
+                send()
             except MailError as exc:
-                # Not the subject: it may carry a one-time code.
-                log.warning("an email was not sent: %s", exc)
+                # Not the subject, the body or the number: they may carry a one-time code.
+                log.warning("%s was not sent: %s", what, exc)
             except Exception:
-                log.exception("an email was not sent")
+                log.exception("%s was not sent", what)
 
-    threading.Thread(target=deliver, name="send-mail", daemon=True).start()
+    threading.Thread(target=deliver, name=f"send-{kind}", daemon=True).start()
 
 
 def _append_to_outbox(settings: Settings, mail: Mail) -> None:

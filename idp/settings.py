@@ -32,7 +32,9 @@ class SettingsError(ValueError):
 
 
 # What a throttle counts failures of: each has its own counters and limits.
-# "email_code" counts wrong codes sent by email; "email_send" counts codes sent to an address.
+# "email_code" counts wrong codes sent by email; "email_send" counts codes sent to an address;
+# "sms_code" and "sms_send" likewise for text messages confirming a new mobile number (a code
+# typed at sign-in counts as "second_factor", with the app's).
 THROTTLE_KINDS = (
     "password",
     "second_factor",
@@ -40,7 +42,13 @@ THROTTLE_KINDS = (
     "reset",
     "email_code",
     "email_send",
+    "sms_code",
+    "sms_send",
 )
+# GOV.UK Notify's API, which the IdP sends email and text messages through when a key is set.
+NOTIFY_BASE_URL = "https://api.notifications.service.gov.uk"
+# A Notify API key ends with the service id and the secret (two UUIDs, 36 characters each).
+NOTIFY_KEY_MIN_LENGTH = 74
 # NIST SP 800-63B 5.2.2: no more than 100 consecutive failed attempts on one account.
 THROTTLE_MAX_FAILURES_CEILING = 100
 
@@ -146,6 +154,15 @@ class Settings:
     smtp_url: str = ""
     # The From address of every email the IdP sends.
     mail_from: str = "Government sign in <no-reply@sign-in.example.gov.uk>"
+    # GOV.UK Notify API key: when set, email and text messages go through Notify (not SMTP,
+    # not the outbox); it needs the two template ids below. Empty: SMTP or the local outbox.
+    notify_api_key: str = ""
+    # Notify's API (a test points it at a local stand-in).
+    notify_base_url: str = NOTIFY_BASE_URL
+    # The Notify email template: subject "((subject))", body "((body))".
+    notify_email_template_id: str = ""
+    # The Notify text message template: "((body))".
+    notify_sms_template_id: str = ""
     # Staff sessions: shorter than citizens', since staff can change what citizens see.
     staff_session_idle_timeout: int = 900
     staff_session_absolute_lifetime: int = 28800
@@ -351,6 +368,32 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
         raise SettingsError(f"setting {name!r} has an unusable value {raw!r}: {exc}") from None
 
 
+def _check_notify(settings: Settings) -> None:
+    """SettingsError unless the Notify settings can send both kinds of message."""
+    if not settings.notify_api_key:
+        return
+    if len(settings.notify_api_key) < NOTIFY_KEY_MIN_LENGTH:
+        raise SettingsError(
+            "setting 'notify_api_key' is not a GOV.UK Notify API key (it ends with the service"
+            " id and the secret key, two 36-character ids)"
+        )
+    missing = [
+        name
+        for name in ("notify_email_template_id", "notify_sms_template_id")
+        if not getattr(settings, name)
+    ]
+    if missing:
+        raise SettingsError(
+            f"setting 'notify_api_key' needs {' and '.join(repr(n) for n in missing)}: the"
+            " Notify templates the IdP's email and text messages are sent with"
+        )
+    url = urlsplit(settings.notify_base_url)
+    if url.scheme not in {"http", "https"} or not url.hostname:
+        raise SettingsError("setting 'notify_base_url' must be an https URL")
+    if url.scheme == "http" and not is_loopback_host(url.hostname):
+        raise SettingsError("setting 'notify_base_url' must use https outside this machine")
+
+
 def current_settings() -> Settings:
     """The settings of the Flask app handling the current request or command."""
     from flask import current_app
@@ -397,6 +440,7 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         smtp = urlsplit(settings.smtp_url)
         if smtp.scheme not in {"smtp", "smtps"} or not smtp.hostname:
             raise SettingsError("setting 'smtp_url' must look like smtp://host:587 or smtps://host")
+    _check_notify(settings)
     if settings.secure_cookies is False and settings.issuer.startswith("https://"):
         raise SettingsError(
             "setting 'secure_cookies' cannot be false on an https issuer: its cookies are "

@@ -134,6 +134,35 @@ _EVENTS = (
         "A test citizen reused an authenticator code within its step (allowed for test citizens)",
         details=("method",),
     ),
+    Event(
+        "phone.added",
+        "A citizen confirmed a mobile number for codes by text message (a second factor)",
+        details=("during",),
+    ),
+    Event(
+        "phone.changed",
+        "A citizen replaced their mobile number for codes by text message",
+        details=("sessions_ended",),
+    ),
+    Event("phone.removed", "A citizen removed their mobile number for codes by text message"),
+    Event("sms_code.sent", "A code was sent to a citizen by text message", details=("purpose",)),
+    Event(
+        "sms_code.verified",
+        "A citizen entered the right code sent by text message",
+        details=("purpose",),
+    ),
+    Event(
+        "sms_code.failed",
+        "A citizen entered a wrong code sent by text message to confirm a number",
+        FAILURE,
+        ("purpose",),
+    ),
+    Event(
+        "sms_code.refused",
+        "No text message was sent: too many codes asked for that number from that network",
+        FAILURE,
+        ("purpose",),
+    ),
     Event("recovery_codes.issued", "A citizen was given new recovery codes", details=("count",)),
     Event(
         "recovery_code.used",

@@ -40,7 +40,8 @@ def only_on_a_developers_machine() -> None:
 
 @bp.get("/outbox")
 def outbox() -> str:
-    """The emails the IdP would have sent, newest first (no mail server needed)."""
+    """The email and text messages the IdP would have sent, newest first (no mail server and no
+    GOV.UK Notify needed)."""
     return render_template("dev/outbox.html", messages=read_outbox(current_settings()))
 
 

@@ -12,6 +12,7 @@ from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
 from idp.models.logout import LogoutAttempt, LogoutDelivery, SessionClient
 from idp.models.passkey import Passkey, WebAuthnChallenge
+from idp.models.phone import PhoneNumber, SmsCode
 from idp.models.refresh_token import RefreshToken
 from idp.models.registration import InitialAccessToken
 from idp.models.replay import UsedClientAssertion
@@ -39,9 +40,11 @@ __all__ = [
     "LogoutAttempt",
     "LogoutDelivery",
     "Passkey",
+    "PhoneNumber",
     "RecoveryCode",
     "RefreshToken",
     "SessionClient",
+    "SmsCode",
     "SigningKey",
     "StaffMember",
     "StaffSession",

@@ -1,5 +1,5 @@
-"""Deleting what can no longer be used: expired journeys, codes (authorization and email),
-passkey challenges, tokens, sessions, jtis and sign-in throttling counters.
+"""Deleting what can no longer be used: expired journeys, codes (authorization, email and text
+message), passkey challenges, tokens, sessions, jtis and sign-in throttling counters.
 
 Initial access tokens are kept (used, expired or revoked) as the record of who was allowed
 to register what. Signing keys that never sign again (withdrawn, or past their retirement) lose
@@ -21,6 +21,7 @@ from idp.models import (
     Interaction,
     LogoutDelivery,
     SigningKey,
+    SmsCode,
     StaffSession,
     ThrottleCounter,
     Token,
@@ -55,6 +56,7 @@ def purge_expired() -> dict[str, int]:
             ),
         ),
         "email_codes": delete(EmailCode).where(EmailCode.expires_at < now),
+        "sms_codes": delete(SmsCode).where(SmsCode.expires_at < now),
         "webauthn_challenges": delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now),
         "client_assertions": delete(UsedClientAssertion).where(
             UsedClientAssertion.expires_at < now

@@ -32,3 +32,25 @@ def code_in(mail: Mail) -> str:
     match = CODE.search(mail.body)
     assert match, mail.body
     return match.group(1)
+
+
+def texts_to(idp, number: str) -> list[Mail]:
+    """Every text message sent to the number (E.164), newest first."""
+    return [
+        m
+        for m in read_outbox(idp.app.config["IDP_SETTINGS"], limit=5000)
+        if m.kind == "sms" and m.to == number
+    ]
+
+
+def wait_for_text(idp, number: str, count: int = 1, timeout: float = 10.0) -> Mail:
+    """The newest text message to the number once it has at least count (sent in the
+    background), as the citizen reads it on their phone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        texts = texts_to(idp, number)
+        if len(texts) >= count:
+            return texts[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no text message number {count} to {number} within {timeout} s")
+        time.sleep(0.05)

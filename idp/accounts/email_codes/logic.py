@@ -160,8 +160,8 @@ def forget(purpose: str) -> None:
 
 
 def forget_every_journey() -> None:
-    """At sign-out: no half-finished journey (a code typed, a reset past its second factor, a
-    new app's key, a passkey ceremony) is left for the next person at this browser."""
-    prefixes = ("email_code:", "reset_password:", "manage:", "passkey")
+    """At sign-out: no half-finished journey (a code typed or texted, a reset past its second
+    factor, a new app's key, a passkey ceremony) is left for the next person at this browser."""
+    prefixes = ("email_code:", "sms_code:", "reset_password:", "manage:", "passkey")
     for key in [k for k in session if k.startswith(prefixes)]:
         session.pop(key, None)

@@ -50,7 +50,7 @@ from webauthn.helpers.structs import (
 )
 
 from idp import audit
-from idp.accounts.second_factor.logic import totp_credential
+from idp.accounts.second_factor.logic import has_phone_number, totp_credential
 from idp.extensions import db
 from idp.mail import send_in_background
 from idp.models import Citizen, Passkey, WebAuthnChallenge
@@ -681,7 +681,7 @@ def remove_passkey(citizen: Citizen, passkey_id: int) -> Passkey:
         .select_from(Passkey)
         .where(Passkey.citizen_id == citizen.id, Passkey.id != passkey.id)
     )
-    if not others and not has_authenticator_app(citizen):
+    if not others and not has_authenticator_app(citizen) and not has_phone_number(citizen):
         db.session.rollback()
         raise PasskeyError(
             "last_second_factor",

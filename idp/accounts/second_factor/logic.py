@@ -29,7 +29,7 @@ from idp.accounts.levels import vector_met
 from idp.accounts.sessions import start_session
 from idp.extensions import db
 from idp.mail import MailError, send_mail
-from idp.models import Citizen, Passkey, RecoveryCode, TotpCredential
+from idp.models import Citizen, Passkey, PhoneNumber, RecoveryCode, TotpCredential
 from idp.models.timestamps import utcnow
 from idp.security.passwords import hash_password, password_hasher
 from idp.security.secrets import decrypt
@@ -70,13 +70,23 @@ def totp_credential(citizen: Citizen) -> TotpCredential | None:
 
 
 def has_second_factor(citizen: Citizen) -> bool:
-    """Whether the citizen has a confirmed authenticator app or a passkey."""
+    """Whether the citizen has a confirmed authenticator app, a passkey or a confirmed phone
+    number for codes by text message."""
 
     credential = totp_credential(citizen)
     if credential is not None and credential.confirmed_at is not None:
         return True
+    if has_phone_number(citizen):
+        return True
     passkey = db.session.scalar(db.select(Passkey.id).filter_by(citizen_id=citizen.id).limit(1))
     return passkey is not None
+
+
+def has_phone_number(citizen: Citizen) -> bool:
+    """Whether the citizen has a mobile number for codes by text message (a row exists only
+    once the number was confirmed with a code: accounts/text_messages)."""
+    found = db.session.scalar(db.select(PhoneNumber.id).filter_by(citizen_id=citizen.id))
+    return found is not None
 
 
 def begin_totp_enrolment(citizen: Citizen, secret: str | None = None) -> str:
@@ -294,7 +304,7 @@ def recovery_codes_left(citizen: Citizen) -> int:
 
 def step_up(session, method: str, factor: str, during: str = "sign_in") -> None:
     """A new session (new identifier) that records the second factor; factor says which one
-    (totp, recovery_code, passkey), during whether at sign-in or setting it up. The record
+    (totp, sms, recovery_code, passkey), during whether at sign-in or setting it up. The record
     links the new session to the one the password made."""
     amr = list(dict.fromkeys([*(session.amr or []), method]))
     previous = audit.session_ref(session.sid)

@@ -31,6 +31,7 @@ from idp.accounts.second_factor.logic import (
     use_recovery_code,
 )
 from idp.accounts.shared_forms import CodeForm, PasswordOnlyForm, SignOutForm
+from idp.accounts.text_messages.logic import ending, phone_number
 from idp.security import throttle
 
 bp = Blueprint("two_factor", __name__)
@@ -101,17 +102,26 @@ def _code_step(
 
 
 def _second_factor_choices(citizen) -> dict:
-    """What the second-factor page offers: the app's code, a passkey, or both."""
+    """What the second-factor page offers: the app's code, a passkey, a code by text message
+    (a link to its page, with the number's last digits)."""
+    phone = phone_number(citizen)
     return {
         "has_authenticator_app": has_authenticator_app(citizen),
         "has_passkey": has_passkey(citizen),
+        "phone_ending": ending(phone.number) if phone else None,
     }
 
 
 @bp.route("/sign-in/second-factor", methods=["GET", "POST"])
 @signed_in
 def second_factor(*, current) -> Response:
-    """Enter the code from the authenticator app."""
+    """Enter the code from the authenticator app (a citizen whose only second factor is a
+    phone goes straight to the code sent by text message)."""
+    citizen = current.citizen
+    only_a_phone = not has_authenticator_app(citizen) and not has_passkey(citizen)
+    if only_a_phone and phone_number(citizen) is not None:
+        journey = journey_context(request.values.get("journey"))["journey"]
+        return redirect(url_for("text_messages.sign_in_code", journey=journey))
     return _code_step(
         current,
         "second_factor",
