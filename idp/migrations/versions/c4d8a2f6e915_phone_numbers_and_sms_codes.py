@@ -1,7 +1,7 @@
 """phone numbers for codes by text message, and the codes sent to them
 
 Revision ID: c4d8a2f6e915
-Revises: b8e4f2a61c07
+Revises: b8e3f0a1c247
 Create Date: 2026-12-07 10:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c4d8a2f6e915'
-down_revision = 'b8e4f2a61c07'
+down_revision = 'b8e3f0a1c247'
 branch_labels = None
 depends_on = None
 
