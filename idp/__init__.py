@@ -34,6 +34,41 @@ API_PATHS = (
     "/introspect",
 )
 OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
+# Set on every response unless the view set its own.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    # Authorization URLs carry state and codes: never leak them in Referer headers to another
+    # site. Not no-referrer: with it, browsers send "Origin: null" on the IdP's own form posts
+    # (Fetch standard, "append a request Origin header"), which the origin check
+    # (idp/security/web.py) must refuse.
+    ("Referrer-Policy", "same-origin"),
+    # Images only from the IdP itself: a department's logo is the IdP's own copy
+    # (departments/logos.py), so no page makes a browser call a department's server.
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+        "form-action 'self' http: https:; object-src 'none'; base-uri 'none'",
+    ),
+)
+
+
+class IdPFlask(Flask):
+    """Flask, without per-request work that gives the same answer every time."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._checked_sync: dict = {}
+
+    def ensure_sync(self, func):
+        """As Flask (an async view would be wrapped), but each view and hook is inspected once,
+        not at every request (Flask asks inspect.iscoroutinefunction for each, every time)."""
+        checked = self._checked_sync.get(func)
+        if checked is None:
+            if len(self._checked_sync) >= 1000:  # functions made per request (after_this_request)
+                self._checked_sync.clear()
+            checked = self._checked_sync[func] = super().ensure_sync(func)
+        return checked
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -49,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.oidc.journey import apply_browser_cookie
     from idp.oidc.server import create_authorization_server
     from idp.operations.metrics import init_metrics
+    from idp.security.cookies import SigningOnceSessionInterface
     from idp.security.issuer_origin import serve_at_issuer
     from idp.security.secrets import (
         resolve_key_encryption_key,
@@ -60,7 +96,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or load_settings()
     Path(settings.instance_path).mkdir(parents=True, exist_ok=True)
-    app = Flask(__name__, instance_path=settings.instance_path)
+    app = IdPFlask(__name__, instance_path=settings.instance_path)
+    app.session_interface = SigningOnceSessionInterface()
     _configure_logging(settings)
     app.config.update(
         IDP_SETTINGS=settings,
@@ -140,22 +177,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         apply_session_cookie(response)
         apply_staff_cookie(response)
         apply_browser_cookie(response)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # Authorization URLs carry state and codes: never leak them in Referer headers to
-        # another site. Not no-referrer: with it, browsers send "Origin: null" on the IdP's
-        # own form posts (Fetch standard, "append a request Origin header"), which the origin
-        # check (idp/security/web.py) must refuse.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        # Images only from the IdP itself: a department's logo is the IdP's own copy
-        # (departments/logos.py), so no page makes a browser call a department's server.
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-            "form-action 'self' http: https:; object-src 'none'; base-uri 'none'",
-        )
-        if not request.path.startswith(("/static/", "/jwks.json", "/.well-known/")):
-            response.headers.setdefault("Cache-Control", "no-store")
+        # Each header once, unless the view set its own: the names present are read once.
+        present = {name.lower() for name, _ in response.headers}
+        for name, value in SECURITY_HEADERS:
+            if name.lower() not in present:
+                response.headers.add(name, value)
+        if "cache-control" not in present and not request.path.startswith(
+            ("/static/", "/jwks.json", "/.well-known/")
+        ):
+            response.headers.add("Cache-Control", "no-store")
         return response
 
     init_metrics(app)

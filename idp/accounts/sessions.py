@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, or_, select, update
 
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, RefreshToken, Token
@@ -90,25 +90,38 @@ def start_session(
     return session
 
 
-def live_session_for_sid(sid: str, *, lock: bool = False) -> BrowserSession | None:
-    """The live session a sid belongs to: its own, or the one that took over when the citizen
-    signed in again in that browser; None once it has ended. With lock, the row stays locked
-    until the transaction ends, so the session cannot end half-way through issuing tokens."""
-    query = db.select(BrowserSession).filter_by(sid=sid)
+_SESSIONS = BrowserSession.__table__
+# Built once: every redemption and refresh follows a sid to its live session. The locking
+# form holds the row until the transaction ends (FOR UPDATE; SQLite locks the whole database
+# at the first write anyway).
+_SESSION_BY_SID = select(_SESSIONS.c.id, _SESSIONS.c.ended_at, _SESSIONS.c.replaced_by_id).where(
+    _SESSIONS.c.sid == bindparam("sid")
+)
+_SESSION_BY_ID = select(_SESSIONS.c.id, _SESSIONS.c.ended_at, _SESSIONS.c.replaced_by_id).where(
+    _SESSIONS.c.id == bindparam("session_id")
+)
+_LOCKED_BY_SID = _SESSION_BY_SID.with_for_update()
+_LOCKED_BY_ID = _SESSION_BY_ID.with_for_update()
+
+
+def live_session_id(sid: str, *, lock: bool = False) -> int | None:
+    """The id of the live session a sid belongs to: its own, or the one that took over when
+    the citizen signed in again in that browser; None once it has ended. With lock, the row
+    stays locked until the transaction ends, so the session cannot end half-way through
+    issuing tokens. Each step reads the row afresh (never an ORM copy loaded earlier)."""
+    connection = db.session.connection()
+    statement, parameters = (_LOCKED_BY_SID if lock else _SESSION_BY_SID), {"sid": sid}
     for _ in range(50):  # each sign-in again adds one step; a browser cannot make many
-        if lock:
-            # Locked and read afresh in one statement (an already loaded row is overwritten).
-            query = query.with_for_update(of=BrowserSession).execution_options(
-                populate_existing=True
-            )
-        session = db.session.scalar(query)
-        if session is None:
+        row = connection.execute(statement, parameters).first()
+        if row is None:
             return None
-        if session.ended_at is None:
-            return session
-        if session.replaced_by_id is None:
+        session_id, ended_at, replaced_by_id = row
+        if ended_at is None:
+            return session_id
+        if replaced_by_id is None:
             return None
-        query = db.select(BrowserSession).filter_by(id=session.replaced_by_id)
+        statement = _LOCKED_BY_ID if lock else _SESSION_BY_ID
+        parameters = {"session_id": replaced_by_id}
     return None
 
 
@@ -137,9 +150,69 @@ def record_activity(row, now) -> None:
         db.session.commit()
 
 
+@dataclass(slots=True, frozen=True)
+class SignIn:
+    """What the protocol reads of the browser's live session at every authorization request:
+    one row's columns, loaded by a statement built once, not an ORM instance with its citizen.
+    Its attributes are BrowserSession's, so code (and the audit record) that only reads a
+    session takes either; ``current_session`` turns it into the row when a page needs that."""
+
+    id: int
+    sid: str
+    citizen_id: int
+    auth_time: datetime
+    amr: list[str] | None
+    password_enough_alone: bool
+    created_at: datetime
+    last_active_at: datetime
+    expires_at: datetime
+
+
+_LIVE_SIGN_IN = select(*(_SESSIONS.c[name] for name in SignIn.__dataclass_fields__)).where(
+    _SESSIONS.c.token_hash == bindparam("hash"), _SESSIONS.c.ended_at.is_(None)
+)
+_MARK_ACTIVE = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+    .values(last_active_at=bindparam("now"))
+)
+
+
+def current_sign_in() -> BrowserSession | SignIn | None:
+    """The live session of this browser, or None when absent, ended, idle or expired, as
+    ``current_session`` decides, but read as a SignIn when no page of this request loaded
+    the row: the authorization endpoint's hot path needs only these columns."""
+    if "browser_session" in g:
+        return g.browser_session
+    g.browser_session = None
+    cookie_value = read_cookie(current_settings().session_cookie_name)
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    connection = db.session.connection()
+    row = connection.execute(_LIVE_SIGN_IN, {"hash": hash_token(cookie_value)}).first()
+    if row is None:
+        return None
+    sign_in = SignIn(*row)
+    now = utcnow()
+    if timed_out(sign_in, current_settings().session_idle_timeout, now):
+        session = db.session.get(BrowserSession, sign_in.id)
+        if session is not None:
+            end_session(session, reason="expired")
+        return None
+    if now - sign_in.last_active_at >= ACTIVITY_WRITE_INTERVAL:
+        # As record_activity: the idle clock moves on, written at most once a minute.
+        connection.execute(_MARK_ACTIVE, {"session_id": sign_in.id, "now": now})
+        db.session.commit()
+    g.browser_session = sign_in
+    return sign_in
+
+
 def current_session() -> BrowserSession | None:
     """The live session of this browser, or None when absent, ended, idle or expired."""
     if "browser_session" in g:
+        if isinstance(g.browser_session, SignIn):
+            # Read as a SignIn earlier in this request: the page wants the row itself.
+            g.browser_session = db.session.get(BrowserSession, g.browser_session.id)
         return g.browser_session
     g.browser_session = None
     session = find_live_row(BrowserSession, read_cookie(current_settings().session_cookie_name))

@@ -26,13 +26,13 @@ from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from idp import audit
 from idp.accounts.levels import achieved_vector, requested_vectors
-from idp.accounts.sessions import current_session
+from idp.accounts.sessions import SignIn, current_session, current_sign_in
 from idp.accounts.shared_forms import ConsentForm
 from idp.extensions import csrf, db
 from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
@@ -47,6 +47,7 @@ from idp.oidc.journey import (
     interaction_params,
     start_interaction,
 )
+from idp.oidc.records import ResourceOwner
 from idp.oidc.redirect_uri import untrusted_request_problem
 from idp.settings import current_settings
 
@@ -92,13 +93,13 @@ def client_unavailable_page(client: Client) -> tuple[str, int]:
     return render_template("service_unavailable.html", client=client), 403
 
 
-def _signed_in_during(session: BrowserSession, interaction: Interaction | None) -> bool:
+def _signed_in_during(session: BrowserSession | SignIn, interaction: Interaction | None) -> bool:
     """Whether the citizen authenticated in this browser after this journey began."""
     return interaction is not None and session.auth_time >= interaction.created_at
 
 
 def needs_authentication(
-    session: BrowserSession | None, data: MultiDict, interaction: Interaction | None
+    session: BrowserSession | SignIn | None, data: MultiDict, interaction: Interaction | None
 ) -> bool:
     """No session, prompt=login, or an auth_time older than max_age (OIDC Core 3.1.2.1)."""
     if session is None:
@@ -114,13 +115,15 @@ def needs_authentication(
     return False
 
 
-_CONSENT = db.select(Consent).where(
-    Consent.citizen_id == bindparam("citizen_id"), Consent.client_id == bindparam("client_id")
+# The scopes already agreed, read at every authorization request: built once.
+_CONSENTED_SCOPE = select(Consent.__table__.c.scope).where(
+    Consent.__table__.c.citizen_id == bindparam("citizen_id"),
+    Consent.__table__.c.client_id == bindparam("client_id"),
 )
 
 
 def needs_consent(
-    session: BrowserSession,
+    session: BrowserSession | SignIn,
     client: Client,
     scope: str,
     data: MultiDict,
@@ -130,13 +133,13 @@ def needs_consent(
     if interaction is not None and interaction.consented_sid == session.sid:
         # This very sign-in agreed on the consent page of this journey.
         return False
-    citizen = session.citizen
     if "consent" in (data.get("prompt") or "").split():
         return True
-    consent = db.session.scalar(_CONSENT, {"citizen_id": citizen.id, "client_id": client.client_id})
-    if consent is None:
+    asked = {"citizen_id": session.citizen_id, "client_id": client.client_id}
+    consented = db.session.connection().execute(_CONSENTED_SCOPE, asked).scalar()
+    if consented is None:
         return True
-    return not set(scope_to_list(scope)).issubset(scope_to_list(consent.scope))
+    return not set(scope_to_list(scope)).issubset(scope_to_list(consented))
 
 
 def _untrusted_reason(client: Client | None, params: MultiDict) -> str:
@@ -167,8 +170,8 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         return client_unavailable_page(client)
     # 3. Authlib's validation, then the IdP's checks (authorization_checks.CHECKS).
     oauth_request = AuthorizationRequest(params)
-    session = current_session()
-    citizen = session.citizen if session else None
+    session = current_sign_in()
+    citizen = ResourceOwner(session.citizen_id) if session else None
     server = authorization_server()
     try:
         grant = server.get_consent_grant(oauth_request, end_user=citizen)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from joserfc import jwt
-from sqlalchemy import event, func, or_, update
+from sqlalchemy import bindparam, event, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -56,12 +56,28 @@ def _insert_ignoring_duplicates(model, **values) -> None:
     db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
+# Every code redemption records its department, once per session: built once per dialect.
+_PARTICIPATION = {
+    dialect: dialect_insert(SessionClient.__table__)
+    .values(
+        session_id=bindparam("session"),
+        client_id=bindparam("client"),
+        sid=bindparam("known_as"),
+        created_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing()
+    for dialect, dialect_insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
 def record_participation(session_id: int, sid: str, client_id: str) -> None:
     """The department received tokens in the live session session_id, which it knows as sid
     (not committed): it is signed out when that session ends. The caller found the session
     live and holds its row lock (code redemption)."""
-    _insert_ignoring_duplicates(
-        SessionClient, session_id=session_id, client_id=client_id, sid=sid, created_at=utcnow()
+    connection = db.session.connection()
+    connection.execute(
+        _PARTICIPATION[connection.dialect.name],
+        {"session": session_id, "client": client_id, "known_as": sid, "now": utcnow()},
     )
 
 

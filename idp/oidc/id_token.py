@@ -10,9 +10,10 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oidc.core import grants as oidc_grants
 
 from idp import clock
-from idp.models import AuthorizationCode, Client, RefreshToken
+from idp.models import Client
 from idp.oidc.claims import subject_for
 from idp.oidc.keys import signing_key
+from idp.oidc.records import CodeRecord, RefreshTokenRecord
 from idp.settings import current_settings
 
 
@@ -52,7 +53,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims["sub"] = subject_for(request.user, request.client)
         return claims
 
-    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
+    def get_authorization_code_claims(self, authorization_code: CodeRecord) -> dict:
         """nonce, auth_time and amr from the code, and the session id (sid)."""
         claims = super().get_authorization_code_claims(authorization_code)
         claims["sid"] = authorization_code.sid
@@ -74,7 +75,7 @@ class OpenIDRefresh(OpenIDCode):
 
     def get_compatible_claims(self, request: OAuth2Request) -> dict:
         claims = super().get_compatible_claims(request)
-        row: RefreshToken = request.refresh_token
+        row: RefreshTokenRecord = request.refresh_token
         claims.pop("nonce", None)
         claims.update(sid=row.sid, auth_time=row.get_auth_time(), amr=list(row.amr or []))
         if row.vot:

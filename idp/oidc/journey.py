@@ -23,20 +23,22 @@ HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class _StoredPayload(OAuth2Payload):
-    """Authorization request parameters held in a MultiDict."""
+    """Authorization request parameters, read from a MultiDict once: the grant and the IdP's
+    checks look parameters up dozens of times per request."""
 
     def __init__(self, params: MultiDict):
-        self._params = params
+        self._data = params.to_dict()
+        self._datalist = params.to_dict(flat=False)
 
     @property
-    def data(self):
+    def data(self) -> dict[str, str]:
         """First value of each parameter."""
-        return self._params
+        return self._data
 
     @property
-    def datalist(self):
+    def datalist(self) -> dict[str, list[str]]:
         """Every value of each parameter (to detect repeats)."""
-        return {key: self._params.getlist(key) for key in self._params}
+        return self._datalist
 
 
 class AuthorizationRequest(OAuth2Request):

@@ -10,17 +10,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import OAuth2Request
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import bindparam, insert, select, update
 
 from idp import audit
 from idp.accounts.levels import achieved_vector, requested_vectors
-from idp.accounts.sessions import current_session
+from idp.accounts.sessions import current_sign_in
 from idp.extensions import db
 from idp.models import AuthorizationCode, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 from idp.oidc import backchannel
+from idp.oidc.records import AccessTokenRecord, CodeRecord, RefreshTokenRecord, find_record
 from idp.security.secrets import hash_token, new_token
 from idp.settings import current_settings
 
@@ -28,51 +28,78 @@ from idp.settings import current_settings
 def save_authorization_code(code: str, request: OAuth2Request) -> None:
     """Store the code's hash with everything it is bound to: client, redirect URI, scope,
     nonce, PKCE challenge, and the sign-in (sid, auth_time, amr, the level met)."""
-    session = current_session()
+    session = current_sign_in()
     data = request.payload.data
     now = utcnow()
-    row = AuthorizationCode(
-        code_hash=hash_token(code),
-        client_id=request.client.client_id,
-        citizen_id=request.user.id,
-        redirect_uri=request.payload.redirect_uri,
-        scope=request.scope,
-        nonce=data.get("nonce"),
-        code_challenge=data.get("code_challenge"),
-        code_challenge_method=data.get("code_challenge_method"),
-        sid=session.sid,
-        auth_time=session.auth_time,
-        amr=list(session.amr or []),
-        vot=achieved_vector(
-            session.amr or [], requested_vectors(data), session.password_enough_alone
-        ),
-        created_at=now,
-        expires_at=now + timedelta(seconds=current_settings().authorization_code_lifetime),
+    amr = list(session.amr or [])
+    vot = achieved_vector(amr, requested_vectors(data), session.password_enough_alone)
+    _write(
+        _INSERT_CODE,
+        {
+            "code_hash": hash_token(code),
+            "client_id": request.client.client_id,
+            "citizen_id": request.user.id,
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.scope,
+            "nonce": data.get("nonce"),
+            "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method"),
+            "sid": session.sid,
+            "auth_time": session.auth_time,
+            "amr": amr,
+            "vot": vot,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=current_settings().authorization_code_lifetime),
+        },
     )
-    db.session.add(row)
     db.session.commit()
     audit.record(
         "authorization_code.issued",
         citizen_id=request.user.id,
         client_id=request.client.client_id,
-        sid=row.sid,
-        level=row.vot,
-        methods=list(row.amr or []),
+        sid=session.sid,
+        level=vot,
+        methods=amr,
         scope=request.scope,
     )
 
 
-# The lookups every redemption runs, built once.
-_CODE = db.select(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
-_REFRESH_TOKEN = db.select(RefreshToken).where(RefreshToken.token_hash == bindparam("hash"))
+# The statements every authorization, redemption and refresh runs, built once. Each goes to
+# the request's connection as Core: no ORM instance is made, tracked or flushed for them.
+_CODES = AuthorizationCode.__table__
+_REFRESH_TOKENS = RefreshToken.__table__
+_INSERT_CODE = insert(_CODES)
+_INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
+_INSERT_TOKEN = insert(Token.__table__)
+# A code is claimed once: the statement names the refresh token family its redemption may
+# start, so that a replay of the code can end it (RFC 6749 4.1.2).
+_CLAIM_CODE = (
+    update(_CODES)
+    .where(_CODES.c.id == bindparam("code_id"), _CODES.c.used_at.is_(None))
+    .values(used_at=bindparam("now"), refresh_family=bindparam("family"))
+)
+_CLAIM_REFRESH_TOKEN = (
+    update(_REFRESH_TOKENS)
+    .where(
+        _REFRESH_TOKENS.c.id == bindparam("token_id"),
+        _REFRESH_TOKENS.c.used_at.is_(None),
+        _REFRESH_TOKENS.c.revoked_at.is_(None),
+    )
+    .values(used_at=bindparam("now"))
+)
 
 
-def find_authorization_code(code: str) -> AuthorizationCode | None:
-    """The stored code with this value, used or not."""
-    return db.session.scalar(_CODE, {"hash": hash_token(code)})
+def _write(statement, parameters: dict) -> int:
+    """Run a prebuilt INSERT or UPDATE in the request's transaction; the rows it touched."""
+    return db.session.connection().execute(statement, parameters).rowcount
 
 
-def claim_authorization_code(row: AuthorizationCode, now) -> bool:
+def find_authorization_code(code: str) -> CodeRecord | None:
+    """The stored code with this value, used or not, with its citizen."""
+    return find_record(CodeRecord, hash_token(code))
+
+
+def claim_authorization_code(row: CodeRecord, now) -> bool:
     """Mark the code used, unless it already was; False if it was (a second use).
 
     The claim stays uncommitted until save_token commits it with the token, so a concurrent
@@ -83,77 +110,66 @@ def claim_authorization_code(row: AuthorizationCode, now) -> bool:
     save_token if a refresh token is issued), so that a replay of the code can end the family
     (RFC 6749 4.1.2) without a second write to the code's row."""
     family = new_token(24)
-    claimed = db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=now, refresh_family=family)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    claimed = _write(_CLAIM_CODE, {"code_id": row.id, "now": now, "family": family})
     if claimed == 1:
-        set_committed_value(row, "refresh_family", family)
+        row.refresh_family = family
     return claimed == 1
 
 
-def find_refresh_token(refresh_token: str) -> RefreshToken | None:
-    """The stored refresh token with this value, used, revoked or not."""
-    return db.session.scalar(_REFRESH_TOKEN, {"hash": hash_token(refresh_token)})
+def find_refresh_token(refresh_token: str) -> RefreshTokenRecord | None:
+    """The stored refresh token with this value, used, revoked or not, with its citizen."""
+    return find_record(RefreshTokenRecord, hash_token(refresh_token))
 
 
-def claim_refresh_token(row: RefreshToken, now) -> bool:
+def claim_refresh_token(row: RefreshTokenRecord, now) -> bool:
     """Mark the refresh token used, unless it already was or was revoked; False then.
     Committed with the new tokens by save_token."""
-    claimed = db.session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.id == row.id,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-        )
-        .values(used_at=now)
-    ).rowcount
-    return claimed == 1
+    return _write(_CLAIM_REFRESH_TOKEN, {"token_id": row.id, "now": now}) == 1
 
 
 def save_token(token: dict, request: OAuth2Request) -> None:
     """Store issued tokens by their hashes only: the access token, and a refresh token (a new
     family after a code, the same family after a refresh)."""
-    code: AuthorizationCode | None = request.authorization_code
-    previous: RefreshToken | None = getattr(request, "refresh_token", None)
+    code: CodeRecord | None = request.authorization_code
+    previous: RefreshTokenRecord | None = getattr(request, "refresh_token", None)
     origin = code or previous
     now = utcnow()
     family = None
+    amr = list(origin.amr or []) if origin else None
     if token.get("refresh_token"):
         family = previous.family if previous else (code and code.refresh_family) or new_token(24)
         lifetime = timedelta(seconds=current_settings().refresh_token_lifetime)
-        db.session.add(
-            RefreshToken(
-                token_hash=hash_token(token["refresh_token"]),
-                family=family,
-                client_id=request.client.client_id,
-                citizen_id=request.user.id,
-                scope=token.get("scope", ""),
-                sid=origin.sid,
-                auth_time=origin.auth_time,
-                amr=list(origin.amr or []),
-                vot=origin.vot,
-                issued_at=now,
-                expires_at=previous.expires_at if previous else now + lifetime,
-            )
+        _write(
+            _INSERT_REFRESH_TOKEN,
+            {
+                "token_hash": hash_token(token["refresh_token"]),
+                "family": family,
+                "client_id": request.client.client_id,
+                "citizen_id": request.user.id,
+                "scope": token.get("scope", ""),
+                "sid": origin.sid,
+                "auth_time": origin.auth_time,
+                "amr": amr,
+                "vot": origin.vot,
+                "issued_at": now,
+                "expires_at": previous.expires_at if previous else now + lifetime,
+            },
         )
-    db.session.add(
-        Token(
-            access_token_hash=hash_token(token["access_token"]),
-            client_id=request.client.client_id,
-            citizen_id=request.user.id,
-            scope=token.get("scope", ""),
-            sid=origin.sid if origin else None,
-            authorization_code_id=code.id if code else None,
-            refresh_family=family,
-            issued_at=now,
-            expires_at=now + timedelta(seconds=int(token["expires_in"])),
-            vot=origin.vot if origin else None,
-            amr=list(origin.amr or []) if origin else None,
-        )
+    _write(
+        _INSERT_TOKEN,
+        {
+            "access_token_hash": hash_token(token["access_token"]),
+            "client_id": request.client.client_id,
+            "citizen_id": request.user.id,
+            "scope": token.get("scope", ""),
+            "sid": origin.sid if origin else None,
+            "authorization_code_id": code.id if code else None,
+            "refresh_family": family,
+            "issued_at": now,
+            "expires_at": now + timedelta(seconds=int(token["expires_in"])),
+            "vot": origin.vot if origin else None,
+            "amr": amr,
+        },
     )
     if code is not None:
         # The family was remembered on the code when it was claimed, so a replay of it can end
@@ -167,20 +183,22 @@ def save_token(token: dict, request: OAuth2Request) -> None:
         client_id=request.client.client_id,
         sid=origin.sid if origin else None,
         level=origin.vot if origin else None,
-        methods=list(origin.amr or []) if origin else None,
+        methods=amr,
         grant_type=request.payload.grant_type,
         scope=token.get("scope"),
         with_refresh=bool(family),
     )
 
 
-def token_assurance(token: Token | RefreshToken) -> tuple[str | None, list[str] | None]:
+def token_assurance(
+    token: Token | AccessTokenRecord | RefreshToken,
+) -> tuple[str | None, list[str] | None]:
     """The level met (vot) and the methods used (amr) at the sign-in a token comes from."""
     origin: AuthorizationCode | RefreshToken | None = None
-    if isinstance(token, Token) and token.amr is not None:
-        return token.vot, list(token.amr)  # copied at issue
     if isinstance(token, RefreshToken):
         origin = token
+    elif token.amr is not None:
+        return token.vot, list(token.amr)  # copied at issue
     elif token.authorization_code_id is not None:
         origin = db.session.get(AuthorizationCode, token.authorization_code_id)
     elif token.refresh_family:

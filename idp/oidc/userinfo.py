@@ -9,30 +9,26 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import bindparam
 
 from idp import audit
-from idp.extensions import csrf, db
-from idp.models import Token
+from idp.extensions import csrf
 from idp.oidc.claims import user_info
 from idp.oidc.failure_limits import limit_failures
+from idp.oidc.records import AccessTokenRecord, find_record
 from idp.oidc.tokens import token_assurance
 from idp.security.secrets import hash_token
 
 bp = Blueprint("userinfo", __name__)
 
 
-_TOKEN = db.select(Token).where(Token.access_token_hash == bindparam("hash"))
-
-
 class AccessTokenValidator(BearerTokenValidator):
     """Find an access token by its hash; expiry and revocation are checked by Authlib."""
 
-    def authenticate_token(self, token_string: str) -> Token | None:
-        """The stored token for the presented string."""
+    def authenticate_token(self, token_string: str) -> AccessTokenRecord | None:
+        """The stored token for the presented string, with its citizen's claims."""
         if not token_string or len(token_string) > 256:
             return None
-        return db.session.scalar(_TOKEN, {"hash": hash_token(token_string)})
+        return find_record(AccessTokenRecord, hash_token(token_string))
 
 
 class BearerTokenProtector(ResourceProtector):
@@ -112,7 +108,7 @@ def bearer_error_response(error: OAuth2Error) -> Response:
 def userinfo() -> Response:
     """The claims the token's scope releases."""
     try:
-        token: Token = require_token.acquire_token(["openid"])
+        token: AccessTokenRecord = require_token.acquire_token(["openid"])
     except OAuth2Error as error:
         if error.error in ("invalid_token", "insufficient_scope", "invalid_request"):
             # A token was presented and refused (never recorded: only that it was refused).

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from idp.settings import current_settings
 
@@ -50,3 +52,21 @@ def clear_session_cookie(response: Response, name: str, *, samesite: str) -> Non
         samesite=samesite,
         secure=current_settings().cookies_secure,
     )
+
+
+class SigningOnceSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session (which carries only the CSRF token), with its signing
+    serializer built once per set of keys instead of at every request: Flask makes a new one
+    each time it opens or saves a session, before it even looks for the cookie."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Flask's serializer for the app's current key and fallbacks, kept while they stay."""
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            self._serializers = {keys: serializer}  # a rotated key replaces the old one
+        return serializer

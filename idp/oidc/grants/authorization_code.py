@@ -24,13 +24,14 @@ from authlib.oauth2.rfc6749 import (
 from flask import g
 
 from idp import audit
-from idp.accounts.sessions import live_session_for_sid
+from idp.accounts.sessions import live_session_id
 from idp.extensions import db
-from idp.models import AuthorizationCode, Client
+from idp.models import Client
 from idp.models.timestamps import utcnow
 from idp.oidc import tokens
 from idp.oidc.client_auth import TOKEN_ENDPOINT_AUTH_METHODS
 from idp.oidc.grants.replay import refuse_replay
+from idp.oidc.records import CitizenRecord, CodeRecord
 from idp.security.secrets import new_token
 
 
@@ -49,7 +50,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Store the code's hash with everything it is bound to."""
         tokens.save_authorization_code(code, request)
 
-    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode:
+    def query_authorization_code(self, code: str, client: Client) -> CodeRecord:
         """Claim the code atomically; a second use revokes what the first use issued."""
         if not isinstance(code, str) or len(code) > 256:
             raise InvalidGrantError("The authorization code is not valid.")
@@ -73,7 +74,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # No token outlives its session: a code redeemed after the citizen signed out (or the
         # session expired) gets nothing. The session row stays locked until the tokens are
         # stored, so it cannot end unnoticed in between (its end would miss this department).
-        live = live_session_for_sid(row.sid, lock=True)
+        live = live_session_id(row.sid, lock=True)
         if live is None:
             db.session.commit()  # the code stays spent
             g.refusal_recorded = True  # the endpoint records nothing more of this refusal
@@ -86,12 +87,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 sid=row.sid,
             )
             raise InvalidGrantError("The sign-in this code came from has ended.")
-        row.live_session_id = live.id  # not stored: save_token records the department there
+        row.live_session_id = live  # not stored: save_token records the department there
         return row
 
-    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+    def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         """Keep the used code (marked used) so a replay can be recognised."""
 
-    def authenticate_user(self, authorization_code: AuthorizationCode):
-        """The citizen the code was issued for."""
+    def authenticate_user(self, authorization_code: CodeRecord) -> CitizenRecord:
+        """The citizen the code was issued for (loaded with the code)."""
         return authorization_code.citizen

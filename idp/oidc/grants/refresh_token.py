@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import InvalidGrantError, UnauthorizedClientError, grants
 
-from idp.accounts.sessions import live_session_for_sid
+from idp.accounts.sessions import live_session_id
 from idp.extensions import db
-from idp.models import RefreshToken
 from idp.models.timestamps import utcnow
 from idp.oidc import tokens
 from idp.oidc.client_auth import TOKEN_ENDPOINT_AUTH_METHODS
 from idp.oidc.grants.replay import refuse_replay
+from idp.oidc.records import CitizenRecord, RefreshTokenRecord
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -32,7 +32,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken:
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenRecord:
         """Claim the refresh token atomically (committed with the new one by save_token)."""
         if not isinstance(refresh_token, str) or len(refresh_token) > 256:
             raise InvalidGrantError("The refresh token is not valid.")
@@ -48,7 +48,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("The refresh token has expired: the citizen must sign in.")
         # The session's row stays locked until the new tokens are stored: a sign-out at the
         # same moment waits, then revokes them too (or went first, and nothing is issued).
-        if live_session_for_sid(row.sid, lock=True) is None:
+        if live_session_id(row.sid, lock=True) is None:
             raise InvalidGrantError("The sign-in this refresh token came from has ended.")
         if not tokens.claim_refresh_token(row, now):
             # RFC 9700 4.14.2: a rotated token used again means it leaked: end the family.
@@ -62,9 +62,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             )
         return row
 
-    def authenticate_user(self, refresh_token: RefreshToken):
-        """The citizen the family speaks for."""
+    def authenticate_user(self, refresh_token: RefreshTokenRecord) -> CitizenRecord:
+        """The citizen the family speaks for (loaded with the token)."""
         return refresh_token.citizen
 
-    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+    def revoke_old_credential(self, refresh_token: RefreshTokenRecord) -> None:
         """Already claimed (used_at) in authenticate_refresh_token."""

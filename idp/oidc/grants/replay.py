@@ -8,11 +8,11 @@ from flask import g
 
 from idp import audit
 from idp.extensions import db
-from idp.models import AuthorizationCode, RefreshToken
+from idp.oidc.records import CodeRecord, RefreshTokenRecord
 
 
 def refuse_replay(
-    event: str, row: AuthorizationCode | RefreshToken, reason: str, description: str
+    event: str, row: CodeRecord | RefreshTokenRecord, reason: str, description: str
 ) -> None:
     """Commit the revocation just made, record the replay, refuse with invalid_grant."""
     db.session.commit()
