@@ -55,6 +55,13 @@ def store(entry: dict[str, Any], outcome: str) -> None:
         connection.execute(insert(AuditPending.__table__).values(**entry))
 
 
+def note_writes() -> None:
+    """The request's transaction holds writes the listeners cannot see (Core statements run on
+    the session's connection directly, as the protocol's hot path does): a success recorded
+    before its commit rides in it, one INSERT, instead of a transaction of its own."""
+    db.session().info[WROTE] = True
+
+
 def holds_writes(session: Session) -> bool:
     """Whether the session's transaction has written (or is about to flush) anything."""
     return bool(

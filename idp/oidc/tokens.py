@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, insert, select, update
 from idp import audit
 from idp.accounts.levels import achieved_vector, requested_vectors
 from idp.accounts.sessions import current_sign_in
+from idp.audit import pending
 from idp.extensions import db
 from idp.models import AuthorizationCode, RefreshToken, Token
 from idp.models.grant import revoke_live
@@ -52,7 +53,7 @@ def save_authorization_code(code: str, request: OAuth2Request) -> None:
             "expires_at": now + timedelta(seconds=current_settings().authorization_code_lifetime),
         },
     )
-    db.session.commit()
+    # Recorded in the same transaction: the entry commits exactly when the code does.
     audit.record(
         "authorization_code.issued",
         citizen_id=request.user.id,
@@ -62,6 +63,7 @@ def save_authorization_code(code: str, request: OAuth2Request) -> None:
         methods=amr,
         scope=request.scope,
     )
+    db.session.commit()
 
 
 # The statements every authorization, redemption and refresh runs, built once. Each goes to
@@ -91,7 +93,9 @@ _CLAIM_REFRESH_TOKEN = (
 
 def _write(statement, parameters: dict) -> int:
     """Run a prebuilt INSERT or UPDATE in the request's transaction; the rows it touched."""
-    return db.session.connection().execute(statement, parameters).rowcount
+    rows = db.session.connection().execute(statement, parameters).rowcount
+    pending.note_writes()  # so the audit entry of this work commits with it (one INSERT)
+    return rows
 
 
 def find_authorization_code(code: str) -> CodeRecord | None:
@@ -175,8 +179,8 @@ def save_token(token: dict, request: OAuth2Request) -> None:
         # The family was remembered on the code when it was claimed, so a replay of it can end
         # the family (RFC 6749 4.1.2).
         backchannel.record_participation(code.live_session_id, code.sid, request.client.client_id)
-    db.session.commit()
     # One sign-in's events share its session reference: the code's (or refresh token's) sid.
+    # Recorded in the same transaction: the entry commits exactly when the tokens do.
     audit.record(
         "token.refreshed" if previous is not None else "token.issued",
         citizen_id=request.user.id,
@@ -188,6 +192,7 @@ def save_token(token: dict, request: OAuth2Request) -> None:
         scope=token.get("scope"),
         with_refresh=bool(family),
     )
+    db.session.commit()
 
 
 def token_assurance(
