@@ -7,8 +7,11 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from idp.browsers import parse_browser
+from idp.dates import uk_date, uk_datetime
 from idp.oidc.journey import find_interaction
 from idp.security.cookies import cookie_name, read_cookie
 from idp.settings import current_settings
@@ -103,9 +106,44 @@ def remember_language(response: Response) -> Response:
     return response
 
 
+# -- Filters every page may use (citizen and staff) ---------------------------------------------
+
+
+def uk_time_filter(moment) -> str:
+    """{{ moment|uk_time }}: "6 December 2026 at 7:42am" in UK time, in the page's language."""
+    return uk_datetime(moment, select_locale())
+
+
+def uk_date_filter(moment) -> str:
+    """{{ moment|uk_date }}: "6 December 2026", the day in UK time, in the page's language."""
+    return uk_date(moment, select_locale()) if moment is not None else ""
+
+
+def browser_filter(user_agent: str | None) -> str:
+    """{{ user_agent|browser }}: "Chrome on Windows", "Safari on iPhone", "Unknown browser"."""
+    browser = parse_browser(user_agent)
+    if browser.name and browser.system:
+        return _("%(browser)s on %(system)s", browser=browser.name, system=browser.system)
+    if browser.name:
+        return browser.name
+    if browser.system:
+        return _("A browser on %(system)s", system=browser.system)
+    return _("Unknown browser")
+
+
+def local_name_filter(thing) -> str:
+    """{{ client|local_name }}: a service's or department's name in the page's language, where
+    it was registered in that language too (RFC 7591 2.2, client_name#cy), else its name."""
+    return thing.name_in(select_locale())
+
+
 def init_i18n(app: Flask) -> None:
-    """Flask-Babel with the IdP's locale selector."""
+    """Flask-Babel with the IdP's locale selector, and the filters that write for people."""
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = TRANSLATIONS_DIR
     babel.init_app(app, locale_selector=select_locale)
     app.context_processor(language_context)
     app.after_request(remember_language)
+    app.add_template_filter(uk_time_filter, "uk_time")
+    app.add_template_filter(uk_date_filter, "uk_date")
+    app.add_template_filter(browser_filter, "browser")
+    app.add_template_filter(local_name_filter, "local_name")

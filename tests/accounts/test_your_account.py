@@ -4,6 +4,7 @@ signing a browser out), and recent sign-ins."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
 
@@ -118,3 +119,113 @@ def test_the_account_page_needs_the_second_factor(idp, make_citizen, make_client
     response = browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
     assert response.headers["location"].endswith("/sign-in/second-factor")
     assert browser.get(idp.url("/")).headers["location"].endswith("/sign-in/second-factor")
+
+
+CHROME_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+BROWSERS = {
+    CHROME_WINDOWS: "Chrome on Windows",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1": "Safari on iPhone",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0": "Firefox on Linux",
+    CHROME_WINDOWS + " Edg/120.0.2210.91": "Edge on Windows",
+    "TotallyMadeUp/1.0": "Unknown browser",
+}
+
+
+def signed_in_with(idp, client, citizen, user_agent: str) -> CitizenBrowser:
+    """A browser that calls itself user_agent, signed in at the department."""
+    browser = CitizenBrowser(idp.issuer)
+    browser.http.headers["User-Agent"] = user_agent
+    attempt = client.authorization()
+    browser.authorize(attempt.url, citizen["email"], citizen["password"])
+    return browser
+
+
+def table(page: httpx.Response, table_id: str) -> list[list[str]]:
+    """The rows of a table on the page, as the text of their cells."""
+    body = re.search(rf'<table class="table" id="{table_id}">(.*?)</table>', page.text, re.S)
+    rows = re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    cells = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
+    strip = lambda cell: " ".join(re.sub(r"<[^>]+>", " ", cell).split())  # noqa: E731
+    return [[strip(cell) for cell in row] for row in cells if row]
+
+
+def test_browsers_are_named_as_people_know_them(idp, make_citizen, make_client):
+    citizen = make_citizen()
+    client = make_client()
+    browsers = [signed_in_with(idp, client, citizen, agent) for agent in BROWSERS]
+
+    page = account_page(idp, browsers[0])
+
+    devices = [row[0] for row in table(page, "sessions")]
+    assert sorted(d.removesuffix(" (this browser)") for d in devices) == sorted(BROWSERS.values())
+    assert "Chrome on Windows (this browser)" in devices
+    assert "Mozilla/5.0" not in page.text
+    assert sorted(row[2] for row in table(page, "history")) == sorted(BROWSERS.values())
+
+
+def test_each_sign_in_is_one_row_and_a_password_alone_shows_as_such(idp, make_citizen, make_client):
+    citizen = make_citizen()
+    browser, _ = signed_in_at(idp, make_client(), citizen)
+    assert [row[1] for row in table(account_page(idp, browser), "history")] == [
+        "password and authenticator app"
+    ]
+    # Someone else typed the password but never got past the second step.
+    stranger = CitizenBrowser(idp.issuer)
+    stranger.http.headers["User-Agent"] = CHROME_WINDOWS
+    page = stranger.get(idp.url("/sign-in"))
+    second_step = stranger.submit(
+        page, {"email": citizen["email"], "password": citizen["password"]}
+    )
+    assert second_step.headers["location"].endswith("/sign-in/second-factor")
+
+    rows = table(account_page(idp, browser), "history")
+    assert [row[1:] for row in rows] == [
+        ["password", "Chrome on Windows"],
+        ["password and authenticator app", "Unknown browser"],
+    ]
+
+
+def set_sign_in_times(idp, citizen_id: int, *moments) -> None:
+    """The citizen's sign-ins happened at these moments (UTC), newest first."""
+    from idp.extensions import db
+    from idp.models import BrowserSession
+
+    with idp.app.app_context():
+        sessions = db.session.scalars(
+            db.select(BrowserSession)
+            .filter_by(citizen_id=citizen_id, replaced_by_id=None)
+            .order_by(BrowserSession.id.desc())
+        ).all()
+        for session, moment in zip(sessions, moments, strict=True):
+            session.created_at = moment
+        db.session.commit()
+
+
+def test_times_are_uk_local_time_written_the_gov_uk_way(idp, make_citizen, make_client):
+    citizen = make_citizen()
+    client = make_client()
+    browsers = [signed_in_at(idp, client, citizen)[0] for _ in range(4)]
+    set_sign_in_times(
+        idp,
+        citizen["id"],
+        datetime(2026, 12, 6, 7, 42, tzinfo=UTC),  # winter: GMT
+        datetime(2026, 7, 1, 6, 42, tzinfo=UTC),  # summer: BST, an hour ahead
+        datetime(2026, 7, 1, 11, 0, tzinfo=UTC),  # noon BST
+        datetime(2026, 1, 15, 0, 0, tzinfo=UTC),  # midnight GMT
+    )
+
+    page = account_page(idp, browsers[0])
+
+    assert [row[0] for row in table(page, "history")] == [
+        "6 December 2026 at 7:42am",
+        "1 July 2026 at 12pm",
+        "1 July 2026 at 7:42am",
+        "15 January 2026 at 12am",
+    ]
+    welsh = browsers[0].get(idp.url("/?lang=cy"))
+    assert "6 Rhagfyr 2026 am 7:42yb" in welsh.text
+    assert "1 Gorffennaf 2026 am 12yh" in welsh.text

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from idp import audit
 from idp.extensions import db
-from idp.models import BrowserSession, Citizen, Client, Consent, RefreshToken, Token
+from idp.models import BrowserSession, Citizen, Client, Consent, Department, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
 
@@ -21,9 +21,14 @@ class ConnectedService:
 
     client_id: str
     name: str
-    department: str | None
+    department: Department | None
     scope: str
     granted_at: datetime
+    client: Client | None = None
+
+    def name_in(self, language: str) -> str:
+        """The service's name in a language (client_name#cy), for the local_name filter."""
+        return self.client.name_in(language) if self.client else self.name
 
 
 def connected_services(citizen: Citizen) -> list[ConnectedService]:
@@ -38,9 +43,10 @@ def connected_services(citizen: Citizen) -> list[ConnectedService]:
         ConnectedService(
             client_id=consent.client_id,
             name=client.client_name if client else consent.client_id,
-            department=client.department.name if client and client.department else None,
+            department=client.department if client else None,
             scope=consent.scope,
             granted_at=consent.granted_at,
+            client=client,
         )
         for consent, client in rows
     ]
@@ -79,13 +85,41 @@ def live_sessions(citizen: Citizen) -> list[BrowserSession]:
     )
 
 
+def _completed_by(session: BrowserSession, successor: BrowserSession | None) -> bool:
+    """The session was a step of a sign-in that its successor finished: the password step,
+    replaced in the same browser by the session that added the second factor (the successor
+    has every method it had, and more)."""
+    if successor is None:
+        return False
+    methods, later = set(session.amr or []), set(successor.amr or [])
+    return methods < later
+
+
 def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
-    """Recent sign-ins (kept 30 days), newest first."""
-    return list(
+    """Recent sign-ins (kept 30 days), newest first: one row per sign-in, so the password
+    step that the second factor completed is not a row of its own (the second factor starts
+    a new session, idp/accounts/second_factor/logic.py step_up). A password step nobody
+    finished stays: someone knew the password."""
+    sessions = list(
         db.session.scalars(
             db.select(BrowserSession)
             .where(BrowserSession.citizen_id == citizen.id)
-            .order_by(BrowserSession.created_at.desc())
-            .limit(HISTORY_LENGTH)
+            .order_by(BrowserSession.created_at.desc(), BrowserSession.id.desc())
+            .limit(HISTORY_LENGTH * 2)
         )
     )
+    by_id = {session.id: session for session in sessions}
+    missing = {s.replaced_by_id for s in sessions if s.replaced_by_id not in (None, *by_id)}
+    if missing:
+        by_id.update(
+            (row.id, row)
+            for row in db.session.scalars(
+                db.select(BrowserSession).where(BrowserSession.id.in_(missing))
+            )
+        )
+    completed = [
+        s
+        for s in sessions
+        if not _completed_by(s, by_id.get(s.replaced_by_id) if s.replaced_by_id else None)
+    ]
+    return completed[:HISTORY_LENGTH]
