@@ -7,8 +7,10 @@ import re
 from datetime import UTC, datetime
 
 import httpx
+import jwt
 
 from tests.support.browser import CitizenBrowser
+from tests.support.logout_receiver import LogoutReceiver
 
 
 def signed_in_at(idp, client, citizen) -> tuple[CitizenBrowser, dict]:
@@ -229,3 +231,66 @@ def test_times_are_uk_local_time_written_the_gov_uk_way(idp, make_citizen, make_
     welsh = browsers[0].get(idp.url("/?lang=cy"))
     assert "6 Rhagfyr 2026 am 7:42yb" in welsh.text
     assert "1 Gorffennaf 2026 am 12yh" in welsh.text
+
+
+def logout_claims(token: str, client) -> dict:
+    """A logout token's claims, checked against the IdP's published keys as a department does."""
+    discovery = client.discovery()
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "logout+jwt"
+    key = jwt.PyJWKClient(discovery["jwks_uri"]).get_signing_key(header["kid"])
+    return jwt.decode(
+        token,
+        key.key,
+        algorithms=[header["alg"]],
+        audience=client.client_id,
+        issuer=discovery["issuer"],
+    )
+
+
+def sid_of(tokens: dict) -> str:
+    """The sid the department was told in its ID token."""
+    return jwt.decode(tokens["id_token"], options={"verify_signature": False})["sid"]
+
+
+def test_stop_sharing_tells_the_department_it_signed_the_citizen_out(
+    idp, make_citizen, make_client
+):
+    citizen = make_citizen()
+    passport, fishing = LogoutReceiver(), LogoutReceiver()
+    try:
+        client = make_client(client_name="Renew your passport", backchannel_logout_uri=passport.uri)
+        other = make_client(
+            "dept-b", redirect_uri="https://b.example/cb", backchannel_logout_uri=fishing.uri
+        )
+        browser, tokens = signed_in_at(idp, client, citizen)
+        attempt = other.authorization()
+        back = browser.authorize(attempt.url)
+        assert other.token_request(back.params["code"], attempt.code_verifier).is_success
+
+        page = account_page(idp, browser)
+        assert post_button(browser, page, "/account/services/dept-a/revoke").status_code == 303
+
+        (received,) = passport.wait_for(1)
+        claims = logout_claims(received.logout_token, client)
+        assert (claims["aud"], claims["sid"]) == ("dept-a", sid_of(tokens))
+        # Only that department: the citizen is still signed in here and at the other one.
+        assert account_page(idp, browser).status_code == 200
+        assert fishing.received == []
+
+        # Used again in the same browser, the department hears of the next sign-out too.
+        _, tokens_again = signed_in_at_again(browser, client)
+        post_button(browser, account_page(idp, browser), "/sign-out")
+        second = passport.wait_for(2)[1]
+        assert logout_claims(second.logout_token, client)["sid"] == sid_of(tokens_again)
+        assert logout_claims(fishing.wait_for(1)[0].logout_token, other)["aud"] == "dept-b"
+    finally:
+        passport.close()
+        fishing.close()
+
+
+def signed_in_at_again(browser: CitizenBrowser, client) -> tuple[CitizenBrowser, dict]:
+    """The same browser, still signed in at the IdP, agrees to share with the service again."""
+    attempt = client.authorization()
+    back = browser.authorize(attempt.url)
+    return browser, client.token_request(back.params["code"], attempt.code_verifier).json()

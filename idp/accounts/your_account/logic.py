@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from idp import audit
+from idp.accounts.sessions import sign_out_of_department
 from idp.extensions import db
 from idp.models import BrowserSession, Citizen, Client, Consent, Department, RefreshToken, Token
 from idp.models.grant import revoke_live
@@ -53,8 +54,9 @@ def connected_services(citizen: Citizen) -> list[ConnectedService]:
 
 
 def revoke_service(citizen: Citizen, client_id: str) -> bool:
-    """Forget the consent and end the service's live access and refresh tokens for this
-    citizen."""
+    """Forget the consent, end the service's live access and refresh tokens for this citizen,
+    and sign the citizen out of it: it is sent a logout token for each session in which it
+    received tokens."""
     consent = db.session.scalar(
         db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client_id)
     )
@@ -64,6 +66,8 @@ def revoke_service(citizen: Citizen, client_id: str) -> bool:
     now = utcnow()
     for model in (Token, RefreshToken):
         revoke_live(model, model.citizen_id == citizen.id, model.client_id == client_id, now=now)
+    # The department stops showing the citizen signed in (back-channel logout).
+    sign_out_of_department(citizen.id, client_id, "consent revoked")
     db.session.commit()
     audit.record("consent.revoked", citizen_id=citizen.id, client_id=client_id)
     return True
