@@ -146,6 +146,9 @@ class Settings:
     smtp_url: str = ""
     # The From address of every email the IdP sends.
     mail_from: str = "Government sign in <no-reply@sign-in.example.gov.uk>"
+    # Where a citizen who reports something they do not recognise can get help (an address or
+    # a web page, shown as written); empty leaves the contact line out.
+    support_contact: str = ""
     # Staff sessions: shorter than citizens', since staff can change what citizens see.
     staff_session_idle_timeout: int = 900
     staff_session_absolute_lifetime: int = 28800

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 import httpx
 import jwt
 
+from tests.support.audit import stored_entries
 from tests.support.browser import CitizenBrowser
 from tests.support.logout_receiver import LogoutReceiver
+from tests.support.mail import wait_for_mail
 
 
 def signed_in_at(idp, client, citizen) -> tuple[CitizenBrowser, dict]:
@@ -294,3 +296,57 @@ def signed_in_at_again(browser: CitizenBrowser, client) -> tuple[CitizenBrowser,
     attempt = client.authorization()
     back = browser.authorize(attempt.url)
     return browser, client.token_request(back.params["code"], attempt.code_verifier).json()
+
+
+def test_reporting_something_unrecognised_signs_out_everywhere_and_says_what_next(
+    idp, make_citizen, make_client
+):
+    citizen = make_citizen()
+    receiver = LogoutReceiver()
+    try:
+        client = make_client(client_name="Renew your passport", backchannel_logout_uri=receiver.uri)
+        laptop, tokens = signed_in_at(idp, client, citizen)
+        phone, _ = signed_in_at(idp, client, citizen)
+
+        account = account_page(idp, laptop)
+        link = re.search(r'<a href="([^"]+)" id="report">', account.text)
+        assert "Report something you do not recognise" in account.text
+        confirm = laptop.get(idp.url(link.group(1)))
+        assert "sign you out of every browser, including this one (2 signed in now)" in confirm.text
+        # Nothing happens until the citizen presses the button.
+        assert phone.get(idp.url("/")).status_code == 200
+
+        done = laptop.submit(confirm, {})
+
+        assert done.status_code == 200
+        assert "You have been signed out everywhere" in done.text
+        services = re.search(r'id="signed-out-services">(.*?)</ul>', done.text, re.S).group(1)
+        assert re.findall(r"<li>([^<]+)</li>", services) == ["Renew your passport"]
+        assert 'href="/reset-password"' in done.text
+        for browser in (laptop, phone):
+            assert browser.get(idp.url("/")).headers["location"].endswith("/sign-in")
+        # The department hears of both sessions' end; its tokens end too.
+        assert len(receiver.wait_for(1)) >= 1
+        userinfo = httpx.get(
+            idp.url("/userinfo"), headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+        assert userinfo.status_code == 401
+        mail = wait_for_mail(idp, citizen["email"])
+        assert mail.subject == "You reported something you did not recognise"
+        assert "/reset-password" in mail.body
+        assert "authenticator app, passkeys and recovery codes" in mail.body
+        (entry,) = stored_entries(idp, event="citizen.reported_unrecognised")
+        assert entry["citizen_id"] == citizen["id"]
+        assert entry["sessions_ended"] == 2
+    finally:
+        receiver.close()
+
+
+def test_a_report_without_the_form_token_changes_nothing(idp, make_citizen, make_client):
+    citizen = make_citizen()
+    browser, _ = signed_in_at(idp, make_client(), citizen)
+
+    forged = browser.http.post(idp.url("/account/report"), data={})
+
+    assert forged.status_code == 400
+    assert account_page(idp, browser).status_code == 200

@@ -1,17 +1,25 @@
 """Your account's logic: the departments' services that know the citizen (and forgetting one),
-the browsers signed in now, and the recent sign-ins."""
+the browsers signed in now, the recent sign-ins, and reporting something the citizen does not
+recognise (signed out everywhere, and told what to do next)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
+
 from idp import audit
-from idp.accounts.sessions import sign_out_of_department
+from idp.accounts.sessions import end_every_session, sign_out_of_department
+from idp.accounts.sign_in.logic import services_taking_part
+from idp.dates import uk_datetime
 from idp.extensions import db
+from idp.mail import MailError, send_mail
 from idp.models import BrowserSession, Citizen, Client, Consent, Department, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
+from idp.settings import current_settings
 
 HISTORY_LENGTH = 20
 
@@ -127,3 +135,61 @@ def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
         if not _completed_by(s, by_id.get(s.replaced_by_id) if s.replaced_by_id else None)
     ]
     return completed[:HISTORY_LENGTH]
+
+
+# -- Reporting something the citizen does not recognise ------------------------------------------
+
+
+def report_unrecognised(session: BrowserSession, language: str) -> list[Client]:
+    """The citizen saw something on their account they did not do: every browser is signed
+    out, every department's token ends (each registered for back-channel logout is told), the
+    report is audited and the owner is emailed what to do next. The services they were signed
+    in to, for the page to name."""
+    citizen = session.citizen
+    live = [s.id for s in live_sessions(citizen)]
+    services = services_taking_part(live)
+    ended = end_every_session(citizen.id, "reported by owner")
+    db.session.commit()
+    audit.record(
+        "citizen.reported_unrecognised",
+        citizen_id=citizen.id,
+        sid=session.sid,
+        sessions_ended=ended,
+        services=[service.client_id for service in services],
+    )
+    _tell_owner_of_report(citizen, language)
+    return services
+
+
+def _tell_owner_of_report(citizen: Citizen, language: str) -> None:
+    """The email: what happened and what to do next, so the owner has it after the page."""
+    settings = current_settings()
+    steps = [
+        _(
+            "You told us you did not recognise something on your government sign in account,"
+            " at %(time)s. We have signed you out of every browser and every service.",
+            time=uk_datetime(utcnow(), language),
+        ),
+        _("What to do next:"),
+        _(
+            "1. Reset your password at %(url)s. Do not use a password you use anywhere else.",
+            url=f"{settings.issuer}/reset-password",
+        ),
+        _(
+            "2. Sign in and check your authenticator app, passkeys and recovery codes. Remove"
+            " any you do not recognise, and make new recovery codes."
+        ),
+        _(
+            "3. If someone may have used your account to do something with a government"
+            " service, contact that service."
+        ),
+    ]
+    if settings.support_contact:
+        steps.append(_("For help, contact %(contact)s.", contact=settings.support_contact))
+    try:
+        send_mail(
+            citizen.email, _("You reported something you did not recognise"), "\n\n".join(steps)
+        )
+    except MailError as exc:
+        # The citizen is signed out either way; the page tells them the same steps.
+        logging.getLogger("idp").warning("report email not sent: %s", exc)
