@@ -1,4 +1,5 @@
-"""Page language: English or Welsh, from the citizen, the department's ui_locales, or a cookie."""
+"""Page language: English or Welsh, from the citizen's choice (kept in a cookie), else the
+department's ui_locales; and the filters that write dates, browsers and names for people."""
 
 from __future__ import annotations
 
@@ -56,7 +57,10 @@ def _journey_ui_locales() -> str | None:
 
 
 def select_locale() -> str:
-    """An explicit choice (?lang=), then the department's ui_locales, then the cookie."""
+    """The citizen's own choice first: made on this page (?lang=, the language link) or
+    remembered from an earlier one (the cookie), so a language picked once stays for the rest
+    of the journey and on the account pages. Then the department's ui_locales (OIDC Core
+    3.1.2.1: a preference, used for someone who has not chosen), then the default."""
     if not has_request_context():
         return _supported()[0]
     if "page_lang" in g:
@@ -66,8 +70,8 @@ def select_locale() -> str:
         g.language_chosen = chosen
     language = (
         chosen
-        or first_supported(_journey_ui_locales())
         or first_supported(read_cookie(LANGUAGE_COOKIE))
+        or first_supported(_journey_ui_locales())
         or _supported()[0]
     )
     g.page_lang = language
@@ -92,7 +96,9 @@ def language_context() -> dict:
 def remember_language(response: Response) -> Response:
     """Keep an explicit language choice for the citizen's next pages: a year, as a preference
     outlives the browser; named like the session cookies (__Host- on an https issuer, so no
-    other host of the domain can plant a language, idp/security/cookies.py)."""
+    other host of the domain can plant a language, idp/security/cookies.py). Secure on https,
+    HttpOnly, SameSite=Lax. It only remembers what the citizen asked for, so it is strictly
+    necessary and needs no consent (PECR regulation 6(4))."""
     if g.get("language_chosen"):
         response.set_cookie(
             cookie_name(LANGUAGE_COOKIE),

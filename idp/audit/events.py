@@ -268,6 +268,11 @@ _EVENTS = (
     # -- Departments' services ------------------------------------------------------------------
     Event("department.created", "A department was added", details=("department",)),
     Event(
+        "department.welsh_name_changed",
+        "A department's name in Welsh was set or removed",
+        details=("department", "welsh_name", "actor"),
+    ),
+    Event(
         "client.registered",
         "A service was registered",
         details=("via", "actor", "status", "department", "subject_type", "sector"),
