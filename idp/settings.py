@@ -163,6 +163,9 @@ class Settings:
     notify_email_template_id: str = ""
     # The Notify text message template: "((body))".
     notify_sms_template_id: str = ""
+    # Where a citizen who reports something they do not recognise can get help (an address or
+    # a web page, shown as written); empty leaves the contact line out.
+    support_contact: str = ""
     # Staff sessions: shorter than citizens', since staff can change what citizens see.
     staff_session_idle_timeout: int = 900
     staff_session_absolute_lifetime: int = 28800

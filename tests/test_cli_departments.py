@@ -17,6 +17,7 @@ from idp import create_app
 from idp.departments.services import (
     create_registration,
     ensure_department,
+    find_department,
     update_registration,
 )
 from idp.extensions import db
@@ -77,6 +78,22 @@ def test_departments_add_refuses_a_duplicate_and_a_blank_name(cli_env):
     assert added.stdout.strip().splitlines()[-1] == f"added department {PASSPORTS}"
     assert "already exists" in refused(cli_env, "departments", "add", f"  {PASSPORTS} ")
     assert "1 to 200 characters" in refused(cli_env, "departments", "add", "   ")
+
+
+def test_a_department_can_be_named_in_welsh(cli_env, same_idp):
+    run(cli_env, "departments", "add", PASSPORTS, "--welsh-name", "Swyddfa Basbortau EF")
+    run(cli_env, "departments", "add", "Companies House")
+    named = run(cli_env, "departments", "welsh-name", "Companies House", "Tŷ’r Cwmnïau")
+
+    assert named.stdout.strip().splitlines()[-1] == "Companies House in Welsh: Tŷ’r Cwmnïau"
+    with same_idp.app_context():
+        assert find_department(PASSPORTS).name_in("cy") == "Swyddfa Basbortau EF"
+        assert find_department("Companies House").name_in("cy") == "Tŷ’r Cwmnïau"
+        assert find_department("Companies House").name_in("en") == "Companies House"
+    assert "no department named" in refused(cli_env, "departments", "welsh-name", "Nobody", "x")
+    assert "Welsh name must be 1 to 200" in refused(
+        cli_env, "departments", "welsh-name", PASSPORTS, "x" * 201
+    )
 
 
 def test_staff_create_makes_accounts_that_can_sign_in(cli_env, same_idp):

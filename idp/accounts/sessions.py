@@ -36,6 +36,9 @@ class SessionHooks:
     sids_of: list[Callable[[int], Iterable[str]]] = field(default_factory=list)
     # (session ids, reason): the sessions ended.
     on_end: list[Callable[[list[int], str], None]] = field(default_factory=list)
+    # (session ids, client_id, reason): the sessions go on, without that department (the
+    # citizen stopped sharing with it).
+    on_department_left: list[Callable[[list[int], str, str], None]] = field(default_factory=list)
 
 
 def session_hooks(app: Flask | None = None) -> SessionHooks:
@@ -301,6 +304,25 @@ def end_every_session(citizen_id: int, reason: str, *, keep: BrowserSession | No
     revoke_live(Token, Token.citizen_id == citizen_id, now=now)
     revoke_live(RefreshToken, RefreshToken.citizen_id == citizen_id, now=now)
     return len(ended)
+
+
+def sign_out_of_department(citizen_id: int, client_id: str, reason: str) -> None:
+    """Sign the citizen out of one department in every browser, the sessions going on: the
+    department is told (back-channel logout, by the hooks) so it no longer shows them signed
+    in; in the caller's transaction (not committed)."""
+    now = utcnow()
+    live = list(
+        db.session.scalars(
+            db.select(BrowserSession.id).where(
+                BrowserSession.citizen_id == citizen_id,
+                BrowserSession.ended_at.is_(None),
+                BrowserSession.expires_at > now,
+            )
+        )
+    )
+    if live:
+        for left in session_hooks().on_department_left:
+            left(live, client_id, reason)
 
 
 def end_expired_sessions(limit: int = 500) -> int:

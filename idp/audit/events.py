@@ -195,6 +195,12 @@ _EVENTS = (
     ),
     Event("citizen.signed_out_by_staff", "An operator signed a citizen out everywhere"),
     Event(
+        "citizen.reported_unrecognised",
+        "A citizen reported something on their account they did not recognise, and was signed"
+        " out everywhere",
+        details=("sessions_ended", "services"),
+    ),
+    Event(
         "citizen.signed_out_by_service",
         "A service signed the citizen out (RP-initiated logout)",
         details=("confirmed_by", "hint_valid"),
@@ -291,6 +297,11 @@ _EVENTS = (
     ),
     # -- Departments' services ------------------------------------------------------------------
     Event("department.created", "A department was added", details=("department",)),
+    Event(
+        "department.welsh_name_changed",
+        "A department's name in Welsh was set or removed",
+        details=("department", "welsh_name", "actor"),
+    ),
     Event(
         "client.registered",
         "A service was registered",

@@ -105,6 +105,12 @@ class ServiceForm(FlaskForm):
         description="Citizens see this when they sign in, for example 'Renew your passport'.",
         validators=[DataRequired("Enter the service name"), Length(max=200)],
     )
+    client_name_cy = StringField(
+        "Service name in Welsh (optional)",
+        description="Citizens who read the pages in Welsh see this instead, for example "
+        "'Adnewyddu eich pasbort'.",
+        validators=[Optional(), Length(max=200)],
+    )
     redirect_uris = TextAreaField(
         "Redirect URIs",
         description="Where citizens return after signing in, one per line. https only "
@@ -186,6 +192,9 @@ class ServiceForm(FlaskForm):
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
         }
+        if (self.client_name_cy.data or "").strip():
+            # RFC 7591 2.2: a human-readable value in another language, tagged with it.
+            metadata["client_name#cy"] = self.client_name_cy.data.strip()
         if self.pkce_optional.data:
             # RFC 9700 2.1.1: without PKCE, the nonce binds the code to the sign-in; the
             # registration policy refuses this for a public client.
@@ -208,6 +217,7 @@ class ServiceForm(FlaskForm):
     def fill_from(self, metadata: dict[str, Any]) -> None:
         """Show a stored registration in the form."""
         self.client_name.data = metadata.get("client_name", "")
+        self.client_name_cy.data = metadata.get("client_name#cy", "")
         self.redirect_uris.data = "\n".join(metadata.get("redirect_uris", []))
         self.token_endpoint_auth_method.data = metadata.get("token_endpoint_auth_method")
         self.pkce_optional.data = metadata.get("require_pkce") is False

@@ -18,7 +18,7 @@ from idp.oidc.client_auth import ASSERTION_ALGORITHMS
 from idp.oidc.client_keys import ClientKeysUnavailable, import_key_set
 from idp.oidc.grants import GRANT_TYPES
 from idp.security.outbound import FetchError, fetch_json
-from idp.settings import is_loopback_host
+from idp.settings import current_settings, is_loopback_host
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -67,7 +67,7 @@ class ClientMetadataError(ValueError):
     def field(self) -> str | None:
         """The metadata field the message starts with, for pointing a form at it."""
         first = str(self).split(":", 1)[0].split(" ", 1)[0]
-        return first if first in KNOWN_FIELDS else None
+        return first if first in KNOWN_FIELDS or first.startswith("client_name#") else None
 
 
 def web_uri_problem(uri: str) -> str | None:
@@ -245,7 +245,7 @@ def _check_sector_document(uri: str, redirect_uris: list[str]) -> None:
         )
 
 
-def _check_one_script(name: str) -> None:
+def _check_one_script(name: str, field: str = "client_name") -> None:
     """A name mixing Latin with Cyrillic or Greek letters can copy another service's name
     letter for letter (UTS #39 5.1), so it is refused."""
     scripts = mixed_scripts(name)
@@ -254,10 +254,30 @@ def _check_one_script(name: str) -> None:
             {c for c in name if c.isalpha() and not unicodedata.name(c, "").startswith("LATIN")}
         )
         raise ClientMetadataError(
-            f"client_name mixes {' and '.join(s.title() for s in scripts)} letters "
+            f"{field} mixes {' and '.join(s.title() for s in scripts)} letters "
             f"({', '.join(odd)}): such a name can look exactly like another service's, so "
             "write it in one alphabet"
         )
+
+
+def _names_in_languages(metadata: dict[str, Any]) -> dict[str, str]:
+    """client_name in the other languages the pages are offered in (RFC 7591 2.2: a member
+    name with a BCP 47 tag, "client_name#cy"), kept under the language's primary tag
+    ("client_name#cy-GB" is stored as "client_name#cy"). A tag for a language the pages are
+    not offered in is ignored, as RFC 7591 2 says of metadata the server does not use."""
+    names: dict[str, str] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key.startswith("client_name#"):
+            continue
+        language = key.split("#", 1)[1].split("-", 1)[0].lower()
+        if language not in current_settings().ui_locales_supported or value is None:
+            continue
+        field = f"client_name#{language}"
+        if field in names:
+            raise ClientMetadataError(f"{field} is given twice (as {key})")
+        names[field] = _text(field, value)
+        _check_one_script(names[field], field)
+    return names
 
 
 def validate_client_metadata(metadata: Any) -> dict[str, Any]:
@@ -308,6 +328,7 @@ def validate_client_metadata(metadata: Any) -> dict[str, Any]:
             clean[field] = _text(field, metadata[field])
     if clean.get("client_name"):
         _check_one_script(clean["client_name"])
+    clean.update(_names_in_languages(metadata))
     for field in ("client_uri", "logo_uri", "policy_uri", "tos_uri", "backchannel_logout_uri"):
         if metadata.get(field) is not None:
             clean[field] = _uri(field, metadata[field])

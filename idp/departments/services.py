@@ -84,18 +84,43 @@ def find_department(name: str) -> Department | None:
     return db.session.scalar(db.select(Department).filter_by(name=name))
 
 
-def ensure_department(name: str) -> Department:
-    """The department with this name, created when missing."""
+def ensure_department(name: str, *, name_cy: str | None = None) -> Department:
+    """The department with this name, created when missing (with its Welsh name, if given)."""
     name = name.strip()
     if not name or len(name) > 200:
         raise RegistrationError("a department name must be 1 to 200 characters")
     department = find_department(name)
     if department is None:
-        department = Department(name=name)
+        department = Department(name=name, name_cy=_welsh_name(name_cy))
         db.session.add(department)
         db.session.commit()
         audit.record("department.created", department=name)
     return department
+
+
+def _welsh_name(name_cy: str | None) -> str | None:
+    """A Welsh name checked like the English one; None or blank means none."""
+    if name_cy is None or not name_cy.strip():
+        return None
+    name_cy = name_cy.strip()
+    if len(name_cy) > 200 or not name_cy.isprintable():
+        raise RegistrationError(
+            "a department's Welsh name must be 1 to 200 characters, without control characters"
+        )
+    return name_cy
+
+
+def set_department_welsh_name(department: Department, name_cy: str | None, actor: str) -> None:
+    """Give the department its name in Welsh (shown on the citizen's pages read in Welsh), or
+    take it away with None or a blank."""
+    department.name_cy = _welsh_name(name_cy)
+    db.session.commit()
+    audit.record(
+        "department.welsh_name_changed",
+        department=department.name,
+        welsh_name=department.name_cy,
+        actor=actor,
+    )
 
 
 def _check_sector_unchanged(client: Client, clean: dict[str, Any]) -> str:

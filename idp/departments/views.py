@@ -68,6 +68,7 @@ def _form_metadata_error(form: ServiceForm, exc: ClientMetadataError) -> str | N
     names = {
         "jwks": "public_key",
         "client_name": "client_name",
+        "client_name#cy": "client_name_cy",
         "scope": "scopes",
         "require_pkce": "pkce_optional",
     }

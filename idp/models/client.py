@@ -140,6 +140,11 @@ class Client(db.Model, ClientMixin):
         """The name citizens see on the sign-in and consent pages."""
         return self.client_metadata.get("client_name") or self.client_id
 
+    def name_in(self, language: str) -> str:
+        """The name in a language, when the department registered one for it (RFC 7591 2.2:
+        "client_name#cy"), else client_name."""
+        return self.client_metadata.get(f"client_name#{language}") or self.client_name
+
     @property
     def redirect_uris(self) -> list[str]:
         """Registered redirect URIs, matched exactly."""

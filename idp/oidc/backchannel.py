@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from joserfc import jwt
-from sqlalchemy import bindparam, event, func, or_, update
+from sqlalchemy import bindparam, delete, event, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -89,6 +89,7 @@ def init_app(app: Flask) -> None:
     hooks.on_replaced.append(carry_over)
     hooks.sids_of.append(sids_known_to_departments)
     hooks.on_end.append(queue_logouts)
+    hooks.on_department_left.append(leave_sessions)
 
 
 def carry_over(previous: BrowserSession, successor: BrowserSession) -> None:
@@ -107,6 +108,22 @@ def sids_known_to_departments(session_id: int) -> list[str]:
     return list(
         db.session.scalars(db.select(SessionClient.sid).filter_by(session_id=session_id).distinct())
     )
+
+
+def leave_sessions(session_ids: Iterable[int], client_id: str, reason: str) -> int:
+    """The citizen stopped sharing with a department: it is owed a logout token for each of
+    these live sessions it took part in (Back-Channel Logout 2.7: an RP is told when the
+    citizen is logged out of it, not only when the whole session ends), and takes part in them
+    no more, so the session's end does not tell it twice. Signing in there again makes it a
+    participant again (record_participation). Not committed; how many were queued."""
+    ids = list(session_ids)
+    queued = queue_logouts(ids, reason, only_client=client_id)
+    db.session.execute(
+        delete(SessionClient)
+        .where(SessionClient.session_id.in_(ids), SessionClient.client_id == client_id)
+        .execution_options(synchronize_session=False)
+    )
+    return queued
 
 
 def queue_logouts(session_ids: Iterable[int], reason: str, only_client: str | None = None) -> int:
@@ -130,22 +147,52 @@ def queue_logouts(session_ids: Iterable[int], reason: str, only_client: str | No
             if client.client_metadata.get("backchannel_logout_uri"):
                 _skip_unreviewed(client, participant.sid, session.citizen_id)
             continue
-        _insert_ignoring_duplicates(
-            LogoutDelivery,
+        _owe_logout(
             client_id=client.client_id,
             sid=participant.sid,
             sub=subject_for(session.citizen, client),
             citizen_id=session.citizen_id,
             reason=reason[:32],
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
+            now=now,
         )
         queued += 1
     if queued:
         db.session.info["logouts_queued"] = True
     return queued
+
+
+def _owe_logout(*, client_id: str, sid: str, sub: str, citizen_id: int, reason: str, now) -> None:
+    """Queue one logout token (not committed). One delivery per sid and department: a second
+    queuing while the first is pending changes nothing (two processes ending one session),
+    but once it is finished the row is armed again, for a department told once (the citizen
+    stopped sharing with it) that the citizen then signed in to again in the same session."""
+    values = {
+        "client_id": client_id,
+        "sid": sid,
+        "sub": sub,
+        "citizen_id": citizen_id,
+        "reason": reason,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    insert = (
+        postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    statement = insert(LogoutDelivery).values(**values)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[LogoutDelivery.sid, LogoutDelivery.client_id],
+            set_={
+                **{name: statement.excluded[name] for name in values if name != "created_at"},
+                "claimed_until": None,
+                "finished_at": None,
+                "last_error": None,
+            },
+            where=LogoutDelivery.status != "pending",
+        )
+    )
 
 
 def _skip_unreviewed(client: Client, sid: str, citizen_id: int) -> None:

@@ -1,14 +1,17 @@
 """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): a department signs the
 citizen out of the IdP.
 
-With a valid `id_token_hint` for this browser's session, the citizen is signed out at once
-and sent back to the department's registered `post_logout_redirect_uri` (exact match, in the
-approved version of an active service's settings) with its `state`. Without a hint, or with
-one that fails validation, the citizen is asked to confirm, and then sees the IdP's own
-signed-out page: a request anyone can forge never sends the browser anywhere (RP-Initiated
-Logout 1.0 section 3: an unverified post_logout_redirect_uri must not be used), even to a URI
-a department registered. A service that is not active, or whose newer settings wait for
-approval, is never returned to either.
+With a valid `id_token_hint` for this browser's session, the citizen is signed out at once.
+Either way the citizen ends on the IdP's "You have signed out" page, which names the services
+they were signed out of; it is not skipped, so the citizen always sees that it worked. When the
+hint was valid and the department gave its registered `post_logout_redirect_uri` (exact match,
+in the approved version of an active service's settings), the page has a "Continue to
+<service>" link there, with the department's `state` (RP-Initiated Logout 1.0 section 3; the
+spec lets the OP show its own page first). Without a hint, or with one that fails validation,
+the citizen is asked to confirm first, and the page offers no way back: a request anyone can
+forge never sends the browser anywhere (section 3: an unverified post_logout_redirect_uri must
+not be used), even to a URI a department registered. A service that is not active, or whose
+newer settings wait for approval, is never returned to either.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import jwt
-from flask import Blueprint, Response, g, redirect, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 from flask_babel import gettext as _
 
 from idp import audit, clock
-from idp.accounts.sessions import current_session, end_session
+from idp.accounts.sessions import current_session
 from idp.accounts.shared_forms import SignOutForm
+from idp.accounts.sign_in.logic import sign_out_browser
 from idp.models import Client
 from idp.models.client import registered_client
 from idp.oidc.backchannel import sids_known_to_departments
@@ -128,28 +132,41 @@ def _hint_matches(logout: LogoutRequest, session) -> bool:
     return logout.hint_sub == subject_for(session.citizen, logout.client)
 
 
-def _finish(logout: LogoutRequest) -> Response:
-    """Back to the department when it registered where, otherwise the signed-out page."""
+def return_address(logout: LogoutRequest) -> str | None:
+    """The registered post_logout_redirect_uri with the department's state, or None."""
+    if not logout.return_to:
+        return None
+    query = urlencode({"state": logout.state}) if logout.state else ""
+    separator = "&" if "?" in logout.return_to else "?"
+    return logout.return_to + (separator + query if query else "")
+
+
+def _finish(logout: LogoutRequest, services: list[Client]) -> Response:
+    """The signed-out page: the services signed out of, and the way back to the department
+    when it registered one (a link the citizen follows, never an automatic redirect)."""
     g.clear_session_cookie = True
-    if logout.return_to:
-        query = urlencode({"state": logout.state}) if logout.state else ""
-        separator = "&" if "?" in logout.return_to else "?"
-        return redirect(logout.return_to + (separator + query if query else ""), code=303)
-    return render_template("signed_out.html", client=logout.client)
+    return render_template(
+        "signed_out.html",
+        client=logout.client,
+        services=services,
+        return_to=return_address(logout),
+    )
 
 
-def _sign_out(session, logout: LogoutRequest, how: str) -> None:
-    """RP-initiated logout: recorded with the department that asked (when it is known)."""
-    if session is not None:
-        audit.record(
-            "citizen.signed_out_by_service",
-            citizen_id=session.citizen_id,
-            client_id=logout.client.client_id if logout.client else None,
-            sid=session.sid,
-            confirmed_by=how,
-            hint_valid=logout.hint_valid,
-        )
-        end_session(session, reason="signed out by a service")
+def _sign_out(session, logout: LogoutRequest, how: str) -> list[Client]:
+    """RP-initiated logout: recorded with the department that asked (when it is known); the
+    services the citizen was signed out of."""
+    if session is None:
+        return []
+    audit.record(
+        "citizen.signed_out_by_service",
+        citizen_id=session.citizen_id,
+        client_id=logout.client.client_id if logout.client else None,
+        sid=session.sid,
+        confirmed_by=how,
+        hint_valid=logout.hint_valid,
+    )
+    return sign_out_browser(session, reason="signed out by a service")
 
 
 @bp.route("/logout", methods=["GET", "POST"])
@@ -161,14 +178,12 @@ def logout() -> Response:
     if request.method == "POST" and request.form.get("confirm") == "yes":
         if not form.validate_on_submit():
             return render_template("error.html", message=_("The form has expired.")), 400
-        _sign_out(session, logout, "citizen")
-        return _finish(logout)
+        return _finish(logout, _sign_out(session, logout, "citizen"))
     if _hint_matches(logout, session):
-        _sign_out(session, logout, "id_token_hint")
-        return _finish(logout)
+        return _finish(logout, _sign_out(session, logout, "id_token_hint"))
     if session is None:
         # Nobody is signed in here: nothing to confirm.
-        return _finish(logout)
+        return _finish(logout, [])
     return render_template(
         "confirm_sign_out.html",
         form=form,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -58,7 +60,12 @@ def test_signing_out_at_a_department_signs_out_of_the_idp(
 
     # The department's Sign out is RP-initiated logout: the IdP session ends too.
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(f"{tax.url}/")  # its registered post_logout_redirect_uri
+    # The IdP's page says so and names the service, then offers the way back to it (its
+    # registered post_logout_redirect_uri).
+    expect(page.get_by_role("heading", name="You have signed out")).to_be_visible()
+    expect(page.locator("#signed-out-services")).to_contain_text("HMRC: Your tax account")
+    page.get_by_role("link", name="Continue to HMRC: Your tax account").click()
+    expect(page).to_have_url(f"{tax.url}/")
     page.goto(driving.url)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_label("Password")).to_be_visible()
@@ -76,8 +83,10 @@ def test_signing_out_at_one_department_signs_the_citizen_out_of_the_other(
     page.get_by_role("button", name="Allow", exact=True).click()
     expect(page).to_have_url(f"{driving.url}/account")
 
-    # Sign out at the driving service: it returns to its start page, signed out.
+    # Sign out at the driving service: past the IdP's signed-out page, it returns to its
+    # start page, signed out.
     page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("link", name=re.compile("^Continue to")).click()
     expect(page).to_have_url(f"{driving.url}/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 

@@ -7,9 +7,9 @@ the IdP, not in the test.
 
 from __future__ import annotations
 
+import html
+import re
 from urllib.parse import parse_qs, urlsplit
-
-import httpx
 
 from tests.support.browser import CitizenBrowser
 
@@ -27,11 +27,15 @@ def sign_in_at_the_idp(browser: CitizenBrowser, authorize_url: str, citizen: dic
     return back.url
 
 
-def sign_out_at_the_idp(browser: CitizenBrowser, logout_url: str) -> httpx.Response:
-    """The browser follows the department's RP-initiated logout URL; the redirect back."""
+def sign_out_at_the_idp(browser: CitizenBrowser, logout_url: str) -> str:
+    """The browser follows the department's RP-initiated logout URL to the IdP's "You have
+    signed out" page; where its "Continue to <service>" link goes back to."""
     response = browser.follow(browser.get(logout_url))
-    assert response.status_code in (302, 303), (response.status_code, response.text[:500])
-    return response
+    assert response.status_code == 200, (response.status_code, response.text[:500])
+    assert "You have signed out" in response.text
+    found = re.search(r'<a class="button" id="continue" href="([^"]+)">', response.text)
+    assert found, response.text[:1000]
+    return html.unescape(found.group(1))
 
 
 def query(url: str) -> dict[str, str]:

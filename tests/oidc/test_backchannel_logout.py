@@ -189,7 +189,10 @@ def test_a_department_signing_out_tells_the_other_departments(idp, browser, citi
                 + "&post_logout_redirect_uri=https://dept-a.example.gov.uk/bye"
             )
         )
-        assert response.status_code == 303
+        # The signed-out page names both, and offers the way back to A.
+        assert response.status_code == 200
+        assert "Continue to Department dept-a" in response.text
+        assert "<li>Department dept-b</li>" in response.text
         _, claims = verify(receiver_b.wait_for(1)[0].logout_token, idp, "dept-b")
         assert claims["sid"] == tokens_b["claims"]["sid"]
         assert claims["sub"] == tokens_b["claims"]["sub"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -34,10 +35,22 @@ def test_discovery_names_the_end_session_endpoint(make_client):
     assert make_client().discovery()["end_session_endpoint"].endswith("/logout")
 
 
-def test_a_valid_hint_signs_out_at_once_and_returns_with_state(
+def continue_link(page) -> str | None:
+    """Where the signed-out page's "Continue to <service>" link goes, if it has one."""
+    found = re.search(r'<a class="button" id="continue" href="([^"]+)">([^<]+)</a>', page.text)
+    return html.unescape(found.group(1)) if found else None
+
+
+def signed_out_of(page) -> list[str]:
+    """The services the signed-out page says the citizen was signed out of."""
+    listed = re.search(r'<ul class="list" id="signed-out-services">(.*?)</ul>', page.text, re.S)
+    return re.findall(r"<li>([^<]+)</li>", listed.group(1)) if listed else []
+
+
+def test_a_valid_hint_signs_out_at_once_and_offers_the_way_back_with_state(
     idp, browser, make_client, issue_code
 ):
-    client, tokens = signed_in_department(make_client, issue_code)
+    client, tokens = signed_in_department(make_client, issue_code, client_name="Tax your car")
     response = logout(
         browser,
         idp,
@@ -45,11 +58,34 @@ def test_a_valid_hint_signs_out_at_once_and_returns_with_state(
         post_logout_redirect_uri=RETURN,
         state="abc 123",
     )
-    assert response.status_code == 303
-    location = urlsplit(response.headers["location"])
+    # The citizen sees that it worked before going back: no automatic redirect.
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert "You have signed out" in response.text
+    assert signed_out_of(response) == ["Tax your car"]
+    assert "Continue to Tax your car" in response.text
+    location = urlsplit(continue_link(response))
     assert f"{location.scheme}://{location.netloc}{location.path}" == RETURN
     assert parse_qs(location.query) == {"state": ["abc 123"]}
     assert not signed_in(browser, idp)
+
+
+def test_the_signed_out_page_names_every_service_of_the_session(
+    idp, browser, make_client, issue_code
+):
+    tax, tokens = signed_in_department(make_client, issue_code, client_name="Tax your car")
+    fishing = make_client(
+        "dept-b", client_name="Get a fishing licence", redirect_uri="https://b.example/cb"
+    )
+    attempt, code = issue_code(fishing)
+    assert fishing.token_request(code, attempt.code_verifier).status_code == 200
+    # A service registered but not used in this session is not named.
+    make_client("dept-c", client_name="Register to vote", redirect_uri="https://c.example/cb")
+
+    page = logout(browser, idp, id_token_hint=tokens["id_token"], post_logout_redirect_uri=RETURN)
+
+    assert signed_out_of(page) == ["Get a fishing licence", "Tax your car"]
+    assert "Continue to Tax your car" in page.text
 
 
 def test_an_unregistered_return_address_is_never_used(idp, browser, make_client, issue_code):
@@ -65,6 +101,7 @@ def test_an_unregistered_return_address_is_never_used(idp, browser, make_client,
     assert "You have signed out" in response.text
     assert "location" not in response.headers
     assert 'href="https://evil.example' not in response.text
+    assert continue_link(response) is None
     assert not signed_in(browser, idp)
 
 
@@ -93,6 +130,7 @@ def test_a_return_address_waiting_for_approval_is_never_used(idp, browser, make_
         assert "location" not in page.headers
         assert "You have signed out" in page.text
         assert 'href="https://evil.example' not in page.text
+        assert continue_link(page) is None
 
 
 def test_a_suspended_service_is_not_returned_to(idp, browser, make_client, issue_code):
@@ -123,6 +161,8 @@ def test_without_a_hint_the_citizen_confirms_first(idp, browser, make_client, is
     assert confirmed.status_code == 200
     assert "You have signed out" in confirmed.text
     assert "location" not in confirmed.headers
+    assert continue_link(confirmed) is None
+    assert signed_out_of(confirmed) == ["Department dept-a"]
     assert not signed_in(browser, idp)
 
 
@@ -145,6 +185,7 @@ def test_without_a_valid_hint_nobody_is_sent_anywhere(
         assert confirmed.status_code == 200, hint
         assert "location" not in confirmed.headers
         assert "You have signed out" in confirmed.text
+        assert continue_link(confirmed) is None
         # Nobody signed in now: still the signed-out page, no redirect.
         again = logout(browser, idp, **params)
         assert again.status_code == 200

@@ -196,6 +196,21 @@ def test_registration_returns_credentials_and_the_stored_metadata(idp, auth_meth
     assert body["response_types"] == ["code"]
 
 
+def test_client_name_may_be_registered_in_welsh(idp):
+    metadata = {
+        **VALID_METADATA,
+        "client_name#cy-GB": "Cael trwydded bysgota",
+        "client_name#fr": "Obtenir un permis de pêche",  # not a language of the pages
+    }
+    response = register(idp, metadata, issue_token(idp))
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["client_name#cy"] == "Cael trwydded bysgota"
+    assert "client_name#cy-GB" not in body
+    assert "client_name#fr" not in body
+
+
 def test_unknown_metadata_is_ignored_and_identifiers_are_chosen_by_the_idp(idp):
     proposed_secret = secrets.token_urlsafe(32)
     response = register(
@@ -301,6 +316,32 @@ def test_a_public_client_cannot_redeem_a_code_without_the_verifier(idp, browser,
 # --- The bad-metadata matrix (RFC 7591 3.2.2: every refusal names the field) ---------------
 
 BAD_METADATA = {
+    # client_name in Welsh (RFC 7591 2.2 language tags): checked like client_name.
+    "client_name-cy-empty": (
+        {"client_name#cy": " "},
+        "invalid_client_metadata",
+        "client_name#cy must be text of 1 to 200 characters",
+    ),
+    "client_name-cy-a-number": (
+        {"client_name#cy": 7},
+        "invalid_client_metadata",
+        "client_name#cy must be text",
+    ),
+    "client_name-cy-control-characters": (
+        {"client_name#cy": "Adnewyddu\u202e"},
+        "invalid_client_metadata",
+        "client_name#cy must not contain control characters",
+    ),
+    "client_name-cy-mixed-scripts": (
+        {"client_name#cy": "Adnewyddu pаsbort"},
+        "invalid_client_metadata",
+        "client_name#cy mixes Latin and Cyrillic letters",
+    ),
+    "client_name-cy-twice": (
+        {"client_name#cy": "Un", "client_name#cy-GB": "Dau"},
+        "invalid_client_metadata",
+        "client_name#cy is given twice",
+    ),
     # redirect_uris: invalid_redirect_uri
     "redirect_uris-missing": (
         {"redirect_uris": DROP},

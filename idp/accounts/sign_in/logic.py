@@ -1,13 +1,18 @@
-"""The emails of signing in: the owner of an account that too many wrong passwords locked
-hears of it (sent in the background, so the page takes as long for an address that has no
-account)."""
+"""Signing out, and the emails of signing in: the owner of an account that too many wrong
+passwords locked hears of it (sent in the background, so the page takes as long for an address
+that has no account). Signing out tells the citizen which services they were signed out of."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 
+from idp.accounts.sessions import end_session
+from idp.extensions import db
 from idp.mail import send_in_background
+from idp.models import BrowserSession, Client, SessionClient
 from idp.models.timestamps import utcnow
 from idp.security import throttle
 from idp.settings import current_settings
@@ -71,3 +76,26 @@ def _tell_owner_of_cap(address: str) -> None:
         ]
     )
     send_in_background(address, subject, body)
+
+
+# -- Signing out ---------------------------------------------------------------------------------
+
+
+def services_taking_part(session_ids: Iterable[int]) -> list[Client]:
+    """The departments' services that received tokens in these sessions (OIDC Back-Channel
+    Logout 2.7: the session's participants), each once: the services a citizen is signed out
+    of when the sessions end, for the signed-out page to name."""
+    ids = list(session_ids)
+    if not ids:
+        return []
+    taking_part = db.select(SessionClient.client_id).where(SessionClient.session_id.in_(ids))
+    clients = db.session.scalars(db.select(Client).where(Client.client_id.in_(taking_part)))
+    return sorted(clients, key=lambda client: client.client_name.casefold())
+
+
+def sign_out_browser(session: BrowserSession, reason: str) -> list[Client]:
+    """End one browser's session; the services it was signed in to (read before it ends:
+    each of them registered for back-channel logout is told, idp/oidc/backchannel.py)."""
+    services = services_taking_part([session.id])
+    end_session(session, reason=reason)
+    return services

@@ -14,10 +14,10 @@ from idp.accounts.citizens import authenticate_citizen, find_citizen_by_email
 from idp.accounts.email_codes import logic as email_codes
 from idp.accounts.levels import session_vector
 from idp.accounts.page_helpers import continue_journey, journey_context
-from idp.accounts.sessions import current_session, end_session, start_session
+from idp.accounts.sessions import current_session, start_session
 from idp.accounts.shared_forms import SignOutForm
 from idp.accounts.sign_in.forms import SignInForm
-from idp.accounts.sign_in.logic import tell_owner_of_lockout
+from idp.accounts.sign_in.logic import sign_out_browser, tell_owner_of_lockout
 from idp.oidc.journey import find_interaction
 from idp.security import devices, throttle
 from idp.security.passwords import enough_alone
@@ -101,9 +101,10 @@ def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    """End this browser's session at the IdP."""
+    """End this browser's session at the IdP; the page names the services signed out too."""
     form = SignOutForm()
     session = current_session()
+    services = []
     if form.validate_on_submit() and session is not None:
         audit.record(
             "citizen.signed_out",
@@ -111,8 +112,8 @@ def sign_out() -> Response:
             sid=session.sid,
             by="sign_out_button",
         )
-        end_session(session, reason="signed out")
+        services = sign_out_browser(session, reason="signed out")
     if form.validate_on_submit():
         email_codes.forget_every_journey()
     g.clear_session_cookie = True
-    return render_template("signed_out.html")
+    return render_template("signed_out.html", services=services)

@@ -1,16 +1,25 @@
 """Your account's logic: the departments' services that know the citizen (and forgetting one),
-the browsers signed in now, and the recent sign-ins."""
+the browsers signed in now, the recent sign-ins, and reporting something the citizen does not
+recognise (signed out everywhere, and told what to do next)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
+
 from idp import audit
+from idp.accounts.sessions import end_every_session, sign_out_of_department
+from idp.accounts.sign_in.logic import services_taking_part
+from idp.dates import uk_datetime
 from idp.extensions import db
-from idp.models import BrowserSession, Citizen, Client, Consent, RefreshToken, Token
+from idp.mail import MailError, send_mail
+from idp.models import BrowserSession, Citizen, Client, Consent, Department, RefreshToken, Token
 from idp.models.grant import revoke_live
 from idp.models.timestamps import utcnow
+from idp.settings import current_settings
 
 HISTORY_LENGTH = 20
 
@@ -21,9 +30,14 @@ class ConnectedService:
 
     client_id: str
     name: str
-    department: str | None
+    department: Department | None
     scope: str
     granted_at: datetime
+    client: Client | None = None
+
+    def name_in(self, language: str) -> str:
+        """The service's name in a language (client_name#cy), for the local_name filter."""
+        return self.client.name_in(language) if self.client else self.name
 
 
 def connected_services(citizen: Citizen) -> list[ConnectedService]:
@@ -38,17 +52,19 @@ def connected_services(citizen: Citizen) -> list[ConnectedService]:
         ConnectedService(
             client_id=consent.client_id,
             name=client.client_name if client else consent.client_id,
-            department=client.department.name if client and client.department else None,
+            department=client.department if client else None,
             scope=consent.scope,
             granted_at=consent.granted_at,
+            client=client,
         )
         for consent, client in rows
     ]
 
 
 def revoke_service(citizen: Citizen, client_id: str) -> bool:
-    """Forget the consent and end the service's live access and refresh tokens for this
-    citizen."""
+    """Forget the consent, end the service's live access and refresh tokens for this citizen,
+    and sign the citizen out of it: it is sent a logout token for each session in which it
+    received tokens."""
     consent = db.session.scalar(
         db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client_id)
     )
@@ -58,6 +74,8 @@ def revoke_service(citizen: Citizen, client_id: str) -> bool:
     now = utcnow()
     for model in (Token, RefreshToken):
         revoke_live(model, model.citizen_id == citizen.id, model.client_id == client_id, now=now)
+    # The department stops showing the citizen signed in (back-channel logout).
+    sign_out_of_department(citizen.id, client_id, "consent revoked")
     db.session.commit()
     audit.record("consent.revoked", citizen_id=citizen.id, client_id=client_id)
     return True
@@ -79,13 +97,99 @@ def live_sessions(citizen: Citizen) -> list[BrowserSession]:
     )
 
 
+def _completed_by(session: BrowserSession, successor: BrowserSession | None) -> bool:
+    """The session was a step of a sign-in that its successor finished: the password step,
+    replaced in the same browser by the session that added the second factor (the successor
+    has every method it had, and more)."""
+    if successor is None:
+        return False
+    methods, later = set(session.amr or []), set(successor.amr or [])
+    return methods < later
+
+
 def sign_in_history(citizen: Citizen) -> list[BrowserSession]:
-    """Recent sign-ins (kept 30 days), newest first."""
-    return list(
+    """Recent sign-ins (kept 30 days), newest first: one row per sign-in, so the password
+    step that the second factor completed is not a row of its own (the second factor starts
+    a new session, idp/accounts/second_factor/logic.py step_up). A password step nobody
+    finished stays: someone knew the password."""
+    sessions = list(
         db.session.scalars(
             db.select(BrowserSession)
             .where(BrowserSession.citizen_id == citizen.id)
-            .order_by(BrowserSession.created_at.desc())
-            .limit(HISTORY_LENGTH)
+            .order_by(BrowserSession.created_at.desc(), BrowserSession.id.desc())
+            .limit(HISTORY_LENGTH * 2)
         )
     )
+    by_id = {session.id: session for session in sessions}
+    missing = {s.replaced_by_id for s in sessions if s.replaced_by_id not in (None, *by_id)}
+    if missing:
+        by_id.update(
+            (row.id, row)
+            for row in db.session.scalars(
+                db.select(BrowserSession).where(BrowserSession.id.in_(missing))
+            )
+        )
+    completed = [
+        s
+        for s in sessions
+        if not _completed_by(s, by_id.get(s.replaced_by_id) if s.replaced_by_id else None)
+    ]
+    return completed[:HISTORY_LENGTH]
+
+
+# -- Reporting something the citizen does not recognise ------------------------------------------
+
+
+def report_unrecognised(session: BrowserSession, language: str) -> list[Client]:
+    """The citizen saw something on their account they did not do: every browser is signed
+    out, every department's token ends (each registered for back-channel logout is told), the
+    report is audited and the owner is emailed what to do next. The services they were signed
+    in to, for the page to name."""
+    citizen = session.citizen
+    live = [s.id for s in live_sessions(citizen)]
+    services = services_taking_part(live)
+    ended = end_every_session(citizen.id, "reported by owner")
+    db.session.commit()
+    audit.record(
+        "citizen.reported_unrecognised",
+        citizen_id=citizen.id,
+        sid=session.sid,
+        sessions_ended=ended,
+        services=[service.client_id for service in services],
+    )
+    _tell_owner_of_report(citizen, language)
+    return services
+
+
+def _tell_owner_of_report(citizen: Citizen, language: str) -> None:
+    """The email: what happened and what to do next, so the owner has it after the page."""
+    settings = current_settings()
+    steps = [
+        _(
+            "You told us you did not recognise something on your government sign in account,"
+            " at %(time)s. We have signed you out of every browser and every service.",
+            time=uk_datetime(utcnow(), language),
+        ),
+        _("What to do next:"),
+        _(
+            "1. Reset your password at %(url)s. Do not use a password you use anywhere else.",
+            url=f"{settings.issuer}/reset-password",
+        ),
+        _(
+            "2. Sign in and check your authenticator app, passkeys and recovery codes. Remove"
+            " any you do not recognise, and make new recovery codes."
+        ),
+        _(
+            "3. If someone may have used your account to do something with a government"
+            " service, contact that service."
+        ),
+    ]
+    if settings.support_contact:
+        steps.append(_("For help, contact %(contact)s.", contact=settings.support_contact))
+    try:
+        send_mail(
+            citizen.email, _("You reported something you did not recognise"), "\n\n".join(steps)
+        )
+    except MailError as exc:
+        # The citizen is signed out either way; the page tells them the same steps.
+        logging.getLogger("idp").warning("report email not sent: %s", exc)

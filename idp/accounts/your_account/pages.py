@@ -1,10 +1,11 @@
 """Your account: the start page (on the `accounts` blueprint, at /), with the departments that
-know you (with revoke), the browsers signed in (with sign-out per device) and recent sign-ins.
-Every page needs the second factor."""
+know you (with revoke), the browsers signed in (with sign-out per device) and recent sign-ins,
+and reporting something you do not recognise. Every page needs the second factor."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 
 from idp import audit
 from idp.accounts.blueprint import bp as accounts_bp
@@ -14,11 +15,13 @@ from idp.accounts.shared_forms import SignOutForm
 from idp.accounts.your_account.logic import (
     connected_services,
     live_sessions,
+    report_unrecognised,
     revoke_service,
     sign_in_history,
 )
 from idp.extensions import db
 from idp.models import BrowserSession
+from idp.settings import current_settings
 
 bp = Blueprint("your_account", __name__)
 
@@ -63,6 +66,23 @@ def sign_out_device(session_id: int, *, current) -> Response:
     if target.id == current.id:
         return redirect(url_for("accounts.sign_in"))
     return redirect(url_for("accounts.account", done="signed-out"))
+
+
+@bp.route("/account/report", methods=["GET", "POST"])
+@fully_signed_in
+def report(*, current) -> Response:
+    """Report something you do not recognise: a page that says what will happen, then signed
+    out everywhere, and a page (and an email) saying what to do next."""
+    form = SignOutForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400, "Nothing was changed: use the button on the page.")
+        services = report_unrecognised(current, str(get_locale()))
+        g.clear_session_cookie = True
+        return render_template(
+            "report_done.html", services=services, contact=current_settings().support_contact
+        )
+    return render_template("report.html", form=form, sessions=live_sessions(current.citizen))
 
 
 def account_context(session: BrowserSession) -> dict:
