@@ -66,9 +66,25 @@ def _drop_postgres(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that touches the IdP runs on the embedded default, SQLite; one marked
+    `both_databases` (storage, locking, concurrency, migrations, the production path, and code
+    with a branch for each database) on PostgreSQL as well. The ids stay `[sqlite]` and
+    `[postgresql]`, so `-k sqlite` and `-k "not postgresql"` choose as before."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    both = metafunc.definition.get_closest_marker("both_databases") is not None
+    databases = DATABASES if both else DATABASES[:1]
+    metafunc.parametrize("database_url", databases, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def database_url(request, tmp_path_factory) -> Iterator[str]:
-    """Every test that touches the IdP runs on the embedded default and on PostgreSQL."""
+    """The database of the session's IdP: a fresh SQLite file, or a fresh PostgreSQL database
+    (pytest_generate_tests chooses which tests get which)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'idp.sqlite3'}"
         return

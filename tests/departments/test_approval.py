@@ -345,6 +345,7 @@ def test_the_logo_is_fetched_at_approval_and_served_by_the_idp(
     assert httpx.get(idp.url(f"/logos/{client_id}/{'0' * 64}")).status_code == 404
 
 
+@pytest.mark.both_databases
 def test_a_logo_is_served_only_while_its_service_is_active(idp, department, platform, logo_server):
     client_id = shown_code(register_through_form(department, logo_uri=logo_server.url), "client-id")
     pressed(platform, client_id, "Approve this service")

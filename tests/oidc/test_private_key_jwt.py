@@ -206,6 +206,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("make_assertion", REFUSED.values(), ids=REFUSED.keys())
+@pytest.mark.both_databases
 def test_refused_assertion_is_invalid_client(department, make_assertion):
     assert_invalid_client(token_request(department, make_assertion(department)))
 
