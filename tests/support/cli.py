@@ -10,11 +10,15 @@ subprocess; tests/test_cli_installed.py uses it to prove that the installed comm
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -123,7 +127,9 @@ def messages(stderr: str) -> list[str]:
 
 
 def migrated_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for a fresh SQLite IdP in a temporary instance folder, migrated."""
+    """Environment for a fresh SQLite IdP in a temporary instance folder, migrated: a copy of
+    the database `idp db upgrade` made once for this test process. The instance folder's
+    generated secrets are made afresh by the test's first command, as after an upgrade."""
     env = {
         **os.environ,
         "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
@@ -131,5 +137,21 @@ def migrated_env(tmp_path: Path) -> dict[str, str]:
         "IDP_LOG_LEVEL": "WARNING",
     }
     env.pop("IDP_DATABASE_URL", None)
-    run(env, "db", "upgrade")
+    (tmp_path / "instance").mkdir()
+    for made in _upgraded_database().parent.glob(f"{DATABASE_FILE}*"):
+        shutil.copyfile(made, tmp_path / "instance" / made.name)
     return env
+
+
+DATABASE_FILE = "idp.sqlite3"
+
+
+@functools.cache
+def _upgraded_database() -> Path:
+    """A database made by `idp db upgrade` in a folder kept until this process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="idp-upgraded-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    env = {**os.environ, "IDP_INSTANCE_PATH": str(folder), "IDP_DEPARTMENTS_FILE": ""}
+    env.pop("IDP_DATABASE_URL", None)
+    run({**env, "IDP_LOG_LEVEL": "WARNING"}, "db", "upgrade")
+    return folder / DATABASE_FILE
