@@ -110,8 +110,10 @@ DATABASES = ("sqlite", "postgresql")
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that touches the IdP runs on the embedded default, SQLite; one marked
-    `both_databases` (storage, locking, concurrency, migrations, the production path, and code
-    with a branch for each database) on PostgreSQL as well. The ids stay `[sqlite]` and
+    `both_databases` on PostgreSQL as well: storage, locking, concurrency, migrations, the
+    production path, code with a branch for each database, a unique constraint refusing a
+    duplicate (PostgreSQL's transaction must be rolled back), and input PostgreSQL refuses where
+    SQLite accepts it (NUL characters, integers beyond 64 bits). The ids stay `[sqlite]` and
     `[postgresql]`, so `-k sqlite` and `-k "not postgresql"` choose as before."""
     if "database_url" not in metafunc.fixturenames:
         return

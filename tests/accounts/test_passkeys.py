@@ -321,6 +321,7 @@ def test_a_passkey_without_a_name_is_called_passkey_and_bad_names_are_refused(
     assert [p.name for p in stored_passkeys(idp, citizen)] == ["Passkey"]
 
 
+@pytest.mark.both_databases
 def test_a_credential_already_registered_is_refused(idp, make_citizen, authenticator):
     first, second = make_citizen(unique_email()), make_citizen(unique_email())
     browser = signed_in_fully(idp, first)

@@ -302,6 +302,7 @@ def test_a_name_mixing_latin_with_cyrillic_or_greek_letters_is_refused(idp, depa
     assert greek.status_code == 201, greek.text
 
 
+@pytest.mark.both_databases
 def test_approving_a_service_whose_name_is_now_taken_is_refused(idp, platform):
     waiting, _ = make_service(idp.app, PASSPORTS, "Check your state pension")
     make_service(idp.app, DVLA, "Check your State Pension", approved=True)
