@@ -10,6 +10,7 @@ password from standard input, and ends with a one-line error and a non-zero exit
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import entry_points
 
 import pytest
@@ -22,14 +23,13 @@ pytestmark = pytest.mark.processes
 PASSWORD = "a long and memorable passphrase"
 
 
-@pytest.fixture
-def idp_env(tmp_path) -> dict[str, str]:
-    """A fresh SQLite IdP in a temporary instance folder, migrated by `idp db upgrade`."""
-    import os
-
+@pytest.fixture(scope="module")
+def idp_env(tmp_path_factory) -> dict[str, str]:
+    """A SQLite IdP in a temporary instance folder, migrated by `idp db upgrade`, shared by the
+    tests here (each process start costs seconds)."""
     env = {
         **os.environ,
-        "IDP_INSTANCE_PATH": str(tmp_path / "instance"),
+        "IDP_INSTANCE_PATH": str(tmp_path_factory.mktemp("installed") / "instance"),
         "IDP_DEPARTMENTS_FILE": "",
         "IDP_LOG_LEVEL": "INFO",
     }
