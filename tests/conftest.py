@@ -28,7 +28,7 @@ from idp.extensions import db
 from idp.oidc.client_keys import forget_cached_keys
 from idp.operations.worker import start_worker, stop_worker
 from idp.settings import load_settings
-from tests.support.oidc_client import DepartmentClient, make_rsa_key
+from tests.support.oidc_client import DepartmentClient, make_rsa_key, restart_rsa_pool
 
 SERVICES_REQUIRED = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -229,6 +229,13 @@ def _real_time_again() -> Iterator[None]:
     idp_clock.reset()
     yield
     idp_clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _rsa_keys_from_the_start_of_the_pool() -> None:
+    """Each test draws its RSA keys from the start of the pool (make_rsa_key). Only tests and
+    function-scoped fixtures make them: a wider fixture's key could be a test's too."""
+    restart_rsa_pool()
 
 
 @pytest.fixture
