@@ -75,8 +75,8 @@ browser:
 test: install interop browser nginx
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-## The quick tier, for while you work: in this process, on SQLite, no browser and nothing that
-## starts another process; the fuzzers send a tenth of their requests. `make test` before a merge.
+## The quick tier, for while you work: on SQLite, without the browser and without the tests that
+## start processes of their own; the fuzzers send a tenth of their requests. `make test` before a merge.
 FAST_FUZZ := IDP_FUZZ_ROUNDS=300 IDP_FUZZ_RAW_ROUNDS=30
 test-fast: install
 	$(FAST_FUZZ) $(PY) -m pytest -n 2 --dist loadgroup -m "not browser and not processes" -k "not postgresql"
