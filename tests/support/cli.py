@@ -29,7 +29,6 @@ from flask.cli import ScriptInfo
 
 from idp import JSONLines
 from idp.cli import cli
-from idp.cli.common import _create_app
 from idp.extensions import db
 
 IDP = [sys.executable, "-m", "idp.cli"]
@@ -41,7 +40,7 @@ def run(env, *args, check=True, input=None) -> subprocess.CompletedProcess:
     apps = []
 
     def create_app():
-        app = _create_app()
+        app = cli.create_app()  # the group's own factory (a bad setting is a one-line error)
         apps.append(app)
         return app
 
