@@ -84,13 +84,17 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-## Every test, on SQLite and PostgreSQL, including the browser journey.
+## Every test, including the browser journeys, the tests that start processes (the `idp`
+## program, gunicorn behind nginx, Django) and the PostgreSQL runs of the `both_databases` tests;
+## the fuzzers at full strength.
 test: install interop browser nginx node
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-## Quick run without the browser and without PostgreSQL.
+## The quick tier, for while you work: on SQLite, without the browser and without the tests that
+## start processes of their own; the fuzzers send a tenth of their requests. `make test` before a merge.
+FAST_FUZZ := IDP_FUZZ_ROUNDS=300 IDP_FUZZ_RAW_ROUNDS=30
 test-fast: install
-	$(PY) -m pytest -m "not browser" -k "not postgresql"
+	$(FAST_FUZZ) $(PY) -m pytest -n 2 --dist loadgroup -m "not browser and not processes" -k "not postgresql"
 
 ## ruff, then the layers of ARCHITECTURE.md (import-linter contracts in pyproject.toml).
 lint: install

@@ -7,6 +7,8 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pyotp
 import pytest
 from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from waitress import create_server
 
 from idp import clock as idp_clock
@@ -24,12 +28,47 @@ from idp.extensions import db
 from idp.oidc.client_keys import forget_cached_keys
 from idp.operations.worker import start_worker, stop_worker
 from idp.settings import load_settings
-from tests.support.oidc_client import DepartmentClient, make_rsa_key
+from tests.support.oidc_client import DepartmentClient, make_rsa_key, restart_rsa_pool
 
 SERVICES_REQUIRED = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KEPT_TABLES = {"signing_key", "alembic_version"}
 CITIZEN_PASSWORD = "a long and memorable passphrase"
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_without_waiting_for_the_disk(dbapi_connection, connection_record) -> None:
+    """The tests' SQLite files are thrown away: a commit need not wait for the disk (PRAGMA
+    synchronous=OFF), which took a tenth of the run. What a commit makes visible to other
+    connections, locking and WAL are as in production (idp._sqlite_pragmas)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
+def _one_ssl_context_per_kind() -> None:
+    """httpx reads the whole certificate bundle into a new SSL context for every client it
+    makes (each CitizenBrowser and department client, each httpx.get): a fifth of the run. One
+    context for each kind of verification serves them all and checks the same. (httpx's own
+    helper is wrapped where its transports call it; without it, nothing changes but speed.)"""
+    from httpx._transports import default
+
+    create = getattr(default, "create_ssl_context", None)
+    if create is None:
+        return
+    made: dict[tuple[bool, bool], ssl.SSLContext] = {}
+
+    def shared(verify=True, cert=None, trust_env=True) -> ssl.SSLContext:
+        if cert is not None or not isinstance(verify, bool):
+            return create(verify=verify, cert=cert, trust_env=trust_env)
+        key = (verify, trust_env)
+        if key not in made:
+            made[key] = create(verify=verify, trust_env=trust_env)
+        return made[key]
+
+    default.create_ssl_context = shared
+
+
+_one_ssl_context_per_kind()
 
 
 def free_port() -> int:
@@ -66,9 +105,27 @@ def _drop_postgres(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that touches the IdP runs on the embedded default, SQLite; one marked
+    `both_databases` on PostgreSQL as well: storage, locking, concurrency, migrations, the
+    production path, code with a branch for each database, a unique constraint refusing a
+    duplicate (PostgreSQL's transaction must be rolled back), and input PostgreSQL refuses where
+    SQLite accepts it (NUL characters, integers beyond 64 bits). The ids stay `[sqlite]` and
+    `[postgresql]`, so `-k sqlite` and `-k "not postgresql"` choose as before."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    both = metafunc.definition.get_closest_marker("both_databases") is not None
+    databases = DATABASES if both else DATABASES[:1]
+    metafunc.parametrize("database_url", databases, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def database_url(request, tmp_path_factory) -> Iterator[str]:
-    """Every test that touches the IdP runs on the embedded default and on PostgreSQL."""
+    """The database of the session's IdP: a fresh SQLite file, or a fresh PostgreSQL database
+    (pytest_generate_tests chooses which tests get which)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'idp.sqlite3'}"
         return
@@ -140,6 +197,12 @@ def serve_idp(
             # Each request's audit entries are chained as it ends, so the next request (and the
             # test) sees them in the chain; tests/audit/test_linker.py tests the worker's way.
             "audit_link_each_request": True,
+            # argon2id at low cost: a citizen's password and ten recovery codes are hashed for
+            # nearly every test, tens of milliseconds each at the production cost, and no test
+            # here is about the cost. The production parameters are the defaults
+            # (tests/security/test_passwords.py checks them) and the production stack runs them.
+            "argon2_time_cost": 1,
+            "argon2_memory_cost": 1024,
             **overrides,
         },
     )
@@ -148,9 +211,19 @@ def serve_idp(
         upgrade(directory=app.extensions["migrate"].directory)
         ensure_signing_keys()
     server = create_server(app, host="127.0.0.1", port=port, threads=threads, url_scheme=url_scheme)
-    threading.Thread(target=server.run, daemon=True).start()
+    threading.Thread(target=_serve_until_closed, args=(server,), daemon=True).start()
     start_worker(app)
     return LiveIdP(app=app, issuer=settings.issuer, server=server)
+
+
+def _serve_until_closed(server) -> None:
+    """Run waitress's loop. LiveIdP.close closes its sockets from another thread, and a poll
+    under way then fails on the closed descriptor: that is the end of serving, not an error."""
+    try:
+        server.run()
+    except OSError:
+        if server.accepting:
+            raise
 
 
 @pytest.fixture(autouse=True)
@@ -159,6 +232,13 @@ def _real_time_again() -> Iterator[None]:
     idp_clock.reset()
     yield
     idp_clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _rsa_keys_from_the_start_of_the_pool() -> None:
+    """Each test draws its RSA keys from the start of the pool (make_rsa_key). Only tests and
+    function-scoped fixtures make them: a wider fixture's key could be a test's too."""
+    restart_rsa_pool()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -164,8 +163,7 @@ def test_staff_create_refuses_bad_roles_departments_and_duplicates(cli_env):
         args = [part for pair in defaults.items() for part in pair]
         return refused(cli_env, "staff", "create", *args)
 
-    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        messages = list(pool.map(attempt, cases))
+    messages = [attempt(case) for case in cases]
 
     for (_, expected), message in zip(cases, messages, strict=True):
         assert expected in message, message
@@ -274,10 +272,7 @@ def test_client_commands_name_an_unknown_client_id(cli_env):
     commands = [["show"], ["approve", "--version", "1"], ["suspend"], ["reinstate"]]
     commands += [["disable"], ["enable"]]
 
-    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        messages = list(
-            pool.map(lambda command: refused(cli_env, "clients", *command, "no-such"), commands)
-        )
+    messages = [refused(cli_env, "clients", *command, "no-such") for command in commands]
 
     assert messages == ["Error: no client with client_id 'no-such'"] * len(commands)
 

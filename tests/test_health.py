@@ -127,6 +127,7 @@ def lose_the_connection() -> None:
         other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
 
+@pytest.mark.both_databases
 def test_a_connection_lost_before_cleanup_leaves_the_answer_the_idp_made(idp, database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("a server ending the connection is PostgreSQL's restart")

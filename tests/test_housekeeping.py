@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, update
 
 from idp.extensions import db
@@ -11,6 +12,8 @@ from idp.models import AuthorizationCode, EmailCode, Token
 from idp.models.timestamps import utcnow
 from idp.operations.housekeeping import purge_expired
 from tests.support.browser import CitizenBrowser
+
+pytestmark = pytest.mark.both_databases
 
 
 def count(model) -> int:

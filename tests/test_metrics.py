@@ -166,6 +166,7 @@ def test_init_metrics_twice_on_one_app_is_harmless(tmp_path):
     assert after == before + 1
 
 
+@pytest.mark.processes
 def test_multiprocess_mode_merges_the_workers_files(tmp_path):
     script = (
         "from idp.operations import metrics\n"

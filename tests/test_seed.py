@@ -27,6 +27,8 @@ from tests.support.browser import CitizenBrowser
 from tests.support.cli import migrated_env
 from tests.support.cli import run as run_command
 
+pytestmark = pytest.mark.both_databases
+
 SETUP_HEADING = "Set up an authenticator app"
 # Events the IdP records (grep audit.record( in idp/): seeding uses only these.
 KNOWN_EVENTS = {

@@ -14,6 +14,8 @@ from idp.models import SigningKey
 from idp.oidc.keys import signing_key
 from idp.security.secrets import decrypt
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_migrations_create_exactly_the_models_schema(app):
     with app.app_context(), db.engine.connect() as connection:
@@ -72,6 +74,7 @@ def test_clients_from_before_departments_keep_their_public_subjects(tmp_path):
         assert client.approved_at is not None
 
 
+@pytest.mark.processes
 def test_processes_starting_at_once_share_one_generated_secret(tmp_path):
     """Several IdP processes started together on a new instance folder (as gunicorn workers
     are) all end up with the same development secret, and none fails."""

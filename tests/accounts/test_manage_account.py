@@ -165,6 +165,7 @@ def test_changing_the_email_proves_the_new_address_and_tells_the_old(idp, make_c
     assert not sign_in_works(idp, citizen["email"], citizen["password"])
 
 
+@pytest.mark.both_databases
 def test_an_email_that_has_an_account_cannot_be_taken(idp, make_citizen):
     citizen = make_citizen(unique_email("mover"))
     other = make_citizen(unique_email("owner"))

@@ -321,6 +321,7 @@ def test_a_passkey_without_a_name_is_called_passkey_and_bad_names_are_refused(
     assert [p.name for p in stored_passkeys(idp, citizen)] == ["Passkey"]
 
 
+@pytest.mark.both_databases
 def test_a_credential_already_registered_is_refused(idp, make_citizen, authenticator):
     first, second = make_citizen(unique_email()), make_citizen(unique_email())
     browser = signed_in_fully(idp, first)
@@ -588,6 +589,7 @@ def second_process(live_idp, database_url) -> Iterator[LiveIdP]:
     served.close()
 
 
+@pytest.mark.both_databases
 def test_two_processes_cannot_both_accept_one_answer(idp, second_process, citizen):
     # A synced passkey keeps its count at 0, so only the challenge stops the second use.
     authenticator = SoftwareAuthenticator(origin=idp.issuer, synced=True, counts_signatures=False)
@@ -804,6 +806,7 @@ def test_removing_a_passkey(idp, with_passkey, client, authenticator, audit_line
     refused(passwordless(other, page, authenticator), 400, "unknown_credential")
 
 
+@pytest.mark.both_databases
 def test_another_citizens_passkey_cannot_be_removed(idp, with_passkey, make_citizen):
     [stored] = stored_passkeys(idp, with_passkey)
     intruder = signed_in_fully(idp, make_citizen(unique_email()))

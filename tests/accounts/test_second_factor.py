@@ -274,6 +274,7 @@ MALFORMED_CODES = {
 }
 
 
+@pytest.mark.both_databases
 def test_malformed_codes_are_refused_without_an_error_page(idp, browser, client, citizen):
     _, page = at_second_factor(idp, browser, client, citizen)
     for name, code in MALFORMED_CODES.items():
@@ -378,6 +379,7 @@ def test_another_citizens_recovery_code_is_refused(idp, browser, client, citizen
     assert recovery_codes_left(idp, citizen) == 10
 
 
+@pytest.mark.both_databases
 def test_malformed_recovery_codes_are_refused_without_an_error_page(idp, browser, client, citizen):
     _, page = at_second_factor(idp, browser, client, citizen)
     page = recovery_page(browser, page)

@@ -28,6 +28,8 @@ from tests.support import mail as mailbox
 from tests.support.audit import captured_log, logged_events
 from tests.support.browser import CitizenBrowser
 
+pytestmark = pytest.mark.both_databases
+
 WRONG = "not the password at all"
 # CSRF tokens differ per response: in forms, and in the passkey button's data attribute.
 CSRF_VALUE = re.compile(r'((?:name="csrf_token"[^>]*value=|data-csrf-token=)")[^"]+')

@@ -148,6 +148,7 @@ def test_a_refused_password_is_explained_and_no_account_is_made(idp, changes, me
     assert "Set up an authenticator app" in fixed.text
 
 
+@pytest.mark.both_databases
 def test_a_taken_address_looks_the_same_and_its_owner_is_told(idp, make_citizen):
     owner = make_citizen(unique_email())
     fresh = unique_email()
@@ -164,6 +165,7 @@ def test_a_taken_address_looks_the_same_and_its_owner_is_told(idp, make_citizen)
     assert not re.search(r"\b\d{6}\b", mail.body)
 
 
+@pytest.mark.both_databases
 def test_no_code_creates_an_account_for_a_taken_address(idp, make_citizen):
     owner = make_citizen(unique_email())
     browser, check = ask_for_code(idp, owner["email"])

@@ -336,6 +336,7 @@ def first_statement(engine, call) -> tuple[str, object]:
     return statements[0]
 
 
+@pytest.mark.both_databases
 def test_each_filter_reads_its_own_index(idp):
     # Many entries, few of them matching: what the record looks like after years. (Rows made
     # directly, with made-up hashes: this test reads query plans, not the chain.)

@@ -18,6 +18,8 @@ from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditEntry
 from idp.models.timestamps import utcnow
 
+pytestmark = pytest.mark.both_databases
+
 
 def write(idp, count: int, **fields) -> None:
     """Record count events as the IdP would."""
@@ -208,6 +210,7 @@ def test_pruning_keeps_the_rest_verifiable_and_refuses_a_broken_chain(idp, monke
     assert "entry 4 was edited" in refused.output and "prune refused" in refused.output
 
 
+@pytest.mark.processes
 def test_several_processes_writing_at_once_leave_one_valid_chain(idp, database_url, tmp_path):
     script = (
         "import sys\n"
@@ -238,6 +241,7 @@ def test_several_processes_writing_at_once_leave_one_valid_chain(idp, database_u
     assert code == 0, output
 
 
+@pytest.mark.processes
 def test_audit_lines_on_standard_output_are_one_json_object_each(database_url, tmp_path):
     """Standard output, as a log shipper reads it: every line is JSON, and text a user
     controls (here a user agent with a newline and a fake event) cannot forge a line."""

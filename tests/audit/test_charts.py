@@ -21,6 +21,8 @@ from tests.audit.test_auditor_pages import (  # noqa: F401 - fixture
 )
 from tests.departments import error_summary, visible_text
 
+pytestmark = pytest.mark.both_databases
+
 SVG = re.compile(r"<svg\b.*?</svg>", re.S)
 
 

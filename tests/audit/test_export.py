@@ -22,6 +22,8 @@ from idp.models import AuditEntry
 from idp.models.timestamps import utcnow
 from tests.audit.test_auditor_pages import auditor, record, stored  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.both_databases
+
 FORMATS = ("csv", "jsonl")
 
 

@@ -32,6 +32,9 @@ from tests.support.browser import CitizenBrowser
 
 PROJECT = Path(__file__).resolve().parents[2]
 
+# Storage, transactions and locking: on SQLite and PostgreSQL.
+pytestmark = pytest.mark.both_databases
+
 
 def work() -> None:
     """The caller's own write: a department (flushed when the caller commits)."""
@@ -214,6 +217,7 @@ def _numbers(text: str) -> set[int]:
     return {int(line) for line in text.split() if line.isdigit()}
 
 
+@pytest.mark.processes
 def test_killing_the_linker_and_the_recorder_at_any_moment_loses_nothing(idp):
     """A recorder writes entries the ways callers do while a linker chains them; the linker is
     killed with SIGKILL in the middle of its batches again and again, and the recorder too.

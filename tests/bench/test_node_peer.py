@@ -20,7 +20,7 @@ from idp.settings import PROJECT_ROOT
 from tests.conftest import SERVICES_REQUIRED, free_port
 from tests.security.test_throttle import REDIS_URL, redis_or_skip
 
-pytestmark = [pytest.mark.xdist_group("node-peer")]
+pytestmark = [pytest.mark.processes, pytest.mark.xdist_group("node-peer")]
 CLIENT = {
     "client_id": "bench-department",
     "client_secret": "a secret only this test knows",

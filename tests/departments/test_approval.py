@@ -302,6 +302,7 @@ def test_a_name_mixing_latin_with_cyrillic_or_greek_letters_is_refused(idp, depa
     assert greek.status_code == 201, greek.text
 
 
+@pytest.mark.both_databases
 def test_approving_a_service_whose_name_is_now_taken_is_refused(idp, platform):
     waiting, _ = make_service(idp.app, PASSPORTS, "Check your state pension")
     make_service(idp.app, DVLA, "Check your State Pension", approved=True)
@@ -345,6 +346,7 @@ def test_the_logo_is_fetched_at_approval_and_served_by_the_idp(
     assert httpx.get(idp.url(f"/logos/{client_id}/{'0' * 64}")).status_code == 404
 
 
+@pytest.mark.both_databases
 def test_a_logo_is_served_only_while_its_service_is_active(idp, department, platform, logo_server):
     client_id = shown_code(register_through_form(department, logo_uri=logo_server.url), "client-id")
     pressed(platform, client_id, "Approve this service")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.support.browser import CitizenBrowser, callback
 
 
@@ -51,6 +53,7 @@ def test_consent_given_in_a_journey_does_not_carry_over_to_a_new_sign_in(
     assert "wants to know who you are" in resumed.text, "the second person must be asked"
 
 
+@pytest.mark.both_databases
 def test_a_journey_finishes_once_even_when_resumed_twice_at_the_same_time(
     idp, make_citizen, make_client
 ):
@@ -72,6 +75,7 @@ def test_a_journey_finishes_once_even_when_resumed_twice_at_the_same_time(
     assert all(r.status_code in (302, 400) for r in results)
 
 
+@pytest.mark.both_databases
 def test_a_nul_in_a_journey_link_is_a_clear_400(idp):
     browser = CitizenBrowser(idp.issuer)
     for path in ("/authorize/resume?journey=%00", "/sign-in?journey=%00", "/consent?journey=%00"):
@@ -80,6 +84,7 @@ def test_a_nul_in_a_journey_link_is_a_clear_400(idp):
         assert "There is a problem" in response.text or "problem" in response.text
 
 
+@pytest.mark.both_databases
 def test_allow_clicked_twice_at_once_is_not_an_error(idp, make_citizen, make_client):
     citizen = make_citizen()
     client = make_client()

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = ROOT / ".venv-interop" / "govuk" / "bin" / "python"
 APP_DIR = Path(__file__).resolve().parent / "django_app"
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def sqlite_only(database_url):

@@ -119,6 +119,7 @@ UNTRUSTED = {
 @pytest.mark.parametrize(
     ("overrides", "omit", "explanation"), UNTRUSTED.values(), ids=UNTRUSTED.keys()
 )
+@pytest.mark.both_databases
 def test_untrusted_client_or_redirect_uri_gets_an_error_page(
     idp, department, method, overrides, omit, explanation
 ):
@@ -184,6 +185,7 @@ REDIRECTED = {
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(("overrides", "omit", "error"), REDIRECTED.values(), ids=REDIRECTED.keys())
+@pytest.mark.both_databases
 def test_bad_request_is_redirected_with_error_state_and_iss(
     idp, department, method, overrides, omit, error
 ):
@@ -268,6 +270,7 @@ def test_unknown_parameters_are_ignored(idp, department, browser, citizen):
     assert token.status_code == 200, token.text
 
 
+@pytest.mark.both_databases
 def test_nonce_with_nul_after_sign_in_is_not_a_server_error(idp, department, browser, citizen):
     """The check must not wait until the code is stored (PostgreSQL text refuses NUL)."""
     signed_in_cookies(browser, department, citizen)

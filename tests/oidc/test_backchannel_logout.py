@@ -19,6 +19,8 @@ from tests.support.audit import stored_entries
 from tests.support.browser import CitizenBrowser
 from tests.support.logout_receiver import LogoutReceiver
 
+pytestmark = pytest.mark.both_databases
+
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from idp.extensions import db
 from idp.models import Client
+
+pytestmark = pytest.mark.both_databases
 
 
 def redeem_twice_at_once(client, attempt, code) -> list[httpx.Response]:

@@ -18,6 +18,8 @@ from idp.settings import Settings
 from tests.conftest import LiveIdP, serve_idp
 from tests.oidc.test_token_endpoint import basic_header
 
+pytestmark = pytest.mark.both_databases
+
 DEFAULTS = Settings()
 IP_LIMIT = DEFAULTS.endpoint_ip_max_failures
 CLIENT_LIMIT = DEFAULTS.endpoint_client_max_failures

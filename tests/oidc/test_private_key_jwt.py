@@ -206,6 +206,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("make_assertion", REFUSED.values(), ids=REFUSED.keys())
+@pytest.mark.both_databases
 def test_refused_assertion_is_invalid_client(department, make_assertion):
     assert_invalid_client(token_request(department, make_assertion(department)))
 
@@ -232,6 +233,7 @@ def test_wrong_assertion_type_is_not_authentication(department):
     assert_invalid_client(response)
 
 
+@pytest.mark.both_databases
 def test_a_replayed_assertion_is_refused(department, issue_code):
     assertion = sign(department)
     attempt, code = issue_code(department)

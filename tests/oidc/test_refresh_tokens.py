@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import jwt
+import pytest
 
 from idp.extensions import db
 from idp.models import RefreshToken
 from idp.models.timestamps import utcnow
+
+pytestmark = pytest.mark.both_databases
 
 GRANTS = ["authorization_code", "refresh_token"]
 

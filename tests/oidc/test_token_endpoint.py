@@ -177,6 +177,7 @@ BAD_EXCHANGES = [
 @pytest.mark.parametrize(
     ("send", "error"), BAD_EXCHANGES, ids=[send.__name__ for send, _ in BAD_EXCHANGES]
 )
+@pytest.mark.both_databases
 def test_bad_code_exchange_gets_the_rfc_6749_error(exchange, send, error):
     response = send(exchange)
     body = assert_oauth_error(response, 400, error)
@@ -290,6 +291,7 @@ BAD_CLIENT_AUTHENTICATION = [
     BAD_CLIENT_AUTHENTICATION,
     ids=[send.__name__.lstrip("_") for send in BAD_CLIENT_AUTHENTICATION],
 )
+@pytest.mark.both_databases
 def test_failed_client_authentication_is_invalid_client_401(exchange, send):
     response = send(exchange)
     assert_oauth_error(response, 401, "invalid_client")

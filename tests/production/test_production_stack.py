@@ -38,7 +38,7 @@ from tests.conftest import (
 from tests.security.test_throttle import REDIS_URL, forget_redis_keys, redis_or_skip
 from tests.support.browser import CitizenBrowser, browser_http
 
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("production")]
+pytestmark = [pytest.mark.postgres, pytest.mark.processes, pytest.mark.xdist_group("production")]
 WRONG = "not the password at all"
 MAX_FAILURES = 6
 JWKS_MAX_AGE = 2

@@ -8,16 +8,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify, request
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from werkzeug.serving import make_server
 
-from relying_parties import benefits, council, driving, health, tax
+from relying_parties import benefits, council, driving, health, keys, tax
 from relying_parties.common import DepartmentSettings
 from relying_parties.keys import public_jwks_for
 from relying_parties.registration import RegisteredClient, register_dynamically
@@ -424,6 +425,17 @@ def fake_idp() -> Iterator[FakeIdentityProvider]:
     idp.server.shutdown()
     idp.server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_rsa_key_for_the_samples() -> Iterator[None]:
+    """Generating a 2048-bit RSA key takes a fifth of a second and nearly every test here starts
+    a sample service that makes one: the samples get one key, generated once. The service still
+    writes its key file itself (owner-only, kept across restarts) as at a first start."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=keys.KEY_SIZE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keys, "rsa", SimpleNamespace(generate_private_key=lambda **_: key))
+        yield
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ from tests.departments import PASSPORTS, StaffBrowser, make_staff
 from tests.support.browser import CitizenBrowser
 from tests.support.registration import issue_token
 
+pytestmark = pytest.mark.both_databases
+
 SEED = int(os.environ.get("IDP_FUZZ_SEED", "20261125"))
 ROUNDS = int(os.environ.get("IDP_FUZZ_ROUNDS", "3000"))
 RAW_ROUNDS = int(os.environ.get("IDP_FUZZ_RAW_ROUNDS", "300"))

@@ -6,6 +6,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from idp.security import passwords
+from idp.settings import Settings
 
 
 def test_hash_is_argon2id_and_verifies(app):
@@ -14,6 +15,14 @@ def test_hash_is_argon2id_and_verifies(app):
         assert stored.startswith("$argon2id$")
         assert passwords.verify_password(stored, "correct horse").ok
         assert not passwords.verify_password(stored, "wrong horse").ok
+
+
+def test_the_default_parameters_are_owasps():
+    """OWASP Password Storage Cheat Sheet: argon2id with m=19 MiB, t=2, p=1. (The test IdP
+    hashes at a lower cost to save time: tests/conftest.py.)"""
+    defaults = Settings()
+    assert (defaults.argon2_memory_cost, defaults.argon2_time_cost) == (19456, 2)
+    assert defaults.argon2_parallelism == 1
 
 
 def test_a_hash_with_old_parameters_is_upgraded_on_the_next_sign_in(app):

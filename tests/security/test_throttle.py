@@ -25,6 +25,8 @@ from idp.security import throttle
 from idp.settings import SettingsError, ThrottleLimits, load_settings
 from tests.conftest import SERVICES_REQUIRED, free_port
 
+pytestmark = pytest.mark.both_databases
+
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 EMAIL = "someone@example.com"
 IP = "192.0.2.7"

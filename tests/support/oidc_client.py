@@ -41,13 +41,28 @@ class SigningKeyPair:
         return jwk
 
 
+# Generating an RSA 2048 key takes a fifth of a second: the tests draw them from a pool that
+# grows as needed, the n-th key a test asks for being the n-th of the pool (tests/conftest.py
+# starts each test at the first). A test's keys are different from one another; the next test
+# reuses them under new kids, its IdP having forgotten the last test's clients.
+_RSA_POOL: list[rsa.RSAPrivateKey] = []
+_rsa_drawn = 0
+
+
+def restart_rsa_pool() -> None:
+    """The next make_rsa_key returns the pool's first key."""
+    global _rsa_drawn
+    _rsa_drawn = 0
+
+
 def make_rsa_key() -> SigningKeyPair:
-    """A fresh RSA 2048 key pair."""
-    return SigningKeyPair(
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        kid=uuid.uuid4().hex,
-        alg="RS256",
-    )
+    """An RSA 2048 key pair, different from every other this test made, with a new kid."""
+    global _rsa_drawn
+    if _rsa_drawn == len(_RSA_POOL):
+        _RSA_POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    key = _RSA_POOL[_rsa_drawn]
+    _rsa_drawn += 1
+    return SigningKeyPair(key, kid=uuid.uuid4().hex, alg="RS256")
 
 
 def make_ec_key() -> SigningKeyPair:
