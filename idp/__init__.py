@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # import idp.settings or idp.models without wanting every page and endpoint loaded.
     from idp.accounts.sessions import apply_session_cookie
     from idp.extensions import csrf, db, discard_session, migrate
+    from idp.frontend import init_frontend
     from idp.i18n import init_i18n
     from idp.oidc import backchannel
     from idp.oidc.journey import apply_browser_cookie
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         resolve_pairwise_secret,
         resolve_secret_key,
     )
-    from idp.security.web import init_web_security
+    from idp.security.web import CONTENT_SECURITY_POLICY, init_web_security
     from idp.staff.sessions import apply_staff_cookie
 
     settings = settings or load_settings()
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_web_security(app)
     csrf.init_app(app)
     init_i18n(app)
+    init_frontend(app)
     create_authorization_server(app)
     backchannel.init_app(app)
     _register_blueprints(app)
@@ -144,11 +146,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         # Images only from the IdP itself: a department's logo is the IdP's own copy
         # (departments/logos.py), so no page makes a browser call a department's server.
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-            "form-action 'self' http: https:; object-src 'none'; base-uri 'none'",
-        )
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         if not request.path.startswith(("/static/", "/jwks.json", "/.well-known/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -16,7 +16,7 @@ def test_ui_locales_cy_shows_the_sign_in_page_in_welsh(idp, make_client):
     client = make_client()
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization(ui_locales="cy-GB en").url))
-    assert '<html lang="cy">' in page.text
+    assert '<html lang="cy" ' in page.text
     assert "Mewngofnodi" in page.text
     assert "Cyfeiriad e-bost" in page.text
 
@@ -25,7 +25,7 @@ def test_unsupported_ui_locales_fall_back_to_english(idp, make_client):
     client = make_client()
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization(ui_locales="fr de").url))
-    assert '<html lang="en">' in page.text
+    assert '<html lang="en" ' in page.text
     assert "Email address" in page.text
 
 
@@ -35,9 +35,9 @@ def test_the_citizen_can_switch_language_and_the_choice_is_remembered(idp, make_
     page = browser.follow(browser.get(client.authorization().url))
     assert "Cymraeg" in page.text
     welsh = browser.get(str(page.url) + "&lang=cy")
-    assert '<html lang="cy">' in welsh.text
+    assert '<html lang="cy" ' in welsh.text
     again = browser.get(idp.url("/sign-in"))
-    assert '<html lang="cy">' in again.text
+    assert '<html lang="cy" ' in again.text
 
 
 def test_error_messages_are_translated_too(idp, make_citizen, make_client):

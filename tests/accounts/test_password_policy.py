@@ -131,7 +131,7 @@ def test_sign_up_says_why_a_password_is_refused_beside_the_password_field(idp, p
 def test_sign_up_explains_a_refused_password_in_welsh(idp):
     response = sign_up(idp, sign_up_fields("qwertyuiop"), lang="cy")
     assert response.status_code == 400
-    assert '<html lang="cy">' in response.text
+    assert '<html lang="cy" ' in response.text
     assert "Mae’r cyfrinair hwn ar restr o gyfrineiriau cyffredin" in response.text
 
 

@@ -128,20 +128,20 @@ def test_the_language_cookie_on_an_https_issuer_is_host_prefixed_and_a_planted_o
     https_idp,
 ):
     browser, seen = https_browser(https_idp)
-    assert '<html lang="cy">' in browser.get(HTTPS_ISSUER + "/sign-in?lang=cy").text
+    assert '<html lang="cy" ' in browser.get(HTTPS_ISSUER + "/sign-in?lang=cy").text
 
     header = set_cookies(seen)["__Host-idp_lang"]
     attributes = [part.strip().lower() for part in header.split(";")[1:]]
     assert "secure" in attributes and "path=/" in attributes and "httponly" in attributes
     assert not any(a.startswith("domain=") for a in attributes)
     # The choice is remembered on the next page.
-    assert '<html lang="cy">' in browser.get(HTTPS_ISSUER + "/sign-in").text
+    assert '<html lang="cy" ' in browser.get(HTTPS_ISSUER + "/sign-in").text
 
     # A cookie without the prefix (which another host of the domain, or anyone on plain HTTP,
     # could set) chooses nothing.
     planted, _ = https_browser(https_idp)
     planted.http.cookies.set("idp_lang", "cy", domain="sign-in.test.gov.uk")
-    assert '<html lang="en">' in planted.get(HTTPS_ISSUER + "/sign-in").text
+    assert '<html lang="en" ' in planted.get(HTTPS_ISSUER + "/sign-in").text
 
 
 def test_every_response_of_an_https_issuer_carries_hsts(https_idp):
