@@ -45,8 +45,8 @@ def test_error_messages_are_translated_too(idp, make_citizen, make_client):
     client = make_client()
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization(ui_locales="cy").url))
-    response = browser.submit(page, {"email": "citizen@example.com", "password": "wrong one"})
-    assert "Rhowch y cyfeiriad e-bost a’r cyfrinair cywir" in response.text
+    response = browser.submit_sign_in(page, "citizen@example.com", "wrong one")
+    assert "Rhowch y cyfrinair cywir ar gyfer y cyfeiriad e-bost hwn" in response.text
 
 
 def test_the_welsh_catalogue_translates_every_message_and_is_compiled():
