@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install interop run run-prod bench bench-scale test test-fast lint format browser nginx node clean translations
+.PHONY: install assets interop run run-prod bench bench-scale test test-fast lint format browser nginx node clean translations
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,24 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+## GOV.UK Frontend for the pages, pinned in frontend/package-lock.json: its JavaScript, images
+## and fonts copied from the package, its stylesheets built from its Sass (once with the GOV.UK
+## brand, once without: Arial, no crown), and axe-core for the browser tests. The results are
+## committed, so `make run` and `make test` need no npm: run this only after changing a pin.
+GOVUK_DIST := frontend/node_modules/govuk-frontend/dist/govuk
+GOVUK_STATIC := idp/static/govuk
+SASS := frontend/node_modules/.bin/sass --no-source-map --style=compressed \
+	--load-path=frontend/node_modules --quiet-deps
+assets:
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(GOVUK_STATIC) && mkdir -p $(GOVUK_STATIC) tests/e2e/axe
+	cp -R $(GOVUK_DIST)/assets $(GOVUK_STATIC)/assets
+	cp $(GOVUK_DIST)/govuk-frontend.min.js $(GOVUK_STATIC)/
+	$(SASS) frontend/govuk-frontend.scss $(GOVUK_STATIC)/govuk-frontend.min.css
+	$(SASS) frontend/govuk-frontend-unbranded.scss $(GOVUK_STATIC)/govuk-frontend-unbranded.min.css
+	cp frontend/GOVUK-FRONTEND-LICENCE.txt $(GOVUK_STATIC)/LICENCE.txt
+	cp frontend/node_modules/axe-core/axe.min.js frontend/node_modules/axe-core/LICENSE tests/e2e/axe/
 
 ## Relying-party libraries whose pins clash with ours get their own virtualenv for
 ## tests/interop (govuk-onelogin-django pins an older Authlib).

@@ -174,15 +174,12 @@ class Scenario:
 
     async def op_sign_in(self, vu: int, measuring: bool) -> bool:
         user = self.user(vu)
-        form = {
-            "csrf_token": user["csrf_token"],
-            "email": user["email"],
-            "password": user["password"],
-        }
+        # The password page: the address was typed on the page before (in the cookie).
+        form = {"csrf_token": user["csrf_token"], "password": user["password"]}
         # A browser's Origin: the IdP refuses a form post without it.
         headers = {"Cookie": user["csrf_cookie"], "Origin": self.url}
         async with self.http.post(
-            self.url + "/sign-in", data=form, headers=headers, allow_redirects=False
+            self.url + "/sign-in/password", data=form, headers=headers, allow_redirects=False
         ) as response:
             await response.read()
             if response.status != 303:

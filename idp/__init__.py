@@ -43,13 +43,7 @@ SECURITY_HEADERS = (
     # (Fetch standard, "append a request Origin header"), which the origin check
     # (idp/security/web.py) must refuse.
     ("Referrer-Policy", "same-origin"),
-    # Images only from the IdP itself: a department's logo is the IdP's own copy
-    # (departments/logos.py), so no page makes a browser call a department's server.
-    (
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-        "form-action 'self' http: https:; object-src 'none'; base-uri 'none'",
-    ),
+    # The Content-Security-Policy is added in create_app (idp/security/web.py).
 )
 
 
@@ -79,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.accounts.sessions import apply_session_cookie
     from idp.audit.linker import link_after_each_context
     from idp.extensions import csrf, db, discard_session, migrate
+    from idp.frontend import init_frontend
     from idp.i18n import init_i18n
     from idp.oidc import backchannel
     from idp.oidc.journey import apply_browser_cookie
@@ -91,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         resolve_pairwise_secret,
         resolve_secret_key,
     )
-    from idp.security.web import init_web_security
+    from idp.security.web import CONTENT_SECURITY_POLICY, init_web_security
     from idp.staff.sessions import apply_staff_cookie
 
     settings = settings or load_settings()
@@ -152,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_web_security(app)
     csrf.init_app(app)
     init_i18n(app)
+    init_frontend(app)
     create_authorization_server(app)
     backchannel.init_app(app)
     _register_blueprints(app)
@@ -170,6 +166,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             return render_template("error.html", message=message), 400
         return None
 
+    # Images only from the IdP itself: a department's logo is the IdP's own copy
+    # (departments/logos.py), so no page makes a browser call a department's server; scripts
+    # only the IdP's own files and GOV.UK Frontend's one inline script, by its hash.
+    security_headers = (*SECURITY_HEADERS, ("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+
     @app.after_request
     def finish_response(response: Response) -> Response:
         """Session cookie changes and security headers on every response."""
@@ -179,7 +180,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         apply_browser_cookie(response)
         # Each header once, unless the view set its own: the names present are read once.
         present = {name.lower() for name, _ in response.headers}
-        for name, value in SECURITY_HEADERS:
+        for name, value in security_headers:
             if name.lower() not in present:
                 response.headers.add(name, value)
         if "cache-control" not in present and not request.path.startswith(

@@ -274,6 +274,10 @@ class Settings:
     # Allow test citizens (`idp citizens create --test-citizen`): a department's CI accounts
     # whose authenticator codes may be reused within their 30 s step. Never in production.
     allow_test_citizens: bool = False
+    # Show the GOV.UK crown, logotype and GDS Transport font on the pages. Only a service on
+    # GOV.UK may use them; off, the pages use GOV.UK Frontend's header for other services and
+    # Arial.
+    govuk_brand: bool = False
     # Log level of the IdP's own logger.
     log_level: str = "INFO"
     # Anything else a test or deployment wants to pass to Flask.

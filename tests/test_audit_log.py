@@ -42,7 +42,7 @@ def test_a_whole_journey_logs_events_but_never_credentials(
     browser = CitizenBrowser(idp.issuer)
     # A failed attempt first, with a canary wrong password.
     page = browser.follow(browser.get(client.authorization().url))
-    browser.submit(page, {"email": citizen["email"], "password": "canary-wrong-password-9d2e"})
+    browser.submit_sign_in(page, citizen["email"], "canary-wrong-password-9d2e")
     attempt = client.authorization()
     cb = browser.authorize(attempt.url, citizen["email"], citizen["password"])
     tokens = client.token_request(cb.params["code"], attempt.code_verifier).json()

@@ -119,9 +119,7 @@ def test_a_text_message_code_goes_through_notify(idp, notify_idp, notify):
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
     with captured_log("notifications_python_client", 10) as client_log:
-        page = browser.follow(
-            browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-        )
+        page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
         sent = notify.wait_for("/v2/notifications/sms", count=before + 1)
     assert "Check your phone" in page.text
     assert sent["phone_number"] == number

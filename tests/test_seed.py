@@ -203,12 +203,12 @@ def test_a_seeded_citizen_signs_in_with_the_benchmark_password(idp):
     browser = CitizenBrowser(idp.issuer)
 
     page = browser.get(idp.url("/sign-in"))
-    wrong = browser.submit(page, {"email": seed_email(3), "password": "not the passphrase"})
+    wrong = browser.submit_sign_in(page, seed_email(3), "not the passphrase")
     assert wrong.status_code == 400
-    assert "Enter the correct email address and password" in wrong.text
+    assert "Enter the correct password for this email address" in wrong.text
 
     page = browser.get(idp.url("/sign-in"))
-    response = browser.submit(page, {"email": seed_email(3), "password": BENCHMARK_PASSWORD})
+    response = browser.submit_sign_in(page, seed_email(3), BENCHMARK_PASSWORD)
     assert response.status_code == 303
     assert response.headers["location"].endswith("/sign-in/second-factor")
     # Seeded citizens have no second factor: the IdP asks them to set one up.
@@ -230,7 +230,7 @@ def test_a_chosen_password(idp):
     assert "x" * 20 not in result.output  # a chosen password is not echoed
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-in"))
-    response = browser.submit(page, {"email": seed_email(2), "password": "x" * 20 + " y"})
+    response = browser.submit_sign_in(page, seed_email(2), "x" * 20 + " y")
     assert response.headers["location"].endswith("/sign-in/second-factor")
 
 

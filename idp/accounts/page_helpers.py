@@ -103,6 +103,7 @@ def with_password(form, citizen: Citizen, act: Callable, template: str, **contex
     the password right, and returns a response (done), a Refusal (shown on the page) or None
     (it put errors on the form's fields)."""
     refusal = None
+    error = None
     if form.validate_on_submit():
         refusal = confirm_password(citizen, form.current_password.data)
         if refusal is None:
@@ -110,9 +111,12 @@ def with_password(form, citizen: Citizen, act: Callable, template: str, **contex
             if outcome is not None and not isinstance(outcome, Refusal):
                 return outcome
             refusal = outcome
+            error = refusal.message if refusal else None
+        else:
+            # About the password typed: beside its field (and in the error summary).
+            form.current_password.errors.append(refusal.message)
     status = refusal.status if refusal else (400 if form.is_submitted() else 200)
     headers = refusal.headers if refusal else None
-    error = refusal.message if refusal else None
     return page(template, status, headers, form=form, error=error, **context)
 
 

@@ -15,8 +15,9 @@ def email_field(label):
         label,
         validators=[
             DataRequired(_l("Enter your email address")),
-            Email(_l("Enter an email address in the correct format, like name@example.com")),
+            # Before the format: the page shows a field's first error, and this is the reason.
             Length(max=EMAIL_MAX, message=_l("Email address must be 320 characters or fewer")),
+            Email(_l("Enter an email address in the correct format, like name@example.com")),
         ],
         render_kw={"autocomplete": "email", "spellcheck": "false"},
     )

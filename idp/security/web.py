@@ -17,6 +17,8 @@ requests, 303 after a POST, and HTTP Strict Transport Security.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 from urllib.parse import urlsplit
 
@@ -32,6 +34,25 @@ STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # RFC 6797 6.1: one year, subdomains included (the issuer's host names nothing but the IdP).
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
 REDIRECTS_TO_SEE_OTHER = frozenset({301, 302, 307, 308})
+
+# The one inline script of every page, from GOV.UK Frontend's page template
+# (govuk_frontend_jinja/template.html): it marks the body so the components' styles and
+# JavaScript apply only in browsers that run ES modules. Allowed by its hash (CSP Level 3,
+# "hash-source"), so no 'unsafe-inline'; tests/security/test_content_security_policy.py fails
+# if a new release of the template changes the script.
+GOVUK_FRONTEND_SUPPORTED_SCRIPT = (
+    "document.body.className += ' js-enabled' + ('noModule' in HTMLScriptElement.prototype"
+    " ? ' govuk-frontend-supported' : '');"
+)
+_DIGEST = hashlib.sha256(GOVUK_FRONTEND_SUPPORTED_SCRIPT.encode()).digest()
+GOVUK_FRONTEND_SUPPORTED_HASH = f"'sha256-{base64.b64encode(_DIGEST).decode()}'"
+# Everything from the IdP itself: GOV.UK Frontend's stylesheet, fonts, images and its
+# JavaScript (a module, started by static/init.js). Images also as data: URLs (the QR code).
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'self'; script-src 'self' {GOVUK_FRONTEND_SUPPORTED_HASH}; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self' http: https:; "
+    "object-src 'none'; base-uri 'none'"
+)
 
 # Endpoints a state-changing request may reach from any origin, and why that is safe.
 CROSS_ORIGIN_ENDPOINTS = {

@@ -43,8 +43,8 @@ def signed_in(idp, citizen, client=None):
 def sign_in_works(idp, email: str, password: str) -> bool:
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-in"))
-    response = browser.follow(browser.submit(page, {"email": email, "password": password}))
-    return "Enter the correct email address and password" not in response.text
+    response = browser.follow(browser.submit_sign_in(page, email, password))
+    return "Enter the correct password for this email address" not in response.text
 
 
 def userinfo_status(idp, token: str) -> int:
@@ -77,7 +77,7 @@ def test_changes_need_a_session_with_the_second_factor(idp, make_citizen, path):
     # The password alone is not enough either.
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-in"))
-    browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    browser.submit_sign_in(page, citizen["email"], citizen["password"])
     response = browser.get(idp.url(path))
     assert response.status_code == 302
     assert "/sign-in/second-factor" in response.headers["location"]
@@ -208,7 +208,7 @@ def test_a_lost_app_is_replaced_after_a_recovery_code_and_an_email_code(idp, mak
     # The phone is lost: sign in with a recovery code.
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-in"))
-    browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    browser.submit_sign_in(page, citizen["email"], citizen["password"])
     recovery = browser.get(idp.url("/sign-in/recovery-code"))
     signed = browser.follow(browser.submit(recovery, {"code": factor.recovery_codes.pop()}))
     assert "Your account" in signed.text
@@ -243,9 +243,7 @@ def test_a_lost_app_is_replaced_after_a_recovery_code_and_an_email_code(idp, mak
     )
     old_app = CitizenBrowser(idp.issuer)
     page = old_app.get(idp.url("/sign-in"))
-    step = old_app.follow(
-        old_app.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    step = old_app.follow(old_app.submit_sign_in(page, citizen["email"], citizen["password"]))
     refused = old_app.submit(step, {"code": pyotp.TOTP(factor.secret).now()})
     assert refused.status_code == 400
     recovery = old_app.get(idp.url("/sign-in/recovery-code"))
@@ -279,9 +277,7 @@ def test_new_recovery_codes_replace_the_old_ones(idp, make_citizen):
     assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
     assert wait_for_mail(idp, citizen["email"]).subject == "You have new recovery codes"
     other = CitizenBrowser(idp.issuer)
-    other.submit(
-        other.get(idp.url("/sign-in")), {"email": citizen["email"], "password": citizen["password"]}
-    )
+    other.submit_sign_in(other.get(idp.url("/sign-in")), citizen["email"], citizen["password"])
     recovery = other.get(idp.url("/sign-in/recovery-code"))
     assert other.submit(recovery, {"code": old_codes[0]}).status_code == 400
     assert other.submit(recovery, {"code": new_codes[0]}).status_code == 303

@@ -30,13 +30,21 @@ from idp.security.throttle import delay
 from tests.conftest import LiveIdP, serve_idp
 from tests.support.audit import captured_log, logged_events
 from tests.support.authenticator import SoftwareAuthenticator, b64url
-from tests.support.browser import SECOND_FACTOR_HEADING, SECOND_FACTORS, CitizenBrowser, callback
+from tests.support.browser import (
+    SECOND_FACTOR_HEADING,
+    SECOND_FACTORS,
+    SIGN_IN_FORM,
+    CitizenBrowser,
+    callback,
+)
 from tests.support.mail import mails_to
 
 CONSENT_HEADING = "wants to know who you are"
 PASSKEY_HEADING = "Use your passkey"
 CSRF_COOKIE = "idp_csrf"
-BOX = re.compile(r'<div class="passkey" id="passkey-(?P<kind>[a-z-]+)"(?P<attrs>[^>]*)>', re.S)
+BOX = re.compile(
+    r'<div class="idp-passkey[^"]*" id="passkey-(?P<kind>[a-z-]+)"(?P<attrs>[^>]*)>', re.S
+)
 ATTRIBUTE = re.compile(r'(data-[a-z-]+)="([^"]*)"')
 
 
@@ -153,9 +161,7 @@ def at_second_factor(browser: CitizenBrowser, client, citizen: dict):
     """Start a department's (Cl.Cm) journey and type the password: the second-factor page."""
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert page.status_code == 200, page.text[:500]
     return attempt, page
 
@@ -164,7 +170,7 @@ def at_sign_in(browser: CitizenBrowser, client):
     """Start a department's journey: the sign-in page."""
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
-    assert 'name="password"' in page.text
+    assert SIGN_IN_FORM in page.text
     return attempt, page
 
 
@@ -361,7 +367,7 @@ def test_the_passkeys_page_needs_the_second_factor(idp, citizen, authenticator):
     password_only = CitizenBrowser(idp.issuer)
     page = password_only.get(idp.url("/sign-in"))
     page = password_only.follow(
-        password_only.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+        password_only.submit_sign_in(page, citizen["email"], citizen["password"])
     )
     assert SECOND_FACTOR_HEADING in page.text
     response = password_only.get(idp.url("/account/passkeys"))
@@ -924,7 +930,11 @@ def test_a_new_citizen_can_choose_a_passkey_and_gets_recovery_codes(
     again = browser.follow(browser.get(page.url))
     assert codes[0] not in again.text
     # The continue button goes on with the journey, now at Cl.Cm with the passkey.
-    link = html.unescape(re.search(r'<a class="button" href="([^"]+)"', page.text).group(1))
+    link = html.unescape(
+        re.search(
+            r'<a class="govuk-button" data-module="govuk-button" href="([^"]+)"', page.text
+        ).group(1)
+    )
     params = finish(browser, browser.follow(browser.get(urljoin(str(page.url), link))))
     claims = id_token_claims(client, attempt, params)
     assert (claims["vot"], claims["amr"]) == ("Cl.Cm", ["pwd", "hwk"])
@@ -937,9 +947,7 @@ def test_setting_up_a_passkey_is_refused_once_the_account_has_a_second_factor(
 ):
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-in"))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
     # A password alone must not add a second factor to an account that has one.
     body = refused(
@@ -1021,9 +1029,7 @@ def test_a_session_alone_cannot_set_up_a_first_passkey_once_the_password_is_not_
     browser = CitizenBrowser(idp.issuer)
     attempt = client.authorization(vtr='["Cl"]')
     page = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert "code" in finish(browser, page)
     ahead = recent_password.WINDOW_SECONDS + 60
     clock.advance(ahead)

@@ -20,9 +20,9 @@ def unique_email() -> str:
 
 
 def ask_for_reset(idp, email: str, browser: CitizenBrowser | None = None):
-    """The sign-in page's 'forgotten password' link, then the address: the code page."""
+    """The password page's 'forgotten password' link, then the address: the code page."""
     browser = browser or CitizenBrowser(idp.issuer)
-    sign_in = browser.get(idp.url("/sign-in"))
+    sign_in = browser.follow(browser.submit(browser.get(idp.url("/sign-in")), {"email": email}))
     href = re.search(r'href="(/reset-password[^"]*)"', sign_in.text).group(1)
     page = browser.get(idp.url(href))
     assert "Reset your password" in page.text
@@ -90,8 +90,8 @@ def test_a_reset_needs_the_email_and_the_app_and_signs_out_everywhere(
     # The old password no longer works; the new one does.
     fresh = CitizenBrowser(idp.issuer)
     page = fresh.get(idp.url("/sign-in"))
-    refused = fresh.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    assert "Enter the correct email address and password" in refused.text
+    refused = fresh.submit_sign_in(page, citizen["email"], citizen["password"])
+    assert "Enter the correct password for this email address" in refused.text
     page = fresh.get(idp.url("/sign-in"))
     accepted = fresh.sign_in(page, citizen["email"], NEW_PASSWORD)
     assert "Your account" in accepted.text

@@ -27,6 +27,7 @@ from tests.support.audit import captured_log
 from tests.support.browser import (
     SECOND_FACTOR_HEADING,
     SECOND_FACTORS,
+    SIGN_IN_FORM,
     CitizenBrowser,
     callback,
 )
@@ -50,10 +51,8 @@ def at_second_factor(idp, browser: CitizenBrowser, client, citizen: dict):
     """Start a department's (Cl.Cm) journey and type the password; the second factor page."""
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
-    assert 'name="password"' in page.text
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    assert SIGN_IN_FORM in page.text
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert page.status_code == 200, page.text[:500]
     assert SECOND_FACTOR_HEADING in page.text
     return attempt, page
@@ -448,9 +447,7 @@ def test_wrong_codes_lock_the_second_step_after_the_maximum(
     assert limits.delay_seconds == 0
     browser = CitizenBrowser(undelayed_idp.issuer)
     sign_in = browser.get(undelayed_idp.url("/sign-in"))
-    page = browser.follow(
-        browser.submit(sign_in, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(sign_in, citizen["email"], citizen["password"]))
     assert SECOND_FACTOR_HEADING in page.text
     if kind == "recovery":
         page = recovery_page(browser, page)

@@ -73,7 +73,7 @@ class SignIn:
         assert self.page.status_code == 200
 
     def attempt(self, email: str, password: str = WRONG) -> httpx.Response:
-        return self.browser.submit(self.page, {"email": email, "password": password})
+        return self.browser.submit_sign_in(self.page, email, password)
 
 
 def unique_email(name: str = "citizen") -> str:
@@ -103,7 +103,7 @@ def test_six_wrong_passwords_lock_the_account_even_against_the_right_one(idp, id
     for _ in range(5):
         response = sign_in.attempt(citizen["email"])
         assert response.status_code == 400
-        assert "Enter the correct email address and password" in response.text
+        assert "Enter the correct password for this email address" in response.text
     locked = sign_in.attempt(citizen["email"])
     assert locked.status_code == 429
     assert locked.headers["retry-after"] == "900"
@@ -312,8 +312,8 @@ def test_the_lockout_page_and_email_are_in_welsh_when_the_citizen_chose_welsh(
     browser = CitizenBrowser(strict.issuer)
     page = browser.get(strict.url("/sign-in?lang=cy"))
     for _ in range(5):
-        browser.submit(page, {"email": citizen["email"], "password": WRONG})
-    locked = browser.submit(page, {"email": citizen["email"], "password": WRONG})
+        browser.submit_sign_in(page, citizen["email"], WRONG)
+    locked = browser.submit_sign_in(page, citizen["email"], WRONG)
     assert locked.status_code == 429
     text = visible_text(locked)
     assert "Rydych wedi rhoi’r cyfrinair anghywir ormod o weithiau" in text

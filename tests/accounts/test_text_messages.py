@@ -91,9 +91,7 @@ def at_text_code(idp, browser: CitizenBrowser, client, citizen: dict):
     """A department's journey, the password typed: the page of the code sent by text."""
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert page.status_code == 200, page.text[:500]
     assert CHECK_PHONE in page.text, page.text[:800]
     assert page.url.path == "/sign-in/text-message"
@@ -155,9 +153,7 @@ def test_setting_up_by_text_message_from_a_departments_journey(
     citizen = make_citizen(f"setup.{random.randrange(10**9)}@example.com", second_factor=False)  # noqa: S311
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert SETUP_HEADING in page.text
     # Text messages are offered beside the app and the passkey, and said to be less safe.
     choose = browser.follow(browser.get(link(page, r'href="([^"]+)" id="choose-text-message"')))
@@ -185,7 +181,7 @@ def test_setting_up_by_text_message_from_a_departments_journey(
     saved = stored_number(idp, citizen["id"])
     assert saved.number == number and saved.confirmed_at is not None
 
-    cont = link(codes_page, r'<a class="button" href="([^"]+)"')
+    cont = link(codes_page, r'<a class="govuk-button"[^>]* href="([^"]+)"')
     params = finish(browser, browser.follow(browser.get(cont)))
     claims = id_token_claims(client, attempt, params["code"])
     assert (claims["vot"], claims["amr"]) == ("Cl.Cm", ["pwd", "sms"])
@@ -213,9 +209,7 @@ def test_each_bad_number_is_explained_and_nothing_is_sent(
 ):
     citizen = make_citizen(f"bad.{random.randrange(10**9)}@example.com", second_factor=False)  # noqa: S311
     page = browser.get(idp.url("/sign-in"))
-    browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     choose = browser.get(idp.url("/two-factor/setup/text-message"))
     assert TEXT_SETUP_HEADING in choose.text
     refused = browser.submit(choose, {"phone_number": typed})
@@ -229,7 +223,7 @@ def test_each_bad_number_is_explained_and_nothing_is_sent(
 def test_international_mobiles_are_stored_in_e164(idp, browser, make_citizen):
     citizen = make_citizen(f"intl.{random.randrange(10**9)}@example.com", second_factor=False)  # noqa: S311
     page = browser.get(idp.url("/sign-in"))
-    browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    browser.submit_sign_in(page, citizen["email"], citizen["password"])
     choose = browser.get(idp.url("/two-factor/setup/text-message"))
     check = browser.follow(browser.submit(choose, {"phone_number": "+33 6 12 34 56 78"}))
     assert "ending <strong>5678</strong>" in check.text
@@ -261,9 +255,7 @@ def test_a_citizen_with_an_app_and_a_phone_may_choose_either(idp, browser, clien
     number = give_phone(idp, citizen)
     attempt = client.authorization()
     page = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert "Enter the code from your authenticator app" in page.text
     assert texts_to(idp, number) == []  # nothing is sent until the citizen asks
     texting = browser.follow(browser.get(link(page, r'href="([^"]+)" id="use-text-message"')))

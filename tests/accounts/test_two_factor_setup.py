@@ -76,7 +76,9 @@ def wrong_code(secret: str) -> str:
 
 def continue_link(page: httpx.Response) -> str:
     """Where the recovery codes page's button goes."""
-    match = re.search(r'<a class="button" href="([^"]+)"', page.text)
+    match = re.search(
+        r'<a class="govuk-button" data-module="govuk-button" href="([^"]+)"', page.text
+    )
     assert match, page.text[:800]
     return urljoin(str(page.url), html.unescape(match.group(1)))
 
@@ -107,7 +109,7 @@ def credential_of(idp, email: str) -> TotpCredential | None:
 def password_sign_in(idp, browser: CitizenBrowser, citizen: dict) -> httpx.Response:
     """Sign in with the password only, outside any journey; the redirect that follows."""
     page = browser.get(idp.url("/sign-in"))
-    return browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    return browser.submit_sign_in(page, citizen["email"], citizen["password"])
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ def test_sign_up_leads_to_setup_with_a_qr_code_and_the_key(idp, browser, make_cl
     assert page.status_code == 200
     assert SETUP_HEADING in page.text
     # The QR code is inline SVG: no image request, nothing external.
-    qr = re.search(r'<div class="qr-code"[^>]*>(.*?)</div>', page.text, re.S)
+    qr = re.search(r'<div class="idp-qr-code"[^>]*>(.*?)</div>', page.text, re.S)
     assert qr and qr.group(1).lstrip().startswith("<svg")
     assert "<path" in qr.group(1)
     secret = shown_secret(page)
@@ -185,9 +187,7 @@ def test_the_code_confirms_the_app_and_shows_ten_recovery_codes_once(idp, browse
     # A shown recovery code works for a later sign-in.
     other = CitizenBrowser(idp.issuer)
     sign_in = other.follow(other.get(client.authorization().url))
-    page = other.follow(
-        other.submit(sign_in, {"email": email, "password": "a passphrase for the setup tests"})
-    )
+    page = other.follow(other.submit_sign_in(sign_in, email, "a passphrase for the setup tests"))
     assert SECOND_FACTOR_HEADING in page.text
     recovery = other.follow(other.get(idp.url(f"/sign-in/recovery-code?{page.url.query.decode()}")))
     assert "code" in finish(other, other.follow(other.submit(recovery, {"code": codes[3]})))
@@ -288,9 +288,7 @@ def test_a_citizen_without_an_app_is_sent_to_setup_for_a_cl_cm_department(
     client = make_client()
     attempt = client.authorization()
     sign_in = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(sign_in, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(sign_in, citizen["email"], citizen["password"]))
     assert page.status_code == 200
     assert SETUP_HEADING in page.text
     assert "/two-factor/setup" in str(page.url)
@@ -330,9 +328,7 @@ def test_a_session_alone_cannot_set_up_the_first_app_once_the_password_is_not_fr
     client = make_client()
     attempt = client.authorization(vtr='["Cl"]')
     sign_in = browser.follow(browser.get(attempt.url))
-    page = browser.follow(
-        browser.submit(sign_in, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(sign_in, citizen["email"], citizen["password"]))
     assert "code" in finish(browser, page)
     minutes_later()
 

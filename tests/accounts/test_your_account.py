@@ -120,7 +120,7 @@ def test_the_account_page_needs_the_second_factor(idp, make_citizen, make_client
     citizen = make_citizen()
     browser = CitizenBrowser(idp.issuer)
     page = browser.get(idp.url("/sign-in"))
-    response = browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    response = browser.submit_sign_in(page, citizen["email"], citizen["password"])
     assert response.headers["location"].endswith("/sign-in/second-factor")
     assert browser.get(idp.url("/")).headers["location"].endswith("/sign-in/second-factor")
 

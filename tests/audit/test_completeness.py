@@ -41,7 +41,7 @@ from tests.support.registration import (
 
 GRANTS = ["authorization_code", "refresh_token"]
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-SIGN_IN_ERROR = "Enter the correct email address and password"
+SIGN_IN_ERROR = "Enter the correct password for this email address"
 JOURNEY = "Cl.Cm", "pwd otp"
 TOTP_SECRET = re.compile(r'id="totp-secret">([^<]+)<')
 # Clock times with fractions of a second: six digits there are not a leaked one-time code.
@@ -104,9 +104,7 @@ def wrong_totp(secret: str) -> str:
 def at_second_factor(idp: LiveIdP, browser: CitizenBrowser, citizen: dict, url: str | None = None):
     """Sign in with the password (at url, else the sign-in page); the second factor page."""
     page = browser.follow(browser.get(url or idp.url("/sign-in")))
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
     assert SECOND_FACTOR_HEADING in page.text, page.text[:500]
     return page
 
@@ -237,7 +235,7 @@ def test_a_failed_sign_in_says_why_in_the_record_but_not_to_the_citizen(idp, mak
     for email in (citizen["email"], stranger):
         browser = CitizenBrowser(idp.issuer)
         page = browser.get(idp.url("/sign-in"))
-        refused = browser.submit(page, {"email": email, "password": "not the password at all"})
+        refused = browser.submit_sign_in(page, email, "not the password at all")
         shown.append((refused.status_code, SIGN_IN_ERROR in refused.text))
     assert shown == [(400, True), (400, True)], "the citizen cannot tell the two apart"
 
@@ -315,7 +313,7 @@ def test_sign_up_email_verification_and_a_first_second_factor_are_recorded(idp):
     assert details.url.path == "/sign-up/your-details", details.text[:500]
     password = "a passphrase nobody else has"
     fields = {"password": password, "confirm": password, "given_name": "Ada"}
-    setup = browser.follow(browser.submit(details, {**fields, "family_name": "Lovelace"}))
+    setup = browser.follow(browser.submit_details(details, {**fields, "family_name": "Lovelace"}))
     assert setup.url.path == "/two-factor/setup", setup.text[:500]
     secret = TOTP_SECRET.search(setup.text).group(1).replace(" ", "")
     assert browser.submit(setup, {"code": wrong_totp(secret)}).status_code == 400
@@ -577,11 +575,9 @@ def test_no_credential_reaches_the_audit_table_or_standard_output(
     attempt = client.authorization()
     canaries["PKCE verifier"] = attempt.code_verifier
     page = browser.follow(browser.get(attempt.url))
-    page = browser.submit(page, {"email": citizen["email"], "password": CANARY_WRONG_PASSWORD})
+    page = browser.submit_sign_in(page, citizen["email"], CANARY_WRONG_PASSWORD)
     assert page.status_code == 400
-    page = browser.follow(
-        browser.submit(page, {"email": citizen["email"], "password": CANARY_PASSWORD})
-    )
+    page = browser.follow(browser.submit_sign_in(page, citizen["email"], CANARY_PASSWORD))
     assert SECOND_FACTOR_HEADING in page.text
     canaries["wrong one-time code"] = wrong_totp(citizen["totp_secret"])
     page = browser.submit(page, {"code": canaries["wrong one-time code"]})

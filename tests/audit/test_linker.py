@@ -123,7 +123,7 @@ def test_entries_wait_until_linked_and_the_pages_and_verify_say_so(unlinked, mak
         link_pending()  # what the test's set-up recorded
     browser = CitizenBrowser(unlinked.issuer)
     page = browser.get(unlinked.url("/sign-in"))
-    browser.submit(page, {"email": citizen["email"], "password": "not the password at all"})
+    browser.submit_sign_in(page, citizen["email"], "not the password at all")
     auditor = StaffBrowser(unlinked.issuer).signed_in(make_auditor(unlinked.app))
 
     before = waiting(unlinked.app)

@@ -141,6 +141,17 @@ def browser_page(tmp_path):
             browser.close()
 
 
+def enter_email_and_password(page, email: str, password: str) -> None:
+    """The two sign-in pages: the email address, then the password on its own page."""
+    from playwright.sync_api import expect
+
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your password")
+    page.get_by_role("textbox", name="Enter your password").fill(password)
+    page.get_by_role("button", name="Continue").click()
+
+
 def enter_second_factor(page, citizen: dict) -> None:
     """Type the code the citizen's authenticator app shows (the IdP's second step)."""
     from playwright.sync_api import expect

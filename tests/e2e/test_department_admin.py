@@ -76,7 +76,8 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
         expect(service.locator(".department-name")).to_have_text(f"Run by {PASSPORTS}")
         expect(service.locator(".claims li")).to_have_text(
             [
-                "an identifier for you that only services at passport.example.gov.uk see",
+                "a reference number for you, so it knows you next time"
+                " (other departments get a different one)",
                 "your email address",
                 "whether your email address is confirmed",
             ]

@@ -21,7 +21,7 @@ from idp.models import Passkey
 from relying_parties import tax
 from relying_parties.common import DepartmentSettings
 from tests.conftest import LiveIdP, free_port, serve_idp
-from tests.e2e.conftest import Department, _serve, enter_second_factor
+from tests.e2e.conftest import Department, _serve, enter_email_and_password, enter_second_factor
 
 pytestmark = pytest.mark.browser
 
@@ -102,9 +102,7 @@ def test_add_a_passkey_then_sign_in_to_a_department_with_it_alone(
 
     # Signed in with the password and the app's code, the citizen adds a passkey.
     page.goto(localhost_idp.url("/sign-in"))
-    page.get_by_label("Email address").fill(citizen["email"])
-    page.get_by_label("Password").fill(citizen["password"])
-    page.get_by_role("button", name="Continue").click()
+    enter_email_and_password(page, citizen["email"], citizen["password"])
     enter_second_factor(page, citizen)
     expect(page).to_have_url(localhost_idp.url("/"))
     page.goto(localhost_idp.url("/account/passkeys"))
@@ -115,7 +113,7 @@ def test_add_a_passkey_then_sign_in_to_a_department_with_it_alone(
     page.get_by_role("button", name="Continue").click()
     page.get_by_label("Name for this passkey").fill("This laptop")
     page.get_by_role("button", name="Add a passkey").click()
-    expect(page.get_by_role("status")).to_contain_text("Your passkey is added")
+    expect(page.locator(".govuk-notification-banner")).to_contain_text("Your passkey is added")
     expect(page.locator("#passkeys")).to_contain_text("This laptop")
     credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})
     [credential] = credentials["credentials"]

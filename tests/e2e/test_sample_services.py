@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from idp.development.demo import Running, start_sample_services
 from idp.settings import PROJECT_ROOT
-from tests.e2e.conftest import enter_second_factor
+from tests.e2e.conftest import enter_email_and_password, enter_second_factor
 
 pytestmark = pytest.mark.browser
 
@@ -98,9 +98,7 @@ def test_one_sign_in_is_recognised_by_all_five_sample_services(
             # The only password prompt of the whole journey, naming who asks and for what.
             expect(page.locator("#requesting-service")).to_contain_text(sample.name)
             expect(page.locator("#requesting-service")).to_contain_text(sample.department)
-            page.get_by_label("Email address").fill(citizen["email"])
-            page.get_by_label("Password").fill(citizen["password"])
-            page.get_by_role("button", name="Continue").click()
+            enter_email_and_password(page, citizen["email"], citizen["password"])
             enter_second_factor(page, citizen)
         assert page.locator("input[type=password]").count() == 0
         expect(page.locator("#requesting-service")).to_contain_text(sample.department)

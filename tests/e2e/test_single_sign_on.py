@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import enter_second_factor
+from tests.e2e.conftest import enter_email_and_password, enter_second_factor
 
 pytestmark = pytest.mark.browser
 
@@ -23,9 +23,7 @@ def test_sign_in_at_one_department_and_arrive_signed_in_at_the_next(
     page.goto(tax.url)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#requesting-service")).to_contain_text("HMRC: Your tax account")
-    page.get_by_label("Email address").fill(citizen["email"])
-    page.get_by_label("Password").fill(citizen["password"])
-    page.get_by_role("button", name="Continue").click()
+    enter_email_and_password(page, citizen["email"], citizen["password"])
     enter_second_factor(page, citizen)
     expect(page.get_by_role("heading", level=1)).to_contain_text("HMRC: Your tax account")
     page.get_by_role("button", name="Allow", exact=True).click()
@@ -68,7 +66,7 @@ def test_signing_out_at_a_department_signs_out_of_the_idp(
     expect(page).to_have_url(f"{tax.url}/")
     page.goto(driving.url)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_label("Password")).to_be_visible()
+    expect(page.get_by_label("Email address")).to_be_visible()
 
 
 def test_signing_out_at_one_department_signs_the_citizen_out_of_the_other(
@@ -120,9 +118,7 @@ def sign_in_at(page, department, citizen: dict) -> None:
     """Sign in at a department from its start page: password, second factor, consent."""
     page.goto(department.url)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Email address").fill(citizen["email"])
-    page.get_by_label("Password").fill(citizen["password"])
-    page.get_by_role("button", name="Continue").click()
+    enter_email_and_password(page, citizen["email"], citizen["password"])
     enter_second_factor(page, citizen)
     page.get_by_role("button", name="Allow", exact=True).click()
     expect(page).to_have_url(f"{department.url}/account")

@@ -19,7 +19,7 @@ from idp.departments.services import register_client
 from relying_parties import council
 from relying_parties.common import DepartmentSettings
 from tests.conftest import free_port
-from tests.e2e.conftest import Department, _serve
+from tests.e2e.conftest import Department, _serve, enter_email_and_password
 from tests.support.mail import code_in, wait_for_mail
 
 pytestmark = pytest.mark.browser
@@ -96,9 +96,7 @@ def sign_in_with_password_only(page, department: Department, email: str, passwor
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     expect(page.locator("#requesting-service")).to_contain_text("Pay your council tax")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Continue").click()
+    enter_email_and_password(page, email, password)
     # Straight to consent: no second step for a department that asked for "Cl".
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Northfield Borough Council: Pay your council tax wants to know who you are"
@@ -114,7 +112,7 @@ def start_step_up(page, department: Department) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Enter the code from your authenticator app"
     )
-    expect(page.locator("p.lead")).to_have_text(
+    expect(page.locator("#code-hint")).to_contain_text(
         "HMRC: Your tax account asks for a second step to keep your account safe."
     )
     expect(page.locator("input[type=password]")).to_have_count(0)
@@ -135,30 +133,31 @@ def test_sign_up_with_an_authenticator_app_then_step_up_from_a_password_only_sig
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     page.get_by_role("link", name="Create your account").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Create your account")
-    expect(page.locator("p.lead")).to_contain_text("HMRC: Your tax account")
+    expect(page.locator(".govuk-body-l")).to_contain_text("HMRC: Your tax account")
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Continue").click()
 
     # The code from the email proves the address.
     expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
-    expect(page.locator("p.lead")).to_have_text(f"We have sent a code to {email}.")
-    page.get_by_label("Code", exact=True).fill(code_in(wait_for_mail(idp, email)))
+    expect(page.locator("main")).to_contain_text(f"We have sent a code to {email}.")
+    page.get_by_label("Enter the code", exact=True).fill(code_in(wait_for_mail(idp, email)))
     page.get_by_role("button", name="Continue").click()
 
-    expect(page.locator("p.lead")).to_have_text(f"Your email address {email} is confirmed.")
+    expect(page.locator("main")).to_contain_text(f"Your email address {email} is confirmed.")
     page.get_by_label("First name (optional)").fill("Alex")
     page.get_by_label("Last name (optional)").fill("Newcomer")
-    page.get_by_label("Create a password").fill(password)
-    page.get_by_label("Confirm your password").fill(password)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("textbox", name="Password", exact=True).fill(password)
+    page.get_by_role("textbox", name="Confirm your password").fill(password)
     page.get_by_role("button", name="Create your account").click()
 
     # Scan the QR code, or type the key, and type the code the app shows.
     expect(page.get_by_role("heading", level=1)).to_have_text("Set up an authenticator app")
-    expect(page.locator(".qr-code svg")).to_be_visible()
+    expect(page.locator(".idp-qr-code svg")).to_be_visible()
     key = page.locator("#totp-secret").inner_text()
     assert re.fullmatch(r"[A-Z2-7]{4}( [A-Z2-7]{1,4})+", key), key
     secret = key.replace(" ", "")
-    page.get_by_label("Code", exact=True).fill(pyotp.TOTP(secret).now())
+    page.locator("#code").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Continue").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Your authenticator app is set up")
@@ -180,7 +179,7 @@ def test_sign_up_with_an_authenticator_app_then_step_up_from_a_password_only_sig
 
     # The tax account needs more: only the app's code is asked for, then straight back.
     start_step_up(page, tax)
-    page.get_by_label("Code", exact=True).fill(next_step_code(secret))
+    page.locator("#code").fill(next_step_code(secret))
     page.get_by_role("button", name="Continue").click()
     expect_signed_in_at(page, tax, email, vot="Cl.Cm", amr="pwd, otp")
 
@@ -194,7 +193,7 @@ def test_a_wrong_code_at_the_step_up_is_explained_and_the_right_one_then_works(
     sign_in_with_password_only(page, council_service, citizen["email"], citizen["password"])
 
     start_step_up(page, tax)
-    page.get_by_label("Code", exact=True).fill(wrong_code(citizen["totp_secret"]))
+    page.locator("#code").fill(wrong_code(citizen["totp_secret"]))
     page.get_by_role("button", name="Continue").click()
 
     summary = page.get_by_role("alert")
@@ -206,7 +205,7 @@ def test_a_wrong_code_at_the_step_up_is_explained_and_the_right_one_then_works(
     )
     expect(page.locator("input[type=password]")).to_have_count(0)
 
-    page.get_by_label("Code", exact=True).fill(next_step_code(citizen["totp_secret"]))
+    page.locator("#code").fill(next_step_code(citizen["totp_secret"]))
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("alert")).to_have_count(0)
     expect(page.get_by_role("heading", level=1)).to_have_text(

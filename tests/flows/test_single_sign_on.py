@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.browser import CitizenBrowser, callback
+from tests.support.browser import SIGN_IN_FORM, CitizenBrowser, callback
 
 
 def signed_in_browser(idp, client, citizen) -> tuple[CitizenBrowser, dict]:
@@ -20,7 +20,7 @@ def test_session_cookie_is_random_httponly_and_samesite_lax(idp, make_citizen, m
     client = make_client()
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization().url))
-    response = browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+    response = browser.submit_sign_in(page, citizen["email"], citizen["password"])
     set_cookie = [
         h for h in response.headers.get_list("set-cookie") if h.startswith("idp_session=")
     ]
@@ -76,7 +76,7 @@ def test_prompt_login_forces_a_fresh_sign_in_and_a_later_auth_time(
     clock.advance(1.1)
     attempt = client.authorization(prompt="login")
     page = browser.follow(browser.get(attempt.url))
-    assert 'name="password"' in page.text, "prompt=login must ask for the password again"
+    assert SIGN_IN_FORM in page.text, "prompt=login must ask for the password again"
     cb = callback(browser.sign_in(page, citizen["email"], citizen["password"]))
     token = client.token_request(cb.params["code"], attempt.code_verifier)
     claims = client.validate_id_token(token.json()["id_token"], attempt.nonce)
@@ -96,7 +96,7 @@ def test_max_age_older_than_the_session_forces_sign_in(idp, make_citizen, make_c
     clock.advance(1.1)
     attempt = client.authorization(max_age="0")
     page = browser.follow(browser.get(attempt.url))
-    assert 'name="password"' in page.text
+    assert SIGN_IN_FORM in page.text
     cb = callback(browser.sign_in(page, citizen["email"], citizen["password"]))
     token = client.token_request(cb.params["code"], attempt.code_verifier)
     claims = client.validate_id_token(token.json()["id_token"], attempt.nonce)
@@ -171,10 +171,10 @@ def test_wrong_password_shows_an_error_summary_and_no_session(idp, make_citizen,
     client = make_client()
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization().url))
-    response = browser.submit(page, {"email": citizen["email"], "password": "not the password"})
+    response = browser.submit_sign_in(page, citizen["email"], "not the password")
     assert response.status_code == 400
     assert "There is a problem" in response.text
-    assert "Enter the correct email address and password" in response.text
+    assert "Enter the correct password for this email address" in response.text
     assert not any(h.startswith("idp_session=") for h in response.headers.get_list("set-cookie"))
 
 
@@ -183,9 +183,9 @@ def test_unknown_email_gets_the_same_answer_as_a_wrong_password(idp, make_citize
     client = make_client()
     browser = CitizenBrowser(idp.issuer)
     page = browser.follow(browser.get(client.authorization().url))
-    response = browser.submit(page, {"email": "nobody@example.com", "password": "whatever1"})
+    response = browser.submit_sign_in(page, "nobody@example.com", "whatever1")
     assert response.status_code == 400
-    assert "Enter the correct email address and password" in response.text
+    assert "Enter the correct password for this email address" in response.text
 
 
 def test_signing_out_at_the_idp_ends_single_sign_on(idp, make_citizen, make_client):

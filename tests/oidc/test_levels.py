@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.support.browser import SECOND_FACTOR_HEADING, CitizenBrowser, callback
+from tests.support.browser import SECOND_FACTOR_HEADING, SIGN_IN_FORM, CitizenBrowser, callback
 from tests.support.oauth_errors import ERROR_DESCRIPTION_CHARSET
 from tests.support.oidc_client import AuthorizationAttempt, DepartmentClient
 
@@ -26,17 +26,15 @@ def id_token_claims(client: DepartmentClient, attempt: AuthorizationAttempt, cod
 def wrong_password(browser: CitizenBrowser, url: str, citizen: dict) -> httpx.Response:
     """Start an authorization and type a wrong password; the answer."""
     page = browser.follow(browser.get(url))
-    assert 'name="password"' in page.text, page.text[:500]
-    fields = {"email": citizen["email"], "password": "not the password"}
-    return browser.follow(browser.submit(page, fields))
+    assert page.url.path == "/sign-in", page.text[:500]
+    return browser.follow(browser.submit_sign_in(page, citizen["email"], "not the password"))
 
 
 def sign_in_with_password(browser: CitizenBrowser, url: str, citizen: dict) -> httpx.Response:
     """Start an authorization, type the right password (and nothing else); what follows."""
     page = browser.follow(browser.get(url))
-    assert 'name="password"' in page.text, page.text[:500]
-    fields = {"email": citizen["email"], "password": citizen["password"]}
-    return browser.follow(browser.submit(page, fields))
+    assert page.url.path == "/sign-in", page.text[:500]
+    return browser.follow(browser.submit_sign_in(page, citizen["email"], citizen["password"]))
 
 
 def finish(browser: CitizenBrowser, response: httpx.Response) -> dict[str, str]:
@@ -52,7 +50,7 @@ def assert_second_factor_page_only(page: httpx.Response) -> None:
     assert SECOND_FACTOR_HEADING in page.text
     assert 'name="code"' in page.text
     assert 'type="password"' not in page.text
-    assert 'name="password"' not in page.text
+    assert SIGN_IN_FORM not in page.text
 
 
 # -- Which level a request asks for ------------------------------------------------------------
@@ -127,7 +125,7 @@ def test_a_wrong_password_is_still_refused_at_the_low_level(idp, browser, citize
     client = make_client()
     response = wrong_password(browser, client.authorization(vtr='["Cl"]').url, citizen)
     assert response.status_code == 400
-    assert 'name="password"' in response.text
+    assert 'action="/sign-in/password"' in response.text  # the password asked again
     assert "location" not in response.headers
 
 

@@ -215,13 +215,11 @@ def test_throttling_counts_failures_on_every_instance(stack, data):
     assert page.status_code == 200
     statuses = []
     for _ in range(MAX_FAILURES + 1):
-        statuses.append(
-            browser.submit(page, {"email": citizen["email"], "password": WRONG}).status_code
-        )
+        statuses.append(browser.submit_sign_in(page, citizen["email"], WRONG).status_code)
     # Alone, each instance saw only half of the failures: together they lock the account.
     assert statuses == [400] * (MAX_FAILURES - 1) + [429, 429], statuses
     for _ in stack.instances:
-        right = browser.submit(page, {"email": citizen["email"], "password": citizen["password"]})
+        right = browser.submit_sign_in(page, citizen["email"], citizen["password"])
         assert right.status_code == 429, "the right password is refused on every instance"
         assert "You entered the wrong password too many times" in right.text
     posted = {name for name, method, _ in transport.served if method == "POST"}

@@ -15,6 +15,20 @@ from idp import clock
 CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 JOURNEY_PATTERN = re.compile(r'name="journey"[^>]*value="([^"]*)"')
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
+# GOV.UK Frontend's error message beside a field: <p id="FIELD-error" ...>Error: message</p>.
+FIELD_ERROR = re.compile(
+    r'<p id="(?P<field>[\w-]+)-error" class="govuk-error-message">\s*'
+    r'<span class="govuk-visually-hidden">[^<]*</span>\s*(?P<message>.*?)\s*</p>',
+    re.S,
+)
+
+
+def error_beside(page_html: str, field_id: str) -> str | None:
+    """The error message shown beside a field (as text), or None."""
+    for match in FIELD_ERROR.finditer(page_html):
+        if match.group("field") == field_id:
+            return html.unescape(match.group("message"))
+    return None
 
 
 @dataclass
@@ -38,6 +52,8 @@ class SecondFactor:
 # Test citizens' second factors by email, registered by the make_citizen fixture.
 SECOND_FACTORS: dict[str, SecondFactor] = {}
 SECOND_FACTOR_HEADING = "Enter the code from your authenticator app"
+# The first sign-in page's form (the email address); the password has a page of its own.
+SIGN_IN_FORM = 'action="/sign-in"'
 
 
 @dataclass
@@ -110,8 +126,9 @@ class CitizenBrowser:
         return self.last
 
     def sign_up(self, idp, page: httpx.Response, fields: dict[str, str]) -> httpx.Response:
-        """Create an account from the sign-up page: the email, the code it receives, then the
-        rest of fields (password, confirm, names). The page after the details form."""
+        """Create an account from the sign-up page: the email, the code it receives, the names
+        (given_name, family_name), then the rest of fields (password, confirm) on the password
+        page. The answer to the password page."""
         from tests.support.mail import code_in, mails_to, wait_for_mail
 
         email = fields["email"]
@@ -121,13 +138,33 @@ class CitizenBrowser:
         code = code_in(wait_for_mail(idp, email, count=before + 1))
         details = self.follow(self.submit(check, {"code": code}))
         assert details.url.path == "/sign-up/your-details", details.text[:800]
-        rest = {k: v for k, v in fields.items() if k != "email"}
-        return self.submit(details, rest)
+        return self.submit_details(details, {k: v for k, v in fields.items() if k != "email"})
+
+    def submit_details(self, details: httpx.Response, fields: dict[str, str]) -> httpx.Response:
+        """The two pages after the email code: the names (given_name, family_name), then the
+        rest (password, confirm) on the password page. The password page's answer (not
+        followed), or the names page's when it did not go on to the password."""
+        names = {k: v for k, v in fields.items() if k in {"given_name", "family_name"}}
+        answer = self.submit(details, names)
+        if not answer.headers.get("location", "").startswith("/sign-up/password"):
+            return answer
+        password_page = self.follow(answer)
+        rest = {k: v for k, v in fields.items() if k not in names}
+        return self.submit(password_page, rest)
+
+    def submit_sign_in(self, page: httpx.Response, email: str, password: str) -> httpx.Response:
+        """The two sign-in pages from the first: the email address, then the password on its
+        own page. The answer to the password (not followed, like submit), or the email page's
+        answer when it did not go on to the password."""
+        password_page = self.follow(self.submit(page, {"email": email}))
+        if password_page.url.path != "/sign-in/password":
+            return password_page
+        return self.submit(password_page, {"password": password})
 
     def sign_in(self, page: httpx.Response, email: str, password: str) -> httpx.Response:
-        """Fill in the sign-in page, and the second factor when the IdP asks for it."""
+        """Fill in the sign-in pages, and the second factor when the IdP asks for it."""
         assert "Sign in" in page.text, page.text[:500]
-        response = self.follow(self.submit(page, {"email": email, "password": password}))
+        response = self.follow(self.submit_sign_in(page, email, password))
         if response.status_code == 200 and SECOND_FACTOR_HEADING in response.text:
             response = self.second_factor(response, email)
         return response
@@ -150,7 +187,7 @@ class CitizenBrowser:
     ) -> Callback:
         """Run a whole authorization: sign in if asked, consent if asked, return the callback."""
         response = self.follow(self.get(url))
-        if response.status_code == 200 and 'name="password"' in response.text:
+        if response.status_code == 200 and response.url.path == "/sign-in":
             assert email and password, "the IdP asked for a password"
             response = self.sign_in(response, email, password)
         elif response.status_code == 200 and SECOND_FACTOR_HEADING in response.text:

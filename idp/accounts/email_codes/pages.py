@@ -126,15 +126,28 @@ def _audit_refusal(decision: Decision, kind: str, row: EmailCode) -> None:
     throttle.audit_refusal(decision, kind, lockout, citizen_id=row.citizen_id, purpose=row.purpose)
 
 
-def render_code_page(row: EmailCode, form, urls: dict, refusal: Refusal | None = None, **context):
-    """The 'check your email' page of any journey; urls: action, resend, restart."""
+def render_code_page(
+    row: EmailCode,
+    form,
+    urls: dict,
+    refusal: Refusal | None = None,
+    about_the_code: bool = False,
+    **context,
+):
+    """The 'check your email' page of any journey; urls: action, resend, restart. A refusal
+    about_the_code (wrong, spent, expired) shows beside the code's field as well as in the
+    error summary; any other (too many codes sent) in the summary only."""
     status = refusal.status if refusal else (400 if form.is_submitted() else 200)
+    error = refusal.message if refusal else None
+    if error and about_the_code:
+        form.code.errors.append(error)
+        error = None
     page = render_template(
         "check_email.html",
         form=form,
         email=row.email,
         resend_form=ButtonForm(),
-        error=refusal.message if refusal else None,
+        error=error,
         **urls,
         **context,
     )
@@ -154,7 +167,7 @@ def code_page(
         refusal = check_code(row, form.code.data, kind)
         if refusal is None:
             return on_verified()
-        return render_code_page(row, form, urls, refusal, **context)
+        return render_code_page(row, form, urls, refusal, about_the_code=True, **context)
     return render_code_page(row, form, urls, **context)
 
 

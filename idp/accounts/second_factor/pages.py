@@ -183,7 +183,8 @@ def setup(*, current) -> Response:
             factor="totp",
             during="setup",
         )
-        error = _("Enter the 6-digit code your authenticator app shows now")
+        form.code.errors.append(_("Enter the 6-digit code your authenticator app shows now"))
+        form.code.data = ""
         status = 400
     elif form.is_submitted():
         status = 400

@@ -1,10 +1,11 @@
-"""Signing in with an email address and a password (the `accounts` blueprint), and signing
-out. Too many wrong passwords lock the account for a while (throttle.py); its owner hears by
-email (logic.py)."""
+"""Signing in with an email address, then a password on the next page (the `accounts`
+blueprint), and signing out. Too many wrong passwords lock the account for a while
+(throttle.py); its owner hears by email (logic.py)."""
 
 from __future__ import annotations
 
 from flask import Response, g, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_babel import gettext as _
 
 from idp import audit
@@ -16,40 +17,73 @@ from idp.accounts.levels import session_vector
 from idp.accounts.page_helpers import continue_journey, journey_context
 from idp.accounts.sessions import current_session, start_session
 from idp.accounts.shared_forms import SignOutForm
-from idp.accounts.sign_in.forms import SignInForm
+from idp.accounts.sign_in.forms import SignInEmailForm, SignInPasswordForm
 from idp.accounts.sign_in.logic import sign_out_browser, tell_owner_of_lockout
 from idp.oidc.journey import find_interaction
 from idp.security import devices, throttle
 from idp.security.passwords import enough_alone
 
+# The address typed on the first page, kept for the password page in the browser's signed
+# Flask session (never in a URL, which would end up in logs), forgotten once signed in.
+TYPED_EMAIL = "sign_in_email"
+
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Response:
-    """Email and password; one message for every failure, so accounts cannot be discovered."""
-    handle = request.values.get("journey")
-    context = journey_context(handle)
-    form = SignInForm()
-    error = None
+    """The email address, on its own page (one thing per page, as GOV.UK One Login asks).
+
+    Nothing here looks the address up: every address goes on to the password page alike, so
+    the page never says whether an account exists."""
+    context = journey_context(request.values.get("journey"))
+    form = SignInEmailForm()
     if request.method == "GET":
         form.journey.data = context["journey"]
-        session = current_session()
-        if context["login_hint"] and len(context["login_hint"]) <= 320:
-            form.email.data = context["login_hint"]
-        elif session is not None:
-            form.email.data = session.citizen.email
+        form.email.data = _address_to_suggest(context)
+    elif form.validate_on_submit():
+        flask_session[TYPED_EMAIL] = form.email.data.strip()
+        return redirect(url_for("accounts.sign_in_password", journey=form.journey.data or None))
+    status = 400 if request.method == "POST" else 200
+    return render_template("sign_in.html", form=form, **context), status
+
+
+def _address_to_suggest(context: dict) -> str | None:
+    """The department's login_hint, else this browser's signed-in citizen, else the address
+    typed a moment ago (coming back from the password page to change it)."""
+    session = current_session()
+    if context["login_hint"] and len(context["login_hint"]) <= 320:
+        return context["login_hint"]
+    if session is not None:
+        return session.citizen.email
+    return flask_session.get(TYPED_EMAIL)
+
+
+@bp.route("/sign-in/password", methods=["GET", "POST"])
+def sign_in_password() -> Response:
+    """The password for the address typed on the page before; one message for every failure,
+    so accounts cannot be discovered."""
+    handle = request.values.get("journey")
+    email = flask_session.get(TYPED_EMAIL)
+    if not email:
+        # Come straight here (or the browser session ended): the address comes first.
+        return redirect(url_for("accounts.sign_in", journey=handle or None))
+    context = journey_context(handle)
+    form = SignInPasswordForm()
+    if request.method == "GET":
+        form.journey.data = context["journey"]
     elif form.validate_on_submit():
         # Throttled before argon2 runs, by the address typed, so an account that does not
         # exist is throttled exactly like one that does (NIST SP 800-63B 5.2.2).
-        key = throttle.email_key(form.email.data)
+        key = throttle.email_key(email)
         ip = request.remote_addr or ""
         # A browser this account signed in on before is judged by its own counters, so
         # failures from elsewhere cannot lock its owner out (OWASP device cookies).
         device = devices.presented(key)
         decision = throttle.check("password", key, ip, device=device)
         if not decision.allowed:
-            return _throttled(decision, form.email.data, context)
-        citizen = authenticate_citizen(form.email.data, form.password.data)
+            return _throttled(decision, email, context)
+        citizen = authenticate_citizen(email, form.password.data)
         if citizen is not None:
+            flask_session.pop(TYPED_EMAIL, None)
             throttle.record_success("password", key, device=device)
             # Under 15 characters, the password is not enough alone, even for Cl (levels.py).
             alone = enough_alone(form.password.data)
@@ -68,10 +102,12 @@ def sign_in() -> Response:
             return devices.remember(redirect(url_for("two_factor.second_factor")), key)
         decision = throttle.record_failure("password", key, ip, device=device)
         if decision.locked:
-            return _throttled(decision, form.email.data, context)
-        error = _("Enter the correct email address and password")
+            return _throttled(decision, email, context)
+        # Beside the field and in the summary; the same words whether or not the address
+        # has an account.
+        form.password.errors.append(_("Enter the correct password for this email address"))
     status = 400 if request.method == "POST" else 200
-    return render_template("sign_in.html", form=form, error=error, **context), status
+    return render_template("sign_in_password.html", form=form, email=email, **context), status
 
 
 def _throttled(decision: throttle.Decision, email: str, context: dict) -> tuple[str, int, dict]:
@@ -115,5 +151,6 @@ def sign_out() -> Response:
         services = sign_out_browser(session, reason="signed out")
     if form.validate_on_submit():
         email_codes.forget_every_journey()
+        flask_session.pop(TYPED_EMAIL, None)
     g.clear_session_cookie = True
     return render_template("signed_out.html", services=services)
