@@ -11,9 +11,11 @@ processes costs more than it saves there.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from multiprocessing import get_context
 
@@ -27,6 +29,8 @@ from idp.models import AuditEntry
 PARALLEL_FROM = 400_000
 SEGMENT = 250_000
 
+log = logging.getLogger("idp.audit")
+
 
 def walk_segments(start: int, heads: dict[int, tuple[int, str]]) -> Iterator[Segment]:
     """The chain from seq start on, walked as segments in seq order (stop reading at the
@@ -39,19 +43,28 @@ def walk_segments(start: int, heads: dict[int, tuple[int, str]]) -> Iterator[Seg
     if span < PARALLEL_FROM or workers < 2 or not _shared(db.engine):
         yield walk_segment(connection, start, None, heads, start - 1)
         return
-    url = db.engine.url.render_as_string(hide_password=False)
     firsts = range(start, last + 1, SEGMENT)
+    plans = []
+    for first in firsts:
+        # The last segment runs to the end: entries chained meanwhile are walked too.
+        stop = None if first == firsts[-1] else first + SEGMENT
+        within = {seq: head for seq, head in heads.items() if _within(seq, first, stop)}
+        before = max((seq for seq in heads if seq < first), default=start - 1)
+        plans.append((first, stop, within, before))
+    url = db.engine.url.render_as_string(hide_password=False)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = []
-        for first in firsts:
-            # The last segment runs to the end: entries chained meanwhile are walked too.
-            stop = None if first == firsts[-1] else first + SEGMENT
-            within = {seq: head for seq, head in heads.items() if _within(seq, first, stop)}
-            before = max((seq for seq in heads if seq < first), default=start - 1)
-            futures.append(pool.submit(walk_range, url, first, stop, within, before))
+        futures = [pool.submit(walk_range, url, *plan) for plan in plans]
         try:
-            for future in futures:
-                yield future.result()
+            for index, future in enumerate(futures):
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    # A worker died (killed, or its program could not be imported again, see
+                    # idp/cli/__main__.py): this process walks the rest itself.
+                    log.warning("audit verify: a worker process stopped; walking on in one")
+                    for plan in plans[index:]:
+                        yield walk_segment(connection, *plan)
+                    return
         finally:
             for future in futures:
                 future.cancel()
