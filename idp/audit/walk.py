@@ -183,6 +183,7 @@ def walk_rows(
     details_texts: dict[str, Any] = {}
     expected, prev = None, None
     for row in rows:
+        # (Positions in COLUMNS: seq, event, personal_salt, prev_hash, entry_hash.)
         seq, event, salt, prev_hash, stored_hash = row[0], row[2], row[14], row[19], row[20]
         if expected is None:
             segment.first_seq, segment.first_prev = seq, prev_hash
