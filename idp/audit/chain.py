@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 GENESIS = "0" * 64
@@ -43,11 +44,41 @@ CONTENT_FIELDS = (
 ADDED_FIELDS = frozenset({"software_version"})
 
 
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str),
+# made once: json.dumps builds an encoder on every call with these arguments.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(value: Any) -> bytes:
     """Deterministic bytes for a JSON-able value."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+# The same encoder without sorting, for objects built with their keys in order already, called
+# without JSONEncoder.encode's checks where the C encoder is there (it does the work of both).
+_IN_ORDER = json.JSONEncoder(
+    sort_keys=False, separators=(",", ":"), ensure_ascii=False, default=str
+)
+if c_make_encoder is not None:
+    _write_in_order = c_make_encoder(
+        None, str, encode_basestring, None, ":", ",", False, False, True
+    )
+
+    def _in_order(value: Any) -> str:
+        return "".join(_write_in_order(value, 0))
+
+else:  # pragma: no cover (Python without its C accelerator)
+    _in_order = _IN_ORDER.encode
+
+
+def in_key_order(value: Any) -> Any:
+    """value with the keys of every object in it inserted in sorted order: _IN_ORDER writes
+    it as canonical() writes value (json sorts an object's items by key the same way)."""
+    if isinstance(value, dict):
+        return {key: in_key_order(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [in_key_order(item) for item in value]
+    return value
 
 
 def sha256(data: bytes | str) -> str:
@@ -73,6 +104,15 @@ def personal_digest(
     )
 
 
+def stored_personal_digest(
+    salt: str, citizen_id: int | None, ip: str | None, user_agent: str | None
+) -> str:
+    """personal_digest, its object built with the keys in order: the same bytes, sooner, for
+    walking millions of entries (tests/audit/test_chain.py compares the two)."""
+    personal = {"citizen_id": citizen_id, "ip": ip, "salt": salt, "user_agent": user_agent}
+    return hashlib.sha256(_in_order(personal).encode("utf-8")).hexdigest()
+
+
 def fields_of(row: Any) -> dict[str, Any]:
     """The CONTENT_FIELDS of a stored entry (any object with those attributes)."""
     return {name: getattr(row, name) for name in CONTENT_FIELDS}
@@ -89,6 +129,73 @@ def content_hash(fields: dict[str, Any], digest: str) -> str:
         content["time"] = format_time(content["time"])
     content["personal_digest"] = digest
     return sha256(canonical(content))
+
+
+def stored_entry_hash(
+    prev_hash: str,
+    seq: int,
+    time: datetime,
+    event: str,
+    outcome: str,
+    reason: str | None,
+    client_id: str | None,
+    session_ref: str | None,
+    request_id: str | None,
+    level: str | None,
+    methods: str | None,
+    instance: str,
+    details: Any,
+    software_version: str | None,
+    digest: str,
+) -> str:
+    """entry_hash(prev_hash, content_hash(...)) of a stored entry's CONTENT_FIELDS (in that
+    order), the content's object built with its keys in order: the same bytes, sooner, for
+    walking millions of entries. details comes through in_key_order already (the caller keeps
+    the shapes that recur). tests/audit/test_chain.py compares this with the reference."""
+    moment = _time_text(time) if isinstance(time, datetime) else time
+    if software_version is None:
+        content = {
+            "client_id": client_id,
+            "details": details,
+            "event": event,
+            "instance": instance,
+            "level": level,
+            "methods": methods,
+            "outcome": outcome,
+            "personal_digest": digest,
+            "reason": reason,
+            "request_id": request_id,
+            "seq": seq,
+            "session_ref": session_ref,
+            "time": moment,
+        }
+    else:
+        content = {
+            "client_id": client_id,
+            "details": details,
+            "event": event,
+            "instance": instance,
+            "level": level,
+            "methods": methods,
+            "outcome": outcome,
+            "personal_digest": digest,
+            "reason": reason,
+            "request_id": request_id,
+            "seq": seq,
+            "session_ref": session_ref,
+            "software_version": software_version,
+            "time": moment,
+        }
+    content_digest = hashlib.sha256(_in_order(content).encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{prev_hash}:{content_digest}".encode()).hexdigest()
+
+
+def _time_text(moment: datetime) -> str:
+    """format_time, sooner: isoformat writes the same text from the year 1000 on (strftime
+    writes earlier years without leading zeros; a hash that then differs is recomputed)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def entry_hash(prev_hash: str, content: str) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from idp.audit.chain import GENESIS
 from idp.audit.checkpoints import CheckpointError, check_checkpoint, public_keys
 from idp.audit.linker import not_yet_chained, pending_count
-from idp.audit.walk import Report, check_entry, stored_entries
+from idp.audit.parallel import walk_segments
+from idp.audit.walk import ChainWalk, Report
 from idp.extensions import db
 from idp.models import AuditCheckpoint, AuditHead
 
@@ -41,33 +42,15 @@ def verify_chain(pinned_keys: dict[str, dict] | None = None) -> Report:
     heads = {row.seq: row for row in checkpoints if row.kind == "checkpoint"}
     report.checkpoints = len(heads)
     start, prev = (anchor.seq, anchor.head_hash) if anchor else (1, GENESIS)
-    expected = start
-    erased: set[int] = set()
-    recorded_erasures: set[int] = set()
-    for entry in stored_entries(start):
-        if report.first_seq is None:
-            report.first_seq = entry.seq
-            if entry.seq < start:
-                return report.fail(f"entry {entry.seq} appears before the chain's start", entry.seq)
-        linked = check_entry(entry, expected, prev, report)
-        if linked is None:
-            return report
-        if entry.personal_salt is None:
-            erased.add(entry.seq)
-        if entry.event == "audit.erased":
-            recorded_erasures.update((entry.details or {}).get("erased_seqs") or [])
-        checkpoint = heads.get(entry.seq)
-        if checkpoint is not None and checkpoint.head_hash != linked:
-            signed_before = max((seq for seq in heads if seq < entry.seq), default=start - 1)
-            return report.fail(
-                f"an entry from {signed_before + 1} to {entry.seq} differs from what checkpoint "
-                f"{checkpoint.id} signed (it was edited and the hashes after it recomputed)",
-                entry.seq,
-            )
-        prev, expected = linked, entry.seq + 1
-        report.entries += 1
-        report.last_seq = entry.seq
-    unrecorded = sorted(erased - recorded_erasures)
+    walk = ChainWalk(start, prev, report)
+    signed = {seq: (row.id, row.head_hash) for seq, row in heads.items()}
+    for segment in walk_segments(start, signed):
+        if not walk.add(segment):
+            break
+    if not report.ok:
+        return report
+    prev = walk.prev
+    unrecorded = sorted(set(walk.erased) - walk.recorded_erasures)
     if unrecorded:
         return report.fail(
             f"entry {unrecorded[0]} lost its personal fields without a recorded erasure "

@@ -2,4 +2,6 @@
 
 from idp.cli import main
 
-main()
+# Guarded: `idp audit verify` starts worker processes, which import this module again.
+if __name__ == "__main__":
+    main()
