@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 import time
 
 import click
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 
 from idp import JSONLines, create_app
+from idp.audit.linker import link_pending
 from idp.departments.services import find_department
 from idp.settings import SettingsError
 
@@ -52,12 +54,24 @@ def _logs_to_stderr() -> None:
         logger.propagate = False
 
 
+def _chain_what_the_command_recorded(ctx: click.Context) -> None:
+    """Before a command exits, chain the audit entries it recorded (and so write their JSON
+    lines, on standard error): no background worker runs in a command to do it later."""
+    info = ctx.find_object(ScriptInfo)
+    app = getattr(info, "_loaded_app", None) if info is not None else None
+    if app is None:
+        return  # the command never built the app, so it recorded nothing
+    with app.app_context():
+        link_pending()
+
+
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Government sign in: the OpenID Connect identity provider."""
     if ctx.invoked_subcommand not in SERVER_COMMANDS:
         _logs_to_stderr()
+        ctx.call_on_close(functools.partial(_chain_what_the_command_recorded, ctx))
 
 
 def json_option(command):
