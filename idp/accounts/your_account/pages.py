@@ -10,9 +10,9 @@ from flask_babel import get_locale
 from idp import audit
 from idp.accounts.blueprint import bp as accounts_bp
 from idp.accounts.guards import fully_signed_in
-from idp.accounts.sessions import end_session
 from idp.accounts.passkeys.logic import has_authenticator_app, has_passkey
 from idp.accounts.second_factor.logic import recovery_codes_left
+from idp.accounts.sessions import end_session
 from idp.accounts.shared_forms import SignOutForm
 from idp.accounts.text_messages import logic as texts
 from idp.accounts.your_account.logic import (
