@@ -22,7 +22,7 @@ from idp.extensions import db
 from idp.models import PhoneNumber, SmsCode
 from idp.security.throttle import delay
 from tests.support.audit import captured_log, logged_events
-from tests.support.browser import CitizenBrowser, callback
+from tests.support.browser import CitizenBrowser, callback, error_beside
 from tests.support.mail import code_in, texts_to, wait_for_mail, wait_for_text
 
 CHECK_PHONE = "Check your phone"
@@ -174,6 +174,7 @@ def test_setting_up_by_text_message_from_a_departments_journey(
 
     wrong = browser.submit(check, {"code": other_code(code)})
     assert wrong.status_code == 400 and WRONG_CODE in wrong.text
+    assert error_beside(wrong.text, "code") == WRONG_CODE  # beside the field it is about
     codes_page = browser.submit(wrong, {"code": code})
     assert codes_page.status_code == 200, codes_page.text[:800]
     assert "Codes by text message are set up" in codes_page.text

@@ -84,10 +84,8 @@ def test_another_browser_can_be_signed_out_from_the_account_page(idp, make_citiz
 def test_recent_sign_ins_show_when_and_how(idp, make_citizen, make_client):
     citizen = make_citizen()
     browser, _ = signed_in_at(idp, make_client(), citizen)
-    history = re.search(
-        r'<table class="table" id="history">(.*?)</table>', account_page(idp, browser).text, re.S
-    )
-    assert "password and authenticator app" in history.group(1)
+    history = table(account_page(idp, browser), "history")
+    assert history[0][1] == "password and authenticator app"
 
 
 def test_buttons_without_the_form_token_change_nothing(idp, make_citizen, make_client):
@@ -149,12 +147,19 @@ def signed_in_with(idp, client, citizen, user_agent: str) -> CitizenBrowser:
 
 
 def table(page: httpx.Response, table_id: str) -> list[list[str]]:
-    """The rows of a table on the page, as the text of their cells."""
-    body = re.search(rf'<table class="table" id="{table_id}">(.*?)</table>', page.text, re.S)
-    rows = re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
-    cells = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in rows]
-    strip = lambda cell: " ".join(re.sub(r"<[^>]+>", " ", cell).split())  # noqa: E731
-    return [[strip(cell) for cell in row] for row in cells if row]
+    """The rows of a table's body on the page, as the text of their cells (the row's header
+    cell first): what a person reads, without the words only a screen reader hears."""
+    found = re.search(rf'<table [^>]*id="{table_id}">(.*?)</table>', page.text, re.S)
+    body = re.search(r"<tbody[^>]*>(.*?)</tbody>", found.group(1), re.S).group(1)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in rows]
+    return [[text_of(cell) for cell in row] for row in cells if row]
+
+
+def text_of(cell: str) -> str:
+    """A cell's words as a person sees them (the visually hidden ones left out)."""
+    seen = re.sub(r'<span class="govuk-visually-hidden">.*?</span>', "", cell, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", seen).split())
 
 
 def test_browsers_are_named_as_people_know_them(idp, make_citizen, make_client):
@@ -181,9 +186,7 @@ def test_each_sign_in_is_one_row_and_a_password_alone_shows_as_such(idp, make_ci
     stranger = CitizenBrowser(idp.issuer)
     stranger.http.headers["User-Agent"] = CHROME_WINDOWS
     page = stranger.get(idp.url("/sign-in"))
-    second_step = stranger.submit(
-        page, {"email": citizen["email"], "password": citizen["password"]}
-    )
+    second_step = stranger.submit_sign_in(page, citizen["email"], citizen["password"])
     assert second_step.headers["location"].endswith("/sign-in/second-factor")
 
     rows = table(account_page(idp, browser), "history")
@@ -309,7 +312,7 @@ def test_reporting_something_unrecognised_signs_out_everywhere_and_says_what_nex
         phone, _ = signed_in_at(idp, client, citizen)
 
         account = account_page(idp, laptop)
-        link = re.search(r'<a href="([^"]+)" id="report">', account.text)
+        link = re.search(r'<a class="govuk-link" href="([^"]+)" id="report">', account.text)
         assert "Report something you do not recognise" in account.text
         confirm = laptop.get(idp.url(link.group(1)))
         assert "sign you out of every browser, including this one (2 signed in now)" in confirm.text

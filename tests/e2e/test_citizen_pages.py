@@ -11,18 +11,21 @@ stays as it is (it allows no injected script)."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import phonenumbers
 import pyotp
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import SERVICES_REQUIRED
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, enter_email_and_password
 from tests.support.browser import SECOND_FACTORS
-from tests.support.mail import code_in, wait_for_mail
+from tests.support.mail import code_in, wait_for_mail, wait_for_text
 
 pytestmark = pytest.mark.browser
 
@@ -225,3 +228,143 @@ def test_signing_in_with_the_keyboard_alone(idp, make_citizen, page):
     page.keyboard.type(SECOND_FACTORS[citizen["email"]].next_code())
     page.keyboard.press("Enter")
     expect(page).to_have_url(idp.url("/"))
+
+
+# -- The account pages, signing out, and codes by text message ---------------------------------
+
+DEPARTMENT = "https://dept-a.example.gov.uk"
+
+
+def unique_mobile() -> tuple[str, str]:
+    """A UK mobile number as typed and in E.164, different in each test so the throttles on
+    sending never meet."""
+    while True:
+        typed = f"07911 {random.randrange(10**6):06d}"  # noqa: S311 (test data)
+        parsed = phonenumbers.parse(typed, "GB")
+        if phonenumbers.is_valid_number(parsed):
+            return typed, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def give_phone(idp, citizen: dict) -> str:
+    """A confirmed mobile number for the citizen, as the setup pages leave it; its E.164."""
+    from idp.extensions import db
+    from idp.models import PhoneNumber
+
+    _, number = unique_mobile()
+    with idp.app.app_context():
+        db.session.add(PhoneNumber(citizen_id=citizen["id"], number=number))
+        db.session.commit()
+    return number
+
+
+def department_callbacks(page) -> list[str]:
+    """The addresses the browser is sent back to at the department (answered here, as the
+    department is not running): the code, and the way back after signing out."""
+    seen: list[str] = []
+
+    def answer(route):
+        seen.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body="<title>Department</title>")
+
+    page.route(f"{DEPARTMENT}/**", answer)
+    return seen
+
+
+def test_account_pages_and_signing_out(idp, make_citizen, make_client, page):
+    citizen = make_citizen()
+    number = give_phone(idp, citizen)
+    client = make_client(
+        client_name="Renew your passport", post_logout_redirect_uris=[f"{DEPARTMENT}/signed-out"]
+    )
+    callbacks = department_callbacks(page)
+    attempt = client.authorization()
+    page.goto(attempt.url)
+    enter_email_and_password(page, citizen["email"], citizen["password"])
+
+    # The code by text message at sign-in, with the other ways and "Not you? Sign out".
+    page.locator("#use-text-message").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your phone")
+    expect(page.locator("#phone-ending")).to_contain_text(number[-4:])
+    check_page(page, "check-phone-sign-in")
+    page.get_by_label("Enter the code").fill(code_in(wait_for_text(idp, number)))
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_title("Department")
+    code = parse_qs(urlsplit(callbacks[-1]).query)["code"][0]
+    tokens = client.token_request(code, attempt.code_verifier).json()
+
+    # Devices named as people know them, UK times, the ways to sign in at a glance.
+    page.goto(idp.url("/"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your account")
+    expect(page.locator("#connected-services")).to_contain_text("Renew your passport")
+    expect(page.locator("#sessions")).to_contain_text("this browser")
+    expect(page.locator("#history")).to_contain_text("password and text message")
+    expect(page.locator("#security")).to_contain_text(f"ending {number[-4:]}")
+    check_page(page, "account")
+
+    page.get_by_role("link", name="Manage codes by text message").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Codes by text message")
+    check_page(page, "manage-text-message")
+    page.get_by_role("button", name="Send a code").click()
+    expect(page).to_have_title("Error: Codes by text message – Government sign in")
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    check_page(page, "manage-text-message-error")
+    page.get_by_role("link", name="Remove your phone number").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Remove your phone number")
+    check_page(page, "remove-text-message")
+
+    page.goto(idp.url("/"))
+    page.locator("#report").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Report something you do not recognise"
+    )
+    check_page(page, "report")
+
+    # The department's "Sign out": the IdP's page names it, and offers the way back.
+    logout = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": f"{DEPARTMENT}/signed-out",
+    }
+    page.goto(idp.url("/logout?" + urlencode(logout)))
+    expect(page.get_by_role("heading", level=1)).to_have_text("You have signed out")
+    expect(page.locator("#signed-out-services")).to_contain_text("Renew your passport")
+    check_page(page, "signed-out")
+    page.get_by_role("button", name="Continue to Renew your passport").click()
+    expect(page).to_have_title("Department")
+    assert callbacks[-1].startswith(f"{DEPARTMENT}/signed-out")
+
+
+def test_setting_up_codes_by_text_message_then_reporting(idp, make_citizen, page):
+    citizen = make_citizen(f"texts.{random.randrange(10**9)}@example.com", second_factor=False)  # noqa: S311
+    page.goto(idp.url("/sign-in"))
+    enter_email_and_password(page, citizen["email"], citizen["password"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Set up an authenticator app")
+
+    page.locator("#choose-text-message").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Get codes by text message")
+    check_page(page, "text-message-setup")
+    page.get_by_role("button", name="Send a code").click()
+    expect(page.locator("#phone_number-error")).to_contain_text("Enter a mobile phone number")
+    check_page(page, "text-message-setup-error")
+    typed, number = unique_mobile()
+    page.get_by_role("textbox", name="UK mobile phone number").fill(typed)
+    page.get_by_role("button", name="Send a code").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your phone")
+    code = page.get_by_label("Enter the code")
+    assert code.get_attribute("inputmode") == "numeric"
+    assert code.get_attribute("autocomplete") == "one-time-code"
+    check_page(page, "check-phone")
+    right = code_in(wait_for_text(idp, number))
+    code.fill(f"{(int(right) + 1) % 10**6:06d}")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#code-error")).to_contain_text("The code is not right")
+    check_page(page, "check-phone-error")
+    page.get_by_label("Enter the code").fill(right)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+
+    page.goto(idp.url("/account/report"))
+    page.get_by_role("button", name="Report it and sign out everywhere").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You have been signed out everywhere")
+    check_page(page, "report-done")

@@ -62,7 +62,7 @@ def test_signing_out_at_a_department_signs_out_of_the_idp(
     # registered post_logout_redirect_uri).
     expect(page.get_by_role("heading", name="You have signed out")).to_be_visible()
     expect(page.locator("#signed-out-services")).to_contain_text("HMRC: Your tax account")
-    page.get_by_role("link", name="Continue to HMRC: Your tax account").click()
+    page.get_by_role("button", name="Continue to HMRC: Your tax account").click()
     expect(page).to_have_url(f"{tax.url}/")
     page.goto(driving.url)
     page.get_by_role("button", name="Sign in").click()
@@ -84,7 +84,7 @@ def test_signing_out_at_one_department_signs_the_citizen_out_of_the_other(
     # Sign out at the driving service: past the IdP's signed-out page, it returns to its
     # start page, signed out.
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_role("link", name=re.compile("^Continue to")).click()
+    page.get_by_role("button", name=re.compile("^Continue to")).click()
     expect(page).to_have_url(f"{driving.url}/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 

@@ -33,7 +33,7 @@ def sign_out_at_the_idp(browser: CitizenBrowser, logout_url: str) -> str:
     response = browser.follow(browser.get(logout_url))
     assert response.status_code == 200, (response.status_code, response.text[:500])
     assert "You have signed out" in response.text
-    found = re.search(r'<a class="button" id="continue" href="([^"]+)">', response.text)
+    found = re.search(r'<a href="([^"]+)" role="button"[^>]* id="continue">', response.text)
     assert found, response.text[:1000]
     return html.unescape(found.group(1))
 

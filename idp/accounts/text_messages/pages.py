@@ -160,15 +160,29 @@ def _too_many(decision: Decision, kind: str, row: SmsCode) -> Refusal:
     )
 
 
-def _code_page(number: str, form, urls: dict, refusal: Refusal | None = None, **context):
-    """The 'check your phone' page; urls: action, resend, and restart (or None)."""
+def _code_page(
+    number: str,
+    form,
+    urls: dict,
+    refusal: Refusal | None = None,
+    about_the_code: bool = False,
+    **context,
+):
+    """The 'check your phone' page; urls: action, resend, and restart (or None). A refusal
+    about_the_code (wrong, spent, expired, too many wrong) shows beside the code's field as
+    well as in the error summary, as the Design System asks; any other (too many codes sent)
+    in the summary only."""
     status = refusal.status if refusal else (400 if form.is_submitted() else 200)
+    error = refusal.message if refusal else None
+    if error and about_the_code:
+        form.code.errors.append(error)
+        error = None
     return page(
         "check_phone.html",
         status,
         refusal.headers if refusal else None,
         form=form,
-        error=refusal.message if refusal else None,
+        error=error,
         phone_ending=texts.ending(number),
         resend_form=ButtonForm(),
         **urls,
@@ -239,7 +253,8 @@ def sign_in_code(*, current) -> Response:
                 step_up(current, "sms", "sms")
                 return continue_journey(journey)
         form.code.data = ""
-    return _code_page(phone.number, form, urls, refusal, **extra)
+    about_the_code = request.method == "POST"  # else a refusal to send one
+    return _code_page(phone.number, form, urls, refusal, about_the_code, **extra)
 
 
 @bp.post("/sign-in/text-message/send-again")
@@ -341,7 +356,7 @@ def setup_code(*, current) -> Response:
             heading = _("Codes by text message are set up")
             return render_template("recovery_codes.html", codes=codes, heading=heading, **context)
         form.code.data = ""
-    return _code_page(row.number, form, _setup_urls(journey), refusal, **context)
+    return _code_page(row.number, form, _setup_urls(journey), refusal, True, **context)
 
 
 @bp.post("/two-factor/setup/text-message/send-again")
@@ -421,7 +436,7 @@ def manage_code(*, current) -> Response:
         if refusal is None:
             return _new_number_confirmed(current, row)
         form.code.data = ""
-    return _code_page(row.number, form, _manage_urls(), refusal, journey=None, client=None)
+    return _code_page(row.number, form, _manage_urls(), refusal, True, journey=None, client=None)
 
 
 def _new_number_confirmed(current, row: SmsCode) -> Response:

@@ -10,8 +10,11 @@ from flask_babel import get_locale
 from idp import audit
 from idp.accounts.blueprint import bp as accounts_bp
 from idp.accounts.guards import fully_signed_in
+from idp.accounts.passkeys.logic import has_authenticator_app, has_passkey
+from idp.accounts.second_factor.logic import recovery_codes_left
 from idp.accounts.sessions import end_session
 from idp.accounts.shared_forms import SignOutForm
+from idp.accounts.text_messages import logic as texts
 from idp.accounts.your_account.logic import (
     connected_services,
     live_sessions,
@@ -20,7 +23,7 @@ from idp.accounts.your_account.logic import (
     sign_in_history,
 )
 from idp.extensions import db
-from idp.models import BrowserSession
+from idp.models import BrowserSession, Citizen
 from idp.settings import current_settings
 
 bp = Blueprint("your_account", __name__)
@@ -92,6 +95,20 @@ def account_context(session: BrowserSession) -> dict:
         "sessions": live_sessions(session.citizen),
         "history": sign_in_history(session.citizen),
         "this_session_id": session.id,
+        "security": security_summary(session.citizen),
+    }
+
+
+def security_summary(citizen: Citizen) -> dict:
+    """What the account page's "Sign-in and security" list says of each way to sign in, so
+    the citizen sees at a glance which are set up (and never more of the phone number than
+    its last digits)."""
+    phone = texts.phone_number(citizen)
+    return {
+        "has_app": has_authenticator_app(citizen),
+        "has_passkey": has_passkey(citizen),
+        "phone_ending": texts.ending(phone.number) if phone else None,
+        "codes_left": recovery_codes_left(citizen),
     }
 
 
