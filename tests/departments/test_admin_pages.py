@@ -15,6 +15,7 @@ from tests.departments import (
     REDIRECT_URI,
     STAFF_PASSWORD,
     StaffBrowser,
+    confirmed,
     error_summary,
     make_service,
     make_staff,
@@ -62,7 +63,8 @@ def citizen_browser_at(idp, client_id: str) -> tuple[CitizenBrowser, httpx.Respo
 
 def services_listed(page: httpx.Response) -> list[str]:
     """Service names in the order the table lists them."""
-    rows = page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    rows = page.text.split('<tbody class="govuk-table__body">', 1)[1].split("</tbody>", 1)[0]
+    rows = rows.split('<tr class="govuk-table__row">')[1:]
     return [visible_text_of(row).split(" ")[0] for row in rows]
 
 
@@ -72,11 +74,15 @@ def visible_text_of(fragment: str) -> str:
 
 
 def status_change(platform: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
-    """Press a status button on the service page; returns the page shown afterwards."""
+    """Press a status button on the service page and confirm it on the page that asks; returns
+    the page shown afterwards."""
     page = platform.get(f"/departments/services/{client_id}")
     response = platform.submit(
         page, fields, action=f"/departments/services/{client_id}/status", button=button
     )
+    assert response.status_code == 200, visible_text(response)
+    assert "Are you sure" in visible_text(response)
+    response = confirmed(platform, response)
     assert response.status_code == 303, visible_text(response)
     return platform.follow(response)
 
@@ -125,7 +131,7 @@ def test_every_service_is_listed_pending_first_and_filtered_by_status(idp, platf
     assert services_listed(platform.get("/admin/services?status=suspended")) == [
         "Charlie-suspended"
     ]
-    assert "No services are disabled" in visible_text(
+    assert "No services are switched off" in visible_text(
         platform.get("/admin/services?status=disabled")
     )
     # A department's home page sends platform staff to the list of every service.

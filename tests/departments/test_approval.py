@@ -20,6 +20,7 @@ from tests.departments import (
     PASSPORTS,
     REDIRECT_URI,
     StaffBrowser,
+    confirmed,
     error_summary,
     make_service,
     make_staff,
@@ -117,9 +118,13 @@ def service_path(client_id: str) -> str:
 
 
 def press(browser: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
-    """Press a status button on the service page; returns the response to the press."""
+    """Press a status button on the service page (and confirm it where a confirmation page
+    comes first); returns the response to the press."""
     page = browser.get(service_path(client_id))
-    return browser.submit(page, fields, action=f"{service_path(client_id)}/status", button=button)
+    pressed = browser.submit(
+        page, fields, action=f"{service_path(client_id)}/status", button=button
+    )
+    return confirmed(browser, pressed)
 
 
 def pressed(browser: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
@@ -332,7 +337,7 @@ def test_the_logo_is_fetched_at_approval_and_served_by_the_idp(
     assert logo_server.requests == 1  # the citizen's visit told the department nothing
     assert (
         logo_server.url not in sign_in.text
-        and "127.0.0.1" not in sign_in.text.split('class="logo"', 1)[1].split(">", 1)[0]
+        and "127.0.0.1" not in sign_in.text.split('class="idp-service-logo"', 1)[1].split(">", 1)[0]
     )
     digest = hashlib.sha256(logo_server.body).hexdigest()
     path = f"/logos/{client_id}/{digest}"
@@ -411,4 +416,4 @@ def test_an_unusable_logo_does_not_stop_the_approval_and_the_reason_is_shown(
     assert refusal["client_id"] == client_id and reason in refusal["reason"]
     sign_in = citizen_opens(idp, client_id)
     assert sign_in.status_code == 200
-    assert 'class="logo"' not in sign_in.text and logo_server.url not in sign_in.text
+    assert 'class="idp-service-logo"' not in sign_in.text and logo_server.url not in sign_in.text
