@@ -248,8 +248,11 @@ class ActionForm(FlaskForm):
     # The metadata version an administrator saw when approving (a newer one is not approved).
     version = HiddenField(validators=[Optional(), Regexp(r"^[0-9]{1,9}$")])
     reason = StringField(
-        "Reason (recorded in the audit log)", validators=[Optional(), Length(max=200)]
+        "Reason (recorded in the audit log)",
+        validators=[Optional(), Length(max=200, message="Give a reason of at most 200 characters")],
     )
+    # "yes" once the administrator has confirmed on the confirmation page.
+    confirmed = HiddenField(validators=[Optional()])
     submit = SubmitField("Confirm")
 
 

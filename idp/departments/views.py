@@ -5,6 +5,7 @@ sign-in and the guards these pages use are idp/staff/."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -34,15 +35,91 @@ from idp.models import Client, Department, InitialAccessToken, StaffMember
 from idp.models.client import CLIENT_STATUSES, find_client
 from idp.models.timestamps import utcnow
 from idp.staff.forms import choices
-from idp.staff.guards import staff_required
+from idp.staff.guards import english_only, staff_required
 from idp.staff.pages import staff_error
 
-bp = Blueprint("departments", __name__)
+bp = english_only(Blueprint("departments", __name__))
 # A refusal on these pages is said to staff, as on the sign-in pages.
 bp.register_error_handler(HTTPException, staff_error)
 
 DEPARTMENT_ACTIONS = ("disable", "enable")
 PLATFORM_ACTIONS = ("approve", "suspend", "reinstate")
+
+
+@dataclass(frozen=True)
+class StatusAction:
+    """A button that changes a service's status, and what the pages say about it. A platform
+    administrator's change (approve, suspend, reinstate) reaches citizens of a department it
+    is not theirs to run, so it is confirmed on a page of its own first (GOV.UK Design
+    System: "Check a user really wants to do something"); the department's own switch is
+    one press."""
+
+    name: str
+    label: str
+    # Which statuses it applies to.
+    applies_to: tuple[str, ...]
+    question: str = ""
+    consequence: str = ""
+    confirm: str = ""
+    done: str = ""
+    warning: bool = False
+    reason: bool = False
+
+    @property
+    def confirmed_first(self) -> bool:
+        """Whether a confirmation page comes before the change."""
+        return self.name in PLATFORM_ACTIONS
+
+
+STATUS_ACTIONS = {
+    action.name: action
+    for action in (
+        StatusAction(
+            "approve",
+            "Approve this service",
+            ("pending",),
+            question="Are you sure you want to approve this service?",
+            consequence="Citizens can then sign in to it, with these settings exactly.",
+            confirm="Yes, approve this service",
+            done="The service is approved: citizens can now sign in to it.",
+        ),
+        StatusAction(
+            "suspend",
+            "Suspend this service",
+            ("pending", "active", "disabled"),
+            question="Are you sure you want to suspend this service?",
+            consequence="Citizens cannot sign in to it until a platform administrator "
+            "reinstates it, and its department cannot switch it back on.",
+            confirm="Yes, suspend this service",
+            done="The service is suspended: citizens cannot sign in to it.",
+            warning=True,
+            reason=True,
+        ),
+        StatusAction(
+            "reinstate",
+            "Reinstate this service",
+            ("suspended",),
+            question="Are you sure you want to reinstate this service?",
+            consequence="It goes back to the status it had before it was suspended.",
+            confirm="Yes, reinstate this service",
+            done="The service is reinstated.",
+        ),
+        StatusAction(
+            "disable",
+            "Switch this service off",
+            ("pending", "active"),
+            done="The service is switched off: citizens cannot sign in to it.",
+            warning=True,
+            reason=True,
+        ),
+        StatusAction(
+            "enable",
+            "Switch this service back on",
+            ("disabled",),
+            done="The service is switched back on.",
+        ),
+    )
+}
 # A logo's address names its SHA-256 in lower-case hex (idp/departments/logos.py).
 LOGO_DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -164,6 +241,8 @@ def service(member: StaffMember, client_id: str) -> Response:
 def _service_page(member: StaffMember, client: Client, status: int = 200, **context: Any):
     """The service page with its forms."""
     context.setdefault("form", None)
+    allowed = PLATFORM_ACTIONS if member.is_platform_admin else DEPARTMENT_ACTIONS
+    done = STATUS_ACTIONS.get(request.args.get("done", ""))
     return (
         render_template(
             "staff/service.html",
@@ -171,7 +250,13 @@ def _service_page(member: StaffMember, client: Client, status: int = 200, **cont
             client=client,
             keys_form=context.pop("keys_form", None) or KeysForm(prefix="keys"),
             action_form=ActionForm(prefix="action"),
+            status_actions=[
+                STATUS_ACTIONS[name]
+                for name in allowed
+                if client.status in STATUS_ACTIONS[name].applies_to
+            ],
             saved=request.args.get("saved"),
+            done=done.done if done else None,
             **context,
         ),
         status,
@@ -237,6 +322,14 @@ def service_secret(member: StaffMember, client_id: str) -> Response:
     return _show_secret(member, client, secret)
 
 
+def _can_change(client: Client, action: StatusAction, form: ActionForm) -> bool:
+    """Whether the change could be made now, so is worth confirming: one that cannot (a
+    status it does not apply to, an approval of settings the department has changed since)
+    is refused at once, with the reason, rather than after a confirmation."""
+    seen = form.version.data
+    return client.status in action.applies_to and (not seen or int(seen) == client.metadata_version)
+
+
 @bp.post("/departments/services/<client_id>/status")
 @staff_required()
 def service_status(member: StaffMember, client_id: str) -> Response:
@@ -251,19 +344,35 @@ def service_status(member: StaffMember, client_id: str) -> Response:
         abort(403, f"You cannot {action} this service.")
     if action == "approve" and client.status == "pending" and not form.version.data:
         abort(400, "Nothing was approved: approve from the service page, which shows its version.")
+    reason = (form.reason.data or "").strip() or None
+    chosen = STATUS_ACTIONS[action]
+    if (
+        chosen.confirmed_first
+        and form.confirmed.data != "yes"
+        and _can_change(client, chosen, form)
+    ):
+        return render_template(
+            "staff/confirm_status.html",
+            member=member,
+            client=client,
+            form=form,
+            action=chosen,
+            version=form.version.data,
+            reason=reason,
+        )
     try:
         change_client_status(
             client,
             action,
             actor=_actor(member),
             platform_admin=member.is_platform_admin,
-            reason=(form.reason.data or "").strip() or None,
+            reason=reason,
             version=int(form.version.data) if form.version.data else None,
         )
     except RegistrationError as exc:
         message = str(exc)
         abort(409, message[:1].upper() + message[1:] + ".")
-    return redirect(url_for("departments.service", client_id=client.client_id))
+    return redirect(url_for("departments.service", client_id=client.client_id, done=action))
 
 
 @bp.get("/logos/<client_id>/<digest>")

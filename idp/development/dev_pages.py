@@ -6,7 +6,7 @@ deployment behind a proxy), and `idp run-prod` never serves them."""
 from __future__ import annotations
 
 import pyotp
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, g, render_template
 
 from idp import clock
 from idp.mail import read_outbox
@@ -36,6 +36,8 @@ def only_on_a_developers_machine() -> None:
     """Nothing here exists unless the setting asks for it."""
     if not current_settings().dev_pages:
         abort(404)
+    # Pages for developers, in English only (as the staff pages are): no Welsh link.
+    g.page_lang = "en"
 
 
 @bp.get("/outbox")

@@ -13,14 +13,16 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, render_template, request, send_file
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
-from wtforms import SelectField, StringField, SubmitField, TextAreaField
+from wtforms import HiddenField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import Length, Optional, ValidationError
 
 from idp import audit
@@ -28,15 +30,26 @@ from idp.audit import charts, events, queries
 from idp.audit.export import FORMATS, ExportError, write_export
 from idp.audit.linker import pending_count
 from idp.audit.queries import FilterError, Filters
+from idp.dates import UK
 from idp.models import StaffMember
 from idp.models.timestamps import utcnow
 from idp.staff.forms import choices
-from idp.staff.guards import auditor_required
+from idp.staff.guards import auditor_required, english_only
 from idp.staff.sessions import current_staff
 
-bp = Blueprint("audit", __name__)
+bp = english_only(Blueprint("audit", __name__))
 
-FILTER_FIELDS = ("start", "end", "citizen", "department", "client_id", "event", "outcome", "ip")
+FILTER_FIELDS = (
+    "start",
+    "end",
+    *(f"{name}-{part}" for name in ("start", "end") for part in ("day", "month", "year")),
+    "citizen",
+    "department",
+    "client_id",
+    "event",
+    "outcome",
+    "ip",
+)
 SESSION_REF = re.compile(r"[0-9a-f]{32}")
 REASON_MIN_LENGTH = 10
 CHART_DEFAULT_RANGE = timedelta(days=7)
@@ -57,43 +70,138 @@ def _parsed(parse: Callable[[str], Any], value: str) -> Any:
         raise ValidationError(str(exc)) from None
 
 
+DATE_PARTS = ("day", "month", "year")
+DATE_NAMES = {"start": "from", "end": "to"}
+
+
+@dataclass
+class DateParts:
+    """A date typed as the Design System asks (day, month and year fields, govukDateInput):
+    its fields, and which of them are in error, for the template (staff/_fields.html)."""
+
+    name: str
+    form: FlaskForm
+    parts_in_error: tuple[str, ...] = ()
+
+    def field(self, part: str) -> StringField:
+        """The day, month or year field."""
+        return self.form[f"{self.name}_{part}"]
+
+    def typed(self) -> dict[str, str]:
+        """The parts given, without spaces."""
+        parts = {part: (self.field(part).data or "").strip() for part in DATE_PARTS}
+        return {part: value for part, value in parts.items() if value}
+
+    def error_message(self, errors: Any) -> str | None:
+        """The date's one message (on whichever of its fields the error was put)."""
+        found = [errors.by_field.get(self.field(part).id) for part in DATE_PARTS] if errors else []
+        return next((text for text in found if text), None)
+
+
+def _date_from_parts(date_parts: DateParts) -> date | None:
+    """The date typed, or None when nothing is; a ValueError says what is wrong, in the
+    Design System's words ("The from date must include a year", "... must be a real date")."""
+    typed = date_parts.typed()
+    which = DATE_NAMES[date_parts.name]
+    if not typed:
+        return None
+    missing = [part for part in DATE_PARTS if part not in typed]
+    if missing:
+        raise ValueError(f"The {which} date must include a {' and '.join(missing)}", missing)
+    if not all(value.isascii() and value.isdigit() for value in typed.values()):
+        raise ValueError(f"The {which} date must be a real date", list(DATE_PARTS))
+    if len(typed["year"]) != 4:
+        raise ValueError(f"The {which} date's year must have 4 numbers", ["year"])
+    year = int(typed["year"])
+    if not queries.EARLIEST_YEAR <= year <= queries.LATEST_YEAR:
+        raise ValueError(
+            f"Enter a date between {queries.EARLIEST_YEAR} and {queries.LATEST_YEAR}", ["year"]
+        )
+    try:
+        return date(year, int(typed["month"]), int(typed["day"]))
+    except ValueError:
+        raise ValueError(f"The {which} date must be a real date", list(DATE_PARTS)) from None
+
+
+def _uk_midnight(day: date) -> datetime:
+    """The start of a day on a UK clock (GMT or BST), in UTC as the record keeps time."""
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(UK)).astimezone(UTC)
+
+
 class RangeForm(FlaskForm):
-    """A time range in UTC, read from the query string (a GET form: no CSRF token)."""
+    """A time range, read from the query string (a GET form: no CSRF token).
+
+    The form asks for dates the Design System's way: a day, month and year for each end, on
+    a UK clock; "to" includes that whole day. A link may instead carry exact times in
+    ``start`` and ``end`` (YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC), as pages link to each other
+    and as other tools write them; the dates typed in the form win over them."""
 
     class Meta:
         csrf = False
 
-    start = StringField(
-        "From (UTC)",
-        description="YYYY-MM-DD, or YYYY-MM-DD HH:MM",
-        validators=[Optional(), Length(max=40, message="Enter a date of at most 40 characters")],
+    start = HiddenField(
+        validators=[Optional(), Length(max=40, message="Enter a date of at most 40 characters")]
     )
-    end = StringField(
-        "To (UTC)",
-        description="Not included; a date alone includes that whole day",
-        validators=[Optional(), Length(max=40, message="Enter a date of at most 40 characters")],
+    end = HiddenField(
+        validators=[Optional(), Length(max=40, message="Enter a date of at most 40 characters")]
     )
+    start_day = StringField("Day", name="start-day")
+    start_month = StringField("Month", name="start-month")
+    start_year = StringField("Year", name="start-year")
+    end_day = StringField("Day", name="end-day")
+    end_month = StringField("Month", name="end-month")
+    end_year = StringField("Year", name="end-year")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.parsed: dict[str, Any] = {}
+        self.dates = {name: DateParts(name, self) for name in DATE_NAMES}
 
-    def validate_start(self, field: StringField) -> None:
+    def validate_start(self, field: HiddenField) -> None:
         """A time it starts at."""
         self.parsed["start"] = _parsed(queries.parse_time, field.data)
 
-    def validate_end(self, field: StringField) -> None:
+    def validate_end(self, field: HiddenField) -> None:
         """A time it ends before."""
         self.parsed["end"] = _parsed(partial(queries.parse_time, end=True), field.data)
 
+    def _read_dates(self) -> bool:
+        """The dates typed (each replacing the exact time of a link); False if one is wrong."""
+        good = True
+        for name, date_parts in self.dates.items():
+            try:
+                day = _date_from_parts(date_parts)
+            except ValueError as exc:
+                message, parts = exc.args
+                date_parts.parts_in_error = tuple(parts)
+                first = date_parts.field(parts[0])
+                first.errors = [*first.errors, message]
+                good = False
+                continue
+            if day is not None:
+                # "To" a day includes it: the range ends at the next midnight.
+                self.parsed[name] = _uk_midnight(day + timedelta(days=1 if name == "end" else 0))
+        return good
+
+    def range_error(self, name: str, message: str) -> None:
+        """Say what is wrong with the range at its start or end, on the field that set it."""
+        date_parts = self.dates[name]
+        if date_parts.typed():
+            date_parts.parts_in_error = DATE_PARTS
+            target = date_parts.field("day")
+        else:
+            target = self[name]
+        target.errors = [*target.errors, message]
+
     def validate(self, extra_validators: Any = None) -> bool:
-        """Each field, then the range: it ends after it starts."""
-        if not super().validate(extra_validators):
+        """Each field, the dates, then the range: it ends after it starts."""
+        valid = super().validate(extra_validators)
+        if not self._read_dates() or not valid:
             return False
         try:
             queries.check_range(self.parsed.get("start"), self.parsed.get("end"))
         except FilterError as exc:
-            self.end.errors = [*self.end.errors, str(exc)]
+            self.range_error("end", str(exc))
             return False
         return True
 
@@ -176,10 +284,10 @@ class ChartForm(RangeForm):
             return False
         start, end = self.chart_range()
         if start >= end:
-            self.start.errors = [*self.start.errors, "The start of the range must be in the past"]
+            self.range_error("start", "The start of the range must be in the past")
             return False
         if end - start > CHART_MAX_RANGE:
-            self.end.errors = [*self.end.errors, "Choose a range of at most 366 days"]
+            self.range_error("end", "Choose a range of at most 366 days")
             return False
         return True
 
@@ -220,7 +328,7 @@ class ExportForm(FlaskForm):
 def audit_error(error: HTTPException):
     """A refusal on an auditor page, said to staff."""
     return render_template(
-        "staff/audit/error.html", member=current_staff(), message=error.description
+        "staff/error.html", member=current_staff(), message=error.description
     ), error.code
 
 
@@ -285,6 +393,7 @@ def _entries_page(
     """The record page: the filters, the entries, the links to the next pages, the exports;
     waiting: how many entries are recorded but not yet chained (so not shown)."""
     args = _filter_args() if found is not None else {}
+    services = queries.services()
     return render_template(
         "staff/audit/entries.html",
         member=member,
@@ -295,9 +404,16 @@ def _entries_page(
         export_form=ExportForm(),
         formats=FORMAT_NAMES,
         event_choices=queries.event_choices(),
-        services=queries.services(),
+        services=services,
+        service_names=_service_names(services),
         departments=queries.departments(),
     ), status
+
+
+def _service_names(services: list[tuple[str, str, str | None]]) -> dict[str, str]:
+    """Each registered service's name by its client ID: the entries say which service by the
+    name its department gave it, not by an identifier."""
+    return {client_id: name for client_id, name, _ in services}
 
 
 @bp.get("/staff/audit/sessions/<session_ref>")
@@ -324,6 +440,7 @@ def session(member: StaffMember, session_ref: str) -> Any:
         more=more,
         after=after,
         waiting=waiting,
+        service_names=_service_names(queries.services()),
     )
 
 

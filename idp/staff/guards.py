@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, request, url_for
 
 from idp.models import StaffMember
 from idp.staff.accounts import can_read_audit_record, has_staff_second_factor
@@ -23,6 +23,19 @@ AUDITORS_ONLY = (
     "The audit record is read by auditors only. Auditing is a separate duty from running the "
     "platform or a department's services, so administrators cannot read it."
 )
+
+
+def english_only(blueprint: Blueprint) -> Blueprint:
+    """Staff pages are wholly in English: whatever language a citizen's cookie or ?lang= asks
+    for in the same browser, the layout's words are English and no Welsh link is shown (the
+    staff layout has none). Set before anything is drawn, so Flask-Babel and the layout read
+    it (idp/i18n.py select_locale)."""
+
+    @blueprint.before_request
+    def _english() -> None:
+        g.page_lang = "en"
+
+    return blueprint
 
 
 def safe_next(target: str | None) -> str:

@@ -23,7 +23,7 @@ from idp.staff.accounts import (
     staff_totp_uri,
 )
 from idp.staff.forms import SignOutForm, StaffCodeForm, StaffSignInForm
-from idp.staff.guards import safe_next, second_step
+from idp.staff.guards import english_only, safe_next, second_step
 from idp.staff.sessions import (
     AMR_PASSWORD,
     current_staff,
@@ -34,7 +34,7 @@ from idp.staff.sessions import (
     step_up_staff_session,
 )
 
-bp = Blueprint("staff", __name__)
+bp = english_only(Blueprint("staff", __name__))
 
 WRONG_CODE = "Enter the 6-digit code your authenticator app shows now"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -17,10 +17,12 @@ from sqlalchemy import event as sqlalchemy_event
 from idp import audit
 from idp.audit import queries
 from idp.audit.queries import Filters
+from idp.dates import uk_datetime, uk_local
 from idp.extensions import db
 from idp.models import AuditEntry, Client, StaffMember
 from idp.models.timestamps import utcnow
 from idp.staff.accounts import begin_staff_totp_enrolment, create_staff
+from idp.staff.audit_pages import _uk_midnight
 from tests.departments import (
     PASSPORTS,
     STAFF_APPS,
@@ -33,12 +35,12 @@ from tests.departments import (
     redirects_to,
     visible_text,
 )
-from tests.support.browser import CitizenBrowser
+from tests.support.browser import CitizenBrowser, error_beside
 from tests.support.cli import migrated_env, run
 
 AUDITOR = "auditor@audit.example.gov.uk"
 SEPARATE_DUTY = "Auditing is a separate duty"
-ENTRY_ROW = re.compile(r'<tr id="entry-(\d+)">')
+ENTRY_ROW = re.compile(r'<tr [^>]*id="entry-(\d+)">')
 
 
 # -- Helpers -----------------------------------------------------------------------------------
@@ -101,8 +103,17 @@ def shown(page: httpx.Response) -> list[int]:
 
 def link(page: httpx.Response, label: str) -> str | None:
     """The href of the link with this text, if there is one."""
-    found = re.search(rf'<a [^>]*href="([^"]+)"[^>]*>{re.escape(label)}</a>', page.text)
+    found = re.search(
+        rf'<a [^>]*href="([^"]+)"[^>]*>(?:<[^>]+>|\s)*{re.escape(label)}(?:<[^>]+>|\s)*</a>',
+        page.text,
+    )
     return found.group(1).replace("&amp;", "&") if found else None
+
+
+def entry_row(page: httpx.Response, seq: int) -> str:
+    """The text of one entry's row in the table."""
+    row = re.split(rf'<tr [^>]*id="entry-{seq}">', page.text, maxsplit=1)[1].split("</tr>")[0]
+    return visible_text(httpx.Response(200, text=row))
 
 
 def listed(auditor: StaffBrowser, **params: str) -> httpx.Response:
@@ -221,10 +232,11 @@ def test_the_record_says_what_each_event_means(idp, auditor, monkeypatch):
     seq = record(idp, "staff.signed_out", staff_id=1)
     old = record_uncatalogued(idp, monkeypatch, "staff.sign_out", staff_id=1)
     page = listed(auditor)
-    row = page.text.split(f'<tr id="entry-{seq}">')[1].split("</tr>")[0]
-    assert '<span class="audit-event" title="A staff member signed out">staff.signed_out' in row
-    row = page.text.split(f'<tr id="entry-{old}">')[1].split("</tr>")[0]
-    assert 'title="Recorded before it was renamed staff.signed_out"' in row
+    # The event in words first, then its name (as the event filter takes it).
+    row = entry_row(page, seq)
+    assert "A staff member signed out staff.signed_out success" in row
+    row = entry_row(page, old)
+    assert "Recorded before it was renamed staff.signed_out staff.sign_out" in row
     # The event box offers every catalogued event, with its meaning, and the former names.
     assert (
         '<option value="password.reset" label="A citizen set a new password after proving '
@@ -754,3 +766,105 @@ def test_each_entry_shows_the_software_version_beside_the_instance(idp, auditor)
 
     assert shown(page) == [seq]
     assert f"version: {audit.software_version()}" in page.text
+
+
+# -- Dates the Design System's way, service names, words and UK times ---------------------------
+
+
+def date_fields(name: str, day: date) -> dict[str, str]:
+    """A date typed into the from (start) or to (end) date input."""
+    return {
+        f"{name}-day": str(day.day),
+        f"{name}-month": str(day.month),
+        f"{name}-year": str(day.year),
+    }
+
+
+def test_the_date_inputs_filter_by_days_on_a_uk_clock(idp, auditor):
+    seq = record(idp, "test.dated", client_id="dept-a")
+    today = uk_local(utcnow()).date()
+    yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
+
+    form = listed(auditor)
+    for name in ("start", "end"):
+        for part in ("day", "month", "year"):
+            assert f'name="{name}-{part}"' in form.text
+    # "To" a day includes the whole of it; "from" starts at its midnight.
+    assert seq in shown(listed(auditor, **date_fields("start", today), **date_fields("end", today)))
+    assert seq not in shown(listed(auditor, **date_fields("end", yesterday)))
+    assert seq not in shown(listed(auditor, **date_fields("start", tomorrow)))
+    # The dates stay in the form, and the next pages keep them.
+    page = listed(auditor, event="test.dated", **date_fields("start", today))
+    assert f'name="start-year" type="text" value="{today.year}"' in page.text
+    export = re.search(r'<form method="post" action="(/staff/audit/export\?[^"]+)"', page.text)
+    assert f"start-day={today.day}" in export.group(1)
+
+
+def test_a_date_input_day_is_a_uk_day():
+    # British Summer Time: 1 July starts at 23:00 UTC on 30 June; in winter at midnight UTC.
+    assert _uk_midnight(date(2025, 7, 1)) == datetime(2025, 6, 30, 23, 0, tzinfo=UTC)
+    assert _uk_midnight(date(2025, 1, 15)) == datetime(2025, 1, 15, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("params", "message", "field"),
+    [
+        ({"start-day": "3", "start-month": "4"}, "The from date must include a year", "start-year"),
+        ({"end-year": "2025"}, "The to date must include a day and month", "end-day"),
+        (
+            {"start-day": "31", "start-month": "2", "start-year": "2025"},
+            "The from date must be a real date",
+            "start-day",
+        ),
+        (
+            {"start-day": "x", "start-month": "2", "start-year": "2025"},
+            "The from date must be a real date",
+            "start-day",
+        ),
+        (
+            {"end-day": "1", "end-month": "2", "end-year": "25"},
+            "The to date's year must have 4 numbers",
+            "end-year",
+        ),
+        (
+            {"end-day": "1", "end-month": "2", "end-year": "1900"},
+            "Enter a date between 1970 and 9998",
+            "end-year",
+        ),
+        (
+            {**date_fields("start", date(2025, 3, 2)), **date_fields("end", date(2025, 3, 1))},
+            "The start of the time range must be before its end",
+            "end-day",
+        ),
+    ],
+)
+def test_a_wrong_date_is_named_in_the_summary_and_beside_its_input(
+    idp, auditor, params, message, field
+):
+    viewed_before = len(stored(idp, "audit.viewed"))
+
+    page = listed(auditor, **params)
+
+    assert page.status_code == 400
+    assert error_summary(page) == [message]
+    assert f'<a href="#{field}">' in page.text  # the summary links to the first wrong part
+    assert error_beside(page.text, field.split("-")[0]) == message
+    assert f'id="{field}"' in page.text and "govuk-input--error" in page.text
+    assert page.text.count("<title>Error: ") == 1
+    assert len(stored(idp, "audit.viewed")) == viewed_before
+
+
+def test_entries_name_the_service_say_the_event_in_words_and_the_time_in_uk_time(idp, auditor):
+    client_id, _ = make_service(idp.app, PASSPORTS, "Renew your passport", approved=True)
+    seq = record(idp, "staff.signed_out", staff_id=1, client_id=client_id)
+    unknown = record(idp, "test.event", client_id="no-longer-registered")
+    with idp.app.app_context():
+        moment = db.session.scalar(db.select(AuditEntry.time).filter_by(seq=seq))
+
+    page = listed(auditor)
+
+    row = entry_row(page, seq)
+    assert "Renew your passport" in row and client_id not in row
+    assert "A staff member signed out staff.signed_out" in row
+    assert uk_datetime(moment) in row and "UTC" not in row
+    assert "no-longer-registered (not registered now)" in entry_row(page, unknown)

@@ -24,7 +24,8 @@ STAFF_PASSWORD = "a staff passphrase that is long enough"
 PASSPORTS = "HM Passport Office"
 DVLA = "Driver and Vehicle Licensing Agency"
 REDIRECT_URI = "https://passport.example.gov.uk/callback"
-ERROR_SUMMARY = re.compile(r'<div class="error-summary".*?</div>', re.S)
+# GOV.UK Frontend's error summary (govukErrorSummary): its list of problems.
+ERROR_SUMMARY = re.compile(r'<div class="govuk-error-summary".*?</ul>', re.S)
 TAG = re.compile(r"<[^>]+>")
 SECOND_FACTOR_PATH = "/staff/sign-in/second-factor"
 SETUP_PATH = "/staff/second-factor/setup"
@@ -103,6 +104,10 @@ class _FormParser(HTMLParser):
             self._options.append((a.get("value", ""), "selected" in a))
         elif tag == "button":
             self._button = []
+            if a.get("name") and a.get("type", "submit") == "submit":
+                # A browser sends a named submit button's name and value (GOV.UK Frontend's
+                # buttons are <button> elements).
+                self._form.submits.append((a["name"], a.get("value", "")))
 
     def handle_data(self, data: str) -> None:
         if self._textarea is not None:
@@ -140,7 +145,7 @@ def forms(page: httpx.Response) -> list[Form]:
 def error_summary(page: httpx.Response) -> list[str]:
     """The items of the page's error summary (empty when there is none)."""
     summaries = ERROR_SUMMARY.findall(page.text)
-    items = [re.findall(r"<li>(.*?)</li>", s, re.S) for s in summaries]
+    items = [re.findall(r"<li>(.*?)</li>", summary, re.S) for summary in summaries]
     return [unescape(TAG.sub("", item)).strip() for group in items for item in group]
 
 
@@ -234,6 +239,16 @@ class StaffBrowser:
         assert response.status_code == 303, error_summary(response)
         assert redirects_to(response) not in (SECOND_FACTOR_PATH, SETUP_PATH), response.headers
         return self
+
+
+def confirmed(browser: StaffBrowser, response: httpx.Response) -> httpx.Response:
+    """A platform administrator's status change (approve, suspend, reinstate) shows a page
+    to confirm it first: press its "Yes, ..." button there; any other response as it is."""
+    if response.status_code != 200 or 'name="action-confirmed"' not in response.text:
+        return response
+    page = response
+    form = next(f for f in forms(page) if ("action-confirmed", "yes") in f.fields)
+    return browser.submit(page, action=urlsplit(form.action).path, button=form.buttons[0])
 
 
 def redirects_to(response: httpx.Response) -> str:

@@ -15,6 +15,7 @@ from tests.departments import (
     REDIRECT_URI,
     STAFF_PASSWORD,
     StaffBrowser,
+    confirmed,
     error_summary,
     make_service,
     make_staff,
@@ -62,7 +63,8 @@ def citizen_browser_at(idp, client_id: str) -> tuple[CitizenBrowser, httpx.Respo
 
 def services_listed(page: httpx.Response) -> list[str]:
     """Service names in the order the table lists them."""
-    rows = page.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    rows = page.text.split('<tbody class="govuk-table__body">', 1)[1].split("</tbody>", 1)[0]
+    rows = rows.split('<tr class="govuk-table__row">')[1:]
     return [visible_text_of(row).split(" ")[0] for row in rows]
 
 
@@ -72,11 +74,15 @@ def visible_text_of(fragment: str) -> str:
 
 
 def status_change(platform: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
-    """Press a status button on the service page; returns the page shown afterwards."""
+    """Press a status button on the service page and confirm it on the page that asks; returns
+    the page shown afterwards."""
     page = platform.get(f"/departments/services/{client_id}")
     response = platform.submit(
         page, fields, action=f"/departments/services/{client_id}/status", button=button
     )
+    assert response.status_code == 200, visible_text(response)
+    assert "Are you sure" in visible_text(response)
+    response = confirmed(platform, response)
     assert response.status_code == 303, visible_text(response)
     return platform.follow(response)
 
@@ -125,7 +131,7 @@ def test_every_service_is_listed_pending_first_and_filtered_by_status(idp, platf
     assert services_listed(platform.get("/admin/services?status=suspended")) == [
         "Charlie-suspended"
     ]
-    assert "No services are disabled" in visible_text(
+    assert "No services are switched off" in visible_text(
         platform.get("/admin/services?status=disabled")
     )
     # A department's home page sends platform staff to the list of every service.
@@ -321,3 +327,72 @@ def test_refused_status_changes_are_explained_in_plain_english(idp, platform):
 
     assert "An active service cannot be approved." in visible_text(approve)
     assert "A suspended service cannot be suspended." in visible_text(suspend)
+
+
+def test_an_approval_is_confirmed_first_and_then_shown_in_a_success_banner(idp, platform):
+    client_id, _ = make_service(idp.app, PASSPORTS)
+    page = platform.get(f"/departments/services/{client_id}")
+    status_url = f"/departments/services/{client_id}/status"
+
+    asked = platform.submit(page, action=status_url, button="Approve this service")
+
+    # A page that asks, says what follows, and has changed nothing yet.
+    assert asked.status_code == 200
+    text = visible_text(asked)
+    assert "Are you sure you want to approve this service?" in text
+    assert "Service Renew your passport Department HM Passport Office" in text
+    assert "Citizens can then sign in to it" in text
+    assert stored_client(idp.app, client_id).status == "pending"
+    cancel = re.search(r'<a class="govuk-link" href="([^"]+)">Cancel</a>', asked.text)
+    assert cancel.group(1) == f"/departments/services/{client_id}"
+
+    done = confirmed(platform, asked)
+
+    assert done.status_code == 303
+    shown = platform.follow(done)
+    banner = re.search(
+        r'<div class="govuk-notification-banner govuk-notification-banner--success"'
+        r".*?</div>\s*</div>",
+        shown.text,
+        re.S,
+    )
+    assert banner and "The service is approved: citizens can now sign in to it." in banner.group(0)
+    assert stored_client(idp.app, client_id).status == "active"
+    # Reloading the page later shows no banner.
+    assert (
+        "govuk-notification-banner" not in platform.get(f"/departments/services/{client_id}").text
+    )
+
+
+def test_a_suspension_is_confirmed_with_its_reason_and_reinstating_says_so(idp, platform):
+    client_id, _ = make_service(idp.app, PASSPORTS, approved=True)
+    page = platform.get(f"/departments/services/{client_id}")
+    status_url = f"/departments/services/{client_id}/status"
+
+    asked = platform.submit(
+        page, {"action-reason": "phishing report"}, action=status_url, button="Suspend this service"
+    )
+
+    assert "Reason phishing report" in visible_text(asked)
+    assert stored_client(idp.app, client_id).status == "active"
+    suspended = platform.follow(confirmed(platform, asked))
+    assert "The service is suspended: citizens cannot sign in to it." in visible_text(suspended)
+    reinstated = status_change(platform, client_id, "Reinstate this service")
+    assert "The service is reinstated." in visible_text(reinstated)
+    assert stored_client(idp.app, client_id).status == "active"
+
+
+def test_staff_pages_are_in_english_only(idp, platform):
+    welsh = platform.http.get("/admin/services", params={"lang": "cy"})
+    assert welsh.status_code == 200
+    assert '<html lang="en"' in welsh.text
+    assert "Cymraeg" not in welsh.text and "Every service" in visible_text(welsh)
+    # Even with the citizen's Welsh remembered in the same browser.
+    platform.http.cookies.set("idp_lang", "cy")
+    page = platform.get("/admin/services")
+    assert '<html lang="en"' in page.text and "Cymraeg" not in page.text
+    assert "Skip to main content" in page.text
+    signed_out = StaffBrowser(idp.issuer)
+    signed_out.http.cookies.set("idp_lang", "cy")
+    sign_in = signed_out.get("/staff/sign-in?lang=cy")
+    assert '<html lang="en"' in sign_in.text and "Staff sign in" in visible_text(sign_in)

@@ -20,6 +20,7 @@ from tests.departments import (
     PASSPORTS,
     REDIRECT_URI,
     StaffBrowser,
+    confirmed,
     error_summary,
     make_service,
     make_staff,
@@ -117,9 +118,13 @@ def service_path(client_id: str) -> str:
 
 
 def press(browser: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:
-    """Press a status button on the service page; returns the response to the press."""
+    """Press a status button on the service page (and confirm it where a confirmation page
+    comes first); returns the response to the press."""
     page = browser.get(service_path(client_id))
-    return browser.submit(page, fields, action=f"{service_path(client_id)}/status", button=button)
+    pressed = browser.submit(
+        page, fields, action=f"{service_path(client_id)}/status", button=button
+    )
+    return confirmed(browser, pressed)
 
 
 def pressed(browser: StaffBrowser, client_id: str, button: str, **fields) -> httpx.Response:

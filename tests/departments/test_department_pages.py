@@ -498,8 +498,12 @@ def test_switching_a_service_off_and_on_again(idp, signed_in, active_service):
         button="Switch this service off",
     )
 
+    # One press for the department's own switch (no confirmation page), then a success banner.
     assert off.status_code == 303
     page = signed_in.follow(off)
+    assert "Success The service is switched off: citizens cannot sign in to it." in visible_text(
+        page
+    )
     assert "Switched off" in visible_text(page)
     refused = citizen_opens(idp, client_id)
     assert refused.status_code == 403
@@ -512,7 +516,8 @@ def test_switching_a_service_off_and_on_again(idp, signed_in, active_service):
     )
 
     assert on.status_code == 303
-    assert "Active" in visible_text(signed_in.follow(on))
+    back_on = visible_text(signed_in.follow(on))
+    assert "Active" in back_on and "The service is switched back on." in back_on
     welcomed = citizen_opens(idp, client_id)
     assert welcomed.status_code == 200
     assert "Sign in to continue to Renew your passport" in visible_text(welcomed)

@@ -21,7 +21,7 @@ def sign_in_as_staff(page, issuer: str, email: str) -> None:
     """Staff sign in at /staff/sign-in: the password, then the code from their app."""
     page.goto(f"{issuer}/staff/sign-in")
     page.get_by_label("Email address", exact=True).fill(email)
-    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("textbox", name="Password").fill(STAFF_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Enter the code from your authenticator app"
@@ -41,7 +41,7 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
     sign_in_as_staff(page, idp.issuer, department_admin)
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{PASSPORTS}: your services")
     page.get_by_role("link", name="Register a service").first.click()
-    page.get_by_label("Service name").fill("Renew your passport")
+    page.get_by_label("Service name", exact=True).fill("Renew your passport")
     page.get_by_label("Redirect URIs").fill(REDIRECT_URI)
     page.get_by_label("(client_secret_basic)").check()
     page.get_by_label("Email address", exact=True).check()
@@ -49,7 +49,7 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
     client_id = page.locator("#client-id").inner_text()
     assert len(client_id) >= 20
     expect(page.locator("#client-secret")).to_have_text(re.compile(r"^[A-Za-z0-9_-]{40,}$"))
-    expect(page.locator("[role=status]")).to_contain_text("Waiting for approval")
+    expect(page.locator("[data-status]")).to_have_text("Waiting for approval")
 
     # A platform administrator, in another browser, approves it.
     admin_context = page.context.browser.new_context()
@@ -58,11 +58,19 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
         admin_page = admin_context.new_page()
         sign_in_as_staff(admin_page, idp.issuer, platform_admin)
         expect(admin_page.get_by_role("heading", level=1)).to_have_text("Every service")
-        admin_page.get_by_role("link", name="pending", exact=True).click()
+        admin_page.get_by_role("link", name="waiting for approval", exact=True).click()
         admin_page.get_by_role("link", name="Renew your passport").click()
         expect(admin_page.locator("#client-id")).to_have_text(client_id)
         admin_page.get_by_role("button", name="Approve this service").click()
-        expect(admin_page.locator(".status")).to_have_text("Active")
+        # A page to confirm on, then a success banner.
+        expect(admin_page.get_by_role("heading", level=1)).to_have_text(
+            "Are you sure you want to approve this service?"
+        )
+        admin_page.get_by_role("button", name="Yes, approve this service").click()
+        expect(admin_page.locator(".govuk-notification-banner--success")).to_contain_text(
+            "The service is approved"
+        )
+        expect(admin_page.locator("[data-status]")).to_have_text("Active")
 
         # A citizen following the service's sign-in link sees who is asking and for what.
         department = DepartmentClient(
