@@ -9,10 +9,11 @@ import sys
 import time
 
 import click
+from flask import g
 from flask.cli import FlaskGroup, ScriptInfo
 
 from idp import JSONLines, create_app
-from idp.audit.linker import link_pending
+from idp.audit.linker import RECORDED, link_pending
 from idp.departments.services import find_department
 from idp.settings import SettingsError
 
@@ -20,9 +21,21 @@ from idp.settings import SettingsError
 def _create_app():
     """Build the app, turning a bad setting into a one-line message."""
     try:
-        return create_app()
+        app = create_app()
     except (SettingsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+
+    @app.teardown_appcontext
+    def _note_what_was_recorded(_error: BaseException | None) -> None:
+        # Read (not popped) before the command's app context ends, for the chaining below.
+        if g.get(RECORDED):
+            app.extensions[COMMAND_RECORDED] = True
+
+    return app
+
+
+# The command recorded audit entries (so there is something of its own to chain as it exits).
+COMMAND_RECORDED = "idp_command_recorded_audit_entries"
 
 
 # Commands that run the server: their JSON log lines stay on standard output for a shipper.
@@ -59,8 +72,8 @@ def _chain_what_the_command_recorded(ctx: click.Context) -> None:
     lines, on standard error): no background worker runs in a command to do it later."""
     info = ctx.find_object(ScriptInfo)
     app = getattr(info, "_loaded_app", None) if info is not None else None
-    if app is None:
-        return  # the command never built the app, so it recorded nothing
+    if app is None or not app.extensions.get(COMMAND_RECORDED):
+        return  # the command recorded nothing (or never built the app)
     with app.app_context():
         link_pending()
 
