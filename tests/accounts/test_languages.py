@@ -169,3 +169,23 @@ def test_service_and_department_names_are_shown_in_the_pages_language(
     )
     assert f"<li>{service}</li>" in signed_out.text
     assert f"{continue_to} {service}" in signed_out.text
+
+
+@pytest.mark.parametrize(
+    ("path", "heading", "sentence"),
+    [
+        ("/accessibility", "Datganiad hygyrchedd", "defnyddio’r gwasanaeth cyfan gyda"),
+        ("/privacy", "Hysbysiad preifatrwydd", "Eich hawliau"),
+        ("/cookies", "Cwcis", "Yn cofio eich bod wedi dewis Saesneg neu Gymraeg"),
+    ],
+)
+def test_the_footer_pages_and_the_layout_are_in_welsh(idp, path, heading, sentence):
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.get(idp.url(f"{path}?lang=cy"))
+    assert welsh(page)
+    assert re.search(rf"<h1[^>]*>\s*{heading}\s*</h1>", page.text)
+    assert sentence in page.text
+    # GOV.UK Frontend's own words in the layout: the skip link and the footer.
+    assert "Neidio i’r prif gynnwys" in page.text
+    assert "© Hawlfraint y Goron" in page.text
+    assert "Skip to main content" not in page.text
