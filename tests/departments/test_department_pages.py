@@ -87,6 +87,8 @@ def register_through_form(browser: StaffBrowser, **fields) -> httpx.Response:
         "scopes": ["email"],
         **fields,
     }
+    asked = {name for _, names in QUESTIONS for name in names}
+    assert set(answers) <= asked, f"not asked on the question pages: {set(answers) - asked}"
     page = answer_questions(browser, **answers)
     if urlsplit(str(page.url)).path != CHECK_ANSWERS or page.status_code != 200:
         return page
@@ -509,11 +511,13 @@ def test_bad_keys_are_refused_and_the_service_keeps_its_secret(
 @pytest.mark.parametrize("method", ["client_secret_basic", "private_key_jwt"])
 def test_saving_the_settings_changes_only_what_was_edited(idp, signed_in, method):
     key = pem_public_key(ec.generate_private_key(ec.SECP256R1()))
-    registered = register_through_form(
+    # The one-page form, which has every setting (a public subject is not asked otherwise).
+    registered = register_on_one_page(
         signed_in, token_endpoint_auth_method=method, public_key=key, subject_type="public"
     )
     client_id = shown_code(registered, "client-id")
     before = stored_client(idp.app, client_id)
+    assert before.client_metadata["subject_type"] == "public"
     page = signed_in.get(f"/departments/services/{client_id}")
 
     response = signed_in.submit(
