@@ -405,3 +405,12 @@ def test_a_platform_administrator_cannot_register_for_a_department(idp, path):
     )
 
     assert browser.get(path).status_code == 403
+
+
+def test_answers_are_shown_as_text_on_check_answers(idp, signed_in):
+    check = answer_questions(
+        signed_in, client_name="Renew <b>passport</b>", redirect_uris=REDIRECT_URI, method="secret"
+    )
+
+    assert "Renew &lt;b&gt;passport&lt;/b&gt;" in check.text
+    assert "<b>passport</b>" not in check.text
