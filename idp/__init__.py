@@ -207,6 +207,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.accounts.sign_up import pages as sign_up_pages  # noqa: F401
     from idp.accounts.text_messages.pages import bp as text_messages_bp
     from idp.accounts.your_account.pages import bp as your_account_bp
+    from idp.departments.register_pages import bp as register_service_bp
     from idp.departments.registration_api import bp as registration_bp
     from idp.departments.views import bp as departments_bp
     from idp.development.dev_pages import bp as dev_bp
@@ -226,6 +227,7 @@ def _register_blueprints(app: Flask) -> None:
         audit_bp,
         authorize_bp,
         departments_bp,
+        register_service_bp,
         dev_bp,
         discovery_bp,
         health_bp,

@@ -276,3 +276,113 @@ class InitialAccessTokenForm(FlaskForm):
     )
     pre_approved = BooleanField("Approve the services registered with it straight away")
     submit = SubmitField("Create the token")
+
+
+# -- Registering a new service, one question a page (GOV.UK Design System: question pages) --
+
+# What a service may learn about citizens, in plain words; every service gets a reference
+# number for each citizen (the sub), so it is not asked.
+INFORMATION_CHOICES = [
+    ("email", "Their email address"),
+    ("phone", "Their phone number"),
+    ("profile", "Their name"),
+]
+PROOF_CHOICES = [
+    ("secret", "A secret we give you"),
+    ("key", "Your public key (more secure)"),
+]
+
+
+class ServiceNameForm(FlaskForm):
+    """The service's name, as citizens see it, in English and (optionally) Welsh."""
+
+    client_name = StringField(
+        "Service name",
+        description="Citizens see this when they sign in, for example 'Renew your passport'.",
+        validators=[
+            DataRequired("Enter the service name"),
+            Length(max=200, message="Enter a service name of at most 200 characters"),
+        ],
+    )
+    client_name_cy = StringField(
+        "Service name in Welsh (optional)",
+        description="Citizens who read the pages in Welsh see this instead, for example "
+        "'Adnewyddu eich pasbort'.",
+        validators=[
+            Optional(),
+            Length(max=200, message="Enter a Welsh name of at most 200 characters"),
+        ],
+    )
+
+
+class ReturnAddressesForm(FlaskForm):
+    """Where citizens come back to the service after signing in (redirect URIs)."""
+
+    redirect_uris = TextAreaField(
+        "Where should citizens return to after signing in?",
+        description="The addresses of the service's pages that receive citizens after they "
+        "sign in (redirect URIs), one on each line. They must start with https:// (http is "
+        "allowed on localhost for development).",
+        validators=[DataRequired("Enter at least one address for citizens to return to")],
+    )
+
+
+class InformationForm(FlaskForm):
+    """What the service needs to know about citizens (scopes)."""
+
+    scopes = MultiCheckboxField(
+        "What does your service need to know about citizens?",
+        description="Every service gets a reference number for each citizen, so it knows "
+        "them next time. Choose only what the service needs: citizens are told what it gets. "
+        "Select all that apply.",
+        choices=choices(INFORMATION_CHOICES),
+    )
+
+
+class ProofForm(FlaskForm):
+    """How the service proves who it is when it collects a citizen's sign-in (token endpoint
+    authentication, OIDC Core 9): a secret (client_secret_basic) or its own key pair
+    (private_key_jwt), whose public half is either pasted or published at an address."""
+
+    method = RadioField(
+        "How will your service prove who it is?",
+        description="Your service proves who it is each time it collects a citizen's sign-in.",
+        choices=choices(PROOF_CHOICES),
+        validators=[DataRequired("Choose how your service will prove who it is")],
+    )
+    public_key = TextAreaField(
+        "Paste your public key",
+        description="A PEM public key (RSA or P-256) or a JWKS document. Never the private key.",
+        validators=[Optional(), Length(max=20000, message="The public key is too long")],
+    )
+    jwks_uri = StringField(
+        "Or the address where you publish your public keys (JWKS URL)",
+        description="Then you can change your keys there without asking us.",
+        validators=[Optional(), Length(max=2000, message="The address is too long")],
+    )
+
+
+class SignOutAddressesForm(FlaskForm):
+    """Where the service may send citizens after they sign out (optional)."""
+
+    post_logout_redirect_uris = TextAreaField(
+        "Where can citizens go after signing out? (optional)",
+        description="The addresses your service may send citizens back to after they sign "
+        "out, one on each line. Leave it empty if it sends them nowhere in particular.",
+        validators=[Optional()],
+    )
+
+
+class LogoForm(FlaskForm):
+    """The address of the service's logo (optional)."""
+
+    logo_uri = StringField(
+        "What is the address of your service's logo? (optional)",
+        description="An https address. We fetch the image once a platform administrator "
+        "approves the service, and show it to citizens as they sign in.",
+        validators=[Optional(), Length(max=2000, message="The address is too long")],
+    )
+
+
+class RegisterServiceForm(FlaskForm):
+    """The check-answers page's button (CSRF-protected)."""

@@ -169,10 +169,12 @@ def home(member: StaffMember) -> Response:
     return render_template("staff/department.html", member=member, services=services)
 
 
-@bp.route("/departments/services/new", methods=["GET", "POST"])
+@bp.route("/departments/services/new/all-settings", methods=["GET", "POST"])
 @staff_required()
 def new_service(member: StaffMember) -> Response:
-    """Register a new service; it waits for a platform administrator's approval."""
+    """Register a new service with every setting on one page (for the rarer settings the
+    question pages of register_pages.py do not ask); it waits for a platform administrator's
+    approval."""
     if member.is_platform_admin:
         abort(403, "Services are registered by their department's administrators.")
     form = ServiceForm()

@@ -48,9 +48,57 @@ def signed_in(staff, admin) -> StaffBrowser:
     return staff.signed_in(admin)
 
 
+# The question pages of "Register a service", in order, and the fields each one asks.
+QUESTIONS = (
+    ("/departments/services/new", ("client_name", "client_name_cy")),
+    ("/departments/services/new/return-addresses", ("redirect_uris",)),
+    ("/departments/services/new/information", ("scopes",)),
+    ("/departments/services/new/proof", ("method", "public_key", "jwks_uri")),
+    ("/departments/services/new/sign-out-addresses", ("post_logout_redirect_uris",)),
+    ("/departments/services/new/logo", ("logo_uri",)),
+)
+CHECK_ANSWERS = "/departments/services/new/check"
+# The one-page form, with every setting.
+ONE_PAGE = "/departments/services/new/all-settings"
+METHODS = {"client_secret_basic": "secret", "private_key_jwt": "key"}
+
+
+def answer_questions(browser: StaffBrowser, **answers) -> httpx.Response:
+    """Answer the question pages in turn, as a department administrator would; the first
+    page that refuses an answer, else the check-answers page."""
+    page = browser.get(QUESTIONS[0][0])
+    for path, names in QUESTIONS:
+        assert page.status_code == 200 and urlsplit(str(page.url)).path == path, page.url
+        response = browser.submit(page, {n: answers[n] for n in names if n in answers}, action=path)
+        if not response.is_redirect:
+            return response
+        page = browser.follow(response)
+    assert urlsplit(str(page.url)).path == CHECK_ANSWERS, page.url
+    return page
+
+
 def register_through_form(browser: StaffBrowser, **fields) -> httpx.Response:
-    """Fill in "Register a service" (a client secret service unless fields say otherwise)."""
-    page = browser.get("/departments/services/new")
+    """Register a service through the question pages and "Register this service" (a client
+    secret service unless fields say otherwise); the page that refused an answer, if any."""
+    answers = {
+        "client_name": "Renew your passport",
+        "redirect_uris": REDIRECT_URI,
+        "method": METHODS[fields.pop("token_endpoint_auth_method", "client_secret_basic")],
+        "scopes": ["email"],
+        **fields,
+    }
+    asked = {name for _, names in QUESTIONS for name in names}
+    assert set(answers) <= asked, f"not asked on the question pages: {set(answers) - asked}"
+    page = answer_questions(browser, **answers)
+    if urlsplit(str(page.url)).path != CHECK_ANSWERS or page.status_code != 200:
+        return page
+    return browser.submit(page, action=CHECK_ANSWERS, button="Register this service")
+
+
+def register_on_one_page(browser: StaffBrowser, **fields) -> httpx.Response:
+    """Fill in the one-page form with every setting (a client secret service unless fields
+    say otherwise)."""
+    page = browser.get(ONE_PAGE)
     assert page.status_code == 200
     values = {
         "client_name": "Renew your passport",
@@ -251,8 +299,8 @@ def test_registering_a_service_shows_its_client_id_and_its_secret_once(idp, sign
         ({"client_name": ""}, "client_name", "Enter the service name"),
         (
             {"token_endpoint_auth_method": "private_key_jwt"},
-            "jwks_uri",
-            "jwks_uri or jwks is required for private_key_jwt",
+            "public_key",
+            "Paste your public key, or give the address of your keys",
         ),
     ],
     ids=["http redirect", "fragment", "no name", "private_key_jwt without keys"],
@@ -310,7 +358,7 @@ def test_a_pasted_private_key_is_refused_and_not_stored(idp, signed_in):
 
     assert response.status_code == 400
     (message,) = error_summary(response)
-    assert "that is a private key: paste the public key only" in message
+    assert "That is a private key: paste the public key only" in message
     assert 'href="#public_key"' in response.text
     assert count_clients(idp.app) == 0
 
@@ -463,11 +511,13 @@ def test_bad_keys_are_refused_and_the_service_keeps_its_secret(
 @pytest.mark.parametrize("method", ["client_secret_basic", "private_key_jwt"])
 def test_saving_the_settings_changes_only_what_was_edited(idp, signed_in, method):
     key = pem_public_key(ec.generate_private_key(ec.SECP256R1()))
-    registered = register_through_form(
+    # The one-page form, which has every setting (a public subject is not asked otherwise).
+    registered = register_on_one_page(
         signed_in, token_endpoint_auth_method=method, public_key=key, subject_type="public"
     )
     client_id = shown_code(registered, "client-id")
     before = stored_client(idp.app, client_id)
+    assert before.client_metadata["subject_type"] == "public"
     page = signed_in.get(f"/departments/services/{client_id}")
 
     response = signed_in.submit(
@@ -553,7 +603,7 @@ def test_posts_without_the_csrf_token_are_refused_and_change_nothing(
     service = f"/departments/services/{client_id}"
     if form == "register":
         page = signed_in.get("/departments/services/new")
-        action, fields = None, {"client_name": "Sneaky", "redirect_uris": REDIRECT_URI}
+        action, fields = "/departments/services/new", {"client_name": "Sneaky"}
     else:
         page = signed_in.get(service)
         action, fields = {

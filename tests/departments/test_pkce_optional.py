@@ -32,7 +32,7 @@ def signed_in(idp) -> StaffBrowser:
 
 def register(browser: StaffBrowser, **fields) -> httpx.Response:
     """Fill in "Register a service" with the library-cannot-send-PKCE box ticked."""
-    page = browser.get("/departments/services/new")
+    page = browser.get("/departments/services/new/all-settings")
     assert page.status_code == 200
     assert REASON in visible_text(page)
     values = {

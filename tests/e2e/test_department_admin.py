@@ -41,11 +41,28 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
     sign_in_as_staff(page, idp.issuer, department_admin)
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{PASSPORTS}: your services")
     page.get_by_role("link", name="Register a service").first.click()
+    # One question a page, then the answers to check.
     page.get_by_label("Service name", exact=True).fill("Renew your passport")
-    page.get_by_label("Redirect URIs").fill(REDIRECT_URI)
-    page.get_by_label("(client_secret_basic)").check()
-    page.get_by_label("Email address", exact=True).check()
-    page.get_by_role("button", name="Register the service").click()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Where should citizens return to after signing in?").fill(REDIRECT_URI)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Their email address").check()
+    page.get_by_role("button", name="Continue").click()
+    # The key fields show only for a public key.
+    key_field = page.get_by_label("Paste your public key")
+    expect(key_field).to_be_hidden()
+    page.get_by_label("Your public key (more secure)").check()
+    expect(key_field).to_be_visible()
+    page.get_by_label("A secret we give you").check()
+    expect(key_field).to_be_hidden()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Continue").click()  # no sign-out addresses
+    page.get_by_role("button", name="Continue").click()  # no logo
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Check your answers before registering the service"
+    )
+    expect(page.locator(".govuk-summary-list")).to_contain_text("Their email address")
+    page.get_by_role("button", name="Register this service").click()
     client_id = page.locator("#client-id").inner_text()
     assert len(client_id) >= 20
     expect(page.locator("#client-secret")).to_have_text(re.compile(r"^[A-Za-z0-9_-]{40,}$"))

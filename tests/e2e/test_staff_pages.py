@@ -24,9 +24,15 @@ from tests.e2e.test_citizen_pages import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.browser
 
 
-def check_staff_page(tab, name: str) -> None:
-    """axe-core finds nothing; GOV.UK Frontend's JavaScript ran; the Content-Security-Policy
-    refused nothing; a screenshot at desktop width."""
+# GOV.UK Frontend's radios with a conditional reveal put aria-expanded on the radio that
+# reveals, which ARIA 1.2 does not allow on a radio; the Design System keeps it on purpose, as
+# screen readers announce it (a known issue: alphagov/govuk-frontend#979). Only that is let by.
+CONDITIONAL_REVEAL = ("aria-allowed-attr", "#method-2")
+
+
+def check_staff_page(tab, name: str, known: tuple[str, str] | None = None) -> None:
+    """axe-core finds nothing (but the known issue given); GOV.UK Frontend's JavaScript ran;
+    the Content-Security-Policy refused nothing; a screenshot at desktop width."""
     tab.wait_for_load_state("load")
     assert "govuk-frontend-supported" in tab.locator("body").get_attribute("class")
     tab.evaluate(AXE)
@@ -34,7 +40,9 @@ def check_staff_page(tab, name: str) -> None:
         "rules => axe.run(document, {runOnly: {type: 'tag', values: rules}})", AXE_RULES
     )
     violations = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
+        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if not known or (v["id"], [n["target"] for n in v["nodes"]]) != (known[0], [[known[1]]])
     ]
     assert violations == [], f"{name}: {violations}"
     refused = [p for p in tab.console_problems if "Content Security Policy" in p]
@@ -81,6 +89,48 @@ def test_a_department_page_and_a_service_page(idp, page):  # noqa: F811
     page.get_by_role("button", name="Save changes").click()
     expect(page.locator(".govuk-error-summary")).to_contain_text("Enter at least one redirect URI")
     check_staff_page(page, "staff-service-error")
+
+
+def test_the_register_a_service_questions_and_check_answers(idp, page):  # noqa: F811
+    email = make_staff(idp.app, "admin@passports.example.gov.uk", department=PASSPORTS)
+    sign_in_as_staff(page, idp.url("/staff/sign-in"), email)
+    page.goto(idp.url("/departments/services/new"))
+
+    # Each question page, first with its error, then answered.
+    answers = [
+        ("staff-register-name", "Enter the service name", "Service name", "Renew your passport"),
+        (
+            "staff-register-return-addresses",
+            "Enter at least one address",
+            "Where should citizens return to after signing in?",
+            "https://passport.example.gov.uk/callback",
+        ),
+    ]
+    for name, error, label, value in answers:
+        check_staff_page(page, name)
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator(".govuk-error-summary")).to_contain_text(error)
+        check_staff_page(page, f"{name}-error")
+        page.get_by_label(label, exact=True).fill(value)
+        page.get_by_role("button", name="Continue").click()
+    check_staff_page(page, "staff-register-information")
+    page.get_by_label("Their email address").check()
+    page.get_by_role("button", name="Continue").click()
+    check_staff_page(page, "staff-register-proof", known=CONDITIONAL_REVEAL)
+    page.get_by_label("Your public key (more secure)").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text("Paste your public key")
+    check_staff_page(page, "staff-register-proof-error", known=CONDITIONAL_REVEAL)
+    page.get_by_label("A secret we give you").check()
+    page.get_by_role("button", name="Continue").click()
+    check_staff_page(page, "staff-register-sign-out-addresses")
+    page.get_by_role("button", name="Continue").click()
+    check_staff_page(page, "staff-register-logo")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Check your answers before registering the service"
+    )
+    check_staff_page(page, "staff-register-check-answers")
 
 
 def test_the_auditors_entries_page(idp, page):  # noqa: F811
