@@ -22,8 +22,11 @@ install: $(INSTALLED)
 ## and fonts copied from the package, its stylesheets built from its Sass (once with the GOV.UK
 ## brand, once without: Arial, no crown), and axe-core for the browser tests. The results are
 ## committed, so `make run` and `make test` need no npm: run this only after changing a pin.
+## The sample departments are separate services and never use the IdP's files: they get their
+## own copy of the few they serve (not on GOV.UK, so the stylesheet without its brand).
 GOVUK_DIST := frontend/node_modules/govuk-frontend/dist/govuk
 GOVUK_STATIC := idp/static/govuk
+SAMPLES_GOVUK_STATIC := relying_parties/static/govuk
 SASS := frontend/node_modules/.bin/sass --no-source-map --style=compressed \
 	--load-path=frontend/node_modules --quiet-deps
 assets:
@@ -34,6 +37,9 @@ assets:
 	$(SASS) frontend/govuk-frontend.scss $(GOVUK_STATIC)/govuk-frontend.min.css
 	$(SASS) frontend/govuk-frontend-unbranded.scss $(GOVUK_STATIC)/govuk-frontend-unbranded.min.css
 	cp frontend/GOVUK-FRONTEND-LICENCE.txt $(GOVUK_STATIC)/LICENCE.txt
+	rm -rf $(SAMPLES_GOVUK_STATIC) && mkdir -p $(SAMPLES_GOVUK_STATIC)
+	cp $(GOVUK_STATIC)/govuk-frontend-unbranded.min.css $(GOVUK_STATIC)/govuk-frontend.min.js \
+		$(GOVUK_STATIC)/LICENCE.txt $(SAMPLES_GOVUK_STATIC)/
 	cp frontend/node_modules/axe-core/axe.min.js frontend/node_modules/axe-core/LICENSE tests/e2e/axe/
 
 ## Relying-party libraries whose pins clash with ours get their own virtualenv for

@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.wrappers import Response
 
 from relying_parties.client import register_idp_client
+from relying_parties.frontend import STATIC_FOLDER, content_security_policy, init_frontend
 from relying_parties.settings import DepartmentSettings
 from relying_parties.views import blueprint
 
@@ -24,7 +25,7 @@ def session_cookie_name(client_id: str) -> str:
 def create_department_app(settings: DepartmentSettings, import_name: str) -> Flask:
     """The Flask app for one department; its templates in import_name override the shared ones."""
     instance_path = os.path.abspath(settings.instance_path) if settings.instance_path else None
-    app = Flask(import_name, instance_path=instance_path)
+    app = Flask(import_name, instance_path=instance_path, static_folder=STATIC_FOLDER)
     app.config.update(
         SECRET_KEY=settings.secret_key or os.urandom(32),
         SESSION_COOKIE_NAME=session_cookie_name(settings.client_id),
@@ -33,20 +34,17 @@ def create_department_app(settings: DepartmentSettings, import_name: str) -> Fla
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
     )
     register_idp_client(app, settings)
+    init_frontend(app, settings.colour)
     app.register_blueprint(blueprint)
     app.context_processor(lambda: {"settings": settings})
-    app.after_request(security_headers_for(settings.issuer))
+    app.after_request(security_headers_for(settings.issuer, settings.colour))
     return app
 
 
-def security_headers_for(issuer: str) -> Callable[[Response], Response]:
+def security_headers_for(issuer: str, colour: str) -> Callable[[Response], Response]:
     """Response headers that keep the pages self-contained and unframeable."""
     issuer_parts = urlsplit(issuer)
-    issuer_origin = f"{issuer_parts.scheme}://{issuer_parts.netloc}"
-    policy = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        f"form-action 'self' {issuer_origin}; frame-ancestors 'none'; base-uri 'none'"
-    )
+    policy = content_security_policy(f"{issuer_parts.scheme}://{issuer_parts.netloc}", colour)
 
     def add_security_headers(response: Response) -> Response:
         """Add the headers to one response."""

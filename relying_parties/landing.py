@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask import Flask, render_template
 
 from relying_parties.common import security_headers_for
+from relying_parties.frontend import STATIC_FOLDER, init_frontend
 from relying_parties.settings import discovery_url
 
 LANDING_COLOUR = "#0b0c0c"
@@ -35,7 +36,8 @@ def create_app(idp_url: str, services: Sequence[LandingService]) -> Flask:
         raise ValueError(f"idp_url must be an http(s) URL, not {idp_url!r}")
     if not services:
         raise ValueError("the landing page needs at least one service to list")
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=STATIC_FOLDER)
+    init_frontend(app, LANDING_COLOUR)
     listed = tuple(services)
 
     @app.get("/")
@@ -46,7 +48,6 @@ def create_app(idp_url: str, services: Sequence[LandingService]) -> Flask:
             idp_url=idp_url,
             discovery_url=discovery_url(idp_url),
             services=listed,
-            colour=LANDING_COLOUR,
         )
 
     @app.get("/health")
@@ -54,7 +55,7 @@ def create_app(idp_url: str, services: Sequence[LandingService]) -> Flask:
         """Liveness check for the launcher."""
         return {"status": "ok"}
 
-    app.after_request(security_headers_for(idp_url))
+    app.after_request(security_headers_for(idp_url, LANDING_COLOUR))
     return app
 
 

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -29,6 +30,11 @@ COUNCIL_SECRET = "council-client-secret"
 INITIAL_ACCESS_TOKEN = "initial-access-token-for-the-council"
 COUNCIL_CLIENT_NAME = "Northfield Borough Council: Pay your council tax"
 STRONG_VECTOR = "Cl.Cm"
+# The start page's GOV.UK Frontend start button, a link to the service's sign-in.
+SIGN_IN_BUTTON = re.compile(
+    r'<a href="/sign-in" role="button"[^>]*class="govuk-button govuk-button--start"[^>]*>'
+    r"\s*Sign in with Government sign in\s*<svg"
+)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CITIZEN_USERINFO = {
     "email": "ada@example.com",

@@ -1,6 +1,7 @@
 """The department services: pages, sign-in against a stand-in IdP, and failures shown kindly."""
 
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from relying_parties.account import SESSION_KEY
 from relying_parties.common import DepartmentSettings
-from tests.relying_parties.conftest import DEPARTMENTS
+from tests.relying_parties.conftest import DEPARTMENTS, SIGN_IN_BUTTON
 
 PRIVATE_RSA_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth"}
 # What the session holds after a sign-in, for pages that only read it.
@@ -56,11 +57,10 @@ def test_start_page_shows_the_service_and_a_sign_in_button(
     response = department_app(kind).test_client().get("/")
 
     assert response.status_code == 200
-    assert f"<h1>{name}</h1>" in response.text
+    assert f'<h1 class="govuk-heading-xl">{name}</h1>' in response.text
     assert department in response.text
     assert f"--brand: {colour}" in response.text
-    assert 'href="/sign-in"' in response.text
-    assert ">Sign in</a>" in response.text
+    assert SIGN_IN_BUTTON.search(response.text)
     assert "You are signed in" not in response.text
 
 
@@ -304,8 +304,8 @@ def test_a_signed_in_citizen_sees_what_the_department_learned(signed_up, fake_id
     assert fake_idp.CITIZEN_SUB in page
     assert "Ada Lovelace" in page
     assert "+447700900123" in page
-    assert '<span class="tag yes">verified</span>' in page
-    assert '<span class="tag no">not verified</span>' in page
+    assert re.search(r'"govuk-tag govuk-tag--green">\s*Verified\s*<', page)
+    assert re.search(r'"govuk-tag govuk-tag--orange">\s*Not verified\s*<', page)
     assert "5 March 2025 at 14:03:09 UTC" in page
     assert "<code>pwd</code>, <code>otp</code>" in page
     assert "sid-1234" in page

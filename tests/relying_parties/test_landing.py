@@ -49,11 +49,11 @@ def test_the_page_lists_the_idp_and_every_service_with_how_it_is_registered(land
 
     assert response.status_code == 200
     page = response.text
-    assert "<h1>One government login, 5 services</h1>" in page
+    assert '<h1 class="govuk-heading-xl">One government login, 5 services</h1>' in page
     assert f'href="{IDP_URL}"' in page
     assert f"{IDP_URL}/.well-known/openid-configuration" in page
     for service in SERVICES:
-        assert f'<a href="{service.url}">{service.name}</a>' in page
+        assert f'<a class="govuk-link" href="{service.url}">{service.name}</a>' in page
         assert service.how_registered in page
     assert "HM Revenue &amp; Customs" in page
     assert page.index("Your tax account") < page.index("Pay your council tax")
