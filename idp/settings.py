@@ -163,6 +163,11 @@ class Settings:
     notify_email_template_id: str = ""
     # The Notify text message template: "((body))".
     notify_sms_template_id: str = ""
+    # Codes sent by text message to one number, whoever asks and from wherever, in a window of
+    # this many seconds (a day): each costs money, and the throttle on sends per number and
+    # network alone would let someone run up the bill from many networks.
+    sms_number_max_sends: int = 10
+    sms_number_window_seconds: int = 86400
     # Where a citizen who reports something they do not recognise can get help (an address or
     # a web page, shown as written); empty leaves the contact line out.
     support_contact: str = ""
@@ -474,6 +479,8 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         "endpoint_ip_max_failures",
         "endpoint_client_max_failures",
         "endpoint_window_seconds",
+        "sms_number_max_sends",
+        "sms_number_window_seconds",
     ):
         if getattr(settings, name) < 1:
             raise SettingsError(f"setting {name!r} must be 1 or more")

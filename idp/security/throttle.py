@@ -73,6 +73,8 @@ NOTICE = "notice"
 # Failed requests of one authenticated client at the machine-facing endpoints.
 CLIENT = "client"
 ENDPOINT_KIND = "endpoint"
+# Uses of something costly (a text message sent to one number) in a window, whatever happened.
+QUOTA = "quota"
 # Kinds of secret a password reset opens, so the only ones with a cap that holds until then.
 CAPPED_KINDS = ("password",)
 # A capped count is kept until a reset deletes it (the housekeeping purge leaves it alone).
@@ -273,6 +275,28 @@ def _trusted(kind: str, account_key: str, device: str, now: float) -> bool:
 def _capped_decision(limits: ThrottleLimits) -> Decision:
     """Locked until a password reset; Retry-After says when it is worth looking again."""
     return Decision(False, limits.lockout_seconds, locked=True, capped=True, reason="capped")
+
+
+# -- Quotas: uses of something costly, counted whether they went well or not ------------------
+
+
+def check_quota(kind: str, key: str, limit: int, *, now: float | None = None) -> Decision:
+    """May key use its quota of kind once more now? Refused (reason "quota") once it was used
+    limit times in the current window; success never gives a use back."""
+    _limits(kind)
+    now = clock.time() if now is None else now
+    window = _run("window", kind, digest(key), now, QUOTA)
+    if window.failures >= limit and window.ends > now:
+        return Decision(False, _seconds(window.ends - now), reason="quota")
+    return ALLOWED
+
+
+def use_quota(kind: str, key: str, seconds: int, *, now: float | None = None) -> int:
+    """Count one use against key's quota (a window of seconds from its first use); how many
+    uses the window now holds."""
+    _limits(kind)
+    now = clock.time() if now is None else now
+    return _run("fail_window", kind, digest(key), seconds, now, QUOTA).failures
 
 
 # -- Machine-facing endpoints -----------------------------------------------------------------

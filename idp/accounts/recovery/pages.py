@@ -3,8 +3,11 @@
 1. /reset-password: the address. A code goes to it only if it has an account; the next page
    looks the same either way.
 2. /reset-password/check-email: the code (proves the citizen reads the address).
-3. /reset-password/second-factor: a code from the authenticator app, or a recovery code
-   (a reset must not let someone who only has the mailbox in).
+3. /reset-password/second-factor: a code from the authenticator app, or a recovery code; or
+   /reset-password/text-message: a code sent by text message to the confirmed number (a reset
+   must not let someone who only has the mailbox in). A passkey cannot reset a password here:
+   an account whose only second factor is a passkey signs in with it and changes the password
+   from the account pages.
 4. /reset-password/new-password: the new password. Every browser is signed out and every
    department's access token ended; the owner is told by email; this browser is signed in.
 """
@@ -19,7 +22,7 @@ from idp.accounts import recent_password
 from idp.accounts.citizens import find_citizen_by_email
 from idp.accounts.email_codes import logic as email_codes
 from idp.accounts.email_codes.pages import code_page, email_page, send_again_page, send_code
-from idp.accounts.page_helpers import continue_journey, journey_context
+from idp.accounts.page_helpers import Refusal, continue_journey, journey_context
 from idp.accounts.passkeys.logic import (
     citizen_passkeys,
     passkeys_removed,
@@ -35,6 +38,9 @@ from idp.accounts.second_factor.logic import (
 )
 from idp.accounts.sessions import end_every_session, start_session
 from idp.accounts.shared_forms import CodeForm, NewPasswordForm
+from idp.accounts.text_messages import logic as texts
+from idp.accounts.text_messages.pages import check_code, phone_code_page, resend_code
+from idp.accounts.text_messages.pages import send_code as send_text
 from idp.extensions import db
 from idp.models import Citizen
 from idp.security import throttle
@@ -50,6 +56,8 @@ bp = Blueprint("recovery", __name__)
 PURPOSE = "reset_password"
 # Which second factor this browser proved for its reset journey: {"code": id, "amr": method}.
 PROVEN = "reset_password:second_factor"
+# The purpose of a code sent by text message in a reset (text_messages/logic.py).
+TEXT_PURPOSE = "reset"
 
 
 def _urls(journey: str | None) -> dict:
@@ -78,6 +86,7 @@ def start() -> Response:
 
     def send(address: str):
         session.pop(PROVEN, None)
+        texts.forget(TEXT_PURPOSE)
         return _send(address)
 
     next_url = url_for("recovery.check_email", journey=context["journey"])
@@ -130,26 +139,50 @@ def _has_recovery_codes(citizen: Citizen) -> bool:
     return recovery_codes_left(citizen) > 0
 
 
+def _ways(citizen: Citizen) -> dict:
+    """The second factors a reset can take: the app, a code by text message, a recovery code
+    (a passkey cannot: see the module's docstring)."""
+    return {
+        "has_app": _has_app(citizen),
+        "has_phone": texts.phone_number(citizen) is not None,
+        "has_codes": _has_recovery_codes(citizen),
+    }
+
+
+def _no_way_to_reset(row, citizen: Citizen, journey: str | None) -> Response:
+    """Neither the app, a phone nor a recovery code: a passkey-only account must sign in with
+    it (the email alone must not be enough); one with no second factor at all goes on (the
+    email alone proves it, and a second factor is set up straight after)."""
+    if has_second_factor(citizen):  # neither the app nor a phone: passkeys
+        message = _(
+            "Your account is protected by a passkey. Sign in with your passkey, then"
+            " change your password from your account page."
+        )
+        return render_template("error.html", message=message), 403
+    session[PROVEN] = {"code": row.id, "amr": None}
+    return redirect(url_for("recovery.new_password", journey=journey))
+
+
 @bp.route("/reset-password/second-factor", methods=["GET", "POST"])
 def second_factor() -> Response:
-    """Step 3: the authenticator app's code, or a recovery code (?method=recovery)."""
+    """Step 3: the authenticator app's code, or a recovery code (?method=recovery); a citizen
+    without the app gets a code by text message, when they have a phone."""
     context = journey_context(request.values.get("journey"))
     row, citizen = _verified_citizen()
     if row is None:
         return redirect(url_for("recovery.start", journey=context["journey"]))
-    has_app, has_codes = _has_app(citizen), _has_recovery_codes(citizen)
-    if not has_app and not has_codes:
-        if has_second_factor(citizen):
-            # Passkeys only, and no recovery codes: the email alone must not be enough.
-            message = _(
-                "Your account is protected by a passkey. Sign in with your passkey, then"
-                " change your password from your account page."
-            )
-            return render_template("error.html", message=message), 403
-        # No second factor was ever set up: the email alone proves it (one is set up next).
-        session[PROVEN] = {"code": row.id, "amr": None}
-        return redirect(url_for("recovery.new_password", journey=context["journey"]))
-    method = "recovery" if request.values.get("method") == "recovery" or not has_app else "app"
+    ways = _ways(citizen)
+    has_app, has_codes = ways["has_app"], ways["has_codes"]
+    if not any(ways.values()):
+        return _no_way_to_reset(row, citizen, context["journey"])
+    if request.values.get("method") == "recovery" and has_codes:
+        method = "recovery"
+    elif has_app:
+        method = "app"
+    elif ways["has_phone"]:
+        return redirect(url_for("recovery.text_message", journey=context["journey"]))
+    else:
+        method = "recovery"
     form = CodeForm()
     error, status, headers = None, 200, {}
     if form.validate_on_submit():
@@ -200,11 +233,89 @@ def second_factor() -> Response:
         form=form,
         error=error,
         method=method,
-        has_app=has_app,
-        has_codes=has_codes,
+        **ways,
         **context,
     )
     return page, status, headers
+
+
+def _text_urls(journey: str | None) -> dict:
+    return {
+        "action": url_for("recovery.text_message", journey=journey),
+        "resend": url_for("recovery.text_message_again", journey=journey),
+        "restart": None,
+    }
+
+
+def _text_context(citizen: Citizen, context: dict) -> dict:
+    """What else the reset's text message page offers: the app, a recovery code."""
+    return {"resetting": True, **_ways(citizen), **context}
+
+
+@bp.route("/reset-password/text-message", methods=["GET", "POST"])
+def text_message() -> Response:
+    """Step 3 by text message: a code sent to the confirmed number when the page is first
+    shown (and on request), checked as at sign-in: once, for ten minutes, five wrong codes
+    spend it, and wrong ones count with the app's against the account's second step."""
+    context = journey_context(request.values.get("journey"))
+    journey = context["journey"]
+    row, citizen = _verified_citizen()
+    if row is None:
+        return redirect(url_for("recovery.start", journey=journey))
+    phone = texts.phone_number(citizen)
+    if phone is None:
+        return redirect(url_for("recovery.second_factor", journey=journey))
+    sent = texts.pending(TEXT_PURPOSE, citizen)
+    form = CodeForm()
+    refusal = None
+    if request.method == "GET":
+        if not texts.usable(sent, phone.number):
+            refusal = send_text(TEXT_PURPOSE, citizen, phone.number)
+    elif form.validate_on_submit():
+        if sent is None or sent.number != phone.number:
+            refusal = Refusal(_("That code has been used or has expired. Send another code."))
+        else:
+            refusal = check_code(sent, form.code.data)
+            if refusal is None:
+                return _proven_by_text(row, citizen, journey)
+        form.code.data = ""
+    about_the_code = request.method == "POST"  # else a refusal to send one
+    extra = _text_context(citizen, context)
+    return phone_code_page(
+        phone.number, form, _text_urls(journey), refusal, about_the_code, **extra
+    )
+
+
+def _proven_by_text(row, citizen: Citizen, journey: str | None) -> Response:
+    """The right code by text message: on to the new password, as with the app's."""
+    texts.forget(TEXT_PURPOSE)
+    session[PROVEN] = {"code": row.id, "amr": "sms"}
+    audit.record(
+        "second_factor.succeeded",
+        citizen_id=citizen.id,
+        factor="sms",
+        during="password_reset",
+    )
+    return redirect(url_for("recovery.new_password", journey=journey))
+
+
+@bp.post("/reset-password/text-message/send-again")
+def text_message_again() -> Response:
+    """Another code by text message in a reset."""
+    context = journey_context(request.values.get("journey"))
+    row, citizen = _verified_citizen()
+    if row is None:
+        return redirect(url_for("recovery.start", journey=context["journey"]))
+    phone = texts.phone_number(citizen)
+    if phone is None:
+        return redirect(url_for("recovery.second_factor", journey=context["journey"]))
+    return resend_code(
+        TEXT_PURPOSE,
+        citizen,
+        phone.number,
+        _text_urls(context["journey"]),
+        **_text_context(citizen, context),
+    )
 
 
 @bp.route("/reset-password/new-password", methods=["GET", "POST"])

@@ -33,8 +33,9 @@ from idp.models.timestamps import utcnow
 from idp.security.secrets import hash_token, new_token
 
 # "sign_in": the second step of signing in; "setup": the first second factor, straight after
-# sign-up or sign-in; "change": a new number from the account pages.
-PURPOSES = ("sign_in", "setup", "change")
+# sign-up or sign-in; "change": a new number from the account pages; "reset": the second
+# factor of a password reset (recovery/pages.py), after the code sent by email.
+PURPOSES = ("sign_in", "setup", "change", "reset")
 # NIST SP 800-63B 3.1.3.1 (rev 4; 5.1.3.1 in rev 3): an out-of-band secret is valid for ten
 # minutes at most.
 CODE_LIFETIME = timedelta(minutes=10)
@@ -227,6 +228,11 @@ def message(purpose: str, code: str) -> str:
     warning that nobody should ever be told it."""
     if purpose == "sign_in":
         first = _("%(code)s is your government sign in security code.", code=code)
+    elif purpose == "reset":
+        first = _(
+            "%(code)s is your code to reset the password of your government sign in account.",
+            code=code,
+        )
     else:
         first = _(
             "%(code)s is your code to confirm this phone number for government sign in.",

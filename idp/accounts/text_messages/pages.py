@@ -3,9 +3,11 @@ code sent to it), the second step of signing in with it, and changing or removin
 from the account pages (the current password asked again, as for the app).
 
 Sending is throttled per number and network, and per network, as email codes are
-(email_codes/pages.py), so nobody can flood a phone or run up the bill. Wrong codes at sign-in
-count with the app's ("second_factor": one lock for the account's second step); wrong codes
-confirming a number count as "sms_code".
+(email_codes/pages.py), so nobody can flood a phone; and each number gets at most
+sms_number_max_sends codes a day (sms_number_window_seconds), however many networks ask, so
+nobody can run up the bill. Wrong codes at sign-in and in a password reset count with the
+app's ("second_factor": one lock for the account's second step); wrong codes confirming a
+number count as "sms_code".
 """
 
 from __future__ import annotations
@@ -39,11 +41,19 @@ from idp.mail import send_text_in_background
 from idp.models import Citizen, SmsCode
 from idp.security import throttle
 from idp.security.throttle import Decision
+from idp.settings import current_settings
 
 bp = Blueprint("text_messages", __name__)
 
 # The kind of throttle a wrong code counts against, by purpose.
-CHECK_KINDS = {"sign_in": "second_factor", "setup": "sms_code", "change": "sms_code"}
+CHECK_KINDS = {
+    "sign_in": "second_factor",
+    "reset": "second_factor",
+    "setup": "sms_code",
+    "change": "sms_code",
+}
+# Purposes where the code is the account's second step, and what its audit entries call them.
+SECOND_STEP = {"sign_in": "sign_in", "reset": "password_reset"}
 
 
 def _wait(decision: Decision) -> str:
@@ -60,9 +70,15 @@ def _send_key(number: str, ip: str) -> str:
     return f"phone:send:{throttle.digest(ip)[:16]}:{number}"
 
 
+def _number_key(number: str) -> str:
+    """The number alone, for its daily quota (the store keeps only a digest)."""
+    return f"phone:quota:{number}"
+
+
 def _check_key(row: SmsCode) -> str:
-    """At sign-in the app's key (one count for the second step); else per purpose."""
-    if row.purpose == "sign_in":
+    """At sign-in and in a reset the app's key (one count for the second step); else per
+    purpose."""
+    if row.purpose in SECOND_STEP:
         return f"citizen:{row.citizen_id}"
     return f"phone:{row.purpose}:{row.citizen_id}"
 
@@ -74,7 +90,12 @@ def send_code(purpose: str, citizen: Citizen, number: str) -> Refusal | None:
     """Issue a code for this browser and text it (from a thread); None when it went."""
     ip = _ip()
     key = _send_key(number, ip)
+    settings = current_settings()
     decision = throttle.check("sms_send", key, ip)
+    if decision.allowed:
+        decision = throttle.check_quota(
+            "sms_send", _number_key(number), settings.sms_number_max_sends
+        )
     if not decision.allowed:
         # Never the number (nor a hash of it): the citizen is known.
         audit.record(
@@ -84,19 +105,29 @@ def send_code(purpose: str, citizen: Citizen, number: str) -> Refusal | None:
             citizen_id=citizen.id,
             purpose=purpose,
         )
-        return Refusal(
-            _(
-                "You have asked for too many codes. Wait %(wait)s, then try again.",
-                wait=_wait(decision),
-            ),
-            429,
-            {"Retry-After": str(decision.retry_after)},
-        )
+        return _refused_to_send(decision)
     code = texts.issue(purpose, citizen, number)
     throttle.record_failure("sms_send", key, ip)
+    throttle.use_quota("sms_send", _number_key(number), settings.sms_number_window_seconds)
     send_text_in_background(number, texts.message(purpose, code))
     audit.record("sms_code.sent", citizen_id=citizen.id, purpose=purpose)
     return None
+
+
+def _refused_to_send(decision: Decision) -> Refusal:
+    """Too many codes asked for here, or sent to this number today: which, and how long."""
+    if decision.reason == "quota":
+        message = _(
+            "We have sent as many codes to this phone number as we can in one day. Wait"
+            " %(wait)s, then try again.",
+            wait=_wait(decision),
+        )
+    else:
+        message = _(
+            "You have asked for too many codes. Wait %(wait)s, then try again.",
+            wait=_wait(decision),
+        )
+    return Refusal(message, 429, {"Retry-After": str(decision.retry_after)})
 
 
 def check_code(row: SmsCode, typed: str) -> Refusal | None:
@@ -129,15 +160,16 @@ def check_code(row: SmsCode, typed: str) -> Refusal | None:
 
 
 def _audit_failure(row: SmsCode, reason: str) -> None:
-    """A wrong code: at sign-in a second factor that failed (as the app's), else the number's."""
-    if row.purpose == "sign_in":
+    """A wrong code: at sign-in or in a reset a second factor that failed (as the app's),
+    else the number's."""
+    if row.purpose in SECOND_STEP:
         audit.record(
             "second_factor.failed",
             outcome="failure",
             reason=reason,
             citizen_id=row.citizen_id,
             factor="sms",
-            during="sign_in",
+            during=SECOND_STEP[row.purpose],
         )
     else:
         audit.record(
@@ -160,7 +192,7 @@ def _too_many(decision: Decision, kind: str, row: SmsCode) -> Refusal:
     )
 
 
-def _code_page(
+def phone_code_page(
     number: str,
     form,
     urls: dict,
@@ -190,13 +222,13 @@ def _code_page(
     )
 
 
-def _resend(purpose: str, citizen: Citizen, number: str, urls: dict, **context) -> Response:
+def resend_code(purpose: str, citizen: Citizen, number: str, urls: dict, **context) -> Response:
     """'Send another code': back to the code page, saying so (or why not)."""
     if not ButtonForm().validate_on_submit():
         return redirect(urls["action"])
     refusal = send_code(purpose, citizen, number)
     if refusal is not None:
-        return _code_page(number, CodeForm(formdata=None), urls, refusal, **context)
+        return phone_code_page(number, CodeForm(formdata=None), urls, refusal, **context)
     action = urls["action"]
     return redirect(action + ("&" if "?" in action else "?") + "sent=1")
 
@@ -254,7 +286,7 @@ def sign_in_code(*, current) -> Response:
                 return continue_journey(journey)
         form.code.data = ""
     about_the_code = request.method == "POST"  # else a refusal to send one
-    return _code_page(phone.number, form, urls, refusal, about_the_code, **extra)
+    return phone_code_page(phone.number, form, urls, refusal, about_the_code, **extra)
 
 
 @bp.post("/sign-in/text-message/send-again")
@@ -265,7 +297,7 @@ def sign_in_resend(*, current) -> Response:
     phone = texts.phone_number(current.citizen)
     if phone is None:
         return redirect(url_for("two_factor.second_factor", journey=context["journey"]))
-    return _resend(
+    return resend_code(
         "sign_in",
         current.citizen,
         phone.number,
@@ -356,7 +388,7 @@ def setup_code(*, current) -> Response:
             heading = _("Codes by text message are set up")
             return render_template("recovery_codes.html", codes=codes, heading=heading, **context)
         form.code.data = ""
-    return _code_page(row.number, form, _setup_urls(journey), refusal, True, **context)
+    return phone_code_page(row.number, form, _setup_urls(journey), refusal, True, **context)
 
 
 @bp.post("/two-factor/setup/text-message/send-again")
@@ -370,7 +402,9 @@ def setup_resend(*, current) -> Response:
     row = texts.pending("setup", current.citizen)
     if row is None:
         return redirect(url_for("text_messages.setup_number", journey=context["journey"]))
-    return _resend("setup", current.citizen, row.number, _setup_urls(context["journey"]), **context)
+    return resend_code(
+        "setup", current.citizen, row.number, _setup_urls(context["journey"]), **context
+    )
 
 
 # -- The account pages: change or remove the number --------------------------------------------
@@ -436,7 +470,9 @@ def manage_code(*, current) -> Response:
         if refusal is None:
             return _new_number_confirmed(current, row)
         form.code.data = ""
-    return _code_page(row.number, form, _manage_urls(), refusal, True, journey=None, client=None)
+    return phone_code_page(
+        row.number, form, _manage_urls(), refusal, True, journey=None, client=None
+    )
 
 
 def _new_number_confirmed(current, row: SmsCode) -> Response:
@@ -474,7 +510,9 @@ def manage_resend(*, current) -> Response:
     row = texts.pending("change", current.citizen)
     if row is None:
         return redirect(url_for("text_messages.manage"))
-    return _resend("change", current.citizen, row.number, _manage_urls(), journey=None, client=None)
+    return resend_code(
+        "change", current.citizen, row.number, _manage_urls(), journey=None, client=None
+    )
 
 
 @bp.route("/account/text-message/remove", methods=["GET", "POST"])
