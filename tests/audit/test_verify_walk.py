@@ -209,6 +209,7 @@ def in_segments(monkeypatch):
     return CountingPool
 
 
+@pytest.mark.processes  # the walk's worker processes
 @pytest.mark.parametrize(("tamper", "message"), TAMPERING.values(), ids=TAMPERING.keys())
 def test_walking_in_segments_names_the_problem_one_walk_names(
     idp, in_segments, monkeypatch, tamper, message
@@ -232,6 +233,7 @@ def test_walking_in_segments_names_the_problem_one_walk_names(
         assert message in split.problem
 
 
+@pytest.mark.processes  # the walk's worker processes
 def test_an_erasure_verifies_in_segments(idp, in_segments):
     write(idp, 3, citizen_id=41)
     write(idp, 3, citizen_id=42)
