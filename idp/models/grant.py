@@ -64,7 +64,40 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
         return None
 
 
-class Token(db.Model, TokenMixin):
+class AccessTokenMethods(TokenMixin):
+    """What Authlib asks of an access token, for the stored row (Token) and the lean record
+    the hot path reads (idp/oidc/records.py AccessTokenRecord): both hold the same fields."""
+
+    def get_client(self) -> Client | None:
+        """The client the token was issued to (the process's copy of its registration)."""
+        return registered_client(self.client_id)
+
+    def get_user(self):
+        """The citizen the token speaks for."""
+        return self.citizen
+
+    def get_scope(self) -> str:
+        """The scopes granted."""
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        """Lifetime in seconds."""
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+    def check_client(self, client: Client) -> bool:
+        """Whether the token belongs to this client."""
+        return self.client_id == client.client_id
+
+    def is_expired(self) -> bool:
+        """Whether the token's lifetime is over."""
+        return self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        """Whether the token was revoked."""
+        return self.revoked_at is not None
+
+
+class Token(db.Model, AccessTokenMethods):
     """An access token, stored only as a SHA-256 hash."""
 
     __tablename__ = "token"
@@ -89,34 +122,6 @@ class Token(db.Model, TokenMixin):
     amr: Mapped[list[str] | None] = mapped_column(JSON)
 
     citizen: Mapped[Citizen] = relationship(lazy="joined")
-
-    def get_client(self) -> Client | None:
-        """The client the token was issued to (the process's copy of its registration)."""
-        return registered_client(self.client_id)
-
-    def get_user(self) -> Citizen:
-        """The citizen the token speaks for."""
-        return self.citizen
-
-    def get_scope(self) -> str:
-        """The scopes granted."""
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        """Lifetime in seconds."""
-        return int((self.expires_at - self.issued_at).total_seconds())
-
-    def check_client(self, client: Client) -> bool:
-        """Whether the token belongs to this client."""
-        return self.client_id == client.client_id
-
-    def is_expired(self) -> bool:
-        """Whether the token's lifetime is over."""
-        return self.expires_at <= utcnow()
-
-    def is_revoked(self) -> bool:
-        """Whether the token was revoked."""
-        return self.revoked_at is not None
 
 
 def revoke_live(model, *conditions, now: datetime | None = None) -> int:

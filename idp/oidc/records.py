@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from sqlalchemy import bindparam, select
 
 from idp.extensions import db
 from idp.models import AuthorizationCode, Citizen, Client, RefreshToken, Token
-from idp.models.client import registered_client
+from idp.models.grant import AccessTokenMethods
 from idp.models.timestamps import utcnow
 
 
@@ -154,7 +154,7 @@ class RefreshTokenRecord:
 
 
 @dataclass(slots=True, frozen=True)
-class AccessTokenRecord(TokenMixin):
+class AccessTokenRecord(AccessTokenMethods):
     """A stored access token (idp.models.Token), as userinfo reads it."""
 
     id: int
@@ -170,34 +170,6 @@ class AccessTokenRecord(TokenMixin):
     vot: str | None
     amr: list[str] | None
     citizen: CitizenRecord
-
-    def get_client(self) -> Client | None:
-        """The client the token was issued to (the process's copy of its registration)."""
-        return registered_client(self.client_id)
-
-    def get_user(self) -> CitizenRecord:
-        """The citizen the token speaks for."""
-        return self.citizen
-
-    def get_scope(self) -> str:
-        """The scopes granted."""
-        return self.scope
-
-    def get_expires_in(self) -> int:
-        """Lifetime in seconds."""
-        return int((self.expires_at - self.issued_at).total_seconds())
-
-    def check_client(self, client: Client) -> bool:
-        """Whether the token belongs to this client."""
-        return self.client_id == client.client_id
-
-    def is_expired(self) -> bool:
-        """Whether the token's lifetime is over."""
-        return self.expires_at <= utcnow()
-
-    def is_revoked(self) -> bool:
-        """Whether the token was revoked."""
-        return self.revoked_at is not None
 
 
 # Fields of a record that are not columns of its table.
