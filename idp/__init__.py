@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp.security.cookies import SigningOnceSessionInterface
     from idp.security.issuer_origin import serve_at_issuer
     from idp.security.secrets import (
+        resolve_identity_encryption_key,
         resolve_key_encryption_key,
         resolve_pairwise_secret,
         resolve_secret_key,
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=resolve_secret_key(settings.secret_key, settings.instance_path),
         IDP_KEY_FERNET=resolve_key_encryption_key(
             settings.key_encryption_key, settings.instance_path
+        ),
+        IDP_IDENTITY_FERNET=resolve_identity_encryption_key(
+            settings.identity_encryption_key, settings.instance_path
         ),
         IDP_METRICS_TOKEN=settings.metrics_token,
         IDP_PAIRWISE_SECRET=resolve_pairwise_secret(

@@ -7,6 +7,7 @@ machine (generated secrets in ``instance/``) are announced loudly at start-up.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -105,6 +106,20 @@ class Settings:
     secret_key: str = ""
     # Fernet key that encrypts private signing keys at rest; empty means generated (dev).
     key_encryption_key: str = ""
+    # Fernet key that encrypts citizens' verified identity details (names, birth dates,
+    # addresses, document numbers) at rest; empty means generated (dev). Keep it apart from
+    # the signing keys' key, as a different secret for a different risk.
+    identity_encryption_key: str = ""
+    # A proved identity lasts this many days; then the citizen proves it again when a
+    # department asks for it.
+    identity_valid_days: int = 180
+    # An identity check in progress may take this many seconds (an hour) between its steps.
+    identity_check_lifetime: int = 3600
+    # The evidence services (simulated passport office, driving licence register, address and
+    # fraud check, knowledge-based questions): a table of their base URLs by kind, e.g.
+    # {passport = "https://...", driving_licence = ..., address = ..., kbv = ...}; as an
+    # environment variable, the same as JSON. Empty: identity checks are not offered.
+    evidence_services: dict[str, Any] = field(default_factory=dict)
     # Authorization codes live this many seconds (RFC 9700 asks for short-lived codes).
     authorization_code_lifetime: int = 60
     # Access tokens live this many seconds.
@@ -372,6 +387,11 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
                 return tuple(part.strip() for part in raw.split(",") if part.strip())
             return tuple(raw)
         if isinstance(default, dict):
+            if isinstance(raw, str):
+                try:
+                    raw = json.loads(raw) if raw.strip() else {}
+                except json.JSONDecodeError:
+                    raise ValueError("expected a table (as JSON: an object)") from None
             if not isinstance(raw, dict):
                 raise ValueError("expected a table")
             return raw
@@ -404,6 +424,36 @@ def _check_notify(settings: Settings) -> None:
         raise SettingsError("setting 'notify_base_url' must be an https URL")
     if url.scheme == "http" and not is_loopback_host(url.hostname):
         raise SettingsError("setting 'notify_base_url' must use https outside this machine")
+
+
+# The kinds of evidence service an identity check uses (settings.evidence_services' keys).
+EVIDENCE_KINDS = ("passport", "driving_licence", "address", "kbv")
+
+
+def _check_evidence_services(settings: Settings) -> None:
+    """SettingsError unless evidence_services names known kinds with usable URLs."""
+    services = settings.evidence_services
+    if not services:
+        return
+    unknown = sorted(set(services) - set(EVIDENCE_KINDS))
+    if unknown:
+        raise SettingsError(
+            f"setting 'evidence_services' has unknown kinds {unknown} (known: "
+            f"{', '.join(EVIDENCE_KINDS)})"
+        )
+    missing = [kind for kind in EVIDENCE_KINDS if kind not in services]
+    if missing:
+        raise SettingsError(
+            f"setting 'evidence_services' needs every kind of check; missing {missing}"
+        )
+    for kind, url in services.items():
+        parts = urlsplit(str(url))
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise SettingsError(f"setting 'evidence_services' has no usable URL for {kind!r}")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise SettingsError(
+                f"setting 'evidence_services': {kind!r} must use https outside this machine"
+            )
 
 
 def current_settings() -> Settings:
@@ -460,6 +510,7 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         )
     if settings.default_id_token_alg not in {"ES256", "RS256"}:
         raise SettingsError("setting 'default_id_token_alg' must be ES256 or RS256")
+    _check_evidence_services(settings)
     unknown_kinds = sorted(set(settings.throttle_overrides) - set(THROTTLE_KINDS))
     if unknown_kinds:
         raise SettingsError(f"setting 'throttle_overrides' has unknown kinds {unknown_kinds}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 from idp.settings import Settings, SettingsError, load_settings
@@ -73,3 +76,33 @@ def test_issuer_follows_the_port_unless_set(monkeypatch, tmp_path):
     assert (
         load_settings(config_file=tmp_path / "none.toml").issuer == "https://login.example.gov.uk"
     )
+
+
+EVIDENCE = {
+    "passport": "http://127.0.0.1:9101",
+    "driving_licence": "http://127.0.0.1:9102",
+    "address": "http://127.0.0.1:9103",
+    "kbv": "http://127.0.0.1:9104",
+}
+
+
+def test_evidence_services_come_from_the_environment_as_json(monkeypatch):
+    monkeypatch.setenv("IDP_EVIDENCE_SERVICES", json.dumps(EVIDENCE))
+    assert load_settings(config_file=os.devnull).evidence_services == EVIDENCE
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{not json", "as JSON"),
+        ('["passport"]', "expected a table"),
+        (json.dumps({**EVIDENCE, "horoscope": "http://127.0.0.1:1"}), "unknown kinds"),
+        (json.dumps({k: v for k, v in EVIDENCE.items() if k != "kbv"}), "missing \\['kbv'\\]"),
+        (json.dumps({**EVIDENCE, "kbv": "ftp://127.0.0.1"}), "no usable URL for 'kbv'"),
+        (json.dumps({**EVIDENCE, "kbv": "http://kbv.example.com"}), "https outside"),
+    ],
+)
+def test_unusable_evidence_services_are_refused_by_name(monkeypatch, value, message):
+    monkeypatch.setenv("IDP_EVIDENCE_SERVICES", value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings(config_file=os.devnull)

@@ -20,6 +20,9 @@ DEFAULT = (MEDIUM,)
 # One Login's identity confidence component: P0 is none; P1 to P3 need identity checks.
 NO_IDENTITY_CONFIDENCE = "P0"
 IDENTITY_CONFIDENCE_LEVELS = ("P1", "P2", "P3")
+# The levels this IdP's identity checks reach (P1 low, P2 medium), and the order of all.
+OFFERED_IDENTITY_LEVELS = ("P1", "P2")
+IDENTITY_ORDER = (NO_IDENTITY_CONFIDENCE, *IDENTITY_CONFIDENCE_LEVELS)
 # RFC 8176 methods that are a second factor (or a phishing-resistant single one). "sms" (a code
 # sent by text message) is a restricted authenticator in NIST SP 800-63B (3.1.3.3): it still
 # meets Cm, as GOV.UK One Login counts it, and the pages say plainly that an app is safer.
@@ -40,9 +43,10 @@ def parse_vtr(value: str) -> tuple[str, ...]:
     Each vector is read as GOV.UK One Login reads it: its components in any order, the
     credential ones ("Cl", "Cm") sorted into the vector the sign-in must meet ("Cl" or
     "Cl.Cm"), at most one identity confidence ("P0" to "P3"), other components ignored.
-    "P0" asks for no identity confidence, so "Cl.Cm.P0" is "Cl.Cm"; P1 and above need
-    identity checks, which this IdP does not offer yet. The result is credential vectors only,
-    as the ID token's vot carries them (One Login puts identity confidence elsewhere).
+    "P0" asks for no identity confidence, so "Cl.Cm.P0" is "Cl.Cm"; P1 and P2 need a proved
+    identity (requested_identity_level reads them) and, as in One Login, the medium credential
+    level "Cl.Cm"; P3 is not offered. The result is credential vectors only: the identity
+    confidence asked for is read by requested_identity_level.
     """
     if len(value) > MAX_VTR_LENGTH:
         raise InvalidVectorOfTrust(f"vtr is too long ({MAX_VTR_LENGTH} characters at most)")
@@ -73,14 +77,47 @@ def _credential_vector(vector: str) -> str:
             f"vtr: '{shown}' is not supported (supported: {', '.join(VECTORS)}, optionally with P0)"
         )
     if confidence and confidence[0] != NO_IDENTITY_CONFIDENCE:
-        if confidence[0] in IDENTITY_CONFIDENCE_LEVELS:
+        if confidence[0] not in IDENTITY_CONFIDENCE_LEVELS:
+            raise InvalidVectorOfTrust(f"vtr: '{shown}' has an unknown identity confidence")
+        if confidence[0] not in OFFERED_IDENTITY_LEVELS:
             raise InvalidVectorOfTrust(
                 f"vtr: '{shown}' asks for identity confidence {confidence[0]}, which is not"
-                " offered yet (identity confidence P1 or P2 needs identity checks): ask for P0"
-                " or leave it out"
+                f" offered (offered: {', '.join(OFFERED_IDENTITY_LEVELS)})"
             )
-        raise InvalidVectorOfTrust(f"vtr: '{shown}' has an unknown identity confidence")
+        if credential != MEDIUM:
+            raise InvalidVectorOfTrust(
+                f"vtr: '{shown}' asks for identity confidence {confidence[0]} with {credential}:"
+                f" a proved identity needs {MEDIUM} (for example {MEDIUM}.{confidence[0]})"
+            )
     return credential
+
+
+def _identity_confidence(vector: str) -> str:
+    """The identity confidence component of one vector, "P0" when it has none."""
+    confidence = [c for c in vector.split(".") if c.startswith("P")]
+    return confidence[0] if confidence else NO_IDENTITY_CONFIDENCE
+
+
+def requested_identity_level(params: Mapping[str, str]) -> str:
+    """The identity confidence the request asks for: "P0" (none), "P1" or "P2".
+
+    Of several acceptable vectors, the lowest identity confidence among them is enough.
+    Call after parse_vtr has accepted the vtr (the authorization checks do).
+    """
+    raw = params.get("vtr")
+    if raw is None:
+        return NO_IDENTITY_CONFIDENCE
+    try:
+        parse_vtr(raw)
+        vectors = json.loads(raw)
+    except InvalidVectorOfTrust:
+        return NO_IDENTITY_CONFIDENCE
+    return min((_identity_confidence(v) for v in vectors), key=IDENTITY_ORDER.index)
+
+
+def meets_identity(held: str, asked: str) -> bool:
+    """Whether an identity proved at level held (or "P0": none) is enough for asked."""
+    return IDENTITY_ORDER.index(held) >= IDENTITY_ORDER.index(asked)
 
 
 def requested_vectors(params: Mapping[str, str]) -> tuple[str, ...]:

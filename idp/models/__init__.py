@@ -8,6 +8,7 @@ from idp.models.department import Department
 from idp.models.email_code import EmailCode
 from idp.models.generation import CacheGeneration
 from idp.models.grant import AuthorizationCode, Token
+from idp.models.identity import IdentityCheck, IdentityDisclosure, IdentityRecord
 from idp.models.interaction import Interaction
 from idp.models.key import SigningKey
 from idp.models.logout import LogoutAttempt, LogoutDelivery, SessionClient
@@ -35,6 +36,9 @@ __all__ = [
     "Consent",
     "Department",
     "EmailCode",
+    "IdentityCheck",
+    "IdentityDisclosure",
+    "IdentityRecord",
     "InitialAccessToken",
     "Interaction",
     "LogoutAttempt",

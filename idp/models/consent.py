@@ -1,8 +1,9 @@
 """A citizen's remembered consent to share claims with a department."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
@@ -20,3 +21,5 @@ class Consent(db.Model):
     client_id: Mapped[str] = mapped_column(String(128), index=True)
     scope: Mapped[str] = mapped_column(Text)
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The verified identity details (One Login claim names) agreed to, or None for none.
+    identity_claims: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -39,7 +39,12 @@ GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # Secrets both instances must share (forms signed by one are checked by the other, private keys
 # encrypted by one are read by the other); generated once into the run folder for this machine.
-SHARED_SECRETS = ("IDP_SECRET_KEY", "IDP_KEY_ENCRYPTION_KEY", "IDP_PAIRWISE_SECRET")
+SHARED_SECRETS = (
+    "IDP_SECRET_KEY",
+    "IDP_KEY_ENCRYPTION_KEY",
+    "IDP_PAIRWISE_SECRET",
+    "IDP_IDENTITY_ENCRYPTION_KEY",
+)
 
 
 class StackError(RuntimeError):
@@ -255,6 +260,7 @@ class ProductionStack:
             "IDP_SECRET_KEY": lambda: secrets.token_hex(32),
             "IDP_KEY_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
             "IDP_PAIRWISE_SECRET": lambda: secrets.token_hex(32),
+            "IDP_IDENTITY_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
         }
         values = {}
         kept = {}  # only what was generated here is written down, never a value from outside
@@ -333,6 +339,7 @@ class ProductionStack:
                 secret_key=shared["IDP_SECRET_KEY"],
                 key_encryption_key=shared["IDP_KEY_ENCRYPTION_KEY"],
                 pairwise_secret=shared["IDP_PAIRWISE_SECRET"],
+                identity_encryption_key=shared["IDP_IDENTITY_ENCRYPTION_KEY"],
                 background_worker=False,
                 log_level="WARNING",
             )

@@ -82,14 +82,25 @@ def resolve_pairwise_secret(configured: str, instance_path: str) -> bytes:
 
 def resolve_key_encryption_key(configured: str, instance_path: str) -> Fernet:
     """The Fernet key that encrypts private signing keys at rest."""
+    return _fernet(configured, instance_path, "key-encryption-key")
+
+
+def resolve_identity_encryption_key(configured: str, instance_path: str) -> Fernet:
+    """The Fernet key that encrypts citizens' verified identity details at rest."""
+    return _fernet(configured, instance_path, "identity-encryption-key")
+
+
+def _fernet(configured: str, instance_path: str, name: str) -> Fernet:
+    """A Fernet key: configured (IDP_<NAME>), or generated into the instance folder (dev)."""
     value = configured or _instance_secret(
-        instance_path, "key-encryption-key", lambda: Fernet.generate_key().decode()
+        instance_path, name, lambda: Fernet.generate_key().decode()
     )
     try:
         return Fernet(value.encode())
     except (ValueError, TypeError):
+        variable = "IDP_" + name.upper().replace("-", "_")
         raise ValueError(
-            "IDP_KEY_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
+            f"{variable} must be a Fernet key (32 url-safe base64-encoded bytes)"
         ) from None
 
 

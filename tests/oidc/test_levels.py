@@ -267,9 +267,17 @@ def test_a_low_vector_with_p0_is_met_by_the_password_alone(idp, browser, citizen
     assert claims["vot"] == "Cl"
 
 
-@pytest.mark.parametrize("vtr", ['["Cl.Cm.P2"]', '["P1.Cl.Cm"]', '["Cl.Cm", "Cl.Cm.P2"]'])
-def test_identity_confidence_p1_p2_is_refused_to_the_department_as_not_offered_yet(
-    idp, browser, citizen, make_client, vtr
+@pytest.mark.parametrize(
+    ("vtr", "named"),
+    [
+        ('["Cl.Cm.P3"]', "not offered"),
+        ('["P3.Cl.Cm"]', "not offered"),
+        ('["Cl.P2"]', "needs Cl.Cm"),
+        ('["Cl", "Cl.P1"]', "needs Cl.Cm"),
+    ],
+)
+def test_identity_confidence_not_offered_or_without_a_second_factor_is_refused(
+    idp, browser, citizen, make_client, vtr, named
 ):
     client = make_client()
     browser.authorize(client.authorization().url, citizen["email"], citizen["password"])
@@ -278,8 +286,7 @@ def test_identity_confidence_p1_p2_is_refused_to_the_department_as_not_offered_y
     assert response.headers["location"].startswith(client.redirect_uri)
     params = callback(response).params
     assert params["error"] == "invalid_request"
-    assert "not offered yet" in params["error_description"]
-    assert "P1 or P2" in params["error_description"]
+    assert named in params["error_description"]
     assert ERROR_DESCRIPTION_CHARSET.match(params["error_description"]), params
     assert params["state"] == attempt.state
     assert "code" not in params
@@ -295,7 +302,7 @@ INVALID_VTR = {
     "json-object": '{"Cl.Cm": true}',
     "json-null": "null",
     "empty-list": "[]",
-    "identity-proofing": '["P2.Cl.Cm"]',
+    "identity-p3": '["P3.Cl.Cm"]',
     "number": "[1]",
     "null-in-list": '["Cl", null]',
     "nested-list": '[["Cl"]]',
@@ -337,10 +344,10 @@ def test_an_invalid_vtr_is_redirected_as_invalid_request(idp, browser, make_clie
 def test_an_invalid_vtr_is_refused_even_for_a_signed_in_citizen(idp, browser, citizen, make_client):
     client = make_client()
     browser.authorize(client.authorization().url, citizen["email"], citizen["password"])
-    attempt = client.authorization(vtr='["P2.Cl.Cm"]', prompt="none")
+    attempt = client.authorization(vtr='["P3.Cl.Cm"]', prompt="none")
     params = callback(browser.get(attempt.url)).params
     assert params["error"] == "invalid_request"
-    assert "P2.Cl.Cm" in params["error_description"]
+    assert "P3.Cl.Cm" in params["error_description"]
     assert "code" not in params
 
 
