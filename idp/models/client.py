@@ -200,6 +200,13 @@ class Client(db.Model, ClientMixin):
         return (self.approved_metadata or {}).get("backchannel_logout_uri")
 
     @property
+    def reviewed_identity_claims(self) -> list[str]:
+        """The verified identity details (One Login claim names, such as
+        https://vocab.account.gov.uk/v1/coreIdentityJWT) of the approved version's
+        `identity_claims`: the only ones the department may ask for and receive."""
+        return list((self.approved_metadata or {}).get("identity_claims", []))
+
+    @property
     def is_public(self) -> bool:
         """A client with no credential of its own (token_endpoint_auth_method none)."""
         return self.token_endpoint_auth_method == "none"
