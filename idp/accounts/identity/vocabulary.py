@@ -24,3 +24,13 @@ DETAILS_OF_CLAIM = {
     DRIVING_PERMIT: ("drivingPermit",),
     RETURN_CODE: (),
 }
+
+# Why an identity could not be proved, as the returnCode claim's code ([{"code": "D"}]).
+# One Login gives departments its own letters privately; these are this IdP's, documented in
+# the README, each something a department can act on (offer another way, or in person).
+RETURN_CODES = {
+    "X": "The citizen had no identity document that can be checked online, or stopped.",
+    "D": "The identity document could not be confirmed (details did not match, or expired).",
+    "F": "The address or fraud check did not confirm the citizen.",
+    "K": "The citizen did not answer enough security questions correctly.",
+}
