@@ -24,6 +24,13 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from idp.accounts.identity.vocabulary import (
+    ADDRESS,
+    CORE_IDENTITY_JWT,
+    DRIVING_PERMIT,
+    PASSPORT,
+    RETURN_CODE,
+)
 from idp.staff.forms import choices
 
 AUTH_METHOD_CHOICES = [
@@ -37,6 +44,25 @@ OPTIONAL_SCOPES = [
     ("phone", "Phone number"),
     ("profile", "Name"),
 ]
+
+
+# The verified identity details a service may register for (One Login's claim names), in plain
+# words for departments; the claim name follows, as the service's OIDC library writes it.
+IDENTITY_CLAIM_CHOICES = [
+    (CORE_IDENTITY_JWT, "Their name and date of birth, as checked (coreIdentityJWT)"),
+    (ADDRESS, "Their address, as checked (address)"),
+    (PASSPORT, "Their passport details (passport)"),
+    (DRIVING_PERMIT, "Their driving licence details (drivingPermit)"),
+    (RETURN_CODE, "Why they could not prove their identity, if they could not (returnCode)"),
+]
+# The identity question's answer for a service that needs none of them.
+NO_IDENTITY = "none"
+
+
+def identity_claim_words(claims: list[str]) -> list[str]:
+    """Registered identity claims in plain words (a name this IdP does not know, as it is)."""
+    words = dict(IDENTITY_CLAIM_CHOICES)
+    return [words.get(claim, claim) for claim in claims]
 
 
 class PublicKeyError(ValueError):
@@ -139,6 +165,16 @@ class ServiceForm(FlaskForm):
         validators=[Optional(), Length(max=20000)],
     )
     scopes = MultiCheckboxField("Information the service needs", choices=choices(OPTIONAL_SCOPES))
+    # Not checked against the choices here: the registration policy refuses an unknown claim
+    # name with a message naming it (metadata.py).
+    identity_claims = MultiCheckboxField(
+        "Verified identity details the service needs (optional)",
+        description="Only for a service that must know for certain who the citizen is. The "
+        "citizen proves their identity once and agrees to share each detail. A platform "
+        "administrator approves these.",
+        choices=choices(IDENTITY_CLAIM_CHOICES),
+        validate_choice=False,
+    )
     subject_type = RadioField(
         "Citizen identifier",
         choices=choices(
@@ -195,6 +231,8 @@ class ServiceForm(FlaskForm):
         if (self.client_name_cy.data or "").strip():
             # RFC 7591 2.2: a human-readable value in another language, tagged with it.
             metadata["client_name#cy"] = self.client_name_cy.data.strip()
+        if self.identity_claims.data:
+            metadata["identity_claims"] = list(self.identity_claims.data)
         if self.pkce_optional.data:
             # RFC 9700 2.1.1: without PKCE, the nonce binds the code to the sign-in; the
             # registration policy refuses this for a public client.
@@ -225,6 +263,7 @@ class ServiceForm(FlaskForm):
         if metadata.get("jwks"):
             self.public_key.data = json.dumps(metadata["jwks"], indent=2)
         self.scopes.data = [s for s in metadata.get("scope", "").split() if s != "openid"]
+        self.identity_claims.data = list(metadata.get("identity_claims", []))
         self.subject_type.data = metadata.get("subject_type", "pairwise")
         self.id_token_signed_response_alg.data = metadata.get("id_token_signed_response_alg")
         for name in OPTIONAL_URI_FIELDS:
@@ -336,6 +375,20 @@ class InformationForm(FlaskForm):
         "them next time. Choose only what the service needs: citizens are told what it gets. "
         "Select all that apply.",
         choices=choices(INFORMATION_CHOICES),
+    )
+
+
+class IdentityForm(FlaskForm):
+    """The verified identity details the service needs (identity_claims), or none. The
+    details are checked against the registration policy, which names an unknown one."""
+
+    identity_claims = MultiCheckboxField(
+        "Does the service need the citizen's verified identity?",
+        description="Only if the service must know for certain who the citizen is, as it "
+        "would from a passport. The citizen proves their identity once, then agrees to share "
+        "each detail with your service. Select all that apply.",
+        choices=choices([*IDENTITY_CLAIM_CHOICES, (NO_IDENTITY, "No, it does not")]),
+        validate_choice=False,
     )
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from idp.accounts.identity.vocabulary import IDENTITY_CLAIMS
 from idp.models.client import mixed_scripts
 from idp.oidc.claims import SCOPES_SUPPORTED, SUBJECT_TYPES
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS
@@ -53,6 +54,7 @@ KNOWN_FIELDS = (
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
     "require_pkce",
+    "identity_claims",
 )
 
 
@@ -203,6 +205,31 @@ def _public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
     return {name: jwk[name] for name in JWK_MEMBERS if name in jwk}
 
 
+def _identity_claims(value: Any) -> list[str]:
+    """The verified identity details the service asks to receive (One Login's claim names,
+    vocabulary.IDENTITY_CLAIMS), in the vocabulary's order; none is an empty list. A platform
+    administrator approves them like any other setting (services.MATERIAL_FIELDS)."""
+    if not isinstance(value, list):
+        raise ClientMetadataError(
+            f'identity_claims must be a list of claim names, such as ["{IDENTITY_CLAIMS[0]}"]'
+        )
+    for item in value:
+        if not isinstance(item, str):
+            raise ClientMetadataError(
+                f"identity_claims: {item!r} is not a claim name (each must be a string)"
+            )
+        if item not in IDENTITY_CLAIMS:
+            shown = item if len(item) <= 100 else item[:100] + "..."
+            raise ClientMetadataError(
+                f"identity_claims: {shown!r} is not a verified identity detail this IdP offers "
+                f"(offered: {', '.join(IDENTITY_CLAIMS)})"
+            )
+    repeated = next((item for i, item in enumerate(value) if item in value[:i]), None)
+    if repeated is not None:
+        raise ClientMetadataError(f"identity_claims lists {repeated} twice")
+    return [claim for claim in IDENTITY_CLAIMS if claim in value]
+
+
 def _one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
     """One value from a fixed list."""
     if value not in allowed:
@@ -342,6 +369,11 @@ def validate_client_metadata(metadata: Any) -> dict[str, Any]:
         )
     if metadata.get("contacts") is not None:
         clean["contacts"] = _contacts(metadata["contacts"])
+    # Stored only when the service asks for some: none is the same as not registering it.
+    if metadata.get("identity_claims") is not None and (
+        claims := _identity_claims(metadata["identity_claims"])
+    ):
+        clean["identity_claims"] = claims
     if metadata.get("sector_identifier_uri") is not None:
         clean["sector_identifier_uri"] = _uri(
             "sector_identifier_uri", metadata["sector_identifier_uri"]

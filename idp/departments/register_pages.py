@@ -22,9 +22,12 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
 
+from idp.accounts.identity.vocabulary import IDENTITY_CLAIMS
 from idp.departments.forms import (
     INFORMATION_CHOICES,
+    NO_IDENTITY,
     PROOF_CHOICES,
+    IdentityForm,
     InformationForm,
     LogoForm,
     ProofForm,
@@ -33,6 +36,7 @@ from idp.departments.forms import (
     ReturnAddressesForm,
     ServiceNameForm,
     SignOutAddressesForm,
+    identity_claim_words,
     public_key_jwks,
 )
 from idp.departments.metadata import ClientMetadataError, validate_client_metadata
@@ -61,6 +65,7 @@ POLICY_FIELDS = {
     "redirect_uris": "redirect_uris",
     "sector_identifier_uri": "redirect_uris",
     "scope": "scopes",
+    "identity_claims": "identity_claims",
     "token_endpoint_auth_method": "method",
     "jwks": "public_key",
     "jwks_uri": "jwks_uri",
@@ -130,6 +135,29 @@ def _read_information(form: InformationForm) -> dict[str, Any]:
 
 def _fill_information(form: InformationForm, answers: dict[str, Any]) -> None:
     form.scopes.data = answers.get("scopes") or []
+
+
+def _read_identity(form: IdentityForm) -> dict[str, Any]:
+    chosen = list(form.identity_claims.data or [])
+    if not chosen:
+        raise AnswerRefused(
+            "identity_claims",
+            "Select the verified details your service needs, or select 'No, it does not'",
+        )
+    if NO_IDENTITY in chosen:
+        if len(chosen) > 1:
+            raise AnswerRefused(
+                "identity_claims",
+                "Select the verified details your service needs, or 'No, it does not', not both",
+            )
+        return {"identity_claims": []}
+    _policy_check({"identity_claims": chosen})
+    return {"identity_claims": [claim for claim in IDENTITY_CLAIMS if claim in chosen]}
+
+
+def _fill_identity(form: IdentityForm, answers: dict[str, Any]) -> None:
+    if "identity_claims" in answers:
+        form.identity_claims.data = answers["identity_claims"] or [NO_IDENTITY]
 
 
 def _read_proof(form: ProofForm) -> dict[str, Any]:
@@ -225,6 +253,15 @@ QUESTIONS = (
         "scopes",
     ),
     Question(
+        "identity",
+        "/identity",
+        "Does the service need the citizen's verified identity?",
+        IdentityForm,
+        _read_identity,
+        _fill_identity,
+        "identity_claims",
+    ),
+    Question(
         "proof",
         "/proof",
         "How will your service prove who it is?",
@@ -259,6 +296,7 @@ QUESTION_OF_FIELD = {
     "client_name_cy": "name",
     "redirect_uris": "return_addresses",
     "scopes": "information",
+    "identity_claims": "identity",
     "method": "proof",
     "public_key": "proof",
     "jwks_uri": "proof",
@@ -318,7 +356,7 @@ def metadata_from(answers: dict[str, Any]) -> dict[str, Any]:
             metadata["jwks"] = answers["jwks"]
         if answers.get("jwks_uri"):
             metadata["jwks_uri"] = answers["jwks_uri"]
-    for name in ("post_logout_redirect_uris", "logo_uri"):
+    for name in ("post_logout_redirect_uris", "logo_uri", "identity_claims"):
         if answers.get(name):
             metadata[name] = answers[name]
     return metadata
@@ -437,6 +475,11 @@ def _summary_rows(answers: dict[str, Any]) -> list[dict[str, Any]]:
             "information",
             "What it needs to know",
             ["A reference number for each citizen", *(scopes[s] for s in answers["scopes"])],
+        ),
+        (
+            "identity",
+            "Verified identity details",
+            identity_claim_words(answers["identity_claims"]) or ["None"],
         ),
         ("proof", "How it proves who it is", proof_text),
         (

@@ -335,7 +335,8 @@ def create_registration(
 
 
 # Changes a platform administrator must see before citizens meet them: where citizens are
-# sent, what the service is called and shows, what it may ask for and how it authenticates.
+# sent, what the service is called and shows, what it may ask for (scopes and verified identity
+# details) and how it authenticates.
 # Keys (jwks, jwks_uri) and contact details stay self-service, so departments can rotate keys.
 MATERIAL_FIELDS = (
     "redirect_uris",
@@ -345,6 +346,7 @@ MATERIAL_FIELDS = (
     "logo_uri",
     "client_uri",
     "scope",
+    "identity_claims",
     "token_endpoint_auth_method",
     "require_pkce",
     "sector_identifier_uri",

@@ -17,6 +17,7 @@ from idp.departments.forms import (
     KeysForm,
     PublicKeyError,
     ServiceForm,
+    identity_claim_words,
     public_key_jwks,
 )
 from idp.departments.metadata import ClientMetadataError
@@ -240,6 +241,21 @@ def service(member: StaffMember, client_id: str) -> Response:
     return _service_page(member, client, form=form, error=error, status=status)
 
 
+def identity_details(client: Client) -> dict[str, Any]:
+    """The verified identity details the service registered for, in plain words, and (when
+    they differ) those of the version a platform administrator approved."""
+    asked = list(client.client_metadata.get("identity_claims", []))
+    approved = client.reviewed_identity_claims
+    return {
+        "identity_details": identity_claim_words(asked),
+        "approved_identity_details": (
+            identity_claim_words(approved)
+            if client.approved_version is not None and approved != asked
+            else None
+        ),
+    }
+
+
 def _service_page(member: StaffMember, client: Client, status: int = 200, **context: Any):
     """The service page with its forms."""
     context.setdefault("form", None)
@@ -259,6 +275,7 @@ def _service_page(member: StaffMember, client: Client, status: int = 200, **cont
             ],
             saved=request.args.get("saved"),
             done=done.done if done else None,
+            **identity_details(client),
             **context,
         ),
         status,
@@ -361,6 +378,7 @@ def service_status(member: StaffMember, client_id: str) -> Response:
             action=chosen,
             version=form.version.data,
             reason=reason,
+            **identity_details(client),
         )
     try:
         change_client_status(

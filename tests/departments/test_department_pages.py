@@ -53,6 +53,7 @@ QUESTIONS = (
     ("/departments/services/new", ("client_name", "client_name_cy")),
     ("/departments/services/new/return-addresses", ("redirect_uris",)),
     ("/departments/services/new/information", ("scopes",)),
+    ("/departments/services/new/identity", ("identity_claims",)),
     ("/departments/services/new/proof", ("method", "public_key", "jwks_uri")),
     ("/departments/services/new/sign-out-addresses", ("post_logout_redirect_uris",)),
     ("/departments/services/new/logo", ("logo_uri",)),
@@ -66,6 +67,8 @@ METHODS = {"client_secret_basic": "secret", "private_key_jwt": "key"}
 def answer_questions(browser: StaffBrowser, **answers) -> httpx.Response:
     """Answer the question pages in turn, as a department administrator would; the first
     page that refuses an answer, else the check-answers page."""
+    # The identity question has no empty answer: "No, it does not" unless the test says.
+    answers.setdefault("identity_claims", ["none"])
     page = browser.get(QUESTIONS[0][0])
     for path, names in QUESTIONS:
         assert page.status_code == 200 and urlsplit(str(page.url)).path == path, page.url

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from idp.accounts.identity.vocabulary import ADDRESS, CORE_IDENTITY_JWT
 from tests.departments import (
     PASSPORTS,
     REDIRECT_URI,
@@ -33,12 +34,13 @@ from tests.departments.test_department_pages import (
 )
 from tests.support.audit import captured_log, logged_events
 
-NAME, RETURN, INFORMATION, PROOF, SIGN_OUT, LOGO = (path for path, _ in QUESTIONS)
+NAME, RETURN, INFORMATION, IDENTITY, PROOF, SIGN_OUT, LOGO = (path for path, _ in QUESTIONS)
 ANSWERS = {
     "client_name": "Renew your passport",
     "client_name_cy": "Adnewyddu eich pasbort",
     "redirect_uris": f"{REDIRECT_URI}\nhttps://passport.example.gov.uk/other",
     "scopes": ["email", "profile"],
+    "identity_claims": [ADDRESS, CORE_IDENTITY_JWT],
     "method": "secret",
     "post_logout_redirect_uris": "https://passport.example.gov.uk/signed-out",
     "logo_uri": "https://passport.example.gov.uk/logo.png",
@@ -89,7 +91,8 @@ def test_each_question_has_its_own_page_and_the_answers_are_checked_before_regis
         (NAME, "What is your service called?", "/departments/"),
         (RETURN, "Where should citizens return to after signing in?", NAME),
         (INFORMATION, "What does your service need to know about citizens?", RETURN),
-        (PROOF, "How will your service prove who it is?", INFORMATION),
+        (IDENTITY, "Does the service need the citizen's verified identity?", INFORMATION),
+        (PROOF, "How will your service prove who it is?", IDENTITY),
         (SIGN_OUT, "Where can citizens go after signing out? (optional)", PROOF),
         (LOGO, "What is the address of your service's logo? (optional)", SIGN_OUT),
     ]
@@ -111,6 +114,8 @@ def test_each_question_has_its_own_page_and_the_answers_are_checked_before_regis
         "Service name in Welsh Adnewyddu eich pasbort",
         f"Return addresses {REDIRECT_URI} https://passport.example.gov.uk/other",
         "What it needs to know A reference number for each citizen Their email address Their name",
+        "Verified identity details Their name and date of birth, as checked (coreIdentityJWT) "
+        "Their address, as checked (address)",
         "How it proves who it is A secret we give you",
         "Sign-out addresses https://passport.example.gov.uk/signed-out",
         "Logo address https://passport.example.gov.uk/logo.png",
@@ -140,6 +145,7 @@ def test_each_question_has_its_own_page_and_the_answers_are_checked_before_regis
         "subject_type": "pairwise",
         "post_logout_redirect_uris": ["https://passport.example.gov.uk/signed-out"],
         "logo_uri": "https://passport.example.gov.uk/logo.png",
+        "identity_claims": [CORE_IDENTITY_JWT, ADDRESS],
     }
     (event,) = [e for e in logged_events(log.getvalue()) if e["event"] == "client.registered"]
     assert (event["via"], event["status"]) == ("department page", "pending")
@@ -156,9 +162,11 @@ def test_optional_questions_can_be_left_empty(idp, signed_in):
     shown = visible_text(check)
     assert "Sign-out addresses None" in shown and "Logo address None" in shown
     assert "What it needs to know A reference number for each citizen Change" in shown
+    assert "Verified identity details None Change" in shown
 
     client = stored_client(idp.app, shown_code(register(signed_in, check), "client-id"))
     assert client.client_metadata["scope"] == "openid"
+    assert "identity_claims" not in client.client_metadata
     assert "post_logout_redirect_uris" not in client.client_metadata
     assert "logo_uri" not in client.client_metadata
 
@@ -276,6 +284,20 @@ def test_a_change_link_returns_to_check_answers_with_the_new_answer(idp, signed_
             "redirect_uris",
             "sector_identifier_uri is required for pairwise subjects",
         ),
+        (IDENTITY, {}, "identity_claims", "Select the verified details your service needs"),
+        (
+            IDENTITY,
+            {"identity_claims": [CORE_IDENTITY_JWT, "none"]},
+            "identity_claims",
+            "not both",
+        ),
+        (
+            IDENTITY,
+            {"identity_claims": ["https://vocab.account.gov.uk/v1/socialSecurityRecord"]},
+            "identity_claims",
+            "'https://vocab.account.gov.uk/v1/socialSecurityRecord' is not a verified identity "
+            "detail this IdP offers",
+        ),
         (PROOF, {}, "method", "Choose how your service will prove who it is"),
         (PROOF, {"method": "key"}, "public_key", "Paste your public key, or give the address"),
         (
@@ -306,6 +328,9 @@ def test_a_change_link_returns_to_check_answers_with_the_new_answer(idp, signed_
         "no return address",
         "http return address",
         "two hosts",
+        "no identity answer",
+        "identity details and none",
+        "unknown identity claim",
         "no choice",
         "no key",
         "key and address",
