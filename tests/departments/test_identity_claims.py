@@ -21,7 +21,6 @@ from idp.departments.samples import register_departments
 from idp.settings import current_settings
 from tests.departments import (
     PASSPORTS,
-    REDIRECT_URI,
     StaffBrowser,
     count_clients,
     error_summary,
