@@ -203,6 +203,7 @@ def _register_blueprints(app: Flask) -> None:
     # three features' pages (accounts/blueprint.py): importing sign_in's and sign_up's adds
     # theirs to it (your_account's come with that feature's own blueprint).
     from idp.accounts.blueprint import bp as accounts_bp
+    from idp.accounts.identity.pages import bp as identity_bp
     from idp.accounts.manage.pages import bp as manage_bp
     from idp.accounts.passkeys.pages import bp as passkeys_bp
     from idp.accounts.recovery.pages import bp as recovery_bp
@@ -235,6 +236,7 @@ def _register_blueprints(app: Flask) -> None:
         dev_bp,
         discovery_bp,
         health_bp,
+        identity_bp,
         end_session_bp,
         jwks_bp,
         manage_bp,
