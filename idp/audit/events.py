@@ -229,7 +229,12 @@ _EVENTS = (
         FAILURE,
         ("scope",),
     ),
-    Event("consent.revoked", "A citizen withdrew a service's access from their account page"),
+    Event(
+        "consent.revoked",
+        "A citizen withdrew a service's access from their account page (and the verified "
+        "identity details it was agreed to receive, by claim name)",
+        details=("identity_claims",),
+    ),
     Event(
         "authorization_code.issued",
         "A service was given an authorization code: a sign-in to that service",

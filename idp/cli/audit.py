@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from flask.cli import ScriptInfo, with_appcontext
 
+from idp.accounts.identity.store import erase_identity
 from idp.audit.checkpoints import CheckpointError, audit_key, make_checkpoint
 from idp.audit.export import ExportError, export_to_file, verify_export
 from idp.audit.linker import link_pending
@@ -22,6 +23,7 @@ from idp.audit.queries import (
 )
 from idp.audit.verify import verify_chain
 from idp.cli.common import cli
+from idp.extensions import db
 from idp.models.timestamps import utcnow
 
 
@@ -226,10 +228,18 @@ def audit_prune(days: int | None, force: bool) -> None:
 @click.option("--reason", required=True, help="Why (e.g. the data protection request's reference).")
 @with_appcontext
 def audit_erase_citizen(citizen_id: int, reason: str) -> None:
-    """Erase a citizen's id, IP addresses and user agents from the record; it still verifies."""
+    """Erase a citizen's id, IP addresses and user agents from the record (it still verifies),
+    and their proved identity: the verified details, checks and what departments received."""
 
     try:
         erased = erase_citizen(citizen_id, reason)
     except MaintenanceError as exc:
         raise click.ClickException(str(exc)) from None
+    # Here rather than in erase_citizen: the audit record sits below the citizen's accounts
+    # (ARCHITECTURE.md), so it cannot reach the identity store.
+    erase_identity(citizen_id)
+    db.session.commit()
     click.echo(f"erased the personal fields of {erased} entries")
+    click.echo(
+        "erased their proved identity, identity checks and record of verified details shared"
+    )

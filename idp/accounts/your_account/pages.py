@@ -1,10 +1,12 @@
-"""Your account: the start page (on the `accounts` blueprint, at /), with the departments that
-know you (with revoke), the browsers signed in (with sign-out per device) and recent sign-ins,
-and reporting something you do not recognise. Every page needs the second factor."""
+"""Your account: the start page (on the `accounts` blueprint, at /), with your proved identity,
+the departments that know you (with revoke) and the verified details each received, the
+browsers signed in (with sign-out per device) and recent sign-ins, and reporting something you
+do not recognise. Every page needs the second factor."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_babel import get_locale
 
 from idp import audit
@@ -17,6 +19,9 @@ from idp.accounts.shared_forms import SignOutForm
 from idp.accounts.text_messages import logic as texts
 from idp.accounts.your_account.logic import (
     connected_services,
+    detail_words,
+    details_received,
+    identity_status,
     live_sessions,
     report_unrecognised,
     revoke_service,
@@ -27,6 +32,10 @@ from idp.models import BrowserSession, Citizen
 from idp.settings import current_settings
 
 bp = Blueprint("your_account", __name__)
+
+# The verified details that stopped with the last "Stop sharing", kept in Flask's signed
+# session cookie for the account page to name once (the consent that listed them is gone).
+STOPPED_SHARING = "stopped_sharing"
 
 
 @accounts_bp.get("/")
@@ -42,8 +51,10 @@ def revoke(client_id: str, *, current) -> Response:
     """Stop sharing with one service; it must ask again next time."""
     if not SignOutForm().validate_on_submit():
         abort(400, "Nothing was changed: use the button on your account page.")
-    if not revoke_service(current.citizen, client_id[:128]):
+    stopped = revoke_service(current.citizen, client_id[:128])
+    if stopped is None:
         abort(404, "That service does not know you.")
+    flask_session[STOPPED_SHARING] = stopped
     return redirect(url_for("accounts.account", done="revoked"))
 
 
@@ -91,6 +102,8 @@ def report(*, current) -> Response:
 def account_context(session: BrowserSession) -> dict:
     """What the account page shows."""
     return {
+        "identity": identity_status(session.citizen),
+        "details_received": details_received(session.citizen),
         "services": connected_services(session.citizen),
         "sessions": live_sessions(session.citizen),
         "history": sign_in_history(session.citizen),
@@ -114,6 +127,13 @@ def security_summary(citizen: Citizen) -> dict:
 
 def render_account(session: BrowserSession, done: str | None) -> str:
     """The account page."""
+    stopped = flask_session.pop(STOPPED_SHARING, None)
+    stopped_details = detail_words(stopped) if done == "revoked" and stopped else []
     return render_template(
-        "account.html", session=session, form=SignOutForm(), done=done, **account_context(session)
+        "account.html",
+        session=session,
+        form=SignOutForm(),
+        done=done,
+        stopped_details=stopped_details,
+        **account_context(session),
     )
