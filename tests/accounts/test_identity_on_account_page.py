@@ -184,11 +184,12 @@ def test_each_department_shows_the_verified_details_it_received_and_when(
 
     today, earlier = uk_date(utcnow()), uk_date(utcnow() - timedelta(days=3))
     assert text_of(page, "details-received") == (
-        "Service Verified detail Received Now "
-        f"Check your benefits Your name and date of birth, as checked {today} Shared "
-        f"Check your benefits Your address, as checked {today} Shared "
-        f"View your driving licence Your name and date of birth, as checked {earlier} "
-        f"most recently {today} Shared"
+        "Check your benefits "
+        f"Your name and date of birth, as checked Received {today} Shared "
+        f"Your address, as checked Received {today} Shared "
+        "View your driving licence "
+        f"Your name and date of birth, as checked Received {earlier}, most recently {today} "
+        "Shared"
     )
 
 
@@ -213,10 +214,11 @@ def test_stopping_sharing_names_the_verified_details_that_stop(idp, make_citizen
         "It keeps what it has already received. To ask it to delete them, contact the service."
     )
     # What it received stays on the page, as no longer shared.
-    assert text_of(after, "details-received").endswith(
-        "Check your benefits Your name and date of birth, as checked "
-        f"{uk_date(utcnow())} No longer shared "
-        f"Check your benefits Your address, as checked {uk_date(utcnow())} No longer shared"
+    today = uk_date(utcnow())
+    assert text_of(after, "details-received") == (
+        "Check your benefits "
+        f"Your name and date of birth, as checked Received {today} No longer shared "
+        f"Your address, as checked Received {today} No longer shared"
     )
     assert 'id="connected-services"' not in after.text
     assert count(idp.app, Consent, citizen) == 0
@@ -251,8 +253,9 @@ def test_a_service_that_asked_for_fewer_details_shows_the_rest_as_no_longer_shar
 
     shown = text_of(account_page(idp, browser), "details-received")
 
-    assert "Your name and date of birth, as checked " + uk_date(utcnow()) + " Shared" in shown
-    assert "Your address, as checked " + uk_date(utcnow()) + " No longer shared" in shown
+    today = uk_date(utcnow())
+    assert f"Your name and date of birth, as checked Received {today} Shared" in shown
+    assert f"Your address, as checked Received {today} No longer shared" in shown
 
 
 def test_stopping_sharing_with_a_service_that_does_not_know_you_is_refused(

@@ -116,6 +116,18 @@ def test_the_register_a_service_questions_and_check_answers(idp, page):  # noqa:
     check_staff_page(page, "staff-register-information")
     page.get_by_label("Their email address").check()
     page.get_by_role("button", name="Continue").click()
+    check_staff_page(page, "staff-register-identity")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".govuk-error-summary")).to_contain_text(
+        "Select the verified details your service needs"
+    )
+    check_staff_page(page, "staff-register-identity-error")
+    name_and_birth = page.get_by_label("Their name and date of birth, as checked (coreIdentityJWT)")
+    name_and_birth.check()
+    # "No, it does not" clears the details chosen (GOV.UK Frontend's exclusive checkbox).
+    page.get_by_label("No, it does not").check()
+    expect(name_and_birth).not_to_be_checked()
+    page.get_by_role("button", name="Continue").click()
     check_staff_page(page, "staff-register-proof", known=CONDITIONAL_REVEAL)
     page.get_by_label("Your public key (more secure)").check()
     page.get_by_role("button", name="Continue").click()
