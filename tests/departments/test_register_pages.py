@@ -255,6 +255,25 @@ def test_a_change_link_returns_to_check_answers_with_the_new_answer(idp, signed_
     assert "Service name Renew your passport" in shown, "the other answers are kept"
 
 
+def test_the_identity_answer_can_be_changed_from_none_to_details(idp, signed_in):
+    check = answer_questions(signed_in, **{**ANSWERS, "identity_claims": ["none"]})
+    assert "Verified identity details None Change" in visible_text(check)
+    page = signed_in.get(change_link(check, "verified identity details"))
+    assert back_link(page) == CHECK_ANSWERS
+    assert re.search(r'value="none"\s+checked', page.text), "the answer given is shown"
+
+    response = signed_in.submit(page, {"identity_claims": [CORE_IDENTITY_JWT]}, action=IDENTITY)
+
+    assert urlsplit(response.headers["location"]).path == CHECK_ANSWERS
+    check = signed_in.follow(response)
+    assert (
+        "Verified identity details Their name and date of birth, as checked (coreIdentityJWT) "
+        "Change"
+    ) in visible_text(check)
+    client = stored_client(idp.app, shown_code(register(signed_in, check), "client-id"))
+    assert client.client_metadata["identity_claims"] == [CORE_IDENTITY_JWT]
+
+
 @pytest.mark.parametrize(
     ("path", "fields", "field", "message"),
     [
