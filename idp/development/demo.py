@@ -108,6 +108,7 @@ def rp_settings(sample: SampleDepartment, settings: Settings, **credentials):
         colour=sample.colour,
         authorize_params=sample.authorize_params,
         required_vot=sample.required_vot,
+        identity_level=sample.identity_level,
         **values,
     )
 
