@@ -4,6 +4,6 @@ small Flask app with its own signing key, issuing its result to the IdP as a sig
 credential. They know the fictional test identities in data/ only (README.md); they never
 import the IdP and talk to it over HTTP only."""
 
-from evidence.app import KINDS, create_app
+from evidence.app import KINDS, TITLES, create_app
 
-__all__ = ["KINDS", "create_app"]
+__all__ = ["KINDS", "TITLES", "create_app"]

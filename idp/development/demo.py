@@ -259,10 +259,8 @@ def run_demo(idp_app: Flask) -> None:
     lines += [f"  {s.name:<30} {s.base_url}  ({s.department})" for s in samples]
     lines.append(f"  {'Staff pages':<30} {settings.issuer}/staff/sign-in")
     evidence_urls = evidence_service_urls(settings.departments_base_port + len(samples) + 1)
-    lines += [
-        f"  {'Simulated ' + kind.replace('_', ' ') + ' check':<30} {url}"
-        for kind, url in evidence_urls.items()
-    ]
+    lines.append("  Simulated identity checks (the IdP calls them; each page says what it is):")
+    lines += [f"    {evidence.TITLES[kind]:<28} {url}" for kind, url in evidence_urls.items()]
     click.echo("\nRunning:\n" + "\n".join(lines))
     click.echo(f"\nDemo citizen:  {DEMO_EMAIL}\nPassword:      {DEMO_PASSWORD}")
     click.echo(
