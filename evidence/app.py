@@ -76,6 +76,7 @@ def create_app(
     outstanding = kbv.OutstandingQuestions()
 
     def issuer() -> str:
+        """The iss of this service's credentials: its own URL."""
         return (base_url or request.host_url).rstrip("/")
 
     @app.get("/")
@@ -119,10 +120,12 @@ def create_app(
 
     @app.errorhandler(InvalidRequest)
     def invalid_request(exc: InvalidRequest) -> tuple[dict, int]:
+        """A malformed request: 400, saying which field and why."""
         return {"error": "invalid_request", "error_description": exc.description}, 400
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[dict, int]:
+        """Werkzeug's errors (unknown path, wrong method, body too large) as JSON."""
         error = "invalid_request" if exc.code and exc.code < 500 else "server_error"
         description = exc.description
         if exc.code in (404, 405):
@@ -137,11 +140,13 @@ def create_app(
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[dict, int]:
+        """A defect: logged, and answered as JSON without its details."""
         app.logger.exception("unexpected error in the %s service", kind)
         return {"error": "server_error", "error_description": "the check failed unexpectedly"}, 500
 
     @app.after_request
     def headers(response):
+        """Nothing here is cached or sniffed, and the page loads nothing."""
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault(
