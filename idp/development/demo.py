@@ -209,13 +209,12 @@ def start_sample_services(idp_app: Flask, settings: Settings, running: Running) 
     ]
     landing_port = settings.departments_base_port + len(samples)
     running.serve(landing.create_app(settings.issuer, services), settings.host, landing_port)
-    start_evidence_services(settings, running, landing_port + 1)
-    # TODO(lead): once Settings.evidence_services (IDP_EVIDENCE_SERVICES) is on this branch,
-    # hand the IdP these URLs when none are configured, e.g.
-    #     if not settings.evidence_services:
-    #         idp_app.config["IDP_SETTINGS"] = idp_app.config["IDP_SETTINGS"].replace(
-    #             evidence_services=urls)
-    # (urls = the return value of start_evidence_services above).
+    urls = start_evidence_services(settings, running, landing_port + 1)
+    if not idp_app.config["IDP_SETTINGS"].evidence_services:
+        # The IdP checks identities with these simulated services unless others are set.
+        idp_app.config["IDP_SETTINGS"] = idp_app.config["IDP_SETTINGS"].replace(
+            evidence_services=urls
+        )
 
     def start_self_registering() -> None:
         for sample in samples:
