@@ -30,6 +30,9 @@ class CitizenAccount:
     sid: str | None
     iss: str
     vot: str | None
+    # The verified identity the service asked for (relying_parties/identity.py): name, birth
+    # date and address, or the return code saying why the citizen could not prove it.
+    identity: dict | None = None
 
     @classmethod
     def from_sign_in(cls, sign_in: dict) -> "CitizenAccount":
@@ -57,6 +60,7 @@ class CitizenAccount:
             sid=claims.get("sid"),
             iss=claims["iss"],
             vot=None if vot is None else str(vot),
+            identity=sign_in.get("identity"),
         )
 
 

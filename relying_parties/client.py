@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from relying_parties.backchannel import IdentityProviderKeys
 from relying_parties.ended_sessions import EndedSessions, store_path
 from relying_parties.errors import IdentityProviderUnavailable, SignInError
+from relying_parties.identity import VOCAB, verified_identity
 from relying_parties.keys import load_or_create_private_key
 from relying_parties.settings import DepartmentSettings
 
@@ -288,4 +289,7 @@ def complete_sign_in(department: Department, args: Mapping[str, str]) -> dict:
             description="The sign-in service described a different person.",
             status=502,
         )
-    return {"id_token": token["id_token"], "claims": claims, "userinfo": dict(userinfo)}
+    identity = verified_identity(department.settings, userinfo, claims["sub"])
+    # The service keeps what it checked, not the identity JWT (the session is a cookie).
+    kept = {k: v for k, v in userinfo.items() if not k.startswith(VOCAB)}
+    return {"id_token": token["id_token"], "claims": claims, "userinfo": kept, "identity": identity}

@@ -59,6 +59,10 @@ class DepartmentSettings:
     authorize_params: Mapping[str, str] = field(default_factory=dict, hash=False)
     # The vector of trust (ID token vot claim) a sign-in must have, or None to accept any.
     required_vot: str | None = None
+    # The identity confidence (GOV.UK One Login's "P2") the service needs, checked in the core
+    # identity JWT's vot; None for a service that needs no proved identity. The service asks for
+    # it with vtr and claims in authorize_params.
+    identity_level: str | None = None
     # The id_token_signed_response_alg the service registered: logout tokens must use it.
     # None leaves it to the sample (ES256, the IdP's default, unless the sample says otherwise).
     id_token_signed_response_alg: str | None = None
@@ -94,6 +98,11 @@ class DepartmentSettings:
             raise ValueError(
                 f"{self.client_id}: required_vot must be a vector of trust such as 'Cl.Cm', "
                 f"not {self.required_vot!r}"
+            )
+
+        if self.identity_level is not None and self.identity_level not in ("P1", "P2"):
+            raise ValueError(
+                f"{self.client_id}: identity_level must be P1 or P2, not {self.identity_level!r}"
             )
 
     def _check_client_authentication(self) -> None:

@@ -1,7 +1,7 @@
 """The pages every department service has: start, sign in, callback, account, sign out, and
 the back-channel logout endpoint the IdP calls."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -165,6 +165,16 @@ def health() -> dict:
 def lower_first(text: str) -> str:
     """'Your tax account' becomes 'your tax account', for use mid-sentence."""
     return text[:1].lower() + text[1:]
+
+
+@blueprint.app_template_filter("long_date")
+def long_date(value: str | None) -> str:
+    """An ISO date as GOV.UK writes dates ('8 July 1965'); as given when it is not one."""
+    try:
+        day = date.fromisoformat(value or "")
+    except ValueError:
+        return value or ""
+    return f"{day.day} {day:%B %Y}"
 
 
 @blueprint.app_template_filter("utc_time")

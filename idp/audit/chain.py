@@ -153,39 +153,24 @@ def stored_entry_hash(
     walking millions of entries. details comes through in_key_order already (the caller keeps
     the shapes that recur). tests/audit/test_chain.py compares this with the reference."""
     moment = _time_text(time) if isinstance(time, datetime) else time
-    if software_version is None:
-        content = {
-            "client_id": client_id,
-            "details": details,
-            "event": event,
-            "instance": instance,
-            "level": level,
-            "methods": methods,
-            "outcome": outcome,
-            "personal_digest": digest,
-            "reason": reason,
-            "request_id": request_id,
-            "seq": seq,
-            "session_ref": session_ref,
-            "time": moment,
-        }
-    else:
-        content = {
-            "client_id": client_id,
-            "details": details,
-            "event": event,
-            "instance": instance,
-            "level": level,
-            "methods": methods,
-            "outcome": outcome,
-            "personal_digest": digest,
-            "reason": reason,
-            "request_id": request_id,
-            "seq": seq,
-            "session_ref": session_ref,
-            "software_version": software_version,
-            "time": moment,
-        }
+    # Keys in sorted order, as canonical() writes them; software_version only where recorded.
+    content = {
+        "client_id": client_id,
+        "details": details,
+        "event": event,
+        "instance": instance,
+        "level": level,
+        "methods": methods,
+        "outcome": outcome,
+        "personal_digest": digest,
+        "reason": reason,
+        "request_id": request_id,
+        "seq": seq,
+        "session_ref": session_ref,
+    }
+    if software_version is not None:
+        content["software_version"] = software_version
+    content["time"] = moment
     content_digest = hashlib.sha256(_in_order(content).encode("utf-8")).hexdigest()
     return hashlib.sha256(f"{prev_hash}:{content_digest}".encode()).hexdigest()
 

@@ -11,6 +11,8 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
+from idp.dates import uk_local
+
 WIDTH = 720
 FONT = 'font-family="Arial, Helvetica, sans-serif"'
 TEXT_COLOUR = "#0b0c0c"
@@ -213,8 +215,9 @@ def _legend_item(line: Series, x: float, y: float) -> list[str]:
 
 
 def time_label(moment: datetime, unit: str) -> str:
-    """How a bucket is labelled: "14 Mar 09:00" by the hour, "14 Mar" by the day (UTC)."""
-    return moment.strftime("%d %b %H:%M" if unit == "hour" else "%d %b %Y")
+    """How a bucket is labelled, on a UK clock: "14 Mar 09:00" by the hour, "14 Mar 2025" by
+    the day."""
+    return uk_local(moment).strftime("%d %b %H:%M" if unit == "hour" else "%d %b %Y")
 
 
 def sign_ins_chart(bars: Sequence[tuple[str, int]], period: str) -> Markup:
@@ -247,6 +250,6 @@ def failures_chart(points: Sequence[tuple[datetime, int, int]], unit: str, perio
             Series("Failures", failures, FAILURE_COLOUR),
             Series("Lockouts", lockouts, LOCKOUT_COLOUR, dashes="6 4"),
         ],
-        x_axis=f"Time (UTC), per {unit}",
+        x_axis=f"Time (UK), per {unit}",
         y_axis="Events",
     )

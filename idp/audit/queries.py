@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from idp import audit
 from idp.audit import events
 from idp.audit.chain import format_time
+from idp.dates import uk_local
 from idp.extensions import db
 from idp.models import AuditEntry, Citizen, Client, Department
 
@@ -453,9 +454,11 @@ def failures_over_time(
     start: datetime, end: datetime, unit: str
 ) -> list[tuple[datetime, int, int]]:
     """(bucket start, failures, lockouts) for every hour or day of [start, end), zeros
-    included: failures are entries with outcome failure, lockouts are account.locked."""
+    included: failures are entries with outcome failure, lockouts are account.locked. Days are
+    UK days (from midnight on a UK clock, GMT or BST), as an auditor in the UK reads them: the
+    database counts by the hour, and the hours are added up into the days here."""
     column = AuditEntry.__table__.c
-    bucket = _bucket(column.time, unit).label("bucket")
+    bucket = _bucket(column.time, "hour").label("bucket")
     is_failure = column.outcome == "failure"
     is_lockout = column.event == LOCKOUT_EVENT
     bounds = seq_bounds(start, end)
@@ -472,25 +475,35 @@ def failures_over_time(
         .where(*clauses)
         .group_by(bucket)
     ).all()
-    counted = {_as_utc(moment): (int(f or 0), int(lo or 0)) for moment, f, lo in rows}
+    counted: dict[datetime, tuple[int, int]] = {}
+    for moment, f, lo in rows:
+        key = truncate(_as_utc(moment), unit)
+        failures, lockouts = counted.get(key, (0, 0))
+        counted[key] = (failures + int(f or 0), lockouts + int(lo or 0))
     return [(moment, *counted.get(moment, (0, 0))) for moment in buckets(start, end, unit)]
 
 
 def buckets(start: datetime, end: datetime, unit: str) -> list[datetime]:
-    """The start of every hour or day that overlaps [start, end)."""
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    """The start (in UTC) of every hour, or UK day, that overlaps [start, end)."""
     moment = truncate(start, unit)
     found = []
     while moment < end:
         found.append(moment)
-        moment += step
+        if unit == "hour":
+            moment += timedelta(hours=1)
+        else:
+            # The next UK midnight: 23, 24 or 25 hours later, as the clocks change.
+            moment = truncate(moment + timedelta(hours=26), unit)
     return found
 
 
 def truncate(moment: datetime, unit: str) -> datetime:
-    """The start of the hour or day (UTC) a time falls in."""
+    """The start (in UTC) of the hour, or the UK day, a time falls in."""
     moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return moment if unit == "hour" else moment.replace(hour=0)
+    if unit == "hour":
+        return moment
+    local = uk_local(moment)
+    return local.replace(hour=0).astimezone(UTC) if local.hour else moment
 
 
 def _bucket(column: Any, unit: str) -> ColumnElement[Any]:

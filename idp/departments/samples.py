@@ -35,6 +35,8 @@ class SampleDepartment:
     metadata: dict[str, Any] = field(default_factory=dict)
     authorize_params: dict[str, str] = field(default_factory=dict)
     required_vot: str | None = None
+    # The identity confidence the service needs in the core identity JWT ("P2"), if any.
+    identity_level: str | None = None
     client_secret: str | None = None
     private_key_path: str | None = None
 
@@ -97,6 +99,7 @@ def _sample(settings: Settings, index: int, entry: dict[str, Any]) -> SampleDepa
         metadata=metadata,
         authorize_params=dict(entry.get("authorize_params", {})),
         required_vot=entry.get("required_vot"),
+        identity_level=entry.get("identity_level"),
         client_secret=department_secret(settings, client_id) if file_secret else None,
         private_key_path=private_key_path if method == "private_key_jwt" else None,
     )

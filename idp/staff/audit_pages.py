@@ -30,7 +30,7 @@ from idp.audit import charts, events, queries
 from idp.audit.export import FORMATS, ExportError, write_export
 from idp.audit.linker import pending_count
 from idp.audit.queries import FilterError, Filters
-from idp.dates import UK
+from idp.dates import UK, uk_local
 from idp.models import StaffMember
 from idp.models.timestamps import utcnow
 from idp.staff.forms import choices
@@ -483,7 +483,7 @@ def chart_page(member: StaffMember) -> Any:
 
 def _charts(start: datetime, end: datetime, unit: str) -> dict[str, Any]:
     """The charts of [start, end) and the numbers behind them, for the charts page."""
-    period = f"{start:%d %b %Y %H:%M} to {end:%d %b %Y %H:%M} (UTC)"
+    period = f"{uk_local(start):%d %b %Y %H:%M} to {uk_local(end):%d %b %Y %H:%M} (UK time)"
     names = {client_id: (name, dept) for client_id, name, dept in queries.services()}
     sign_ins = queries.sign_ins_per_service(start, end)
     over_time = queries.failures_over_time(start, end, unit)

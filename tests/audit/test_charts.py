@@ -10,8 +10,9 @@ from html import unescape
 
 import pytest
 
-from idp.audit import charts
+from idp.audit import charts, queries
 from idp.audit.charts import Series, bar_chart, line_chart, nice_ticks
+from idp.dates import uk_local
 from idp.models.timestamps import utcnow
 from tests.audit.test_auditor_pages import (  # noqa: F401 - fixture
     auditor,
@@ -105,14 +106,14 @@ def test_a_line_chart_draws_each_series_with_a_legend_and_labelled_axes():
             Series("Failures", [h % 5 for h in range(24)], "#d4351c"),
             Series("Lockouts", [0] * 24, "#000", "6 4"),
         ],
-        x_axis="Time (UTC), per hour",
+        x_axis="Time (UK), per hour",
         y_axis="Events",
     )
 
     assert svg.count("<polyline") == 2
     assert 'stroke-dasharray="6 4"' in svg  # told apart without colour
     assert ">Failures</text>" in svg and ">Lockouts</text>" in svg
-    assert ">Time (UTC), per hour</text>" in svg and ">Events</text>" in svg
+    assert ">Time (UK), per hour</text>" in svg and ">Events</text>" in svg
     # At most 8 time labels, the first of them the first hour.
     assert 1 <= sum(f">{label}</text>" in svg for label in labels) <= 8
     assert ">00:00</text>" in svg
@@ -152,7 +153,7 @@ def test_the_charts_count_sign_ins_per_service_and_failures_over_time(
     # the wrong password, the two lockouts) and the lockouts.
     per_day = table_rows(page.text, "Failures and lockouts per day")
     assert len(per_day) == 8  # 7 days ago (part of it) up to today
-    today = utcnow().strftime("%d %b %Y")
+    today = uk_local(utcnow()).strftime("%d %b %Y")
     assert [today, "4", "2"] in per_day
     assert sum(int(row[1]) for row in per_day) == 4
     assert "content-security-policy" in page.headers
@@ -172,7 +173,7 @@ def test_a_short_range_is_charted_by_the_hour(idp, auditor):  # noqa: F811
     assert page.status_code == 200
     per_hour = table_rows(page.text, "Failures and lockouts per hour")
     assert len(per_hour) == 6
-    assert per_hour[-1][0] == now.strftime("%d %b %H:00")
+    assert per_hour[-1][0] == uk_local(now).strftime("%d %b %H:00")
     assert per_hour[-1][1:] == ["1", "0"]
     assert "per hour" in visible_text(page)
 
@@ -195,7 +196,34 @@ def test_a_bad_range_gets_an_error_summary(idp, auditor, params, message):  # no
     assert svgs(page.text) == []
 
 
-def test_time_labels_name_the_hour_or_the_day():
+def test_time_labels_name_the_hour_or_the_day_on_a_uk_clock():
     moment = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
     assert charts.time_label(moment, "hour") == "14 Mar 09:00"
     assert charts.time_label(moment, "day") == "14 Mar 2025"
+    summer = datetime(2025, 7, 14, 23, 0, tzinfo=UTC)  # BST: midnight of the 15th
+    assert charts.time_label(summer, "hour") == "15 Jul 00:00"
+    assert charts.time_label(summer, "day") == "15 Jul 2025"
+
+
+def test_days_are_uk_days_across_the_change_of_the_clocks():
+    # The clocks went forward on 30 March 2025 (a 23-hour day) and back on 26 October.
+    spring = queries.buckets(
+        datetime(2025, 3, 29, 12, tzinfo=UTC), datetime(2025, 3, 31, 22, tzinfo=UTC), "day"
+    )
+    assert spring == [
+        datetime(2025, 3, 29, 0, tzinfo=UTC),
+        datetime(2025, 3, 30, 0, tzinfo=UTC),
+        datetime(2025, 3, 30, 23, tzinfo=UTC),  # 31 March, midnight BST
+    ]
+    autumn = queries.buckets(
+        datetime(2025, 10, 25, 12, tzinfo=UTC), datetime(2025, 10, 27, 12, tzinfo=UTC), "day"
+    )
+    assert autumn == [
+        datetime(2025, 10, 24, 23, tzinfo=UTC),
+        datetime(2025, 10, 25, 23, tzinfo=UTC),
+        datetime(2025, 10, 27, 0, tzinfo=UTC),
+    ]
+    # An entry at 23:30 UTC on a summer day is counted on the next UK day.
+    assert queries.truncate(datetime(2025, 7, 14, 23, 30, tzinfo=UTC), "day") == datetime(
+        2025, 7, 14, 23, tzinfo=UTC
+    )

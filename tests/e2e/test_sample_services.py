@@ -12,14 +12,39 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from idp.accounts.identity.store import save_identity
 from idp.development.demo import Running, start_sample_services
+from idp.extensions import db
 from idp.settings import PROJECT_ROOT
 from tests.e2e.conftest import enter_email_and_password, enter_second_factor
 
 pytestmark = pytest.mark.browser
 
+KENNETH = {
+    "name": [
+        {
+            "nameParts": [
+                {"type": "GivenName", "value": "KENNETH"},
+                {"type": "FamilyName", "value": "DECERQUEIRA"},
+            ]
+        }
+    ],
+    "birthDate": [{"value": "1965-07-08"}],
+    "address": [
+        {
+            "buildingNumber": "8",
+            "streetName": "HADLEY ROAD",
+            "addressLocality": "BATH",
+            "postalCode": "BA2 5AA",
+            "addressCountry": "GB",
+        }
+    ],
+}
+
 DEPARTMENTS_FILE = PROJECT_ROOT / "config" / "departments.toml"
 SERVICES = 5
+# The simulated evidence services follow the front page on the next ports.
+EVIDENCE_SERVICES = 4
 AXE = (Path(__file__).parent / "axe" / "axe.min.js").read_text()
 AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
@@ -59,21 +84,28 @@ def sample_services(idp, tmp_path):
     """The sample departments from config/departments.toml, served against the live IdP."""
     settings = idp.app.config["IDP_SETTINGS"].replace(
         departments_file=str(DEPARTMENTS_FILE),
-        departments_base_port=_free_port_range(SERVICES + 1),
+        departments_base_port=_free_port_range(SERVICES + 1 + EVIDENCE_SERVICES),
         instance_path=str(tmp_path),
     )
     running = Running(servers=[])
     samples = start_sample_services(idp.app, settings, running)
     for port in range(
-        settings.departments_base_port, settings.departments_base_port + SERVICES + 1
+        settings.departments_base_port,
+        settings.departments_base_port + SERVICES + 1 + EVIDENCE_SERVICES,
     ):
         _wait_listening(port)
-    yield (
-        {s.service: s for s in samples},
-        f"http://localhost:{settings.departments_base_port + SERVICES}",
-    )
-    for server in running.servers:
-        server.close()
+    try:
+        yield (
+            {s.service: s for s in samples},
+            f"http://localhost:{settings.departments_base_port + SERVICES}",
+        )
+    finally:
+        for server in running.servers:
+            server.close()
+        # The samples handed the shared test IdP their evidence services: take them back.
+        idp.app.config["IDP_SETTINGS"] = idp.app.config["IDP_SETTINGS"].replace(
+            evidence_services={}
+        )
 
 
 def _sub(page) -> str:
@@ -85,6 +117,11 @@ def test_one_sign_in_is_recognised_by_all_five_sample_services(
     idp, make_citizen, sample_services, browser_page
 ):
     citizen = make_citizen("five@example.com", given_name="Sam", family_name="Citizen")
+    # Driving and benefits ask for a proved identity (P2): this citizen proved theirs earlier
+    # (tests/e2e/test_identity_check.py walks the check itself).
+    with idp.app.app_context():
+        save_identity(citizen["id"], "P2", KENNETH, "check-five")
+        db.session.commit()
     samples, landing_url = sample_services
     page = browser_page
 
@@ -111,6 +148,17 @@ def test_one_sign_in_is_recognised_by_all_five_sample_services(
         expect(page).to_have_url(f"{sample.base_url}/account")
         expect(page.locator("body")).to_contain_text(citizen["email"])
         subs[service] = _sub(page)
+        if service == "driving":
+            # The name and birth date it checked in the core identity JWT, not typed.
+            expect(page.locator("#verified-identity")).to_contain_text("KENNETH DECERQUEIRA")
+            expect(page.locator("#verified-identity")).to_contain_text("8 July 1965")
+        if service == "benefits":
+            # Its form starts with the verified address: nothing typed again.
+            expect(page.locator("#address-line-1")).to_have_value("8 HADLEY ROAD")
+            expect(page.locator("#address-town")).to_have_value("BATH")
+            expect(page.locator("#address-postcode")).to_have_value("BA2 5AA")
+            page.get_by_role("button", name="Continue").click()
+            expect(page.locator("#applied-address")).to_contain_text("BA2 5AA")
 
     # driving registered a public subject; the others are pairwise, each in its own sector
     # (its own host), so no two departments can link the citizen.

@@ -15,6 +15,7 @@ both databases.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import subprocess
@@ -29,6 +30,7 @@ from tests.conftest import SERVICES_REQUIRED, free_port
 from tests.interop.journey import discovery_url, sign_in_at_the_idp, sign_out_at_the_idp
 from tests.support.oidc_client import make_rsa_key
 
+CORE_IDENTITY = "https://vocab.account.gov.uk/v1/coreIdentityJWT"
 ROOT = Path(__file__).resolve().parents[2]
 VENV_PYTHON = ROOT / ".venv-interop" / "govuk" / "bin" / "python"
 APP_DIR = Path(__file__).resolve().parent / "django_app"
@@ -103,6 +105,28 @@ class DjangoService:
 def department(idp, make_client, django_python, sqlite_only, tmp_path):
     """Registered at the IdP as One Login registers a service (private_key_jwt with its public
     key, its callback, its back-channel logout endpoint), then started with its settings."""
+    yield from start_department(idp, make_client, django_python, tmp_path)
+
+
+@pytest.fixture
+def identity_department(idp, make_client, django_python, sqlite_only, tmp_path):
+    """The same service configured for identity confidence P2 (GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL),
+    registered for the core identity claim, checking it with the key of the IdP's DID document."""
+    yield from start_department(
+        idp,
+        make_client,
+        django_python,
+        tmp_path,
+        env={
+            "GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL": "P2",
+            "IDENTITY_DID_URL": idp.url("/.well-known/did.json"),
+        },
+        identity_claims=[CORE_IDENTITY],
+    )
+
+
+def start_department(idp, make_client, django_python, tmp_path, env=None, **metadata):
+    """Register the Django service at the IdP and start it."""
     key = make_rsa_key()
     pem = key.private_key.private_bytes(
         serialization.Encoding.PEM,
@@ -115,6 +139,7 @@ def department(idp, make_client, django_python, sqlite_only, tmp_path):
         "GOV_UK_ONE_LOGIN_CLIENT_ID": "govuk-django",
         "GOV_UK_ONE_LOGIN_CLIENT_SECRET": base64.b64encode(pem).decode(),
         "GOV_UK_ONE_LOGIN_OPENID_CONFIG_URL": discovery_url(idp),
+        **(env or {}),
     }
     service = DjangoService(django_python, env, tmp_path)
     try:
@@ -128,6 +153,7 @@ def department(idp, make_client, django_python, sqlite_only, tmp_path):
             post_logout_redirect_uris=[f"{service.base}/signed-out/"],
             backchannel_logout_uri=f"{service.base}/one-login/back-channel-logout/",
             subject_type="pairwise",
+            **metadata,
         )
         yield service
     finally:
@@ -179,3 +205,102 @@ def test_govuk_onelogin_django_back_channel_logout(idp, citizen, browser, depart
     while site.get(department.base + "/account/").status_code == 200:
         assert time.monotonic() < deadline, "the service never heard: " + department.output()
         time.sleep(0.2)
+
+
+KENNETH = {
+    "name": [
+        {
+            "nameParts": [
+                {"type": "GivenName", "value": "KENNETH"},
+                {"type": "FamilyName", "value": "DECERQUEIRA"},
+            ]
+        }
+    ],
+    "birthDate": [{"value": "1965-07-08"}],
+}
+
+
+def test_govuk_onelogin_django_at_p2_receives_and_checks_the_verified_identity(
+    idp, citizen, browser, identity_department
+):
+    """The package asks vtr ["Cl.Cm.P2"] (its setting) and cannot send a claims parameter, so the
+    IdP releases the claims the service registered for; the department checks the core identity
+    JWT with the DID document's key (signature, iss, aud, sub, exp, vot) and shows the name."""
+    from idp.accounts.identity.store import save_identity
+    from idp.extensions import db
+
+    with idp.app.app_context():
+        save_identity(citizen["id"], "P2", KENNETH, "check-django")
+        db.session.commit()
+    site = browser.http
+    start = site.get(identity_department.base + "/one-login/login/")
+    assert "vtr=%5B%22Cl.Cm.P2%22%5D" in start.headers["location"]
+    callback_url = sign_in_at_the_idp(browser, start.headers["location"], citizen)
+    signed_in = site.get(callback_url)
+    assert signed_in.status_code == 302, identity_department.output()
+    account = site.get(identity_department.base + "/account/")
+    assert account.status_code == 200, identity_department.output()
+    assert "Verified identity: KENNETH DECERQUEIRA, born 1965-07-08" in account.text, (
+        account.text + identity_department.output()
+    )
+
+
+def run_department_check(django_python, core_identity_jwt, **expected) -> str:
+    """department/identity.py's verdict on a core identity JWT, run in the service's own
+    virtualenv: "ok <name>" or the problem it names."""
+    script = (
+        "import json, sys\n"
+        "from department.identity import IdentityNotVerified, verified_identity\n"
+        "args = json.load(sys.stdin)\n"
+        "try:\n"
+        "    found = verified_identity(args.pop('jwt'), **args)\n"
+        "    print('ok', found['given_names'], found['family_name'])\n"
+        "except IdentityNotVerified as problem:\n"
+        "    print(problem)\n"
+    )
+    result = subprocess.run(
+        [str(django_python), "-c", script],
+        input=json.dumps({"jwt": core_identity_jwt, **expected}),
+        env={**os.environ, "PYTHONPATH": str(APP_DIR)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_departments_check_refuses_a_wrong_signature_audience_subject_or_expiry(
+    idp, citizen, browser, make_client, django_python, sqlite_only
+):
+    """The check the journey above relies on can fail: the same department code refuses a core
+    identity JWT signed by another key, for another service, about another citizen, or expired."""
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.support.identity import core_identity_jwt_for
+
+    good, claims, header = core_identity_jwt_for(
+        idp, browser, citizen, make_client, "govuk-django", KENNETH
+    )
+    expected = {
+        "did_url": idp.url("/.well-known/did.json"),
+        "issuer": idp.issuer,
+        "client_id": "govuk-django",
+        "sub": claims["sub"],
+        "level": "P2",
+    }
+    assert run_department_check(django_python, good, **expected) == "ok KENNETH DECERQUEIRA"
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    forged = pyjwt.encode(claims, stranger, algorithm="ES256", headers=header)
+    assert "not valid" in run_department_check(django_python, forged, **expected)
+    for name, changed in {
+        "aud": {**expected, "client_id": "another-service"},
+        "sub": {**expected, "sub": "someone-else"},
+        "vot": {**expected, "level": "P3"},
+    }.items():
+        verdict = run_department_check(django_python, good, **changed)
+        assert verdict.startswith("the core identity claim is not valid"), (name, verdict)
+        assert name in verdict, (name, verdict)
+    expired = run_department_check(django_python, good, **expected, now=claims["exp"] + 60)
+    assert "exp" in expired or "expired" in expired, expired

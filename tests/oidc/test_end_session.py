@@ -79,12 +79,25 @@ def test_the_signed_out_page_names_every_service_of_the_session(
     )
     attempt, code = issue_code(fishing)
     assert fishing.token_request(code, attempt.code_verifier).status_code == 200
+    fines = make_client(
+        "dept-d",
+        client_name="Pay a fine",
+        redirect_uri="https://d.example/cb",
+        backchannel_logout_uri="https://d.example/logout",
+    )
+    attempt, code = issue_code(fines)
+    assert fines.token_request(code, attempt.code_verifier).status_code == 200
     # A service registered but not used in this session is not named.
     make_client("dept-c", client_name="Register to vote", redirect_uri="https://c.example/cb")
 
     page = logout(browser, idp, id_token_hint=tokens["id_token"], post_logout_redirect_uri=RETURN)
 
-    assert signed_out_of(page) == ["Get a fishing licence", "Tax your car"]
+    # Told: the one that asked, and the one with back-channel logout. The fishing licence
+    # service registered no way to be told, so the page does not claim it was.
+    assert signed_out_of(page) == ["Pay a fine", "Tax your car"]
+    still = re.search(r'id="still-signed-in-services">(.*?)</ul>', page.text, re.S).group(1)
+    assert re.findall(r"<li>([^<]+)</li>", still) == ["Get a fishing licence"]
+    assert "you may still be signed in to them" in page.text
     assert "Continue to Tax your car" in page.text
 
 

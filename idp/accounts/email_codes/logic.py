@@ -14,15 +14,18 @@ no code works.
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import hmac
-import secrets
 from datetime import timedelta
 
-from flask import current_app, session
+from flask import session
 from sqlalchemy import update
 
+from idp.accounts.one_time_codes import (
+    Outcome,
+    check_code,
+    keyed_hash,
+    new_code,
+    row_for_session,
+)
 from idp.extensions import db
 from idp.models import EmailCode
 from idp.models.timestamps import utcnow
@@ -33,17 +36,6 @@ PURPOSES = ("sign_up", "reset_password", "change_email", "reverify")
 CODE_LIFETIME = timedelta(minutes=15)
 # After the right code, the step it unlocks (a password, say) must be done within this.
 VERIFIED_LIFETIME = timedelta(minutes=30)
-MAX_ATTEMPTS = 5
-CODE_DIGITS = 6
-
-
-class Outcome(enum.Enum):
-    """What checking a typed code found."""
-
-    VERIFIED = "verified"
-    WRONG = "wrong"
-    SPENT = "spent"  # too many wrong codes: ask for a new one
-    EXPIRED = "expired"
 
 
 def _session_key(purpose: str) -> str:
@@ -53,10 +45,7 @@ def _session_key(purpose: str) -> str:
 
 
 def _code_hash(handle_hash: str, code: str) -> str:
-    """A keyed hash: six digits are guessable from a plain hash, not without the app's key."""
-    key = current_app.secret_key
-    key = key.encode() if isinstance(key, str) else key
-    return hmac.new(key, f"{handle_hash}:{code}".encode(), hashlib.sha256).hexdigest()
+    return keyed_hash("", handle_hash, code)
 
 
 def issue(
@@ -66,7 +55,7 @@ def issue(
     works: the journey must only look like a real one)."""
     handle = new_token(24)
     handle_hash = hash_token(handle)
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}" if deliverable else None
+    code = new_code() if deliverable else None
     now = utcnow()
     row = EmailCode(
         handle_hash=handle_hash,
@@ -85,12 +74,7 @@ def issue(
 
 def pending(purpose: str) -> EmailCode | None:
     """This browser's journey for the purpose, while it can still be finished."""
-    handle = session.get(_session_key(purpose))
-    if not isinstance(handle, str) or len(handle) > 64:
-        return None
-    row = db.session.scalar(
-        db.select(EmailCode).filter_by(handle_hash=hash_token(handle), purpose=purpose)
-    )
+    row = row_for_session(EmailCode, _session_key(purpose), purpose)
     if row is None or row.used_at is not None:
         return None
     return row
@@ -98,36 +82,13 @@ def pending(purpose: str) -> EmailCode | None:
 
 def check(row: EmailCode, typed: str) -> Outcome:
     """Check a typed code (spaces and dashes ignored); a right one verifies the journey."""
-    now = utcnow()
-    if now >= row.expires_at:
-        return Outcome.EXPIRED
-    if row.attempts >= MAX_ATTEMPTS:
-        return Outcome.SPENT
-    code = "".join(ch for ch in typed if ch not in " -")
-    right = row.code_hash is not None and hmac.compare_digest(
-        row.code_hash, _code_hash(row.handle_hash, code)
+    return check_code(
+        row,
+        typed,
+        _code_hash,
+        lambda model, now: (model.used_at.is_(None), model.verified_at.is_(None)),
+        lambda now: {"verified_at": now, "expires_at": now + VERIFIED_LIFETIME},
     )
-    if right:
-        # Conditional, so a code spent by wrong guesses in another process cannot verify.
-        done = db.session.execute(
-            update(EmailCode)
-            .where(
-                EmailCode.id == row.id,
-                EmailCode.attempts < MAX_ATTEMPTS,
-                EmailCode.used_at.is_(None),
-                EmailCode.verified_at.is_(None),
-            )
-            .values(verified_at=now, expires_at=now + VERIFIED_LIFETIME)
-        )
-        db.session.commit()
-        db.session.refresh(row)
-        return Outcome.VERIFIED if done.rowcount == 1 else Outcome.SPENT
-    db.session.execute(
-        update(EmailCode).where(EmailCode.id == row.id).values(attempts=EmailCode.attempts + 1)
-    )
-    db.session.commit()
-    db.session.refresh(row)
-    return Outcome.SPENT if row.attempts >= MAX_ATTEMPTS else Outcome.WRONG
 
 
 def verified(purpose: str) -> EmailCode | None:

@@ -15,7 +15,7 @@ from idp import audit
 from idp.accounts.citizens import AccountError, normalise_email
 from idp.accounts.email_codes import logic as email_codes
 from idp.accounts.email_codes.forms import ButtonForm, EmailForm
-from idp.accounts.email_codes.logic import Outcome
+from idp.accounts.one_time_codes import Outcome
 from idp.accounts.page_helpers import Refusal
 from idp.accounts.shared_forms import CodeForm
 from idp.mail import send_in_background

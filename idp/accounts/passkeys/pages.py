@@ -11,6 +11,7 @@ are JSON {"error": code, "message": text for the citizen} with a 4xx status; suc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
@@ -116,6 +117,23 @@ def _options(ceremony: ceremonies.Ceremony, purpose: str) -> Response:
     return jsonify(ceremony.options)
 
 
+def _start(
+    purpose: str,
+    make: Callable[[], ceremonies.Ceremony],
+    refusal: tuple[Response, int] | None = None,
+    check_body: Callable[[Any], object] = lambda body: None,
+) -> Response | tuple:
+    """Start a ceremony: the refusal when there is one, a JSON error for a body that is not
+    right, else the options (make()) with the handle kept in this browser."""
+    if refusal:
+        return refusal
+    try:
+        check_body(_json_body())
+    except PasskeyError as error:
+        return _error(error)
+    return _options(make(), purpose)
+
+
 @bp.errorhandler(CSRFError)
 def csrf_refused(error: CSRFError):
     """A ceremony without this site's CSRF token: JSON for the script, a page for a form."""
@@ -179,16 +197,13 @@ def _password_confirmed(session, password_step: str) -> tuple[Response, int] | N
 @fully_signed_in(refused=_sign_in_again)
 def register_options(*, current) -> Response:
     """Start adding a passkey (after the current password)."""
-    refusal = _password_confirmed(current, url_for("passkeys.add"))
-    if refusal:
-        return refusal
-    try:
-        body = _json_body()
-        ceremonies.passkey_name(body.get("name") if isinstance(body, dict) else None)
-    except PasskeyError as error:
-        return _error(error)
     purpose = ceremonies.REGISTER
-    return _options(ceremonies.registration_options(current.citizen, purpose), purpose)
+    return _start(
+        purpose,
+        lambda: ceremonies.registration_options(current.citizen, purpose),
+        _password_confirmed(current, url_for("passkeys.add")),
+        lambda body: ceremonies.passkey_name(body.get("name") if isinstance(body, dict) else None),
+    )
 
 
 @bp.post("/account/passkeys")
@@ -245,15 +260,12 @@ def _not_ready_to_set_up(session) -> tuple[Response, int] | None:
 @signed_in(refused=_sign_in_again)
 def setup_options(*, current) -> Response:
     """Start protecting a new account with a passkey."""
-    refusal = _not_ready_to_set_up(current)
-    if refusal:
-        return refusal
-    try:
-        _json_body()
-    except PasskeyError as error:
-        return _error(error)
     purpose = ceremonies.SETUP
-    return _options(ceremonies.registration_options(current.citizen, purpose), purpose)
+    return _start(
+        purpose,
+        lambda: ceremonies.registration_options(current.citizen, purpose),
+        _not_ready_to_set_up(current),
+    )
 
 
 @bp.post("/two-factor/setup/passkey")
@@ -305,15 +317,12 @@ def _no_passkey(session) -> tuple[Response, int] | None:
 @signed_in(refused=_sign_in_again)
 def second_factor_options(*, current) -> Response:
     """Start the second step with one of the citizen's passkeys."""
-    refusal = _no_passkey(current)
-    if refusal:
-        return refusal
-    try:
-        _json_body()
-    except PasskeyError as error:
-        return _error(error)
     purpose = ceremonies.SECOND_FACTOR
-    return _options(ceremonies.authentication_options(purpose, current.citizen), purpose)
+    return _start(
+        purpose,
+        lambda: ceremonies.authentication_options(purpose, current.citizen),
+        _no_passkey(current),
+    )
 
 
 @bp.post("/sign-in/second-factor/passkey")
@@ -341,12 +350,8 @@ def second_factor(*, current) -> Response:
 @bp.post("/sign-in/passkey/options")
 def sign_in_options() -> Response:
     """Start a sign-in with any passkey the browser or device offers (discoverable)."""
-    try:
-        _json_body()
-    except PasskeyError as error:
-        return _error(error)
     purpose = ceremonies.SIGN_IN
-    return _options(ceremonies.authentication_options(purpose, None), purpose)
+    return _start(purpose, lambda: ceremonies.authentication_options(purpose, None))
 
 
 @bp.post("/sign-in/passkey")

@@ -14,19 +14,22 @@ a code works in that browser only, once, for ten minutes, and five wrong codes s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from datetime import timedelta
 
 import phonenumbers
-from flask import current_app, session
+from flask import session
 from flask_babel import gettext as _
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
-from sqlalchemy import update
 
-from idp.accounts.email_codes.logic import Outcome
+from idp.accounts.one_time_codes import (
+    MAX_ATTEMPTS,
+    Outcome,
+    check_code,
+    keyed_hash,
+    new_code,
+    row_for_session,
+)
 from idp.extensions import db
 from idp.models import Citizen, PhoneNumber, SmsCode
 from idp.models.timestamps import utcnow
@@ -39,8 +42,6 @@ PURPOSES = ("sign_in", "setup", "change", "reset")
 # NIST SP 800-63B 3.1.3.1 (rev 4; 5.1.3.1 in rev 3): an out-of-band secret is valid for ten
 # minutes at most.
 CODE_LIFETIME = timedelta(minutes=10)
-MAX_ATTEMPTS = 5
-CODE_DIGITS = 6
 # Where a number typed without a country code is from.
 DEFAULT_REGION = "GB"
 # Longer than any number with spaces, brackets and a country code.
@@ -136,17 +137,14 @@ def _session_key(purpose: str) -> str:
 
 
 def _code_hash(handle_hash: str, code: str) -> str:
-    """A keyed hash: six digits are guessable from a plain hash, not without the app's key."""
-    key = current_app.secret_key
-    key = key.encode() if isinstance(key, str) else key
-    return hmac.new(key, f"sms:{handle_hash}:{code}".encode(), hashlib.sha256).hexdigest()
+    return keyed_hash("sms:", handle_hash, code)
 
 
 def issue(purpose: str, citizen: Citizen, number: str) -> str:
     """A new code for this browser (replacing its earlier one for the purpose): the code to send."""
     handle = new_token(24)
     handle_hash = hash_token(handle)
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    code = new_code()
     now = utcnow()
     db.session.add(
         SmsCode(
@@ -166,12 +164,7 @@ def issue(purpose: str, citizen: Citizen, number: str) -> str:
 
 def pending(purpose: str, citizen: Citizen) -> SmsCode | None:
     """This browser's unused code for the purpose and citizen (expired or not)."""
-    handle = session.get(_session_key(purpose))
-    if not isinstance(handle, str) or len(handle) > 64:
-        return None
-    row = db.session.scalar(
-        db.select(SmsCode).filter_by(handle_hash=hash_token(handle), purpose=purpose)
-    )
+    row = row_for_session(SmsCode, _session_key(purpose), purpose)
     if row is None or row.used_at is not None or row.citizen_id != citizen.id:
         return None
     return row
@@ -189,33 +182,13 @@ def usable(row: SmsCode | None, number: str | None = None) -> bool:
 
 def check(row: SmsCode, typed: str) -> Outcome:
     """Check a typed code (spaces and dashes ignored); a right one is spent at once."""
-    now = utcnow()
-    if now >= row.expires_at:
-        return Outcome.EXPIRED
-    if row.attempts >= MAX_ATTEMPTS:
-        return Outcome.SPENT
-    code = "".join(ch for ch in typed if ch not in " -")
-    if hmac.compare_digest(row.code_hash, _code_hash(row.handle_hash, code)):
-        # Conditional, so the code works once even when two processes check it at once.
-        done = db.session.execute(
-            update(SmsCode)
-            .where(
-                SmsCode.id == row.id,
-                SmsCode.used_at.is_(None),
-                SmsCode.attempts < MAX_ATTEMPTS,
-                SmsCode.expires_at > now,
-            )
-            .values(used_at=now)
-        )
-        db.session.commit()
-        db.session.refresh(row)
-        return Outcome.VERIFIED if done.rowcount == 1 else Outcome.SPENT
-    db.session.execute(
-        update(SmsCode).where(SmsCode.id == row.id).values(attempts=SmsCode.attempts + 1)
+    return check_code(
+        row,
+        typed,
+        _code_hash,
+        lambda model, now: (model.used_at.is_(None), model.expires_at > now),
+        lambda now: {"used_at": now},
     )
-    db.session.commit()
-    db.session.refresh(row)
-    return Outcome.SPENT if row.attempts >= MAX_ATTEMPTS else Outcome.WRONG
 
 
 def forget(purpose: str) -> None:

@@ -18,10 +18,10 @@ from flask_babel import gettext as _
 from idp import audit
 from idp.accounts import recent_password
 from idp.accounts.email_codes.forms import ButtonForm
-from idp.accounts.email_codes.logic import Outcome
 from idp.accounts.guards import fully_signed_in, signed_in
 from idp.accounts.levels import MEDIUM, vector_met
 from idp.accounts.manage.logic import now_in_words, tell
+from idp.accounts.one_time_codes import Outcome
 from idp.accounts.page_helpers import (
     Refusal,
     continue_journey,

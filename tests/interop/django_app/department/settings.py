@@ -1,7 +1,9 @@
 """A department's Django settings, as govuk-onelogin-django's README gives them.
 
 Only the GOV_UK_ONE_LOGIN_* values come from the environment: the client ID, the private key
-(base64 of its PEM) and the discovery URL, which is all a department changes to use this IdP.
+(base64 of its PEM), the discovery URL and the identity confidence level, which is all a
+department changes to use this IdP; and, for a service that asks for a verified identity, where
+the IdP publishes its identity-signing key (IDENTITY_DID_URL).
 """
 
 import os
@@ -52,4 +54,9 @@ GOV_UK_ONE_LOGIN_CLIENT_SECRET = os.environ["GOV_UK_ONE_LOGIN_CLIENT_SECRET"]
 GOV_UK_ONE_LOGIN_OPENID_CONFIG_URL = os.environ["GOV_UK_ONE_LOGIN_OPENID_CONFIG_URL"]
 GOV_UK_ONE_LOGIN_SCOPE = "openid email"
 GOV_UK_ONE_LOGIN_AUTHENTICATION_LEVEL = AuthenticationLevel.MEDIUM_LEVEL
-GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL = IdentityConfidenceLevel.NONE
+GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL = IdentityConfidenceLevel(
+    os.environ.get("GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL", IdentityConfidenceLevel.NONE)
+)
+# Where the IdP publishes its identity-signing key (One Login: its DID document), for the
+# department's own check of the core identity claim (department/identity.py).
+IDENTITY_DID_URL = os.environ.get("IDENTITY_DID_URL", "")
