@@ -127,7 +127,8 @@ def security_summary(citizen: Citizen) -> dict:
 
 def render_account(session: BrowserSession, done: str | None) -> str:
     """The account page."""
-    stopped = flask_session.pop(STOPPED_SHARING, None)
+    # Popped only when there: popping touches the session, which would set its cookie again.
+    stopped = flask_session.pop(STOPPED_SHARING) if STOPPED_SHARING in flask_session else None
     stopped_details = detail_words(stopped) if done == "revoked" and stopped else []
     return render_template(
         "account.html",
