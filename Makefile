@@ -122,13 +122,13 @@ test-fast: install
 
 ## ruff, then the layers of ARCHITECTURE.md (import-linter contracts in pyproject.toml).
 lint: install
-	$(VENV)/bin/ruff check idp relying_parties tests bench
-	$(VENV)/bin/ruff format --check idp relying_parties tests bench
+	$(VENV)/bin/ruff check idp relying_parties evidence tests bench
+	$(VENV)/bin/ruff format --check idp relying_parties evidence tests bench
 	$(VENV)/bin/lint-imports
 
 format: install
-	$(VENV)/bin/ruff format idp relying_parties tests bench
-	$(VENV)/bin/ruff check --fix idp relying_parties tests bench
+	$(VENV)/bin/ruff format idp relying_parties evidence tests bench
+	$(VENV)/bin/ruff check --fix idp relying_parties evidence tests bench
 
 clean:
 	rm -rf $(VENV) .venv-interop instance .pytest_cache

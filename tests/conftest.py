@@ -28,6 +28,7 @@ from idp.extensions import db
 from idp.oidc.client_keys import forget_cached_keys
 from idp.operations.worker import start_worker, stop_worker
 from idp.settings import load_settings
+from tests.support.evidence import serve_evidence_services
 from tests.support.oidc_client import DepartmentClient, make_rsa_key, restart_rsa_pool
 
 SERVICES_REQUIRED = os.environ.get("IDP_REQUIRE_SERVICES") == "1"
@@ -423,3 +424,11 @@ def jwks_server() -> Iterator[JWKSServer]:
     server = JWKSServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def evidence_services(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The four simulated evidence services (evidence/) on free ports: their base URLs by kind,
+    {"passport": ..., "driving_licence": ..., "address": ..., "kbv": ...}."""
+    with serve_evidence_services(str(tmp_path_factory.mktemp("evidence"))) as urls:
+        yield urls

@@ -13,6 +13,7 @@ import click
 from flask import Flask
 from waitress import create_server
 
+import evidence
 from idp.accounts.citizens import create_citizen, find_citizen_by_email
 from idp.accounts.second_factor.logic import begin_totp_enrolment, totp_credential
 from idp.departments.samples import SampleDepartment, register_departments
@@ -169,8 +170,29 @@ class Running:
         threading.Thread(target=server.run, daemon=True).start()
 
 
+def evidence_service_urls(first_port: int) -> dict[str, str]:
+    """The simulated evidence services' base URLs by kind, on consecutive ports: the value of
+    the IdP's evidence_services setting."""
+    return {
+        kind: f"http://localhost:{first_port + offset}"
+        for offset, kind in enumerate(evidence.KINDS)
+    }
+
+
+def start_evidence_services(settings: Settings, running: Running, first_port: int) -> dict:
+    """Serve the simulated evidence services (evidence/) from first_port upward, each with its
+    own signing key in the instance folder; their base URLs by kind."""
+    urls = evidence_service_urls(first_port)
+    instance_path = str(Path(settings.instance_path) / "evidence")
+    for offset, (kind, url) in enumerate(urls.items()):
+        app = evidence.create_app(kind, instance_path, base_url=url)
+        running.serve(app, settings.host, first_port + offset, threads=2)
+    return urls
+
+
 def start_sample_services(idp_app: Flask, settings: Settings, running: Running) -> list:
-    """Register the sample departments and serve them (and the front page) on their ports.
+    """Register the sample departments and serve them (and the front page, then the simulated
+    evidence services) on their ports.
 
     Services that register themselves through the API do so in a background thread, as they
     would at their own start-up, once the IdP is listening; the rest start at once.
@@ -186,6 +208,13 @@ def start_sample_services(idp_app: Flask, settings: Settings, running: Running) 
     ]
     landing_port = settings.departments_base_port + len(samples)
     running.serve(landing.create_app(settings.issuer, services), settings.host, landing_port)
+    start_evidence_services(settings, running, landing_port + 1)
+    # TODO(lead): once Settings.evidence_services (IDP_EVIDENCE_SERVICES) is on this branch,
+    # hand the IdP these URLs when none are configured, e.g.
+    #     if not settings.evidence_services:
+    #         idp_app.config["IDP_SETTINGS"] = idp_app.config["IDP_SETTINGS"].replace(
+    #             evidence_services=urls)
+    # (urls = the return value of start_evidence_services above).
 
     def start_self_registering() -> None:
         for sample in samples:
@@ -229,6 +258,11 @@ def run_demo(idp_app: Flask) -> None:
     lines.append(f"  {'Government sign in (the IdP)':<30} {settings.issuer}")
     lines += [f"  {s.name:<30} {s.base_url}  ({s.department})" for s in samples]
     lines.append(f"  {'Staff pages':<30} {settings.issuer}/staff/sign-in")
+    evidence_urls = evidence_service_urls(settings.departments_base_port + len(samples) + 1)
+    lines += [
+        f"  {'Simulated ' + kind.replace('_', ' ') + ' check':<30} {url}"
+        for kind, url in evidence_urls.items()
+    ]
     click.echo("\nRunning:\n" + "\n".join(lines))
     click.echo(f"\nDemo citizen:  {DEMO_EMAIL}\nPassword:      {DEMO_PASSWORD}")
     click.echo(

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.browser
 
 DEPARTMENTS_FILE = PROJECT_ROOT / "config" / "departments.toml"
 SERVICES = 5
+# The simulated evidence services follow the front page on the next ports.
+EVIDENCE_SERVICES = 4
 AXE = (Path(__file__).parent / "axe" / "axe.min.js").read_text()
 AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
@@ -59,13 +61,14 @@ def sample_services(idp, tmp_path):
     """The sample departments from config/departments.toml, served against the live IdP."""
     settings = idp.app.config["IDP_SETTINGS"].replace(
         departments_file=str(DEPARTMENTS_FILE),
-        departments_base_port=_free_port_range(SERVICES + 1),
+        departments_base_port=_free_port_range(SERVICES + 1 + EVIDENCE_SERVICES),
         instance_path=str(tmp_path),
     )
     running = Running(servers=[])
     samples = start_sample_services(idp.app, settings, running)
     for port in range(
-        settings.departments_base_port, settings.departments_base_port + SERVICES + 1
+        settings.departments_base_port,
+        settings.departments_base_port + SERVICES + 1 + EVIDENCE_SERVICES,
     ):
         _wait_listening(port)
     yield (
