@@ -15,6 +15,7 @@ from datetime import date
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Regexp
 
 from idp import clock
@@ -170,9 +171,9 @@ class DocumentForm(FlaskForm):
     document = RadioField(
         _l("Do you have a UK passport or a UK photocard driving licence?"),
         choices=[
-            ("passport", _l("UK passport")),
-            ("driving_licence", _l("UK photocard driving licence")),
-            ("neither", _l("I do not have either of these")),
+            SelectChoice("passport", _l("UK passport")),
+            SelectChoice("driving_licence", _l("UK photocard driving licence")),
+            SelectChoice("neither", _l("I do not have either of these")),
         ],
         validators=[InputRequired(CHOOSE_DOCUMENT), AnyOf(DOCUMENT_CHOICES, CHOOSE_DOCUMENT)],
         validate_choice=False,

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from idp.accounts.guards import fully_signed_in
 from idp.accounts.identity import evidence_client as evidence
@@ -73,7 +74,6 @@ def unavailable(journey: str | None, retry: str | None = None) -> tuple:
         "identity/unavailable.html",
         503,
         {"Retry-After": "60"},
-        journey=journey,
         retry=retry or url_for("identity.start", journey=journey),
         **_service(journey),
     )
@@ -345,7 +345,7 @@ def questions(*, current) -> Response:
         return _ask_questions(check)  # fetching them failed before: try again
     question = check.state.next_question()
     form = QuestionForm()
-    form.answer.choices = [(choice, choice) for choice in question["choices"]]
+    form.answer.choices = [SelectChoice(choice, choice) for choice in question["choices"]]
     form.answer.label.text = question["text"]
     if form.validate_on_submit():
         if form.question.data != question["id"]:
