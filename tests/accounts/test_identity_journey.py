@@ -890,3 +890,33 @@ def test_the_check_reference_binds_each_credential(checking_idp, citizen_browser
     identity, _ = identity_of(idp, browser.citizen["id"])
     started = [e for e in events(idp) if e["event"] == "identity.check_started"][0]
     assert identity.reference == started["reference"]
+
+
+def test_three_failed_checks_in_a_day_stop_a_fourth(checking_idp, citizen_browser, clock):
+    idp, browser = checking_idp, citizen_browser
+    for attempt in range(1, 4):
+        page = browser.follow(start(browser, idp.issuer, "passport"))
+        failed = browser.follow(browser.submit(page, passport_fields(PAUL)))
+        assert NOT_CONFIRMED in failed.text
+        # The third failure says so at once.
+        assert ("Check your details and try again" in failed.text) == (attempt < 3)
+        assert ("too many times today" in failed.text) == (attempt == 3)
+    refused = browser.follow(start(browser, idp.issuer, "passport"))
+    assert urlsplit(str(refused.url)).path == "/identity/not-proved"
+    assert "You have tried to prove your identity too many times today" in refused.text
+    assert "Check your details and try again" not in refused.text
+    entry = events(idp)[-1]
+    assert (entry["event"], entry["reason"], entry["return_code"]) == (
+        "identity.failed",
+        "too_many_failed_checks",
+        "D",
+    )
+    # Nothing reached the passport office the fourth time.
+    checked = [e for e in events(idp) if e["event"] == "identity.evidence_checked"]
+    assert len(checked) == 3
+    # Having no document does not count; a day later the citizen may try again.
+    clock.advance(24 * 3600 + 60)
+    sign_in = browser.follow(browser.get(idp.url("/sign-in")))
+    browser.sign_in(sign_in, browser.citizen["email"], browser.citizen["password"])
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    assert "Enter your passport details" in page.text

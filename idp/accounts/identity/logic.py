@@ -49,6 +49,11 @@ PASS_SCORES = {
     "address": {"identityFraudScore": 1},
     "kbv": {"verificationScore": 2},
 }
+# A citizen whose checks failed this many times in a day (a document, the address or the
+# questions not confirmed) may not start another until a day after the first of them: the
+# questions and the registers must not be open to guessing.
+MAX_FAILED_CHECKS = 3
+FAILED_CHECKS_WINDOW = timedelta(days=1)
 # The details each kind of credential adds to the stored identity (One Login's shapes).
 DETAILS_FROM = {"passport": "passport", "driving_licence": "drivingPermit", "address": "address"}
 
@@ -162,6 +167,39 @@ def current_check(citizen_id: int) -> Check | None:
     if row is None:
         return None
     return Check(row, CheckState.from_json(store.decrypt_json(row.state_encrypted)))
+
+
+def recent_failures(citizen_id: int) -> list[IdentityCheck]:
+    """The citizen's checks that failed on the evidence (not for want of a document) within
+    the window, oldest first."""
+    return list(
+        db.session.scalars(
+            select(IdentityCheck)
+            .where(
+                IdentityCheck.citizen_id == citizen_id,
+                IdentityCheck.outcome == "failed",
+                IdentityCheck.return_code.in_(("D", "F", "K")),
+                IdentityCheck.started_at > utcnow() - FAILED_CHECKS_WINDOW,
+            )
+            .order_by(IdentityCheck.started_at, IdentityCheck.id)
+        )
+    )
+
+
+def too_many_failures(citizen_id: int) -> IdentityCheck | None:
+    """The oldest of the recent failed checks when there are too many to start another."""
+    failures = recent_failures(citizen_id)
+    return failures[0] if len(failures) >= MAX_FAILED_CHECKS else None
+
+
+def refuse_start(
+    citizen_id: int, journey: str | None, target: str, client_id: str | None, return_code: str
+) -> Check:
+    """Too many failed checks: this attempt is recorded as a check failed at once, with the
+    code of the last failure (so a department's journey ends as the last check did)."""
+    check = start_check(citizen_id, journey, target, "none", client_id)
+    fail(check, return_code, client_id, reason="too_many_failed_checks")
+    return check
 
 
 def latest_check(citizen_id: int) -> IdentityCheck | None:
@@ -291,7 +329,9 @@ def prove(check: Check, client_id: str | None = None) -> VerifiedIdentity | None
     return identity
 
 
-def fail(check: Check, return_code: str, client_id: str | None = None) -> None:
+def fail(
+    check: Check, return_code: str, client_id: str | None = None, reason: str | None = None
+) -> None:
     """End the check as failed, with One Login's return code (committed)."""
     check.row.outcome = "failed"
     check.row.return_code = return_code
@@ -300,7 +340,7 @@ def fail(check: Check, return_code: str, client_id: str | None = None) -> None:
     audit.record(
         "identity.failed",
         "failure",
-        reason=FAILURE_REASONS[return_code],
+        reason=reason or FAILURE_REASONS[return_code],
         citizen_id=check.row.citizen_id,
         client_id=client_id,
         reference=check.reference,

@@ -190,6 +190,10 @@ def start(*, current) -> Response:
         if choice == "neither":
             check = logic.no_document(current.citizen_id, journey, target, client_id)
             return _ended(check)
+        if logic.too_many_failures(current.citizen_id) is not None:
+            latest = logic.recent_failures(current.citizen_id)[-1]
+            logic.refuse_start(current.citizen_id, journey, target, client_id, latest.return_code)
+            return redirect(url_for("identity.not_proved", journey=journey))
         check = logic.start_check(current.citizen_id, journey, target, choice, client_id)
         return redirect(url_for(DOCUMENT_PAGES[choice], journey=journey))
     form.journey.data = journey
@@ -437,6 +441,12 @@ def not_proved(*, current) -> Response:
         return redirect(url_for("identity.start", journey=journey))
     context = _service(journey)
     resume = url_for("authorize.resume", journey=context["journey"]) if context["journey"] else None
+    limited = logic.too_many_failures(current.citizen_id)
+    again_at = limited.started_at + logic.FAILED_CHECKS_WINDOW if limited else None
     return render_template(
-        "identity/not_proved.html", return_code=check.return_code, resume=resume, **context
+        "identity/not_proved.html",
+        return_code=check.return_code,
+        resume=resume,
+        again_at=again_at,
+        **context,
     )
