@@ -9,9 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
 from idp.accounts.identity import evidence_client
+from idp.accounts.identity.vocabulary import CORE_IDENTITY_JWT
 from idp.departments.services import register_client
+from idp.extensions import db
+from idp.models import Client
 from relying_parties import council
 from relying_parties.common import DepartmentSettings
 from tests.conftest import free_port
@@ -56,6 +60,12 @@ def benefits_service(checking_idp) -> Iterator[Department]:
             },
             secret,
         )
+        # Registered for the verified name and birth date, as the platform approved.
+        row = db.session.scalar(select(Client).filter_by(client_id="benefits"))
+        claims = [CORE_IDENTITY_JWT]
+        row.client_metadata = {**row.client_metadata, "identity_claims": claims}
+        row.approved_metadata = {**(row.approved_metadata or {}), "identity_claims": claims}
+        db.session.commit()
     server = _serve(
         council.create_app(
             DepartmentSettings(
