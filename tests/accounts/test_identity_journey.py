@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from idp.accounts.identity import evidence_client, store
+from idp.accounts.identity.vocabulary import CORE_IDENTITY_JWT
 from idp.cli import cli
 from idp.extensions import db
-from idp.models import IdentityCheck
+from idp.models import Client, IdentityCheck
 from tests.conftest import free_port
 from tests.support.audit import stored_entries, table_text
 from tests.support.browser import CitizenBrowser, error_beside
@@ -398,6 +399,13 @@ def department_journey(idp, browser: CitizenBrowser, make_client, vtr: str = '["
     """A department's authorization request in this browser; its journey handle. (Sending the
     citizen to the check is the protocol's step; here the test opens the check itself.)"""
     client = make_client()
+    with idp.app.app_context():
+        # Registered for the verified name and birth date, as the platform approved.
+        row = db.session.scalar(db.select(Client).filter_by(client_id=client.client_id))
+        claims = [CORE_IDENTITY_JWT]
+        row.client_metadata = {**row.client_metadata, "identity_claims": claims}
+        row.approved_metadata = {**(row.approved_metadata or {}), "identity_claims": claims}
+        db.session.commit()
     attempt = client.authorization(vtr=vtr)
     browser.get(attempt.url)
     with idp.app.app_context():
