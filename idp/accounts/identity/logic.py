@@ -166,7 +166,11 @@ def current_check(citizen_id: int) -> Check | None:
     )
     if row is None:
         return None
-    return Check(row, CheckState.from_json(store.decrypt_json(row.state_encrypted)))
+    try:
+        state = store.decrypt_json(row.state_encrypted)
+    except store.UnreadableIdentity:
+        return None  # encrypted with a key no longer configured: the citizen starts again
+    return Check(row, CheckState.from_json(state))
 
 
 def recent_failures(citizen_id: int) -> list[IdentityCheck]:

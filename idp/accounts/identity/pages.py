@@ -38,7 +38,7 @@ from idp.accounts.identity.forms import (
     QuestionForm,
 )
 from idp.accounts.identity.logic import Check
-from idp.accounts.identity.store import current_identity, identity_level
+from idp.accounts.identity.store import UnreadableIdentity, current_identity, identity_level
 from idp.accounts.levels import meets_identity, requested_identity_level
 from idp.accounts.page_helpers import journey_context, page
 from idp.oidc.journey import find_interaction, interaction_params
@@ -410,7 +410,11 @@ def _questions_again(check: Check) -> tuple:
 @fully_signed_in
 def proved(*, current) -> Response:
     """The citizen's proved identity: at which level, and until when."""
-    identity = current_identity(current.citizen_id)
+    try:
+        identity = current_identity(current.citizen_id)
+    except UnreadableIdentity:
+        message = _("Your proved identity cannot be read at the moment. Try again later.")
+        return page("error.html", 503, message=message)
     if identity is None:
         return redirect(url_for("identity.start"))
     name_parts = identity.details["name"][0]["nameParts"]
