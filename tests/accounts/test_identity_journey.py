@@ -928,3 +928,16 @@ def test_three_failed_checks_in_a_day_stop_a_fourth(checking_idp, citizen_browse
     browser.sign_in(sign_in, browser.citizen["email"], browser.citizen["password"])
     page = browser.follow(start(browser, idp.issuer, "passport"))
     assert "Enter your passport details" in page.text
+
+
+def test_the_check_speaks_welsh(checking_idp, citizen_browser):
+    idp, browser = checking_idp, citizen_browser
+    page = browser.get(idp.url("/identity/start?lang=cy"))
+    assert '<html lang="cy" ' in page.text and "Profi eich hunaniaeth" in page.text
+    refused = browser.submit(page, {})
+    assert error_beside(refused.text, "document") == (
+        "Dewiswch a oes gennych basbort y DU, trwydded yrru cerdyn-llun y DU neu’r un o’r ddau"
+    )
+    page = browser.follow(browser.submit(page, {"document": "passport"}))
+    refused = browser.submit(page, {**passport_fields(KENNETH), "birth_month": ""})
+    assert error_beside(refused.text, "birth") == "Rhaid i’r dyddiad geni gynnwys mis"

@@ -9,10 +9,13 @@ to it and the page marks the parts in error.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import pgettext
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
@@ -49,13 +52,13 @@ def _postcode(value):
     return f"{compact[:-3]} {compact[-3:]}" if len(compact) > 3 else compact
 
 
-def name_field(label, empty, invalid, hint=None):
+def name_field(label, empty, invalid, too_long, hint=None):
     return StringField(
         label,
         filters=[_strip],
         validators=[
             DataRequired(empty),
-            Length(max=100, message=_l("%(what)s must be 100 characters or fewer", what=label)),
+            Length(max=100, message=too_long),
             Regexp(NAME_PATTERN, message=invalid),
         ],
         description=hint,
@@ -78,9 +81,11 @@ class DateParts:
     """One date input of a form: its field name prefix and its messages."""
 
     name: str
-    what: str  # "Date of birth", as the messages start
+    # The date's name as the messages start with it ("Date of birth must be a real date"),
+    # translated in its own context: Welsh puts it mid-sentence ("Rhaid i'r dyddiad geni ...").
+    what: Callable[[], str]
     empty: str
-    past: bool | None = None  # True: must be in the past; False: in the future; None: either
+    past: bool = False  # True: must be in the past
 
     def fields(self, form):
         return [getattr(form, f"{self.name}_{part}") for part in ("day", "month", "year")]
@@ -90,46 +95,35 @@ def _check_date(form, parts: DateParts) -> tuple[str | None, list[str], date | N
     """(message, parts in error, the date) for one date input."""
     day, month, year = (f.data or "" for f in parts.fields(form))
     missing = [name for name, v in (("day", day), ("month", month), ("year", year)) if not v]
+    everything = ["day", "month", "year"]
     if len(missing) == 3:
-        return parts.empty, ["day", "month", "year"], None
+        return str(parts.empty), everything, None
+    what = parts.what()
     if missing:
-        words = {"day": _l("a day"), "month": _l("a month"), "year": _l("a year")}
+        words = {"day": _("a day"), "month": _("a month"), "year": _("a year")}
         if len(missing) == 1:
-            message = _l("%(what)s must include %(part)s", what=parts.what, part=words[missing[0]])
+            message = _("%(what)s must include %(part)s", what=what, part=words[missing[0]])
         else:
-            message = _l(
+            message = _(
                 "%(what)s must include %(first)s and %(second)s",
-                what=parts.what,
+                what=what,
                 first=words[missing[0]],
                 second=words[missing[1]],
             )
-        return str(message), missing, None
+        return message, missing, None
     month_number = MONTHS.get(month[:3].lower()) if not month.isdigit() else None
     if not day.isdigit() or not (month.isdigit() or month_number) or not year.isdigit():
-        return (
-            str(_l("%(what)s must be a real date", what=parts.what)),
-            ["day", "month", "year"],
-            None,
-        )
+        return _("%(what)s must be a real date", what=what), everything, None
     if len(year) != 4:
-        return str(_l("Year must include 4 numbers")), ["year"], None
+        return _("Year must include 4 numbers"), ["year"], None
     try:
         value = date(int(year), month_number or int(month), int(day))
     except ValueError:
-        return (
-            str(_l("%(what)s must be a real date", what=parts.what)),
-            ["day", "month", "year"],
-            None,
-        )
-    today = clock.now().date()
-    if parts.past is True and value >= today:
-        return (
-            str(_l("%(what)s must be in the past", what=parts.what)),
-            ["day", "month", "year"],
-            None,
-        )
+        return _("%(what)s must be a real date", what=what), everything, None
+    if parts.past and value >= clock.now().date():
+        return _("%(what)s must be in the past", what=what), everything, None
     if value.year < 1900:
-        return str(_l("%(what)s must be after 1900", what=parts.what)), ["year"], None
+        return _("%(what)s must be after 1900", what=what), ["year"], None
     return None, [], value
 
 
@@ -190,7 +184,16 @@ def _birth_date():
     )
 
 
-BIRTH_DATE = DateParts("birth", _l("Date of birth"), _l("Enter your date of birth"), past=True)
+def _expiry() -> str:
+    return pgettext("in a sentence", "Expiry date")
+
+
+BIRTH_DATE = DateParts(
+    "birth",
+    lambda: pgettext("in a sentence", "Date of birth"),
+    _l("Enter your date of birth"),
+    past=True,
+)
 
 
 class PassportForm(DatesForm):
@@ -198,19 +201,21 @@ class PassportForm(DatesForm):
 
     DATES = (
         BIRTH_DATE,
-        DateParts("expiry", _l("Expiry date"), _l("Enter the expiry date of your passport")),
+        DateParts("expiry", _expiry, _l("Enter the expiry date of your passport")),
     )
 
     given_names = name_field(
         _l("Given names"),
         _l("Enter your given names as they appear on your passport"),
         _l("Given names must only include letters, spaces, hyphens and apostrophes"),
+        _l("Given names must be 100 characters or fewer"),
         hint=_l("Include any middle names, as on your passport"),
     )
     surname = name_field(
         _l("Surname"),
         _l("Enter your surname as it appears on your passport"),
         _l("Surname must only include letters, spaces, hyphens and apostrophes"),
+        _l("Surname must be 100 characters or fewer"),
     )
     birth_day, birth_month, birth_year = _birth_date()
     passport_number = StringField(
@@ -238,23 +243,25 @@ class DrivingLicenceForm(DatesForm):
         BIRTH_DATE,
         DateParts(
             "issue",
-            _l("Issue date"),
+            lambda: pgettext("in a sentence", "Issue date"),
             _l("Enter the issue date of your driving licence"),
             past=True,
         ),
-        DateParts("expiry", _l("Expiry date"), _l("Enter the expiry date of your driving licence")),
+        DateParts("expiry", _expiry, _l("Enter the expiry date of your driving licence")),
     )
 
     given_names = name_field(
         _l("Given names"),
         _l("Enter your given names as they appear on your driving licence"),
         _l("Given names must only include letters, spaces, hyphens and apostrophes"),
+        _l("Given names must be 100 characters or fewer"),
         hint=_l("Include any middle names, as on your licence (section 2)"),
     )
     surname = name_field(
         _l("Surname"),
         _l("Enter your surname as it appears on your driving licence"),
         _l("Surname must only include letters, spaces, hyphens and apostrophes"),
+        _l("Surname must be 100 characters or fewer"),
     )
     birth_day, birth_month, birth_year = _birth_date()
     licence_number = StringField(
