@@ -480,6 +480,8 @@ class FakeService:
         self.forge: Callable[[dict], dict] = lambda claims: claims
         self.sign_with_other_key = False
         self.raw_answer: tuple[int, bytes] | None = None
+        self.raw_keys: tuple[int, bytes] | None = None
+        self.delay = 0.0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         owner = self
@@ -496,11 +498,15 @@ class FakeService:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                if owner.raw_keys is not None:
+                    self._send(*owner.raw_keys)
+                    return
                 self._send(200, json.dumps({"keys": [owner.public_jwk()]}).encode())
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 request = json.loads(self.rfile.read(length))
+                time.sleep(owner.delay)
                 if owner.raw_answer is not None:
                     self._send(*owner.raw_answer)
                     return
@@ -700,6 +706,39 @@ def test_a_service_talking_nonsense_is_a_clear_page(
     response = browser.submit(page, passport_fields(KENNETH))
     assert response.status_code == 503 and UNAVAILABLE in response.text
     assert events(idp)[-1]["event"] == "identity.evidence_refused"
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        (404, b"{}"),
+        (200, b"not json"),
+        (200, b'{"keys": "none"}'),
+        (200, b'{"keys": [{"kty": "oct", "kid": "fake-1", "k": "c2VjcmV0"}]}'),
+    ],
+    ids=["404", "not-json", "no-list", "symmetric"],
+)
+def test_a_service_whose_keys_cannot_be_had_is_a_clear_page(
+    checking_idp, citizen_browser, fake_passport_office, keys
+):
+    idp, browser = checking_idp, citizen_browser
+    fake_passport_office.raw_keys = keys
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    response = browser.submit(page, passport_fields(KENNETH))
+    assert response.status_code == 503 and UNAVAILABLE in response.text
+    assert events(idp)[-1]["event"] == "identity.evidence_refused"
+
+
+def test_a_slow_service_is_a_clear_page(
+    checking_idp, citizen_browser, fake_passport_office, monkeypatch
+):
+    idp, browser = checking_idp, citizen_browser
+    monkeypatch.setattr(evidence_client, "TIMEOUT", 0.3)
+    fake_passport_office.delay = 1.0
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    response = browser.submit(page, passport_fields(KENNETH))
+    assert response.status_code == 503 and UNAVAILABLE in response.text
+    assert events(idp)[-1]["reason"] == "service unavailable: the passport service did not answer"
 
 
 def test_questions_that_cannot_be_fetched_are_asked_for_again(
