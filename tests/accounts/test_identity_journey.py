@@ -980,3 +980,15 @@ def test_the_check_speaks_welsh(checking_idp, citizen_browser):
     page = browser.follow(browser.submit(page, {"document": "passport"}))
     refused = browser.submit(page, {**passport_fields(KENNETH), "birth_month": ""})
     assert error_beside(refused.text, "birth") == "Rhaid i’r dyddiad geni gynnwys mis"
+
+
+def test_the_error_summary_lists_the_mistakes_in_the_order_of_the_page(
+    checking_idp, citizen_browser
+):
+    idp, browser = checking_idp, citizen_browser
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    refused = browser.submit(page, {})
+    links = re.findall(r'<a href="#([\w-]+)">', refused.text)
+    assert links == ["surname", "given_names", "birth_day", "passport_number", "expiry_day"]
+    fields = re.findall(r'<input[^>]* id="([\w-]+)"', refused.text)
+    assert [f for f in fields if f in links] == links

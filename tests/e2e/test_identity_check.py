@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     enter_email_and_password,
     enter_second_factor,
 )
+from tests.e2e.test_citizen_pages import check_page
 
 pytestmark = pytest.mark.browser
 
@@ -103,7 +104,7 @@ def enter_kenneths_passport(page) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
-def enter_kenneths_address_and_answers(page) -> None:
+def enter_kenneths_address_and_answers(page, check: bool = False) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Enter your address")
     page.get_by_label("Building number or name").fill("8")
     page.get_by_label("Street").fill("Hadley Road")
@@ -112,6 +113,8 @@ def enter_kenneths_address_and_answers(page) -> None:
     page.get_by_role("button", name="Continue").click()
     for number, answer in enumerate(("NATIONWIDE", "£501 TO £750", "O2"), start=1):
         expect(page.locator("#question-number")).to_have_text(f"Question {number} of 3")
+        if check and number == 1:
+            check_page(page, "identity-question")
         page.get_by_label(answer, exact=True).check()
         page.get_by_role("button", name="Continue").click()
 
@@ -141,15 +144,26 @@ def test_a_department_asking_for_p2_gets_its_code_after_the_check(
     expect(page.locator("body")).to_contain_text(citizen["email"])
 
 
+@pytest.fixture
+def checked_page(browser_page):
+    """The browser page, with the console errors kept for check_page (the citizen pages')."""
+    problems: list[str] = []
+    browser_page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    browser_page.console_problems = problems
+    return browser_page
+
+
 def test_the_check_from_the_account_pages_with_mistakes_on_the_way(
-    checking_idp, make_citizen, browser_page
+    checking_idp, make_citizen, checked_page
 ):
+    """Each page passes axe-core and fits a phone (check_page), as the other citizen pages."""
     citizen = make_citizen("kenneth@example.com")
-    page = browser_page
+    page = checked_page
     page.goto(checking_idp.url("/sign-in"))
     enter_email_and_password(page, citizen["email"], citizen["password"])
     enter_second_factor(page, citizen)
     page.goto(checking_idp.url("/identity/start"))
+    check_page(page, "identity-start")
 
     # Continue without choosing: the error summary, focused, links to the question.
     page.get_by_role("button", name="Continue").click()
@@ -157,6 +171,7 @@ def test_the_check_from_the_account_pages_with_mistakes_on_the_way(
     expect(summary).to_be_focused()
     message = "Select if you have a UK passport, a UK photocard driving licence or neither"
     expect(summary).to_contain_text(message)
+    check_page(page, "identity-start-error")
     summary.get_by_role("link", name=message).click()
     expect(page.get_by_label("UK passport")).to_be_focused()
     page.get_by_label("UK passport").check()
@@ -164,6 +179,7 @@ def test_the_check_from_the_account_pages_with_mistakes_on_the_way(
 
     # A date that does not exist: said beside the date, its parts marked.
     expect(page.get_by_role("heading", level=1)).to_have_text("Enter your passport details")
+    check_page(page, "identity-passport")
     fill_date(page, "Date of birth", "31", "2", "1965")
     page.get_by_role("button", name="Continue").click()
     expect(page).to_have_title("Error: Enter your passport details – Government sign in")
@@ -171,9 +187,40 @@ def test_the_check_from_the_account_pages_with_mistakes_on_the_way(
     expect(page.locator("#birth_day")).to_have_class(
         "govuk-input govuk-date-input__input govuk-input--width-2 govuk-input--error"
     )
+    check_page(page, "identity-passport-error")
     enter_kenneths_passport(page)
-    enter_kenneths_address_and_answers(page)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your address")
+    check_page(page, "identity-address")
+    enter_kenneths_address_and_answers(page, check=True)
 
     expect(page.locator(".govuk-panel__title")).to_have_text("You have proved your identity")
     expect(page.locator("#identity-summary")).to_contain_text("KENNETH DECERQUEIRA")
     expect(page.locator("#identity-summary")).to_contain_text("8 July 1965")
+    check_page(page, "identity-proved")
+
+
+def test_the_not_proved_and_unavailable_pages(checking_idp, make_citizen, checked_page):
+    citizen = make_citizen("nobody@example.com")
+    page = checked_page
+    page.goto(checking_idp.url("/sign-in"))
+    enter_email_and_password(page, citizen["email"], citizen["password"])
+    enter_second_factor(page, citizen)
+    page.goto(checking_idp.url("/identity/start"))
+    page.get_by_label("I do not have either of these").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "You cannot prove your identity online"
+    )
+    check_page(page, "identity-not-proved")
+
+    settings = checking_idp.app.config["IDP_SETTINGS"]
+    down = {kind: f"http://127.0.0.1:{free_port()}" for kind in settings.evidence_services}
+    checking_idp.app.config["IDP_SETTINGS"] = dataclasses.replace(settings, evidence_services=down)
+    page.goto(checking_idp.url("/identity/start"))
+    page.get_by_label("UK passport").check()
+    page.get_by_role("button", name="Continue").click()
+    enter_kenneths_passport(page)
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Sorry, we cannot check your identity at the moment"
+    )
+    check_page(page, "identity-unavailable")

@@ -204,18 +204,18 @@ class PassportForm(DatesForm):
         DateParts("expiry", _expiry, _l("Enter the expiry date of your passport")),
     )
 
+    surname = name_field(
+        _l("Surname"),
+        _l("Enter your surname as it appears on your passport"),
+        _l("Surname must only include letters, spaces, hyphens and apostrophes"),
+        _l("Surname must be 100 characters or fewer"),
+    )
     given_names = name_field(
         _l("Given names"),
         _l("Enter your given names as they appear on your passport"),
         _l("Given names must only include letters, spaces, hyphens and apostrophes"),
         _l("Given names must be 100 characters or fewer"),
         hint=_l("Include any middle names, as on your passport"),
-    )
-    surname = name_field(
-        _l("Surname"),
-        _l("Enter your surname as it appears on your passport"),
-        _l("Surname must only include letters, spaces, hyphens and apostrophes"),
-        _l("Surname must be 100 characters or fewer"),
     )
     birth_day, birth_month, birth_year = _birth_date()
     passport_number = StringField(
@@ -250,18 +250,18 @@ class DrivingLicenceForm(DatesForm):
         DateParts("expiry", _expiry, _l("Enter the expiry date of your driving licence")),
     )
 
+    surname = name_field(
+        _l("Surname"),
+        _l("Enter your surname as it appears on your driving licence"),
+        _l("Surname must only include letters, spaces, hyphens and apostrophes"),
+        _l("Surname must be 100 characters or fewer"),
+    )
     given_names = name_field(
         _l("Given names"),
         _l("Enter your given names as they appear on your driving licence"),
         _l("Given names must only include letters, spaces, hyphens and apostrophes"),
         _l("Given names must be 100 characters or fewer"),
         hint=_l("Include any middle names, as on your licence (section 2)"),
-    )
-    surname = name_field(
-        _l("Surname"),
-        _l("Enter your surname as it appears on your driving licence"),
-        _l("Surname must only include letters, spaces, hyphens and apostrophes"),
-        _l("Surname must be 100 characters or fewer"),
     )
     birth_day, birth_month, birth_year = _birth_date()
     licence_number = StringField(
