@@ -122,6 +122,9 @@ def enter_kenneths_address_and_answers(page, check: bool = False) -> None:
 def test_a_department_asking_for_p2_gets_its_code_after_the_check(
     checking_idp, make_citizen, benefits_service, browser_page
 ):
+    # Sending the citizen to the check is the protocol's step (authorize step 5b, branch
+    # id-protocol); until it is merged, this test has nothing to walk.
+    pytest.importorskip("idp.oidc.identity_claims", reason="needs the identity protocol")
     citizen = make_citizen("kenneth@example.com")
     page = browser_page
     page.goto(benefits_service.url)
