@@ -445,6 +445,44 @@ _EVENTS = (
         "A citizen's personal data was erased from the audit record",
         details=("erased_entries", "erased_seqs"),
     ),
+    # -- Identity checks (issue 19: the check journey, idp/accounts/identity) ------------------
+    # Never the names, birth date, address, document numbers or answers: that a check happened,
+    # each step's outcome and contra-indicator codes, the level proved.
+    Event(
+        "identity.check_started",
+        "A citizen started an identity check (with a passport, a driving licence, or neither)",
+        details=("reference", "document", "identity_level_asked"),
+    ),
+    Event(
+        "identity.evidence_checked",
+        "An evidence service's credential was verified: the check passed or failed (with its "
+        "contra-indicator codes)",
+        EITHER,
+        details=("reference", "kind", "result", "ci"),
+    ),
+    Event(
+        "identity.evidence_refused",
+        "An evidence service could not be used, or its credential was refused (signature, "
+        "audience, subject, nonce, expiry, or about another person)",
+        FAILURE,
+        details=("reference", "kind"),
+    ),
+    Event(
+        "identity.proved",
+        "A citizen proved their identity at a level (P1 or P2); the verified details were stored",
+        details=("reference", "identity_level", "evidence"),
+    ),
+    Event(
+        "identity.failed",
+        "A citizen's identity check ended without proving their identity (with the return code)",
+        FAILURE,
+        details=("reference", "return_code"),
+    ),
+    Event(
+        "identity.erased",
+        "A citizen's proved identity, identity checks and disclosures were erased",
+        details=("by", "existed"),
+    ),
 )
 
 EVENTS: dict[str, Event] = {event.name: event for event in _EVENTS}

@@ -11,6 +11,7 @@ from idp.accounts.citizens import (
     create_citizen,
     find_citizen_by_email,
 )
+from idp.accounts.identity.logic import forget_identity
 from idp.accounts.second_factor.logic import (
     enrol_known_totp,
     parse_totp_secret,
@@ -115,3 +116,23 @@ def citizens_sign_out(email: str, reason: str) -> None:
         f"signed {citizen.email} out of {ended} browser session(s); departments registered "
         "for back-channel logout are being told"
     )
+
+
+@citizens.command("forget-identity")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why, for the audit record (e.g. a ticket number).")
+@with_appcontext
+def citizens_forget_identity(email: str, reason: str) -> None:
+    """Erase a citizen's proved identity, identity checks and the record of what departments
+    received: the citizen proves it again the next time a department asks."""
+
+    citizen = find_citizen_by_email(email)
+    if citizen is None:
+        raise click.ClickException(f"no citizen has the email address {email!r}")
+    if not reason.strip():
+        raise click.ClickException("--reason must say why the identity is being erased")
+    had = forget_identity(citizen.id, reason.strip(), "operator (cli)")
+    if had:
+        click.echo(f"erased the proved identity and identity checks of {citizen.email}")
+    else:
+        click.echo(f"{citizen.email} had no proved identity or identity check; nothing to erase")
