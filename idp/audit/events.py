@@ -221,7 +221,7 @@ _EVENTS = (
     Event(
         "consent.given",
         "A citizen agreed to share their details with a service",
-        details=("scope",),
+        details=("scope", "identity_claims"),
     ),
     Event(
         "consent.refused",
@@ -439,6 +439,17 @@ _EVENTS = (
         "audit.erased",
         "A citizen's personal data was erased from the audit record",
         details=("erased_entries", "erased_seqs"),
+    ),
+    # -- Identity: verified details given to services (the protocol, issue 19) ------------------
+    Event(
+        "identity.shared",
+        "A service was given a citizen's verified identity details (by claim name, never values)",
+        details=("claims", "level"),
+    ),
+    Event(
+        "identity.not_proved_returned",
+        "A citizen who could not prove their identity was sent back to the service",
+        details=("return_code", "told"),
     ),
 )
 

@@ -89,9 +89,10 @@ def published(idp: LiveIdP) -> dict[str, str]:
 
 
 def rows(idp: LiveIdP) -> dict[str, SigningKey]:
-    """Every stored key by kid (detached copies)."""
+    """Every stored ID-token key by kid (detached copies); the identity-signing key has its
+    own tests (tests/oidc/test_identity_keys.py)."""
     with idp.app.app_context():
-        found = db.session.scalars(db.select(SigningKey)).all()
+        found = db.session.scalars(db.select(SigningKey).filter_by(purpose="id_token")).all()
         db.session.expunge_all()
     return {row.kid: row for row in found}
 
