@@ -11,7 +11,7 @@ from idp.models.timestamps import UTCDateTime, utcnow
 
 
 class SigningKey(db.Model):
-    """A key that signs ID tokens (or, by its purpose, verified identities); public part published."""
+    """A key that signs ID tokens (or, by purpose, identities), published by its public part."""
 
     __tablename__ = "signing_key"
 
