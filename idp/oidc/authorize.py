@@ -227,6 +227,7 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
 
     # 5b. The identity confidence asked for.
     details: list[str] = []
+    not_proved: str | None = None
     if identity_short(session.citizen_id, data):
         if "none" in prompts:
             return error_response(
@@ -237,17 +238,10 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
             interaction = interaction or start_interaction(params)
             return redirect(url_for("identity.start", journey=interaction.handle))
         # Back from a check that did not prove enough: back to the department, told why.
-        oauth_request.identity_grant = return_code_grant(
-            grant.client, data, check.return_code or "X"
-        )
-        audit.record(
-            "identity.not_proved_returned",
-            citizen_id=session.citizen_id,
-            client_id=grant.client.client_id,
-            return_code=check.return_code or "X",
-            told=oauth_request.identity_grant is not None,
-        )
+        not_proved = check.return_code or "X"
+        oauth_request.identity_grant = return_code_grant(grant.client, data, not_proved)
         if oauth_request.identity_grant is None:
+            _record_not_proved(session.citizen_id, grant.client, not_proved, told=False)
             if not finish_interaction(interaction):
                 return expired_journey_page()
             refused = AccessDeniedError(
@@ -272,9 +266,23 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     if interaction is not None and not finish_interaction(interaction):
         # Another request (a double click) already finished this journey.
         return expired_journey_page()
+    if not_proved is not None:
+        _record_not_proved(session.citizen_id, grant.client, not_proved, told=True)
     # 8. The code.
     return server.create_authorization_response(
         request=oauth_request, grant_user=citizen, grant=grant
+    )
+
+
+def _record_not_proved(citizen_id: int, client: Client, return_code: str, told: bool) -> None:
+    """The citizen goes back to the department without a proved identity: with a code whose
+    userinfo says why (told), or with access_denied."""
+    audit.record(
+        "identity.not_proved_returned",
+        citizen_id=citizen_id,
+        client_id=client.client_id,
+        return_code=return_code,
+        told=told,
     )
 
 
