@@ -178,8 +178,12 @@ def released_level(params: Mapping[str, str], held: str) -> str | None:
 
 
 def identity_short(citizen_id: int, params: Mapping[str, str]) -> bool:
-    """Whether the citizen's current identity is short of what the request asks for."""
-    return not meets_identity(identity_level(citizen_id), requested_identity_level(params))
+    """Whether the citizen's current identity is short of what the request asks for (no
+    query when it asks for none: most requests)."""
+    asked = requested_identity_level(params)
+    if asked == NO_IDENTITY_CONFIDENCE:
+        return False
+    return not meets_identity(identity_level(citizen_id), asked)
 
 
 def finished_check_since(citizen_id: int, since) -> IdentityCheck | None:
@@ -200,6 +204,8 @@ def finished_check_since(citizen_id: int, since) -> IdentityCheck | None:
 def proved_grant(client: Client, params: Mapping[str, str], citizen_id: int) -> dict | None:
     """What a code releases of a proved identity that meets the request, or None when it asks
     for no identity."""
+    if requested_identity_level(params) == NO_IDENTITY_CONFIDENCE:
+        return None
     level = released_level(params, identity_level(citizen_id))
     if level in (None, NO_IDENTITY_CONFIDENCE):
         return None
@@ -217,6 +223,8 @@ def return_code_grant(client: Client, params: Mapping[str, str], code: str) -> d
 def details_to_consent(client: Client, params: Mapping[str, str], citizen_id: int) -> list[str]:
     """The verified details the citizen is asked to agree to share: those asked, when their
     identity meets the request (none otherwise: none will be given)."""
+    if requested_identity_level(params) == NO_IDENTITY_CONFIDENCE:
+        return []
     if identity_short(citizen_id, params):
         return []
     return [c for c in asked_identity_claims(client, params) if c in DETAIL_CLAIMS]
