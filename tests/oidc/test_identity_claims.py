@@ -594,3 +594,38 @@ def test_an_expired_identity_is_checked_again_and_no_longer_given(
         browser, department.authorization(vtr=P2, claims=claims_param(CORE)).url, citizen
     )
     assert page.url.path == "/identity/start"
+
+
+def test_a_refreshed_access_token_keeps_what_the_sign_in_released(
+    idp, browser, citizen, make_client
+):
+    client = make_client(
+        "dept-refresh",
+        redirect_uri="https://dept-refresh.example.gov.uk/callback",
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    register_for(idp, client, [CORE])
+    prove(idp, citizen)
+    attempt, _, params = authorize_to_code(browser, client, citizen, vtr=P2)
+    tokens = redeem(client, attempt, params["code"])
+    data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    auth = client._authenticate(data)
+    refreshed = client.http.post(idp.url("/token"), data=data, auth=auth)
+    assert refreshed.status_code == 200, refreshed.text
+    id_token = client.validate_id_token(refreshed.json()["id_token"], None)
+    assert id_token["vtm"] == f"{idp.issuer}/trustmark"
+    info = userinfo(idp, refreshed.json()["access_token"])
+    assert verify_core_identity(idp, info[CORE], client.client_id)["vot"] == "P2"
+
+
+def test_the_consent_page_lists_the_verified_details_in_welsh(idp, browser, citizen, department):
+    prove(idp, citizen)
+    authorize_to_code(browser, department, citizen)  # signed in, in English, no details asked
+    attempt = department.authorization(vtr=P2, claims=claims_param(CORE, ADDRESS), ui_locales="cy")
+    page = browser.follow(browser.get(attempt.url))
+    assert '<html lang="cy"' in page.text
+    assert "Eich manylion wedi" in page.text
+    assert (
+        "eich enw a&#39;ch dyddiad geni" in page.text or "eich enw a'ch dyddiad geni" in page.text
+    )
+    assert "eich cyfeiriad" in page.text
