@@ -1,7 +1,8 @@
 """The identity-signing key's public parts and the trustmark, as GOV.UK One Login publishes them.
 
-- `/.well-known/did.json`: the IdP's did:web DID document; each identity-signing key is an
-  assertionMethod whose id is the kid of the coreIdentityJWT header (did:web:<host>#<kid>).
+- `/.well-known/did.json` (and `/did.json`, for an issuer with a path): the did:web DID
+  document; each identity-signing key is an assertionMethod whose id is the kid of the
+  coreIdentityJWT header (did:web:<host>#<kid>).
 - `/.well-known/identity-jwks.json`: the same keys as a JWKS, kid = that DID URL, for
   libraries that read a JWKS.
 - `/trustmark`: what the vot values mean here (the vtm of ID tokens and coreIdentityJWTs).
@@ -42,8 +43,11 @@ def _cacheable(body: dict[str, Any]) -> Response:
 
 
 @bp.get("/.well-known/did.json")
+@bp.get("/did.json")
 def did_document() -> Response:
-    """The did:web DID document (W3C DID Core), in One Login's shape."""
+    """The did:web DID document (W3C DID Core), in One Login's shape. did:web resolves an
+    identifier without a path to /.well-known/did.json, and one with a path (an issuer such as
+    https://host/idp is did:web:host:idp) to <path>/did.json: both are answered."""
     controller = did_controller()
     methods = [
         {
