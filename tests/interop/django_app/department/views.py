@@ -16,7 +16,14 @@ def start(request):
 @login_required
 def account(request):
     user = request.user
-    return HttpResponse(f"Signed in as {user.email} (subject {user.username})")
+    page = f"Signed in as {user.email} (subject {user.username})"
+    if request.session.get("verified_name"):
+        page += (
+            f". Verified: {request.session['verified_name']},"
+            f" born {request.session['verified_birth_date']},"
+            f" postcode {request.session['verified_postcode']}"
+        )
+    return HttpResponse(page)
 
 
 def sign_out(request):
