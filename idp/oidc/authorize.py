@@ -18,7 +18,8 @@ journey resumed after sign-in or consent starts again at step 1 with the stored 
    access_denied. With prompt=none: interaction_required (OIDC Core 3.1.2.6).
 6. Consent: the first time, prompt=consent, new scopes or new verified details send the citizen
    to the consent page.
-   With prompt=none, steps 4 to 6 answer login_required or consent_required instead.
+   With prompt=none, steps 4 to 6 answer login_required, interaction_required (5b) or
+   consent_required instead.
 7. The journey ends, once (a double click sees the expired journey page).
 8. The code is issued (idp/oidc/grants/authorization_code.py) and the citizen redirected
    back with code, state and iss (RFC 9207).
@@ -241,9 +242,9 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         not_proved = check.return_code or "X"
         oauth_request.identity_grant = return_code_grant(grant.client, data, not_proved)
         if oauth_request.identity_grant is None:
-            _record_not_proved(session.citizen_id, grant.client, not_proved, told=False)
             if not finish_interaction(interaction):
                 return expired_journey_page()
+            _record_not_proved(session.citizen_id, grant.client, not_proved, told=False)
             refused = AccessDeniedError(
                 description="The citizen could not prove their identity to the level asked.",
                 redirect_uri=grant.redirect_uri,
