@@ -221,13 +221,22 @@ def return_code_grant(client: Client, params: Mapping[str, str], code: str) -> d
 
 
 def details_to_consent(client: Client, params: Mapping[str, str], citizen_id: int) -> list[str]:
-    """The verified details the citizen is asked to agree to share: those asked, when their
-    identity meets the request (none otherwise: none will be given)."""
+    """The verified details the citizen is asked to agree to share: those asked that their
+    identity holds (a passport only if one was checked), when it meets the request (none
+    otherwise: none will be given)."""
     if requested_identity_level(params) == NO_IDENTITY_CONFIDENCE:
         return []
     if identity_short(citizen_id, params):
         return []
-    return [c for c in asked_identity_claims(client, params) if c in DETAIL_CLAIMS]
+    identity = current_identity(citizen_id)
+    if identity is None:
+        return []
+    return [
+        claim
+        for claim in asked_identity_claims(client, params)
+        if claim in DETAIL_CLAIMS
+        and all(identity.details.get(d) for d in vocabulary.DETAILS_OF_CLAIM[claim])
+    ]
 
 
 def describe_details(claims: list[str]) -> list[str]:

@@ -629,3 +629,18 @@ def test_the_consent_page_lists_the_verified_details_in_welsh(idp, browser, citi
         "eich enw a&#39;ch dyddiad geni" in page.text or "eich enw a'ch dyddiad geni" in page.text
     )
     assert "eich cyfeiriad" in page.text
+
+
+def test_the_consent_page_lists_only_the_details_the_identity_holds(
+    idp, browser, citizen, department
+):
+    """Asked for a driving licence and a passport, a citizen who proved with a passport is
+    told of the passport only: that is all the department will get."""
+    prove(idp, citizen)
+    attempt, consent_page, params = authorize_to_code(
+        browser, department, citizen, vtr=P2, claims=claims_param(PASSPORT, DRIVING)
+    )
+    assert "your passport details" in consent_page.text
+    assert "driving licence" not in consent_page.text
+    info = userinfo(idp, redeem(department, attempt, params["code"])["access_token"])
+    assert PASSPORT in info and DRIVING not in info
