@@ -3,9 +3,7 @@ as its README says, pointed at this IdP's discovery URL: Django's login view -> 
 factors -> consent -> callback, where the package redeems the code with private_key_jwt,
 validates the ID token itself (signature, iss, aud, nonce, at_hash), reads UserInfo and signs the
 citizen in; then sign-out through the IdP (RP-initiated logout with the ID token as hint) and
-back-channel logout to the package's endpoint. Configured for P2, the package asks
-["Cl.Cm.P2"] and the service validates the coreIdentityJWT itself with the IdP's DID document, as
-One Login's documentation tells a service to (django_app/department/identity.py).
+back-channel logout to the package's endpoint.
 
 The package always asks vtr ["Cl.Cm.P0"] and sends no PKCE, so the department registers
 "require_pkce": false (the package always sends a nonce). It pins an older Authlib than the
@@ -105,19 +103,6 @@ class DjangoService:
 def department(idp, make_client, django_python, sqlite_only, tmp_path):
     """Registered at the IdP as One Login registers a service (private_key_jwt with its public
     key, its callback, its back-channel logout endpoint), then started with its settings."""
-    yield from start_department(idp, make_client, django_python, tmp_path)
-
-
-@pytest.fixture
-def identity_department(idp, make_client, django_python, sqlite_only, tmp_path):
-    """The same service asking for a proved identity (P2), registered and approved for the
-    verified name and birth date (coreIdentityJWT) and address; it checks the coreIdentityJWT
-    itself with the IdP's DID document (django_app/department/identity.py)."""
-    yield from start_department(idp, make_client, django_python, tmp_path, identity="P2")
-
-
-def start_department(idp, make_client, django_python, tmp_path, identity: str = ""):
-    """Start the Django service and register it; yields it, stops it after."""
     key = make_rsa_key()
     pem = key.private_key.private_bytes(
         serialization.Encoding.PEM,
@@ -130,10 +115,6 @@ def start_department(idp, make_client, django_python, tmp_path, identity: str = 
         "GOV_UK_ONE_LOGIN_CLIENT_ID": "govuk-django",
         "GOV_UK_ONE_LOGIN_CLIENT_SECRET": base64.b64encode(pem).decode(),
         "GOV_UK_ONE_LOGIN_OPENID_CONFIG_URL": discovery_url(idp),
-        "DEPARTMENT_IDENTITY": identity,
-        # The service's configuration: where the IdP's DID document is (did:web resolves to
-        # https; the test IdP serves http).
-        "DEPARTMENT_DID_URL": idp.url("/.well-known/did.json"),
     }
     service = DjangoService(django_python, env, tmp_path)
     try:
@@ -148,8 +129,6 @@ def start_department(idp, make_client, django_python, tmp_path, identity: str = 
             backchannel_logout_uri=f"{service.base}/one-login/back-channel-logout/",
             subject_type="pairwise",
         )
-        if identity:
-            register_identity_claims(idp, "govuk-django", [CORE_IDENTITY_JWT, ADDRESS])
         yield service
     finally:
         service.close()
@@ -200,63 +179,3 @@ def test_govuk_onelogin_django_back_channel_logout(idp, citizen, browser, depart
     while site.get(department.base + "/account/").status_code == 200:
         assert time.monotonic() < deadline, "the service never heard: " + department.output()
         time.sleep(0.2)
-
-
-CORE_IDENTITY_JWT = "https://vocab.account.gov.uk/v1/coreIdentityJWT"
-ADDRESS = "https://vocab.account.gov.uk/v1/address"
-
-
-def register_identity_claims(idp, client_id: str, claims: list[str]) -> None:
-    """The service registered for these identity claims, and the platform approved them."""
-    from sqlalchemy import select
-
-    from idp.extensions import db
-    from idp.models import Client
-
-    with idp.app.app_context():
-        row = db.session.scalar(select(Client).filter_by(client_id=client_id))
-        row.client_metadata = {**row.client_metadata, "identity_claims": claims}
-        row.approved_metadata = {**(row.approved_metadata or {}), "identity_claims": claims}
-        db.session.commit()
-
-
-def test_govuk_onelogin_django_at_p2_receives_and_validates_the_core_identity_jwt(
-    idp, citizen, browser, identity_department
-):
-    """The package asks ["Cl.Cm.P2"] (it cannot send claims: the registration says which);
-    the service signs the citizen in only if the coreIdentityJWT's signature (the DID key),
-    iss, aud, sub, exp, nbf and vot are right, then shows the verified details."""
-    from idp.accounts.identity.store import save_identity
-    from idp.extensions import db
-
-    with idp.app.app_context():
-        save_identity(
-            citizen["id"],
-            "P2",
-            {
-                "name": [
-                    {
-                        "nameParts": [
-                            {"type": "GivenName", "value": "KENNETH"},
-                            {"type": "FamilyName", "value": "DECERQUEIRA"},
-                        ]
-                    }
-                ],
-                "birthDate": [{"value": "1965-07-08"}],
-                "address": [{"buildingNumber": "8", "postalCode": "BA2 5AA"}],
-            },
-            "check-interop",
-        )
-        db.session.commit()
-    site = browser.http
-    start = site.get(identity_department.base + "/one-login/login/")
-    assert start.status_code == 302, identity_department.output()
-    authorize_url = start.headers["location"]
-    assert "vtr=%5B%22Cl.Cm.P2%22%5D" in authorize_url
-
-    callback_url = sign_in_at_the_idp(browser, authorize_url, citizen)
-    signed_in = site.get(callback_url)
-    assert signed_in.status_code == 302, identity_department.output()
-    account = site.get(identity_department.base + signed_in.headers["location"])
-    assert account.status_code == 200, identity_department.output()
-    assert "Verified: KENNETH DECERQUEIRA, born 1965-07-08, postcode BA2 5AA" in account.text

@@ -31,15 +31,9 @@ DATABASES = {
     }
 }
 USE_TZ = True
-# DEPARTMENT_IDENTITY=P2: the service asks for a proved identity (medium confidence) and checks
-# the coreIdentityJWT itself (department/identity.py) with the IdP's DID document.
-IDENTITY = os.environ.get("DEPARTMENT_IDENTITY", "")
-DEPARTMENT_DID_URL = os.environ.get("DEPARTMENT_DID_URL", "")
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
-    "department.identity.VerifiedIdentityBackend"
-    if IDENTITY
-    else "govuk_onelogin_django.backends.OneLoginBackend",
+    "govuk_onelogin_django.backends.OneLoginBackend",
 ]
 LOGGING = {
     "version": 1,
@@ -58,6 +52,4 @@ GOV_UK_ONE_LOGIN_CLIENT_SECRET = os.environ["GOV_UK_ONE_LOGIN_CLIENT_SECRET"]
 GOV_UK_ONE_LOGIN_OPENID_CONFIG_URL = os.environ["GOV_UK_ONE_LOGIN_OPENID_CONFIG_URL"]
 GOV_UK_ONE_LOGIN_SCOPE = "openid email"
 GOV_UK_ONE_LOGIN_AUTHENTICATION_LEVEL = AuthenticationLevel.MEDIUM_LEVEL
-GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL = (
-    IdentityConfidenceLevel(IDENTITY) if IDENTITY else IdentityConfidenceLevel.NONE
-)
+GOV_UK_ONE_LOGIN_CONFIDENCE_LEVEL = IdentityConfidenceLevel.NONE

@@ -16,14 +16,7 @@ def start(request):
 @login_required
 def account(request):
     user = request.user
-    page = f"Signed in as {user.email} (subject {user.username})"
-    if request.session.get("verified_name"):
-        page += (
-            f". Verified: {request.session['verified_name']},"
-            f" born {request.session['verified_birth_date']},"
-            f" postcode {request.session['verified_postcode']}"
-        )
-    return HttpResponse(page)
+    return HttpResponse(f"Signed in as {user.email} (subject {user.username})")
 
 
 def sign_out(request):
