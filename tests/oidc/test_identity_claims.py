@@ -644,3 +644,39 @@ def test_the_consent_page_lists_only_the_details_the_identity_holds(
     assert "driving licence" not in consent_page.text
     info = userinfo(idp, redeem(department, attempt, params["code"])["access_token"])
     assert PASSPORT in info and DRIVING not in info
+
+
+def test_return_code_asked_by_a_citizen_who_proved_is_an_empty_list(
+    idp, browser, citizen, department
+):
+    """As One Login's simulator: asked for and nothing to report."""
+    prove(idp, citizen)
+    attempt, _, params = authorize_to_code(
+        browser, department, citizen, vtr=P2, claims=claims_param(CORE, RETURN_CODE)
+    )
+    info = userinfo(idp, redeem(department, attempt, params["code"])["access_token"])
+    assert info[RETURN_CODE] == []
+    assert CORE in info
+
+
+def test_a_claim_no_longer_approved_is_not_given(idp, browser, citizen, department):
+    prove(idp, citizen)
+    attempt, _, params = authorize_to_code(
+        browser, department, citizen, vtr=P2, claims=claims_param(CORE, ADDRESS)
+    )
+    register_for(idp, department, [ADDRESS])  # the platform withdrew coreIdentityJWT
+    info = userinfo(idp, redeem(department, attempt, params["code"])["access_token"])
+    assert ADDRESS in info and CORE not in info
+
+
+def test_prompt_none_with_details_not_yet_agreed_is_consent_required(
+    idp, browser, citizen, department
+):
+    prove(idp, citizen)
+    authorize_to_code(browser, department, citizen, vtr=P2, claims=claims_param(ADDRESS))
+    attempt = department.authorization(vtr=P2, prompt="none", claims=claims_param(PASSPORT))
+    result = callback(browser.follow(browser.get(attempt.url)))
+    assert result.params["error"] == "consent_required"
+    # The details already agreed need no page.
+    attempt = department.authorization(vtr=P2, prompt="none", claims=claims_param(ADDRESS))
+    assert "code" in callback(browser.follow(browser.get(attempt.url))).params
