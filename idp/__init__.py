@@ -32,6 +32,7 @@ API_PATHS = (
     "/register",
     "/revoke",
     "/introspect",
+    "/trustmark",
 )
 OAUTH_ENDPOINTS = {"authorize.authorize", "token.token", "userinfo.userinfo"}
 # Set on every response unless the view set its own.
@@ -217,6 +218,7 @@ def _register_blueprints(app: Flask) -> None:
     from idp.departments.views import bp as departments_bp
     from idp.development.dev_pages import bp as dev_bp
     from idp.oidc.authorize import bp as authorize_bp
+    from idp.oidc.did import bp as did_bp
     from idp.oidc.discovery import bp as discovery_bp
     from idp.oidc.end_session import bp as end_session_bp
     from idp.oidc.jwks import bp as jwks_bp
@@ -234,6 +236,7 @@ def _register_blueprints(app: Flask) -> None:
         departments_bp,
         register_service_bp,
         dev_bp,
+        did_bp,
         discovery_bp,
         health_bp,
         identity_bp,

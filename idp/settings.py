@@ -113,6 +113,9 @@ class Settings:
     # A proved identity lasts this many days; then the citizen proves it again when a
     # department asks for it.
     identity_valid_days: int = 180
+    # A coreIdentityJWT (the verified name and birth date given at userinfo) is valid for this
+    # many seconds after it is issued (exp = nbf + this); the department checks it on receipt.
+    identity_jwt_lifetime: int = 3600
     # An identity check in progress may take this many seconds (an hour) between its steps.
     identity_check_lifetime: int = 3600
     # The evidence services (simulated passport office, driving licence register, address and

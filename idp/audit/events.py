@@ -221,7 +221,7 @@ _EVENTS = (
     Event(
         "consent.given",
         "A citizen agreed to share their details with a service",
-        details=("scope",),
+        details=("scope", "identity_claims"),
     ),
     Event(
         "consent.refused",
@@ -482,6 +482,17 @@ _EVENTS = (
         "identity.erased",
         "A citizen's proved identity, identity checks and disclosures were erased",
         details=("by", "existed"),
+    ),
+    # -- Identity: verified details given to services (the protocol, issue 19) ------------------
+    Event(
+        "identity.shared",
+        "A service was given a citizen's verified identity details (by claim name, never values)",
+        details=("claims", "level"),
+    ),
+    Event(
+        "identity.not_proved_returned",
+        "A citizen who could not prove their identity was sent back to the service",
+        details=("return_code", "told"),
     ),
 )
 

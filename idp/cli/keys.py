@@ -9,9 +9,11 @@ from idp.cli.common import _utc, cli
 from idp.models.timestamps import utcnow
 from idp.oidc.jwks import longest_stale_jwks
 from idp.oidc.keys import (
-    SUPPORTED_ALGS,
+    IDENTITY,
+    KEY_SETS,
     KeyRotationError,
     all_key_rows,
+    key_set_of,
     key_state,
     retire_signing_key,
     rotate_signing_keys,
@@ -22,7 +24,8 @@ from idp.settings import current_settings
 
 @cli.group("keys")
 def keys() -> None:
-    """The IdP's signing keys: list, rotate, retire."""
+    """The IdP's signing keys: list, rotate, retire. ES256 and RS256 sign ID tokens (published
+    at /jwks.json); "identity" (ES256) signs coreIdentityJWTs (published in the DID document)."""
 
 
 def _warn_unseen_key(alg: str, kid: str, lead_time: int) -> None:
@@ -42,9 +45,10 @@ def _warn_unseen_key(alg: str, kid: str, lead_time: int) -> None:
 @keys.command("rotate")
 @click.option(
     "--alg",
-    type=click.Choice(["ES256", "RS256"]),
+    type=click.Choice(list(KEY_SETS)),
     default=None,
-    help="Rotate this algorithm's key only (default: both).",
+    help=f"Rotate this algorithm's key only, or {IDENTITY} for the identity-signing key "
+    "(default: all).",
 )
 @click.option(
     "--lead-time",
@@ -60,7 +64,7 @@ def keys_rotate(alg: str | None, lead_time: int | None) -> None:
 
     lead = current_settings().signing_key_lead_time if lead_time is None else lead_time
     try:
-        rotations = rotate_signing_keys([alg] if alg else SUPPORTED_ALGS, lead)
+        rotations = rotate_signing_keys([alg] if alg else KEY_SETS, lead)
     except KeyRotationError as exc:
         raise click.ClickException(str(exc)) from None
     for rotation in rotations:
@@ -102,7 +106,7 @@ def keys_list() -> None:
         else:
             retires = f"{row.retires_at:{stamp}}" if row.retires_at else "-"
         click.echo(
-            f"{row.alg:<6} {row.kid:<44} {key_state(row, now, signing):<42} "
+            f"{key_set_of(row):<6} {row.kid:<44} {key_state(row, now, signing):<42} "
             f"{row.created_at:{stamp}}  {row.activates_at:{stamp}}  {retires}"
         )
 

@@ -1,6 +1,7 @@
 """Authorization codes and the access tokens issued for them."""
 
 from datetime import datetime
+from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
 from sqlalchemy import JSON, ForeignKey, String, Text, update
@@ -36,6 +37,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The refresh token family its redemption started: a replay of the code revokes it.
     refresh_family: Mapped[str | None] = mapped_column(String(64))
+    # What the grant releases of a proved identity (idp/oidc/identity_claims.py IdentityGrant):
+    # {"level": "P2", "claims": [...]} or {"return_code": "D", "claims": [...]}; None for none.
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     citizen: Mapped[Citizen] = relationship(lazy="joined")
 
@@ -120,6 +124,8 @@ class Token(db.Model, AccessTokenMethods):
     # code or refresh token so that userinfo reads no other row (NULL on older tokens).
     vot: Mapped[str | None] = mapped_column(String(32))
     amr: Mapped[list[str] | None] = mapped_column(JSON)
+    # What it releases of a proved identity, copied from its code or refresh token.
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     citizen: Mapped[Citizen] = relationship(lazy="joined")
 

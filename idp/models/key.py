@@ -11,13 +11,17 @@ from idp.models.timestamps import UTCDateTime, utcnow
 
 
 class SigningKey(db.Model):
-    """A key that signs ID tokens, published in the JWKS by its public part."""
+    """A key that signs ID tokens (or, by purpose, identities), published by its public part."""
 
     __tablename__ = "signing_key"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kid: Mapped[str] = mapped_column(String(64), unique=True)
     alg: Mapped[str] = mapped_column(String(8), index=True)
+    # What it signs: "id_token" (ID tokens and logout tokens, published at /jwks.json) or
+    # "identity" (coreIdentityJWT, published in the DID document and /.well-known/identity-jwks.json
+    # only: a department never takes an identity key for an ID token key, nor the reverse).
+    purpose: Mapped[str] = mapped_column(String(16), default="id_token", server_default="id_token")
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     private_jwk_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

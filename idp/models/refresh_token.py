@@ -1,6 +1,7 @@
 """Refresh tokens: rotated at every use, in families that share one absolute lifetime."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -27,6 +28,8 @@ class RefreshToken(db.Model):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     vot: Mapped[str | None] = mapped_column(String(16))
+    # What the family releases of a proved identity, copied from its code.
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The family's absolute end: rotation never moves it.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749 import (
 
 from idp.accounts.levels import InvalidVectorOfTrust, parse_vtr
 from idp.models import Client
+from idp.oidc.identity_claims import InvalidClaimsRequest, check_identity_request
 from idp.oidc.pkce import PKCE
 
 PROMPT_VALUES = {"none", "login", "consent", "select_account"}
@@ -106,6 +107,16 @@ def check_vtr(grant) -> None:
             raise InvalidRequestError(str(exc).replace('"', "'")) from None
 
 
+def check_identity_claims(grant) -> None:
+    """The claims parameter (OIDC Core 5.5) is well formed, names only identity claims the
+    department is registered for, and comes with an identity confidence in vtr; P1 or P2 is
+    asked only by a department registered for identity claims (idp/oidc/identity_claims.py)."""
+    try:
+        check_identity_request(grant.request.client, grant.request.payload.data)
+    except InvalidClaimsRequest as exc:
+        raise InvalidRequestError(str(exc).replace('"', "'").replace("\\", "/")) from None
+
+
 def check_nonce_length(grant) -> None:
     """A bounded nonce: it is stored with the code and returned in the ID token."""
     if len(grant.request.payload.data.get("nonce") or "") > MAX_NONCE_LENGTH:
@@ -128,6 +139,7 @@ CHECKS = [
     check_prompt,
     check_max_age,
     check_vtr,
+    check_identity_claims,
     check_nonce_length,
     check_state_length,
 ]

@@ -11,8 +11,15 @@ journey resumed after sign-in or consent starts again at step 1 with the stored 
    refusal is redirected to the service with state and iss.
 4. Sign-in: none yet, prompt=login, or older than max_age sends the citizen to sign in.
 5. The level asked for (vtr): a session short of it is sent to its second factor.
-6. Consent: the first time, prompt=consent or new scopes send the citizen to the consent page.
-   With prompt=none, steps 4 to 6 answer login_required or consent_required instead.
+5b. The identity confidence asked for (vtr "Cl.Cm.P1"/"Cl.Cm.P2"): a citizen whose proved
+   identity is short of it is sent to the identity check (/identity/start); one who came back
+   from a check that did not prove enough goes back to the department, with a code whose
+   userinfo says why (returnCode) if the department asked for that claim, else with
+   access_denied. With prompt=none: interaction_required (OIDC Core 3.1.2.6).
+6. Consent: the first time, prompt=consent, new scopes or new verified details send the citizen
+   to the consent page.
+   With prompt=none, steps 4 to 6 answer login_required, interaction_required (5b) or
+   consent_required instead.
 7. The journey ends, once (a double click sees the expired journey page).
 8. The code is issued (idp/oidc/grants/authorization_code.py) and the citizen redirected
    back with code, state and iss (RFC 9207).
@@ -23,7 +30,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error, scope_to_list
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+)
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select
@@ -40,6 +51,14 @@ from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.authorization_server import authorization_server
 from idp.oidc.claims import released_claims
+from idp.oidc.identity_claims import (
+    describe_details,
+    details_to_consent,
+    finished_check_since,
+    identity_short,
+    proved_grant,
+    return_code_grant,
+)
 from idp.oidc.journey import (
     AuthorizationRequest,
     find_interaction,
@@ -115,8 +134,8 @@ def needs_authentication(
     return False
 
 
-# The scopes already agreed, read at every authorization request: built once.
-_CONSENTED_SCOPE = select(Consent.__table__.c.scope).where(
+# The scopes and verified details already agreed, read at every authorization request: built once.
+_CONSENTED_SCOPE = select(Consent.__table__.c.scope, Consent.__table__.c.identity_claims).where(
     Consent.__table__.c.citizen_id == bindparam("citizen_id"),
     Consent.__table__.c.client_id == bindparam("client_id"),
 )
@@ -128,16 +147,21 @@ def needs_consent(
     scope: str,
     data: MultiDict,
     interaction: Interaction | None,
+    details: list[str] | None = None,
 ) -> bool:
-    """First time a department asks, prompt=consent, or new scopes."""
+    """First time a department asks, prompt=consent, new scopes, or verified details (identity
+    claims) the citizen has not agreed to give it."""
     if interaction is not None and interaction.consented_sid == session.sid:
         # This very sign-in agreed on the consent page of this journey.
         return False
     if "consent" in (data.get("prompt") or "").split():
         return True
     asked = {"citizen_id": session.citizen_id, "client_id": client.client_id}
-    consented = db.session.connection().execute(_CONSENTED_SCOPE, asked).scalar()
-    if consented is None:
+    row = db.session.connection().execute(_CONSENTED_SCOPE, asked).first()
+    if row is None:
+        return True
+    consented, consented_details = row
+    if not set(details or ()).issubset(consented_details or ()):
         return True
     return not set(scope_to_list(scope)).issubset(scope_to_list(consented))
 
@@ -202,8 +226,36 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
         interaction = interaction or start_interaction(params)
         return redirect(url_for("two_factor.second_factor", journey=interaction.handle))
 
+    # 5b. The identity confidence asked for.
+    details: list[str] = []
+    not_proved: str | None = None
+    if identity_short(session.citizen_id, data):
+        if "none" in prompts:
+            return error_response(
+                InteractionRequiredError(redirect_uri=grant.redirect_uri), oauth_request
+            )
+        check = interaction and finished_check_since(session.citizen_id, interaction.created_at)
+        if not check:
+            interaction = interaction or start_interaction(params)
+            return redirect(url_for("identity.start", journey=interaction.handle))
+        # Back from a check that did not prove enough: back to the department, told why.
+        not_proved = check.return_code or "X"
+        oauth_request.identity_grant = return_code_grant(grant.client, data, not_proved)
+        if oauth_request.identity_grant is None:
+            if not finish_interaction(interaction):
+                return expired_journey_page()
+            _record_not_proved(session.citizen_id, grant.client, not_proved, told=False)
+            refused = AccessDeniedError(
+                description="The citizen could not prove their identity to the level asked.",
+                redirect_uri=grant.redirect_uri,
+            )
+            return error_response(refused, oauth_request)
+    else:
+        oauth_request.identity_grant = proved_grant(grant.client, data, session.citizen_id)
+        details = details_to_consent(grant.client, data, session.citizen_id)
+
     # 6. Consent.
-    if needs_consent(session, grant.client, oauth_request.scope, data, interaction):
+    if needs_consent(session, grant.client, oauth_request.scope, data, interaction, details):
         if "none" in prompts:
             return error_response(
                 ConsentRequiredError(redirect_uri=grant.redirect_uri), oauth_request
@@ -215,9 +267,23 @@ def proceed(params: MultiDict, interaction: Interaction | None) -> Response:
     if interaction is not None and not finish_interaction(interaction):
         # Another request (a double click) already finished this journey.
         return expired_journey_page()
+    if not_proved is not None:
+        _record_not_proved(session.citizen_id, grant.client, not_proved, told=True)
     # 8. The code.
     return server.create_authorization_response(
         request=oauth_request, grant_user=citizen, grant=grant
+    )
+
+
+def _record_not_proved(citizen_id: int, client: Client, return_code: str, told: bool) -> None:
+    """The citizen goes back to the department without a proved identity: with a code whose
+    userinfo says why (told), or with access_denied."""
+    audit.record(
+        "identity.not_proved_returned",
+        citizen_id=citizen_id,
+        client_id=client.client_id,
+        return_code=return_code,
+        told=told,
     )
 
 
@@ -267,9 +333,10 @@ def consent() -> Response:
     except OAuth2Error as error:
         return error_response(error, oauth_request)
     form = ConsentForm()
+    details = details_to_consent(grant.client, params, session.citizen_id)
     if form.validate_on_submit():
         if form.allow.data:
-            record_consent(session.citizen, grant.client, oauth_request.scope)
+            record_consent(session.citizen, grant.client, oauth_request.scope, details)
             interaction.consented_sid = session.sid
             db.session.commit()
             return redirect(url_for("authorize.resume", journey=interaction.handle))
@@ -293,6 +360,7 @@ def consent() -> Response:
         form=form,
         client=grant.client,
         claims=released_claims(grant.client, oauth_request.scope),
+        identity_details=describe_details(details),
         offline_hours=offline_access_hours(grant.client),
         journey=interaction.handle,
     )
@@ -308,18 +376,29 @@ def offline_access_hours(client: Client) -> int | None:
     return max(1, current_settings().refresh_token_lifetime // 3600)
 
 
-def record_consent(citizen: Citizen, client: Client, scope: str) -> None:
-    """Remember what the citizen agreed to share with this department."""
+def record_consent(
+    citizen: Citizen, client: Client, scope: str, details: list[str] | None = None
+) -> None:
+    """Remember what the citizen agreed to share with this department: the scopes, and the
+    verified details (identity claims) listed on the page."""
     for attempt in range(2):
         consent = db.session.scalar(
             db.select(Consent).filter_by(citizen_id=citizen.id, client_id=client.client_id)
         )
         if consent is None:
-            consent = Consent(citizen_id=citizen.id, client_id=client.client_id, scope=scope)
+            consent = Consent(
+                citizen_id=citizen.id,
+                client_id=client.client_id,
+                scope=scope,
+                identity_claims=list(details) if details else None,
+            )
             db.session.add(consent)
         else:
             granted = scope_to_list(consent.scope) + scope_to_list(scope)
             consent.scope = " ".join(dict.fromkeys(granted))
+            if details:
+                agreed = list(consent.identity_claims or []) + list(details)
+                consent.identity_claims = list(dict.fromkeys(agreed))
             consent.granted_at = utcnow()
         try:
             db.session.commit()
@@ -329,4 +408,10 @@ def record_consent(citizen: Citizen, client: Client, scope: str) -> None:
             db.session.rollback()
             if attempt:
                 raise
-    audit.record("consent.given", citizen_id=citizen.id, client_id=client.client_id, scope=scope)
+    audit.record(
+        "consent.given",
+        citizen_id=citizen.id,
+        client_id=client.client_id,
+        scope=scope,
+        identity_claims=list(details or []),
+    )

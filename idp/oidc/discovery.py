@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import generate_etag
 
-from idp.accounts.levels import VECTORS
+from idp.accounts.identity.vocabulary import IDENTITY_CLAIMS
+from idp.accounts.levels import MEDIUM, OFFERED_IDENTITY_LEVELS, VECTORS
 from idp.oidc.claims import SCOPE_CLAIMS, SCOPES_SUPPORTED, SUBJECT_TYPES
 from idp.oidc.client_auth import ASSERTION_ALGORITHMS, TOKEN_ENDPOINT_AUTH_METHODS
 from idp.oidc.grants import GRANT_TYPES
@@ -38,9 +39,12 @@ def provider_metadata() -> dict[str, Any]:
         "amr",
         "acr",
         "vot",
+        "vtm",
     ]
     for names in SCOPE_CLAIMS.values():
         claims.extend(n for n in names if n not in claims)
+    claims.extend(IDENTITY_CLAIMS)
+    identity_vectors = [f"{MEDIUM}.{level}" for level in OFFERED_IDENTITY_LEVELS]
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -66,14 +70,17 @@ def provider_metadata() -> dict[str, Any]:
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims,
-        "claims_parameter_supported": False,
+        # OIDC Core 5.5, for the identity claims (userinfo member), as GOV.UK One Login.
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
         # Levels of assurance: vectors of trust (GOV.UK One Login), also accepted as acr_values.
-        "vtr_values_supported": list(VECTORS),
+        "vtr_values_supported": [*VECTORS, *identity_vectors],
+        # What the vot values mean (the vtm of ID tokens and coreIdentityJWTs), as One Login.
+        "trustmarks": f"{issuer}/trustmark",
         "acr_values_supported": list(VECTORS),
         "ui_locales_supported": list(settings.ui_locales_supported),
         "claim_types_supported": ["normal"],

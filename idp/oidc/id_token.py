@@ -12,6 +12,7 @@ from authlib.oidc.core import grants as oidc_grants
 from idp import clock
 from idp.models import Client
 from idp.oidc.claims import subject_for
+from idp.oidc.identity_claims import trustmark_url
 from idp.oidc.keys import signing_key
 from idp.oidc.records import CodeRecord, RefreshTokenRecord
 from idp.settings import current_settings
@@ -60,8 +61,11 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims["auth_time"] = authorization_code.get_auth_time()
         if authorization_code.vot:
             # GOV.UK One Login's vector of trust, and the same value as the OIDC acr.
+            # As One Login: vot is the credential level met ("Cl.Cm"); an identity's level
+            # is the coreIdentityJWT's vot. vtm names the trustmark that defines the values.
             claims["vot"] = authorization_code.vot
             claims["acr"] = authorization_code.vot
+            claims["vtm"] = trustmark_url()
         return claims
 
     def generate_user_info(self, user, scope: str) -> dict:
@@ -79,5 +83,5 @@ class OpenIDRefresh(OpenIDCode):
         claims.pop("nonce", None)
         claims.update(sid=row.sid, auth_time=row.get_auth_time(), amr=list(row.amr or []))
         if row.vot:
-            claims.update(vot=row.vot, acr=row.vot)
+            claims.update(vot=row.vot, acr=row.vot, vtm=trustmark_url())
         return claims

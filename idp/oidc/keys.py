@@ -38,6 +38,36 @@ from idp.security.secrets import decrypt
 from idp.settings import current_settings
 
 SUPPORTED_ALGS = ("ES256", "RS256")
+# The identity-signing key (coreIdentityJWT, GOV.UK One Login's verified identities): ES256, of
+# its own purpose, rotated like the others but published only in the DID document and the
+# identity JWKS, never at /jwks.json. Functions below that take an `alg` take a key set: an ID
+# token algorithm, or IDENTITY.
+IDENTITY = "identity"
+IDENTITY_ALG = "ES256"
+KEY_SETS = (*SUPPORTED_ALGS, IDENTITY)
+ID_TOKEN_PURPOSE = "id_token"
+
+
+def _purpose(key_set: str) -> str:
+    return IDENTITY if key_set == IDENTITY else ID_TOKEN_PURPOSE
+
+
+def _algorithm(key_set: str) -> str:
+    return IDENTITY_ALG if key_set == IDENTITY else key_set
+
+
+def _of_set(key_set: str):
+    """The filter of one key set's rows."""
+    return (
+        SigningKey.alg == _algorithm(key_set),
+        SigningKey.purpose == _purpose(key_set),
+    )
+
+
+def key_set_of(row: SigningKey) -> str:
+    """The key set a stored key belongs to: its algorithm, or IDENTITY."""
+    return IDENTITY if row.purpose == IDENTITY else row.alg
+
 
 _cache_lock = threading.Lock()
 _private_key_cache: dict[str, Any] = {}
@@ -97,8 +127,9 @@ def _generate(alg: str):
             return key
 
 
-def _add_key(alg: str, activates_at: datetime) -> SigningKey:
+def _add_key(key_set: str, activates_at: datetime) -> SigningKey:
     """Generate a key, encrypt its private part and add it to the session (not committed)."""
+    alg = _algorithm(key_set)
     key = _generate(alg)
     public = {**key.as_dict(private=False), "use": "sig", "alg": alg}
     private = json.dumps(key.as_dict(private=True))
@@ -106,6 +137,7 @@ def _add_key(alg: str, activates_at: datetime) -> SigningKey:
     row = SigningKey(
         kid=key.kid,
         alg=alg,
+        purpose=_purpose(key_set),
         public_jwk=public,
         private_jwk_encrypted=fernet.encrypt(private.encode()).decode(),
         activates_at=activates_at,
@@ -125,8 +157,9 @@ def create_signing_key(alg: str, activates_at: datetime | None = None) -> Signin
 
 
 def ensure_signing_keys() -> None:
-    """Make sure a key signs now for each supported algorithm: if none can, a new one does."""
-    for alg in SUPPORTED_ALGS:
+    """Make sure a key signs now for each supported algorithm and for identities: if none can,
+    a new one does."""
+    for alg in KEY_SETS:
         if current_signing_key_row(alg) is None:
             try:
                 create_signing_key(alg)
@@ -134,11 +167,15 @@ def ensure_signing_keys() -> None:
                 db.session.rollback()
 
 
-def token_hold() -> timedelta:
+def token_hold(key_set: str | None = None) -> timedelta:
     """How long a key stays published after it stops signing: until every token it signed
-    has expired (ID tokens and logout tokens are the signed ones), plus the clock skew."""
+    has expired (ID tokens and logout tokens; coreIdentityJWTs for the identity key), plus
+    the clock skew."""
     settings = current_settings()
-    longest = max(settings.id_token_lifetime, settings.logout_token_lifetime)
+    if key_set == IDENTITY:
+        longest = settings.identity_jwt_lifetime
+    else:
+        longest = max(settings.id_token_lifetime, settings.logout_token_lifetime)
     return timedelta(seconds=longest + settings.clock_skew)
 
 
@@ -155,8 +192,7 @@ def _live_rows(alg: str, now: datetime) -> list[SigningKey]:
     return list(
         db.session.scalars(
             db.select(SigningKey)
-            .filter_by(alg=alg)
-            .where(*_live(now))
+            .where(*_of_set(alg), *_live(now))
             .order_by(SigningKey.activates_at, SigningKey.id)
         )
     )
@@ -167,8 +203,7 @@ def current_signing_key_row(alg: str, now: datetime | None = None) -> SigningKey
     now = now or utcnow()
     return db.session.scalar(
         db.select(SigningKey)
-        .filter_by(alg=alg)
-        .where(*_live(now), SigningKey.activates_at <= now)
+        .where(*_of_set(alg), *_live(now), SigningKey.activates_at <= now)
         .order_by(SigningKey.activates_at.desc(), SigningKey.id.desc())
         .limit(1)
     )
@@ -191,7 +226,7 @@ def _settle(alg: str, now: datetime) -> None:
     signer = current_signing_key_row(alg, now)
     if signer is None:
         return
-    hold = token_hold()
+    hold = token_hold(alg)
     start = next(i for i, row in enumerate(rows) if row.id == signer.id)
     for row in rows[:start]:
         if row.retires_at is None:
@@ -211,7 +246,11 @@ def _lock(alg: str) -> None:
     includes whatever a rotation that held the lock before committed.
     """
     table = SigningKey.__table__
-    db.session.execute(update(table).where(table.c.alg == alg).values(alg=table.c.alg))
+    db.session.execute(
+        update(table)
+        .where(table.c.alg == _algorithm(alg), table.c.purpose == _purpose(alg))
+        .values(alg=table.c.alg)
+    )
 
 
 def rotate_signing_keys(algs: Sequence[str], lead_time: int) -> list[Rotation]:
@@ -220,8 +259,10 @@ def rotate_signing_keys(algs: Sequence[str], lead_time: int) -> list[Rotation]:
     if lead_time < 0:
         raise KeyRotationError(f"the lead time must be 0 seconds or more, not {lead_time}")
     for alg in algs:
-        if alg not in SUPPORTED_ALGS:
-            raise KeyRotationError(f"unknown algorithm {alg!r}; use {' or '.join(SUPPORTED_ALGS)}")
+        if alg not in KEY_SETS:
+            raise KeyRotationError(
+                f"unknown algorithm {alg!r}; use {', '.join(SUPPORTED_ALGS)} or {IDENTITY}"
+            )
     ensure_signing_keys()
     try:
         for alg in algs:
@@ -273,7 +314,7 @@ def retire_signing_key(kid: str, force: bool = False) -> Retirement:
     if row is None:
         raise KeyRotationError(f"no signing key with kid {kid!r}; see: idp keys list")
     try:
-        _lock(row.alg)
+        _lock(key_set_of(row))
         db.session.refresh(row)
         retirement = _retire(row, utcnow(), force)
     except Exception:
@@ -290,32 +331,33 @@ def _retire(row: SigningKey, now: datetime, force: bool) -> Retirement:
         raise KeyRotationError(
             f"key {row.kid} was already retired at {row.retired_at:%Y-%m-%d %H:%M:%S} UTC"
         )
-    signer = current_signing_key_row(row.alg, now)
+    key_set = key_set_of(row)
+    signer = current_signing_key_row(key_set, now)
     was_signing = signer is not None and signer.id == row.id
     row.retired_at = now
     db.session.flush()
     brought_forward = created = None
     published_for = 0
-    if was_signing and current_signing_key_row(row.alg, now) is None:
-        waiting = waiting_key_rows(row.alg, now)
+    if was_signing and current_signing_key_row(key_set, now) is None:
+        waiting = waiting_key_rows(key_set, now)
         if waiting:
             waiting[0].activates_at = now
             brought_forward = waiting[0].kid
             published_for = int((now - waiting[0].created_at).total_seconds())
         elif not force:
             raise KeyRotationError(
-                f"key {row.kid} is the only key that can sign {row.alg} tokens; first run "
-                f"idp keys rotate --alg {row.alg} --lead-time 0 (or pass --force to retire it "
+                f"key {row.kid} is the only key that can sign {key_set} tokens; first run "
+                f"idp keys rotate --alg {key_set} --lead-time 0 (or pass --force to retire it "
                 "and sign with a new key at once)"
             )
         else:
-            created = _add_key(row.alg, now).kid
+            created = _add_key(key_set, now).kid
         db.session.flush()
-    _settle(row.alg, now)
-    new_signer = current_signing_key_row(row.alg, now)
+    _settle(key_set, now)
+    new_signer = current_signing_key_row(key_set, now)
     return Retirement(
         kid=row.kid,
-        alg=row.alg,
+        alg=key_set,
         was_signing=was_signing,
         signer_kid=new_signer.kid if new_signer else None,
         brought_forward=brought_forward,
@@ -341,14 +383,16 @@ def all_key_rows() -> list[SigningKey]:
     """Every key, by algorithm and then activation."""
     return list(
         db.session.scalars(
-            db.select(SigningKey).order_by(SigningKey.alg, SigningKey.activates_at, SigningKey.id)
+            db.select(SigningKey).order_by(
+                SigningKey.purpose, SigningKey.alg, SigningKey.activates_at, SigningKey.id
+            )
         )
     )
 
 
 def signer_ids(now: datetime) -> set[int]:
     """The ids of the keys that sign now, one per algorithm."""
-    rows = (current_signing_key_row(alg, now) for alg in SUPPORTED_ALGS)
+    rows = (current_signing_key_row(alg, now) for alg in KEY_SETS)
     return {row.id for row in rows if row is not None}
 
 
@@ -377,13 +421,18 @@ _LIVE_KEYS = (
         SigningKey.retires_at,
         SigningKey.private_jwk_encrypted,
     )
-    .where(SigningKey.alg == bindparam("alg"), SigningKey.retired_at.is_(None))
+    .where(
+        SigningKey.alg == bindparam("alg"),
+        SigningKey.purpose == bindparam("purpose"),
+        SigningKey.retired_at.is_(None),
+    )
     .order_by(SigningKey.activates_at.desc(), SigningKey.id.desc())
 )
 
 
 def _signers(alg: str) -> tuple[_Signer, ...]:
-    return tuple(_Signer(*row) for row in db.session.execute(_LIVE_KEYS, {"alg": alg}))
+    parameters = {"alg": _algorithm(alg), "purpose": _purpose(alg)}
+    return tuple(_Signer(*row) for row in db.session.execute(_LIVE_KEYS, parameters))
 
 
 # An algorithm's keys not withdrawn, newest activation first, kept until any key changes
@@ -406,7 +455,8 @@ def _load_signing_key(alg: str):
         ensure_signing_keys()
         _signer_cache.clear()
         row = _current_signer(alg, utcnow())
-    _publish_signer(row.kid)
+    if alg != IDENTITY:  # identity keys are never in /jwks.json
+        _publish_signer(row.kid)
     with _cache_lock:
         key = _private_key_cache.get(row.kid)
     if key is None:
@@ -432,7 +482,11 @@ def public_jwks() -> dict[str, list[dict[str, Any]]]:
     if cached is not None and now < cached[0]:
         return cached[1]
     rows = list(
-        db.session.scalars(db.select(SigningKey).where(*_live(now)).order_by(SigningKey.id))
+        db.session.scalars(
+            db.select(SigningKey)
+            .where(SigningKey.purpose == ID_TOKEN_PURPOSE, *_live(now))
+            .order_by(SigningKey.id)
+        )
     )
     published = {"keys": [dict(row.public_jwk) for row in rows]}
     retirements = [row.retires_at for row in rows if row.retires_at is not None]
@@ -459,3 +513,15 @@ def forget_public_jwks() -> None:
     """Read the published keys from the database at the next request (after a change)."""
     with _cache_lock:
         _public_jwks_cache.clear()
+
+
+def identity_public_keys() -> list[dict[str, Any]]:
+    """The identity-signing keys' public parts (waiting ones too), oldest first: for the DID
+    document and the identity JWKS. Read from the database at each request (rarely asked)."""
+    now = utcnow()
+    rows = db.session.scalars(
+        db.select(SigningKey)
+        .where(SigningKey.purpose == IDENTITY, *_live(now))
+        .order_by(SigningKey.id)
+    )
+    return [dict(row.public_jwk) for row in rows]

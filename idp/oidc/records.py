@@ -85,6 +85,7 @@ class CodeRecord(AuthorizationCodeMixin):
     expires_at: datetime
     used_at: datetime | None
     refresh_family: str | None
+    identity: dict | None
     citizen: CitizenRecord
     # Set by the grant once the code's sign-in is found live; never stored.
     live_session_id: int | None = None
@@ -130,6 +131,7 @@ class RefreshTokenRecord:
     expires_at: datetime
     used_at: datetime | None
     revoked_at: datetime | None
+    identity: dict | None
     citizen: CitizenRecord
 
     def check_client(self, client: Client) -> bool:
@@ -169,6 +171,7 @@ class AccessTokenRecord(AccessTokenMethods):
     revoked_at: datetime | None
     vot: str | None
     amr: list[str] | None
+    identity: dict | None
     citizen: CitizenRecord
 
 

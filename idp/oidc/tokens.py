@@ -49,6 +49,9 @@ def save_authorization_code(code: str, request: OAuth2Request) -> None:
             "auth_time": session.auth_time,
             "amr": amr,
             "vot": vot,
+            # Set by the authorization endpoint (step 5b) on the request: what of a proved
+            # identity the code releases at userinfo, or None.
+            "identity": getattr(request, "identity_grant", None),
             "created_at": now,
             "expires_at": now + timedelta(seconds=current_settings().authorization_code_lifetime),
         },
@@ -155,6 +158,7 @@ def save_token(token: dict, request: OAuth2Request) -> None:
                 "auth_time": origin.auth_time,
                 "amr": amr,
                 "vot": origin.vot,
+                "identity": origin.identity,
                 "issued_at": now,
                 "expires_at": previous.expires_at if previous else now + lifetime,
             },
@@ -173,6 +177,7 @@ def save_token(token: dict, request: OAuth2Request) -> None:
             "expires_at": now + timedelta(seconds=int(token["expires_in"])),
             "vot": origin.vot if origin else None,
             "amr": amr,
+            "identity": origin.identity if origin else None,
         },
     )
     if code is not None:

@@ -1,4 +1,5 @@
-"""The UserInfo endpoint (OIDC Core 5.3): claims by scope for a bearer token."""
+"""The UserInfo endpoint (OIDC Core 5.3): claims by scope for a bearer token, and the verified
+identity details its grant releases (idp/oidc/identity_claims.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from idp import audit
 from idp.extensions import csrf
 from idp.oidc.claims import user_info
 from idp.oidc.failure_limits import limit_failures
+from idp.oidc.identity_claims import identity_userinfo
 from idp.oidc.records import AccessTokenRecord, find_record
 from idp.oidc.tokens import token_assurance
 from idp.security.secrets import hash_token
@@ -122,6 +124,7 @@ def userinfo() -> Response:
             InvalidTokenError("The service this token was issued to is not active.")
         )
     claims = user_info(token.citizen, client, token.scope)
+    claims.update(identity_userinfo(token.identity, client, token.citizen_id, claims["sub"]))
     level, methods = token_assurance(token)
     audit.record(
         "userinfo.released",

@@ -60,7 +60,8 @@ def test_discovery_advertises_exactly_what_is_supported(idp, metadata):
     assert "openid" in metadata["scopes_supported"]
     assert metadata["request_parameter_supported"] is False
     assert metadata["request_uri_parameter_supported"] is False
-    assert metadata["claims_parameter_supported"] is False
+    # OIDC Core 5.5, for the identity claims (tests/oidc/test_identity_claims.py).
+    assert metadata["claims_parameter_supported"] is True
     signing_algs = set(metadata["token_endpoint_auth_signing_alg_values_supported"])
     assert {"RS256", "ES256"} <= signing_algs
     assert not {"none", "HS256", "HS384", "HS512"} & signing_algs

@@ -89,9 +89,10 @@ def published(idp: LiveIdP) -> dict[str, str]:
 
 
 def rows(idp: LiveIdP) -> dict[str, SigningKey]:
-    """Every stored key by kid (detached copies)."""
+    """Every stored ID-token key by kid (detached copies); the identity-signing key is tested
+    at the end of this module."""
     with idp.app.app_context():
-        found = db.session.scalars(db.select(SigningKey)).all()
+        found = db.session.scalars(db.select(SigningKey).filter_by(purpose="id_token")).all()
         db.session.expunge_all()
     return {row.kid: row for row in found}
 
@@ -398,3 +399,34 @@ def test_purge_erases_the_private_parts_of_retired_keys_only(idp, es_client, iss
     assert stored[old].public_jwk["kid"] == old
     assert all(row.private_jwk_encrypted for kid, row in stored.items() if kid != old)
     assert signing_kid(es_client, issue_code) in published(idp)
+
+
+# -- The identity-signing key (coreIdentityJWT), rotated the same way, published apart ---------
+
+
+def identity_kids(idp: LiveIdP) -> list[str]:
+    """The thumbprints of the identity keys in the DID document."""
+    document = httpx.get(idp.url("/.well-known/did.json")).json()
+    return [method["id"].partition("#")[2] for method in document["assertionMethod"]]
+
+
+def test_the_identity_key_rotates_and_retires_in_the_did_document_only(idp):
+    (first,) = identity_kids(idp)
+    result = run_keys(idp, "rotate", "--alg", "identity")
+    assert result.exit_code == 0, result.output
+    assert "identity: new key" in result.stdout
+    second = next(kid for kid in identity_kids(idp) if kid != first)
+    assert identity_kids(idp) == [first, second]  # published before it signs
+    # Never in the ID-token JWKS, and ID-token keys never in the DID document.
+    assert not {first, second} & set(published(idp))
+    assert not set(published(idp)) & set(identity_kids(idp))
+    lines = {
+        line.split()[1]: line.split() for line in run_keys(idp, "list").stdout.splitlines()[1:]
+    }
+    assert lines[first][:1] + lines[first][2:3] == ["identity", "signing"]
+    assert lines[second][:1] + lines[second][2:3] == ["identity", "waiting"]
+
+    retired = run_keys(idp, "retire", first)
+    assert retired.exit_code == 0, retired.output
+    assert identity_kids(idp) == [second]
+    assert f"identity: key {second} signs from now" in retired.stdout

@@ -356,7 +356,8 @@ def test_an_invalid_vtr_is_refused_even_for_a_signed_in_citizen(idp, browser, ci
 
 def test_discovery_lists_the_vectors_and_the_claims(idp):
     meta = httpx.get(idp.url("/.well-known/openid-configuration")).json()
-    assert meta["vtr_values_supported"] == ["Cl", "Cl.Cm"]
+    # The identity levels come with the medium credential level, as One Login writes them.
+    assert meta["vtr_values_supported"] == ["Cl", "Cl.Cm", "Cl.Cm.P1", "Cl.Cm.P2"]
     assert meta["acr_values_supported"] == ["Cl", "Cl.Cm"]
     assert {"vot", "acr", "amr", "sid"} <= set(meta["claims_supported"])
 
