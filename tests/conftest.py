@@ -432,3 +432,16 @@ def evidence_services(tmp_path_factory) -> Iterator[dict[str, str]]:
     {"passport": ..., "driving_licence": ..., "address": ..., "kbv": ...}."""
     with serve_evidence_services(str(tmp_path_factory.mktemp("evidence"))) as urls:
         yield urls
+
+
+@pytest.fixture
+def checking_idp(idp, evidence_services) -> Iterator[LiveIdP]:
+    """The live IdP configured with the simulated evidence services for this test."""
+    from idp.accounts.identity import evidence_client
+
+    before = idp.app.config["IDP_SETTINGS"]
+    idp.app.config["IDP_SETTINGS"] = before.replace(evidence_services=dict(evidence_services))
+    evidence_client.forget_cached_keys()
+    yield idp
+    idp.app.config["IDP_SETTINGS"] = before
+    evidence_client.forget_cached_keys()

@@ -112,16 +112,6 @@ def _with_services(idp, urls: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def checking_idp(idp, evidence_services) -> Iterator:
-    """The live IdP configured with the simulated evidence services for this test."""
-    before = idp.app.config["IDP_SETTINGS"]
-    _with_services(idp, evidence_services)
-    yield idp
-    idp.app.config["IDP_SETTINGS"] = before
-    evidence_client.forget_cached_keys()
-
-
-@pytest.fixture
 def citizen_browser(checking_idp, make_citizen) -> CitizenBrowser:
     """A citizen signed in fully (with their authenticator app)."""
     citizen = make_citizen()

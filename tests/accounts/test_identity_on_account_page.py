@@ -103,9 +103,9 @@ def count(app, model, citizen: dict) -> int:
 
 
 def test_a_citizen_who_has_not_proved_their_identity_is_offered_the_check(
-    idp, make_citizen, make_client
+    idp, checking_idp, make_citizen, make_client
 ):
-    browser, _ = signed_in_at(idp, make_client(), make_citizen())
+    browser, _ = signed_in_at(checking_idp, make_client(), make_citizen())
 
     page = account_page(idp, browser)
 
