@@ -753,7 +753,30 @@ def test_without_evidence_services_no_check_is_offered(idp, make_citizen):
         browser.follow(browser.get(idp.url("/sign-in"))), citizen["email"], citizen["password"]
     )
     page = browser.get(idp.url("/identity/start"))
-    assert page.status_code == 503 and UNAVAILABLE in page.text
+    assert page.status_code == 200
+    assert "You cannot prove your identity online here" in page.text
+    assert "Return to" not in page.text
+    assert 'href="/"' in page.text
+
+
+def test_without_evidence_services_a_department_gets_the_citizen_back(
+    idp, make_citizen, make_client
+):
+    """A department asking P2 of an IdP with no evidence services: the citizen is told, and
+    goes back to it as one with no document (return code X)."""
+    citizen = make_citizen()
+    browser = CitizenBrowser(idp.issuer)
+    browser.sign_in(
+        browser.follow(browser.get(idp.url("/sign-in"))), citizen["email"], citizen["password"]
+    )
+    journey = department_journey(idp, browser, make_client)
+    page = browser.get(idp.url(f"/identity/start?journey={journey}"))
+    assert page.status_code == 200
+    assert "Go back to Department dept-a to find another way" in page.text
+    assert '<input type="hidden" name="document" value="neither">' in page.text
+    back = browser.submit(page, {"document": "neither"})
+    assert checks_of(idp, citizen["id"]) == [("failed", "X")]
+    assert "You cannot prove your identity online" in browser.follow(back).text
 
 
 # -- Bad input ---------------------------------------------------------------------------------

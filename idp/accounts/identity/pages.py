@@ -181,9 +181,14 @@ def start(*, current) -> Response:
         if journey:
             return redirect(url_for("authorize.resume", journey=journey))
         return redirect(url_for("identity.proved"))
-    if not evidence.checks_offered():
-        return unavailable(journey)
     form = DocumentForm()
+    if not evidence.checks_offered() and not (
+        form.is_submitted() and form.document.data == "neither"
+    ):
+        # No evidence services are configured: no check can start, but a department's
+        # journey can still go back to it (as with no document: return code X).
+        form.journey.data = journey
+        return page("identity/not_offered.html", 200, form=form, **_service(journey))
     if form.validate_on_submit():
         client_id = _client_id(journey)
         choice = form.document.data
