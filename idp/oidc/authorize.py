@@ -46,7 +46,7 @@ from idp.accounts.levels import achieved_vector, requested_vectors
 from idp.accounts.sessions import SignIn, current_session, current_sign_in
 from idp.accounts.shared_forms import ConsentForm
 from idp.extensions import csrf, db
-from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
+from idp.models import BrowserSession, Citizen, Client, Consent, Interaction, PhoneNumber
 from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.authorization_server import authorization_server
@@ -359,11 +359,20 @@ def consent() -> Response:
         "consent.html",
         form=form,
         client=grant.client,
-        claims=released_claims(grant.client, oauth_request.scope),
+        claims=released_claims(grant.client, oauth_request.scope, citizen_with_mobile(session)),
         identity_details=describe_details(details),
         offline_hours=offline_access_hours(grant.client),
         journey=interaction.handle,
     )
+
+
+def citizen_with_mobile(session) -> Citizen:
+    """The signed-in citizen, with the mobile number confirmed for text messages (if any) as
+    userinfo reads it (mobile_number), for the consent page's list."""
+    citizen = session.citizen
+    phone = db.session.scalar(select(PhoneNumber).filter_by(citizen_id=citizen.id))
+    citizen.mobile_number = phone.number if phone else None
+    return citizen
 
 
 def offline_access_hours(client: Client) -> int | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from idp.models import Citizen, Client
+
+if TYPE_CHECKING:
+    from idp.oidc.records import CitizenRecord
 
 # OIDC Core 5.4: the claims each scope asks for.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -67,20 +70,32 @@ def claims_for_scope(scope: str) -> list[str]:
     return names
 
 
-def released_claims(client: Client, scope: str) -> list[str]:
-    """What the citizen is told the department will receive, beyond its identifier."""
-    allowed = client.get_allowed_scope(scope)
-    return [str(CLAIM_DESCRIPTIONS[c]) for c in claims_for_scope(allowed) if c != "sub"]
+def released_claims(client: Client, scope: str, citizen: Citizen | None = None) -> list[str]:
+    """What the citizen is told the department will receive, beyond its identifier: only what
+    the account holds (nothing promised that userinfo would leave out, such as a phone number
+    the citizen never gave)."""
+    allowed = claims_for_scope(client.get_allowed_scope(scope))
+    if citizen is not None:
+        held = user_info(citizen, client, scope)
+        allowed = [c for c in allowed if c in held]
+    return [str(CLAIM_DESCRIPTIONS[c]) for c in allowed if c != "sub"]
 
 
-def user_info(citizen: Citizen, client: Client, scope: str) -> dict[str, Any]:
-    """The UserInfo claims for a token's scope; claims the citizen never gave are left out."""
+def user_info(citizen: Citizen | CitizenRecord, client: Client, scope: str) -> dict[str, Any]:
+    """The UserInfo claims for a token's scope; claims the citizen never gave are left out.
+    phone_number is the mobile number confirmed for codes by text message when there is one
+    (the record's mobile_number), as GOV.UK One Login gives it."""
+    mobile = getattr(citizen, "mobile_number", None)
     values: dict[str, Any] = {
         "sub": subject_for(citizen, client),
         "email": citizen.email,
         "email_verified": citizen.email_verified,
-        "phone_number": citizen.phone_number,
-        "phone_number_verified": citizen.phone_number_verified if citizen.phone_number else None,
+        # As GOV.UK One Login: the mobile number confirmed for codes by text message (so
+        # verified), else a number the account holds from elsewhere, as it holds it.
+        "phone_number": mobile or citizen.phone_number,
+        "phone_number_verified": True
+        if mobile
+        else (citizen.phone_number_verified if citizen.phone_number else None),
         "name": citizen.name,
         "given_name": citizen.given_name,
         "family_name": citizen.family_name,

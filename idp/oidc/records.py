@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from sqlalchemy import bindparam, select
 
 from idp.extensions import db
-from idp.models import AuthorizationCode, Citizen, Client, RefreshToken, Token
+from idp.models import AuthorizationCode, Citizen, Client, PhoneNumber, RefreshToken, Token
 from idp.models.grant import AccessTokenMethods
 from idp.models.timestamps import utcnow
 
@@ -37,6 +37,8 @@ class CitizenRecord:
     phone_number_verified: bool
     given_name: str | None
     family_name: str | None
+    # The mobile number the citizen confirmed for codes by text message (E.164), if any.
+    mobile_number: str | None = None
 
     def get_user_id(self) -> int:
         """Authlib's hook: the internal id of the resource owner."""
@@ -63,7 +65,11 @@ class ResourceOwner:
 
 
 _CITIZEN = Citizen.__table__.c
-_CITIZEN_COLUMNS = [_CITIZEN[name] for name in CitizenRecord.__dataclass_fields__]
+_PHONE = PhoneNumber.__table__.c
+_CITIZEN_COLUMNS = [
+    *(_CITIZEN[name] for name in CitizenRecord.__dataclass_fields__ if name != "mobile_number"),
+    _PHONE.number.label("mobile_number"),
+]
 
 
 @dataclass(slots=True)
@@ -190,6 +196,7 @@ def _lookup(model, record: type, hash_column: str):
     statement = (
         select(*columns, *_CITIZEN_COLUMNS)
         .join_from(table, Citizen.__table__, table.c.citizen_id == _CITIZEN.id)
+        .outerjoin(PhoneNumber.__table__, _PHONE.citizen_id == _CITIZEN.id)
         .where(table.c[hash_column] == bindparam("hash"))
     )
     return statement, len(columns)

@@ -147,12 +147,25 @@ def test_consent_is_remembered_and_prompt_consent_asks_again(idp, make_citizen, 
 def test_consent_page_lists_new_scopes_when_a_department_asks_for_more(
     idp, make_citizen, make_client
 ):
-    citizen = make_citizen()
+    citizen = make_citizen(phone_number="+447700900123", phone_number_verified=True)
     client = make_client()
     browser, _ = signed_in_browser(idp, client, citizen)
     page = browser.follow(browser.get(client.authorization(scope="openid email phone").url))
     assert "wants to know who you are" in page.text
     assert "your phone number" in page.text
+
+
+def test_consent_page_promises_only_what_the_account_holds(idp, make_citizen, make_client):
+    """A department asking for a phone number of a citizen who never gave one: the consent page
+    does not list it (userinfo would leave it out)."""
+    citizen = make_citizen()
+    client = make_client()
+    browser = CitizenBrowser(idp.issuer)
+    page = browser.follow(browser.get(client.authorization(scope="openid email phone").url))
+    page = browser.sign_in(page, citizen["email"], citizen["password"])
+    assert "wants to know who you are" in page.text
+    assert "your email address" in page.text
+    assert "your phone number" not in page.text
 
 
 def test_refusing_consent_returns_access_denied(idp, make_citizen, make_client):

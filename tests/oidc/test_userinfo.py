@@ -260,3 +260,23 @@ def test_a_token_in_any_other_body_is_not_read(idp, tokens_for, kind):
     else:
         response = httpx.post(idp.url("/userinfo"), files={"access_token": (None, access_token)})
     assert_bearer_challenge_without_error(response)
+
+
+def test_the_phone_scope_gives_the_mobile_number_confirmed_for_text_messages(
+    idp, tokens_for, citizen
+):
+    """As GOV.UK One Login: phone_number is the number the citizen confirmed for security codes
+    by text message (a code sent to it was typed back), so it is verified."""
+    from idp.models import PhoneNumber
+
+    with idp.app.app_context():
+        db.session.add(PhoneNumber(citizen_id=citizen["id"], number="+447700900123"))
+        db.session.commit()
+    claims = userinfo(idp, tokens_for("openid phone")["access_token"]).json()
+    assert claims["phone_number"] == "+447700900123"
+    assert claims["phone_number_verified"] is True
+
+
+def test_without_a_confirmed_mobile_the_phone_scope_gives_nothing(idp, tokens_for, citizen):
+    claims = userinfo(idp, tokens_for("openid phone")["access_token"]).json()
+    assert "phone_number" not in claims and "phone_number_verified" not in claims
