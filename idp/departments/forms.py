@@ -332,6 +332,21 @@ PROOF_CHOICES = [
 ]
 
 
+class DepartmentWelshNameForm(FlaskForm):
+    """A department's name in Welsh, shown on the citizen's pages read in Welsh."""
+
+    name_cy = StringField(
+        "Department name in Welsh",
+        description="Citizens who read the pages in Welsh see this, for example 'Cyllid a "
+        "Thollau EF'. Leave it empty to show the English name.",
+        validators=[
+            Optional(),
+            Length(max=200, message="Enter a Welsh name of at most 200 characters"),
+        ],
+    )
+    submit = SubmitField("Save")
+
+
 class ServiceNameForm(FlaskForm):
     """The service's name, as citizens see it, in English and (optionally) Welsh."""
 

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from idp.departments.forms import (
     ActionForm,
+    DepartmentWelshNameForm,
     InitialAccessTokenForm,
     KeysForm,
     PublicKeyError,
@@ -29,6 +30,7 @@ from idp.departments.services import (
     revoke_initial_access_token,
     rotate_client_secret,
     set_client_keys,
+    set_department_welsh_name,
     update_registration,
 )
 from idp.extensions import db
@@ -433,6 +435,55 @@ def admin_services(member: StaffMember) -> Response:
         services=services,
         status=status,
         statuses=CLIENT_STATUSES,
+    )
+
+
+@bp.get("/admin/departments")
+@staff_required(platform=True)
+def admin_departments(member: StaffMember) -> Response:
+    """Every department, its name in Welsh and how many services it runs."""
+    counts = dict(
+        db.session.execute(
+            db.select(Client.department_id, db.func.count(Client.id)).group_by(Client.department_id)
+        ).all()
+    )
+    departments = db.session.scalars(db.select(Department).order_by(Department.name)).all()
+    return render_template(
+        "staff/admin_departments.html",
+        member=member,
+        departments=[(d, counts.get(d.id, 0)) for d in departments],
+        changed=request.args.get("changed"),
+    )
+
+
+@bp.route("/admin/departments/<int:department_id>/welsh-name", methods=["GET", "POST"])
+@staff_required(platform=True)
+def admin_department_welsh_name(member: StaffMember, department_id: int) -> Response:
+    """Give a department its name in Welsh (or take it away)."""
+    department = db.session.get(Department, department_id)
+    if department is None:
+        abort(404, "There is no such department.")
+    form = DepartmentWelshNameForm()
+    if request.method == "GET":
+        form.name_cy.data = department.name_cy or ""
+    status = 200
+    if form.validate_on_submit():
+        try:
+            set_department_welsh_name(department, form.name_cy.data, actor=_actor(member))
+        except RegistrationError as exc:
+            form.name_cy.errors = [*form.name_cy.errors, str(exc)]
+        else:
+            return redirect(url_for("departments.admin_departments", changed=department.id))
+    if form.is_submitted():
+        status = 400
+    return (
+        render_template(
+            "staff/admin_department_welsh_name.html",
+            member=member,
+            form=form,
+            department=department,
+        ),
+        status,
     )
 
 

@@ -396,3 +396,72 @@ def test_staff_pages_are_in_english_only(idp, platform):
     signed_out.http.cookies.set("idp_lang", "cy")
     sign_in = signed_out.get("/staff/sign-in?lang=cy")
     assert '<html lang="en"' in sign_in.text and "Staff sign in" in visible_text(sign_in)
+
+
+# -- Departments' names in Welsh ---------------------------------------------------------------
+
+
+def test_a_platform_administrator_gives_a_department_its_welsh_name(idp, platform, make_citizen):
+    make_service(idp.app, DVLA, "View your driving licence", approved=True)
+    make_staff(idp.app, "hmrc@sign-in.example.gov.uk", department="HM Revenue & Customs")
+
+    page = platform.get("/admin/departments")
+    assert page.status_code == 200
+    rows = [line for line in visible_text(page).splitlines() if "Driver and" in line]
+    assert rows and "Not given" in rows[0]
+    change = re.search(
+        r'href="(/admin/departments/\d+/welsh-name)">Change<span class="govuk-visually-hidden">'
+        r" the Welsh name of Driver and Vehicle Licensing Agency",
+        page.text,
+    )
+    form_page = platform.get(change.group(1))
+    saved = platform.submit(form_page, {"name_cy": "Asiantaeth Trwyddedu Gyrwyr a Cherbydau"})
+    assert saved.status_code in (302, 303)
+    listing = platform.follow(saved)
+    assert "The department's Welsh name was saved." in listing.text
+    assert "Asiantaeth Trwyddedu Gyrwyr a Cherbydau" in listing.text
+    with idp.app.app_context():
+        from idp.models import AuditEntry, Department
+
+        department = db.session.scalar(db.select(Department).filter_by(name=DVLA))
+        assert department.name_in("cy") == "Asiantaeth Trwyddedu Gyrwyr a Cherbydau"
+        entry = db.session.scalars(
+            db.select(AuditEntry).filter_by(event="department.welsh_name_changed")
+        ).all()[-1]
+        assert entry.details["actor"].startswith("staff ")
+
+    # Emptied: the English name again.
+    platform.submit(platform.get(change.group(1)), {"name_cy": ""})
+    with idp.app.app_context():
+        department = db.session.scalar(db.select(Department).filter_by(name=DVLA))
+        assert department.name_cy is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("x" * 201, "at most 200 characters"),
+        ("Cyllid\u0007", "without control characters"),
+    ],
+)
+def test_a_welsh_name_that_cannot_be_used_is_explained(idp, platform, value, message):
+    make_service(idp.app, DVLA, "View your driving licence")
+    with idp.app.app_context():
+        from idp.models import Department
+
+        department_id = db.session.scalar(db.select(Department.id).filter_by(name=DVLA))
+    page = platform.get(f"/admin/departments/{department_id}/welsh-name")
+    refused = platform.submit(page, {"name_cy": value})
+    assert refused.status_code == 400
+    assert any(message in item for item in error_summary(refused)), error_summary(refused)
+
+
+def test_only_platform_administrators_change_departments(idp):
+    email = make_staff(idp.app, "dvla@sign-in.example.gov.uk", department=DVLA)
+    department_admin = StaffBrowser(idp.issuer).signed_in(email)
+    assert department_admin.get("/admin/departments").status_code == 403
+    assert department_admin.get("/admin/departments/1/welsh-name").status_code == 403
+
+
+def test_an_unknown_department_is_not_found(idp, platform):
+    assert platform.get("/admin/departments/999999/welsh-name").status_code == 404
