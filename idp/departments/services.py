@@ -160,15 +160,39 @@ def _active_namesake(client_name: str | None, exclude_id: int | None = None) -> 
     return db.session.scalars(query.limit(1)).first()
 
 
+def _names(metadata: dict[str, Any]) -> dict[str, str]:
+    """A registration's names as citizens read them, by field: client_name and its names in
+    other languages (client_name#cy), each as its name_key."""
+    found = {}
+    for field, value in metadata.items():
+        if field == "client_name" or field.startswith("client_name#"):
+            key = name_key(value)
+            if key is not None:
+                found[field] = key
+    return found
+
+
 def _check_name_free(clean: dict[str, Any], exclude_id: int | None = None) -> None:
-    """A service may not take the name of another active service: citizens choose whom to
-    trust by the name on the sign-in page, so two services must never share one."""
+    """A service may not take the name of another active service, in any language the pages
+    are read in: citizens choose whom to trust by the name on the sign-in page, so two services
+    must never share one (a Welsh name that is another service's English name included)."""
     name = clean.get("client_name")
     if _active_namesake(name, exclude_id) is not None:
         raise ClientMetadataError(
             f"client_name: {name!r} is already the name of another active service; citizens "
             "could not tell the two apart, so choose a different name"
         )
+    wanted = _names(clean)
+    query = db.select(Client.client_metadata).where(Client.status == CLIENT_STATUS_ACTIVE)
+    if exclude_id is not None:
+        query = query.where(Client.id != exclude_id)
+    taken = {key for metadata in db.session.scalars(query) for key in _names(metadata).values()}
+    for field, key in wanted.items():
+        if key in taken:
+            raise ClientMetadataError(
+                f"{field}: {clean[field]!r} is already the name of another active service; "
+                "citizens could not tell the two apart, so choose a different name"
+            )
 
 
 def _store_metadata(client: Client, clean: dict[str, Any]) -> None:
@@ -378,7 +402,7 @@ def update_registration(
     _refuse_if_suspended(client, "changed")
     clean = validate_client_metadata(metadata)
     sector = _check_sector_unchanged(client, clean)
-    if name_key(clean.get("client_name")) != client.name_key or not client.is_active:
+    if _names(clean) != _names(client.client_metadata) or not client.is_active:
         _check_name_free(clean, exclude_id=client.id)
     old = client.client_metadata
     changed_fields = sorted(
@@ -618,6 +642,13 @@ def change_client_status(
                 f"of the active service {namesake.client_id}, and citizens could not tell them "
                 "apart; the department must rename one of them first"
             )
+        try:
+            _check_name_free(client.client_metadata, exclude_id=client.id)
+        except ClientMetadataError as clash:
+            raise RegistrationError(
+                f"this service cannot be {past}: {clash}; the department must rename one of "
+                "them first"
+            ) from None
     now = utcnow()
     values: dict[str, Any] = {"status": target, "updated_at": now}
     if action == "approve":

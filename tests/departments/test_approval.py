@@ -417,3 +417,36 @@ def test_an_unusable_logo_does_not_stop_the_approval_and_the_reason_is_shown(
     sign_in = citizen_opens(idp, client_id)
     assert sign_in.status_code == 200
     assert 'class="idp-service-logo"' not in sign_in.text and logo_server.url not in sign_in.text
+
+
+def test_a_welsh_name_that_is_another_active_services_name_is_refused(idp):
+    """Citizens reading the pages in Welsh see client_name#cy: it may not be (or look like)
+    another active service's name in either language, nor its English name another's Welsh."""
+    make_service(
+        idp.app,
+        DVLA,
+        "Renew your passport",
+        approved=True,
+        **{"client_name#cy": "Adnewyddu eich pasbort"},
+    )
+    token = issue_token(idp, max_uses=3)
+    for metadata, field in (
+        ({"client_name": "Passports", "client_name#cy": "ADNEWYDDU  eich pasbort!"}, "#cy"),
+        ({"client_name": "Pasbortau", "client_name#cy": "Renew your passport"}, "#cy"),
+        ({"client_name": "Adnewyddu eich pasbort"}, "client_name"),
+    ):
+        refused = register(idp, {**metadata, "redirect_uris": [REDIRECT_URI]}, token)
+        assert refused.status_code == 400, metadata
+        description = refused.json()["error_description"]
+        assert "is already the name of another active service" in description, description
+        assert field in description.split(":")[0], description
+    fine = register(
+        idp,
+        {
+            "client_name": "Passports",
+            "client_name#cy": "Pasbortau",
+            "redirect_uris": [REDIRECT_URI],
+        },
+        token,
+    )
+    assert fine.status_code == 201, fine.text
