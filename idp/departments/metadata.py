@@ -71,6 +71,16 @@ class ClientMetadataError(ValueError):
         first = str(self).split(":", 1)[0].split(" ", 1)[0]
         return first if first in KNOWN_FIELDS or first.startswith("client_name#") else None
 
+    def for_a_form(self) -> str:
+        """The message beside the form field it is about, which is already labelled: without
+        the metadata field's name ("client_name: 'X' is already..." -> "'X' is already...")."""
+        message = str(self)
+        field = self.field
+        if field and message.startswith(f"{field}: "):
+            rest = message[len(field) + 2 :]
+            return rest[:1].upper() + rest[1:]
+        return message
+
 
 def web_uri_problem(uri: str) -> str | None:
     """Why a URI is not an absolute https URI (http allowed on loopback), or None."""

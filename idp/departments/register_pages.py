@@ -92,7 +92,8 @@ def _policy_check(part: dict[str, Any]) -> None:
     try:
         validate_client_metadata({**STAND_IN, **part})
     except ClientMetadataError as exc:
-        raise AnswerRefused(POLICY_FIELDS.get(exc.field or "", ""), str(exc)) from None
+        field = POLICY_FIELDS.get(exc.field or "", "")
+        raise AnswerRefused(field, exc.for_a_form() if field else str(exc)) from None
 
 
 # -- Each question: what its answer is, from the form and back --------------------------------
@@ -566,5 +567,5 @@ def _refused_on_its_page(
         return None
     form = question.form(formdata=None)
     question.fill(form, answers)
-    _show_refusal(form, AnswerRefused(field, str(exc)))
+    _show_refusal(form, AnswerRefused(field, exc.for_a_form()))
     return _question_page(member, question, form, 400, change=True)

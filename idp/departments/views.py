@@ -155,7 +155,7 @@ def _form_metadata_error(form: ServiceForm, exc: ClientMetadataError) -> str | N
     field_name = names.get(exc.field or "", exc.field)
     field = getattr(form, field_name, None) if field_name else None
     if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, str(exc)]
+        field.errors = [*field.errors, exc.for_a_form()]
         return None
     return str(exc)
 
