@@ -57,3 +57,20 @@ def test_gthread_asks_gunicorn_for_threaded_workers():
 def test_an_unknown_server_is_refused_by_name():
     with pytest.raises(StackError, match="IDP_SERVER=uwsgi is not one of granian, gunicorn-sync"):
         server_command("idp.wsgi:app", {**ENV, "IDP_SERVER": "uwsgi"})
+
+
+def test_run_prod_refuses_an_unknown_server_before_starting_anything(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from idp.cli import cli
+
+    monkeypatch.setenv("IDP_SERVER", "uwsgi")
+    monkeypatch.setenv("IDP_DATABASE_URL", "postgresql://x@127.0.0.1:1/x")
+    monkeypatch.setenv("IDP_REDIS_URL", "redis://127.0.0.1:1/0")
+    result = CliRunner().invoke(cli, ["run-prod", "--run-dir", str(tmp_path / "run")])
+
+    assert result.exit_code != 0
+    assert "IDP_SERVER=uwsgi is not one of granian, gunicorn-sync, gunicorn-gthread" in (
+        result.output
+    )
+    assert not (tmp_path / "run").exists()  # no secrets, no nginx files
