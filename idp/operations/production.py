@@ -2,8 +2,8 @@
 
 Two separate IdP instances, each a WSGI server's main process with several worker processes
 (granian by default, gunicorn on request: IDP_SERVER), on their own loopback ports and instance
-folders, behind nginx (Debian's package) balancing round-robin, all
-on one PostgreSQL database and one Redis. Nothing that matters lives in one process: sessions,
+folders, behind nginx (Debian's package) balancing round-robin, all on one PostgreSQL database
+and one Redis. Nothing that matters lives in one process: sessions,
 journeys, codes, keys and the audit chain are in PostgreSQL, throttling counters in Redis. So a
 sign-in may begin on one instance and finish on the other, and either may be stopped.
 
@@ -634,9 +634,9 @@ def _group_alive(group: int) -> bool:
 # -- which WSGI server serves an instance (IDP_SERVER; `python -m bench.run --servers`) ---------
 
 SERVERS = ("granian", "gunicorn-sync", "gunicorn-gthread")
-# The best on the benchmark (bench/NOTES.md "Server stack"): more journeys and refreshes a second
-# than gunicorn in a third of the memory, and, launched as below, a killed worker costs only the
-# requests it was serving, as under gunicorn.
+# The best on the benchmark (bench/NOTES.md "Server stack"): as many journeys a second as
+# gunicorn's best shape and more refreshes, in about the same memory; launched as below, a killed
+# worker costs only the requests it was serving, as under gunicorn.
 DEFAULT_SERVER = "granian"
 # Threads per worker process when none are asked for: granian's blocking threads (two workers of
 # two per instance: one may restart while the other serves), gunicorn gthread's, sync's one.

@@ -1,5 +1,6 @@
 """The production path, as `make run-prod` runs it: nginx balancing round-robin over two
-separate IdP instances (gunicorn, several worker processes each) on PostgreSQL and Redis.
+separate IdP instances (granian, or gunicorn with IDP_SERVER, several worker processes each) on
+PostgreSQL and Redis.
 
 A citizen's browser and a department talk to the instances the way they would behind the load
 balancer, except that here each request is sent to the other instance than the one before, so
