@@ -57,7 +57,7 @@ interop: $(INTEROP_GOVUK)/.installed
 run: install
 	$(VENV)/bin/idp demo
 
-## The production way on this machine: nginx round-robin over two gunicorn instances, on
+## The production way on this machine: nginx round-robin over two granian instances, on
 ## PostgreSQL and Redis (override IDP_DATABASE_URL / IDP_REDIS_URL to use others).
 ## (Exported to run-prod only, never to the tests; not echoed, as a URL may hold a password.)
 run-prod: export IDP_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/idp

@@ -1,7 +1,8 @@
-"""`make bench`: the IdP started the production way (nginx round-robin over two gunicorn
-instances on PostgreSQL and Redis, idp/operations/production.py) and driven by a load generator
-in another process (bench/loadgen.py), against the ceiling of a bare Flask app on the same stack
-and against a peer, node-oidc-provider in a node cluster on Redis (bench/peer.py, bench/node).
+"""`make bench`: the IdP started the production way (nginx round-robin over two instances,
+granian by default, on PostgreSQL and Redis: idp/operations/production.py) and driven by a
+load generator in another process (bench/loadgen.py), against the ceiling of a bare Flask app
+on the same stack and against a peer, node-oidc-provider in a node cluster on Redis
+(bench/peer.py, bench/node).
 
     python -m bench.run [--quick] [--seconds S] [--scale] [--workers N] [--concurrency N]
                         [--no-peer] [--servers [SERVER:WORKERS[xTHREADS],...]]
@@ -10,7 +11,7 @@ Writes bench/results/<date>-<host>.json and .md with the machine's description, 
 table. --scale then seeds 1,000,000 citizens and 10,000,000 audit entries (`idp seed`) and
 measures sign-in, the returning journey and the auditor's filtered first page again.
 --servers instead measures the journey, refresh and discovery under each WSGI server
-(IDP_SERVER: gunicorn-sync, gunicorn-gthread, granian) and worker count, into
+(IDP_SERVER: granian, gunicorn-sync, gunicorn-gthread) and worker count, into
 <date>-<host>-servers.md.
 The benchmark database (IDP_BENCH_DATABASE_URL, default .../idp_bench) is dropped first.
 """
@@ -39,7 +40,7 @@ import pyotp
 from bench.forms import CSRF, follow, submit
 from bench.loadgen import authorization_query, summary
 from bench.peer import NODE_DIR, NodePeer, PeerError
-from idp.operations.production import SERVERS, ProductionStack
+from idp.operations.production import DEFAULT_THREADS, SERVERS, ProductionStack
 from idp.settings import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -435,8 +436,8 @@ def report(data: dict) -> str:
         met = "yes" if rss["growth_percent"] < 5 else "**no**"
         lines += [
             "",
-            f"Memory across the {data['setup']['journey_seconds']} s journey run (all gunicorn"
-            f" workers): {rss['start_kib']} KiB -> {rss['end_kib']} KiB,"
+            f"Memory across the {data['setup']['journey_seconds']} s journey run (all the"
+            f" instances' workers): {rss['start_kib']} KiB -> {rss['end_kib']} KiB,"
             f" {rss['growth_percent']}% (target under 5%: {met})",
         ]
     a = data["argon2"]
@@ -471,8 +472,7 @@ SCENARIOS = ("discovery", "jwks", "journey", "token", "refresh", "sign_in")
 PEER_SCENARIOS = ("discovery", "jwks", "journey", "token", "refresh")
 SERVER_SCENARIOS = ("journey", "refresh", "discovery")
 DEFAULT_SERVERS = (
-    "gunicorn-sync:2,gunicorn-sync:3,gunicorn-sync:4,gunicorn-gthread:2x4,gunicorn-gthread:3x4,"
-    "granian:2,granian:3,granian:3x4"
+    "gunicorn-sync:2,gunicorn-sync:3,gunicorn-gthread:2x4,granian:2x2,granian:1x4,granian:2x1"
 )
 
 
@@ -530,7 +530,7 @@ def measure_peer(
 
 def parse_servers(text: str) -> list[dict]:
     """Parse "gunicorn-sync:3,gunicorn-gthread:2x4,granian:3": the server, its worker
-    processes per instance and threads per worker (gthread's default 4, others 1)."""
+    processes per instance and threads per worker (the server's default: DEFAULT_THREADS)."""
     choices = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         server, _, size = item.partition(":")
@@ -540,7 +540,7 @@ def parse_servers(text: str) -> list[dict]:
                 f"--servers: {item!r} is not SERVER:WORKERS[xTHREADS],"
                 f" SERVER one of {', '.join(SERVERS)}"
             )
-        threads = int(threads or (4 if server == "gunicorn-gthread" else 1))
+        threads = int(threads or DEFAULT_THREADS[server])
         choices.append(
             {"label": item, "server": server, "workers": int(workers), "threads": threads}
         )
@@ -679,8 +679,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
     parser.add_argument("--seconds", type=float, help="seconds per scenario (the journey's 3x)")
     parser.add_argument("--scale", action="store_true", help="also seed 1M citizens, 10M entries")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 3)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 1)))
+    # What `make run-prod` runs unless told otherwise: 2 workers, the server's threads (0).
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", 2)))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 0)))
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--citizens", type=int, default=1_000_000)
     parser.add_argument("--audit-entries", type=int, default=10_000_000)
@@ -752,7 +753,7 @@ def main() -> None:
         },
         **common,
     )
-    log("starting the IdP: nginx, two gunicorn instances, PostgreSQL, Redis")
+    log(f"starting the IdP: nginx, two {stack.server()} instances, PostgreSQL, Redis")
     stack.start(timeout=120)
     try:
         app = stack.local_app()
@@ -815,9 +816,9 @@ def main() -> None:
         "when": when.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine,
         "setup": {
-            "stack": "nginx (1 worker, round-robin, keep-alive) -> 2 IdP instances (gunicorn)",
-            "gunicorn_workers_per_instance": args.workers,
-            "gunicorn_threads_per_worker": args.threads,
+            "stack": f"nginx (1 worker, round-robin) -> 2 IdP instances ({stack.server()})",
+            "workers_per_instance": args.workers,
+            "threads_per_worker": stack.worker_threads(),
             "database": "PostgreSQL (one database for both instances)",
             "redis": "throttling counters",
             "load_generator": f"bench/loadgen.py (aiohttp, one process),"

@@ -72,7 +72,13 @@ def prepare() -> None:
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes per instance.",
+    help="Worker processes per instance.",
+)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="Threads per worker process (default: granian 2, gunicorn-gthread 4, gunicorn-sync 1).",
 )
 @click.option(
     "--run-dir",
@@ -80,9 +86,12 @@ def prepare() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Instance folders, shared secrets and nginx files (default instance/prod).",
 )
-def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None) -> None:
-    """Run the IdP the production way until Ctrl-C: nginx round-robin over separate gunicorn
-    instances on PostgreSQL (IDP_DATABASE_URL) and Redis (IDP_REDIS_URL)."""
+def run_prod(
+    port: int, instance_ports: str, workers: int, threads: int | None, run_dir: Path | None
+) -> None:
+    """Run the IdP the production way until Ctrl-C: nginx round-robin over separate IdP
+    instances on PostgreSQL (IDP_DATABASE_URL) and Redis (IDP_REDIS_URL), each served by
+    granian (IDP_SERVER=gunicorn-sync or gunicorn-gthread for gunicorn)."""
     import os
     import signal
 
@@ -111,8 +120,13 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
         port=port,
         instance_ports=ports,
         workers=workers,
+        threads=threads or 0,
         issuer=os.environ.get("IDP_ISSUER", ""),
     )
+    try:
+        server, threads = stack.server(), stack.worker_threads()
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
 
     def interrupt(*_) -> None:
         raise KeyboardInterrupt
@@ -130,8 +144,8 @@ def run_prod(port: int, instance_ports: str, workers: int, run_dir: Path | None)
     click.echo(f"IdP ready at {stack.issuer} (nginx on {stack.host}:{port}), round-robin over:")
     for instance in stack.instances:
         click.echo(
-            f"  {instance.name}: {instance.url} ({workers} gunicorn workers, "
-            f"pid {instance.process.pid})"
+            f"  {instance.name}: {instance.url} ({server}, {workers} workers x {threads} "
+            f"threads, pid {instance.process.pid})"
         )
     click.echo("An instance that stops is started again while the others serve.")
     click.echo("Ctrl-C (or SIGTERM to this process) stops everything.")

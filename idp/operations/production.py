@@ -1,8 +1,9 @@
 """The production way to run the IdP on one machine: `make run-prod` (``idp run-prod``).
 
-Two separate IdP instances, each a gunicorn master with several worker processes, on their own
-loopback ports and instance folders, behind nginx (Debian's package) balancing round-robin, all
-on one PostgreSQL database and one Redis. Nothing that matters lives in one process: sessions,
+Two separate IdP instances, each a WSGI server's main process with several worker processes
+(granian by default, gunicorn on request: IDP_SERVER), on their own loopback ports and instance
+folders, behind nginx (Debian's package) balancing round-robin, all on one PostgreSQL database
+and one Redis. Nothing that matters lives in one process: sessions,
 journeys, codes, keys and the audit chain are in PostgreSQL, throttling counters in Redis. So a
 sign-in may begin on one instance and finish on the other, and either may be stopped.
 
@@ -78,12 +79,16 @@ http {{
 
     upstream idp_instances {{
         # Round-robin (nginx's default) over the separate IdP instances. A failed attempt
-        # (refused, reset, timed out) counts against an instance; only {max_fails} within
-        # {fail_timeout} take it out of the rotation, for {fail_timeout}: a gunicorn worker that
-        # dies is replaced in a tenth of a second while its siblings go on serving, so one
-        # failure says little, and a dead instance costs the requests retried on the other
-        # one only a refused connection (nginx's default, 1 failure for 10 s, once emptied an
-        # instance for 10 s per killed worker).
+        # (refused, reset, timed out) counts against an instance, and {max_fails} take it out
+        # of the rotation for {fail_timeout}. nginx forgets the count only after a success more
+        # than {fail_timeout} after the last failure, so failures a second apart add up. A
+        # worker that dies costs each request it had in hand one failed attempt (one per
+        # thread) while its siblings go on serving and it is replaced; taking a live instance
+        # out wrongly sends everything to the other, and once both are out nginx answers 502
+        # to everyone. Leaving a dead instance in costs each request sent to it only a refused
+        # connection, retried on the other one. So it takes many failures: 3 took both
+        # instances out when a busy worker of each was killed every second (the production
+        # tests; nginx's default, 1 failure for 10 s, emptied an instance for 10 s per kill).
 {upstream_servers}
         keepalive 64;
     }}
@@ -143,15 +148,15 @@ http {{
 """
 
 # nginx's passive health check of the instances (see NGINX_CONF).
-MAX_FAILS = 3
+MAX_FAILS = 10
 FAIL_TIMEOUT = "1s"
 # A process that ran this long before it died is restarted at once; one that dies sooner after
 # each start waits 1, 2, 4... up to RESTART_MAX_DELAY seconds, so a crash loop (PostgreSQL
 # gone, a broken release) does not spin.
 SETTLED_AFTER = 60.0
 RESTART_MAX_DELAY = 30.0
-# Workers left behind by a master that was killed (SIGKILL) finish their requests this long
-# at most (gunicorn_conf.graceful_timeout) before they are killed too.
+# Workers left behind by a main process that was killed (SIGKILL) finish their requests this
+# long at most (gunicorn_conf.graceful_timeout, GRANIAN_KILL_TIMEOUT) before they are killed.
 ORPHAN_GRACE = 20.0
 
 
@@ -184,7 +189,7 @@ class Restarts:
 
 @dataclass
 class Instance:
-    """One IdP instance: a gunicorn master and its workers on a loopback port."""
+    """One IdP instance: a WSGI server's main process and its workers on a loopback port."""
 
     name: str
     port: int
@@ -203,7 +208,7 @@ class Instance:
 
 @dataclass
 class ProductionStack:
-    """nginx in front of several gunicorn-served IdP instances on PostgreSQL and Redis."""
+    """nginx in front of several IdP instances (granian or gunicorn) on PostgreSQL and Redis."""
 
     database_url: str
     redis_url: str
@@ -212,7 +217,8 @@ class ProductionStack:
     port: int = 8080
     instance_ports: tuple[int, ...] = (8101, 8102)
     workers: int = 2
-    threads: int = 1
+    # Threads per worker process; 0: the server's default (DEFAULT_THREADS).
+    threads: int = 0
     nginx_workers: int = 1
     # The issuer departments see; empty means http://<host>:<port> (the load balancer).
     issuer: str = ""
@@ -277,7 +283,7 @@ class ProductionStack:
         return values
 
     def environment(self, instance: Instance | None = None) -> dict[str, str]:
-        """The environment of an `idp` command or gunicorn instance of this stack."""
+        """The environment of an `idp` command or server instance of this stack."""
         env = dict(os.environ)
         env.update(self.shared_secrets())
         env.update(
@@ -304,11 +310,19 @@ class ProductionStack:
                     "IDP_INSTANCE_NAME": instance.name,
                     "IDP_BIND": f"127.0.0.1:{instance.port}",
                     "IDP_WORKERS": str(self.workers),
-                    "IDP_WORKER_THREADS": str(self.threads),
+                    "IDP_WORKER_THREADS": str(self.worker_threads()),
                     "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                 }
             )
         return env
+
+    def server(self) -> str:
+        """The WSGI server of this stack's instances (IDP_SERVER, here or in settings_env)."""
+        return chosen_server({**os.environ, **self.settings_env})
+
+    def worker_threads(self) -> int:
+        """Threads per worker process: as asked, or the server's default."""
+        return self.threads or DEFAULT_THREADS[self.server()]
 
     def idp(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         """Run an `idp` command (migrate, verify the audit chain...) against this stack's data."""
@@ -568,7 +582,7 @@ class ProductionStack:
         processes = [self.nginx] + [i.process for i in self.instances]
         for process in processes:
             if process is not None and process.poll() is None:
-                # SIGQUIT is nginx's graceful stop; SIGTERM is gunicorn's.
+                # SIGQUIT is nginx's graceful stop; SIGTERM is gunicorn's and granian's.
                 sig = signal.SIGQUIT if process is self.nginx else signal.SIGTERM
                 process.send_signal(sig)
         deadline = time.monotonic() + timeout
@@ -582,7 +596,7 @@ class ProductionStack:
                 process.wait()
 
     def worker_pids(self) -> list[int]:
-        """The process ids of every gunicorn worker (children of the instances' masters)."""
+        """The process ids of every worker (children of the instances' main processes)."""
         pids = []
         for instance in self.instances:
             if instance.process is None:
@@ -626,30 +640,52 @@ def _group_alive(group: int) -> bool:
 
 # -- which WSGI server serves an instance (IDP_SERVER; `python -m bench.run --servers`) ---------
 
-SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
-# The best on the benchmark (bench/NOTES.md): a sync worker waiting on PostgreSQL leaves the CPU
-# to another process, where threads in one process contend for its interpreter lock.
-DEFAULT_SERVER = "gunicorn-sync"
+SERVERS = ("granian", "gunicorn-sync", "gunicorn-gthread")
+# The best on the benchmark (bench/NOTES.md "Server stack"): as many journeys a second as
+# gunicorn's best shape and more refreshes, in about the same memory; launched as below, a killed
+# worker costs only the requests it was serving, as under gunicorn.
+DEFAULT_SERVER = "granian"
+# Threads per worker process when none are asked for: granian's blocking threads (two workers of
+# two per instance: one may restart while the other serves), gunicorn gthread's, sync's one.
+DEFAULT_THREADS = {"granian": 2, "gunicorn-sync": 1, "gunicorn-gthread": 4}
 # Under granian the IdP's app is built, and its background worker started, in each worker process
 # (gunicorn does the same in gunicorn_conf.post_worker_init).
 GRANIAN_FACTORIES = {"idp.wsgi:app": "idp.operations.granian_app:create"}
+# Like gunicorn_conf.graceful_timeout: workers that have not finished by then are killed.
+GRANIAN_KILL_TIMEOUT = "20"
+
+
+def chosen_server(environment: Mapping[str, str]) -> str:
+    """The WSGI server IDP_SERVER names (the default when unset), or a StackError."""
+    server = environment.get("IDP_SERVER") or DEFAULT_SERVER
+    if server not in SERVERS:
+        raise StackError(f"IDP_SERVER={server} is not one of {', '.join(SERVERS)}")
+    return server
 
 
 def server_command(wsgi_app: str, environment: Mapping[str, str]) -> list[str]:
     """The command that serves wsgi_app for one instance on IDP_BIND with IDP_WORKERS processes
-    (IDP_WORKER_THREADS threads each): IDP_SERVER chooses gunicorn with sync workers (the
-    default), gunicorn with gthread workers, or granian (a Rust HTTP server, `pip install
-    granian`)."""
-    server = environment.get("IDP_SERVER") or DEFAULT_SERVER
-    if server not in SERVERS:
-        raise StackError(f"IDP_SERVER={server} is not one of {', '.join(SERVERS)}")
+    (IDP_WORKER_THREADS threads each): IDP_SERVER chooses granian (a Rust HTTP server, the
+    default), gunicorn with sync workers, or gunicorn with gthread workers."""
+    server = chosen_server(environment)
     if server == "granian":
         host, _, port = environment["IDP_BIND"].rpartition(":")
+        threads = environment.get("IDP_WORKER_THREADS") or str(DEFAULT_THREADS[server])
         factory = GRANIAN_FACTORIES.get(wsgi_app)
         return [
-            sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
-            "--port", port, "--workers", environment["IDP_WORKERS"],
-            "--blocking-threads", environment.get("IDP_WORKER_THREADS", "1"),
+            # granian's command, with one listening socket for all workers (granian_app.py).
+            sys.executable, "-m", "idp.operations.granian_app", "--interface", "wsgi",
+            "--host", host, "--port", port, "--workers", environment["IDP_WORKERS"],
+            "--blocking-threads", threads,
+            # A worker takes only the connections its threads can serve now (gunicorn's workers
+            # do the same); the others wait in the shared socket's queue for a free worker. So
+            # a worker that dies takes only its requests in hand with it. No keep-alive: a
+            # worker holding nginx's idle connections would leave the queued ones waiting.
+            "--backpressure", threads, "--no-http1-keep-alive",
+            # A worker that dies is replaced at once (granian's default stops the whole
+            # instance). One dying again within 5.5 s of its replacement stops the instance,
+            # which run-prod then starts again (ProductionStack.supervise).
+            "--respawn-failed-workers", "--workers-kill-timeout", GRANIAN_KILL_TIMEOUT,
             "--no-access-log", "--log-level", "warning",
             *(["--factory", factory] if factory else [wsgi_app]),
         ]  # fmt: skip
