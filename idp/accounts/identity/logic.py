@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from idp import audit
 from idp.accounts.identity import store
@@ -128,8 +128,19 @@ class Check:
 def start_check(
     citizen_id: int, journey: str | None, target: str, document: str, client_id: str | None
 ) -> Check:
-    """A new check for the citizen, with the document they chose (committed)."""
+    """A new check for the citizen, with the document they chose (committed). Any check of
+    theirs still in progress ends now (expired): one check at a time, so that checks started
+    in advance cannot each be failed in turn past the daily limit (too_many_failures)."""
     now = utcnow()
+    db.session.execute(
+        update(IdentityCheck)
+        .where(
+            IdentityCheck.citizen_id == citizen_id,
+            IdentityCheck.outcome.is_(None),
+            IdentityCheck.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
     row = IdentityCheck(
         reference=secrets.token_urlsafe(24),
         citizen_id=citizen_id,
