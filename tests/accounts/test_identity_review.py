@@ -3,10 +3,17 @@ get round the limits, and what a hostile evidence service answers."""
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterator
+
 import pytest
 
 from tests.accounts.test_identity_journey import (
+    KENNETH,
     PAUL,
+    UNAVAILABLE,
+    FakeService,
+    _with_services,
     checks_of,
     events,
     passport_fields,
@@ -47,3 +54,51 @@ def test_checks_started_in_advance_do_not_get_round_the_daily_limit(checking_idp
     assert guesses == 1
     assert _checked(idp) == 1
     assert checks_of(idp, browser.citizen["id"])[-1] == ("failed", "D")
+
+
+# -- A hostile evidence service ----------------------------------------------------------------
+
+
+@pytest.fixture
+def hostile_passport_office(checking_idp, evidence_services) -> Iterator[FakeService]:
+    fake = FakeService()
+    _with_services(checking_idp, {**evidence_services, "passport": fake.url})
+    yield fake
+    fake.close()
+
+
+NESTED = b"[" * 5000 + b"]" * 5000
+
+
+def _deep_header_jwt() -> bytes:
+    header = base64.urlsafe_b64encode(NESTED).rstrip(b"=")
+    return b'{"credential": "' + header + b'.e30.c2ln"}'
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        ("answer", (200, NESTED)),
+        ("keys", (200, NESTED)),
+        ("answer", (200, _deep_header_jwt())),
+        ("forge", lambda claims: {**claims, "nbf": 10**400}),
+        ("forge", lambda claims: {**claims, "exp": 10**400}),
+    ],
+    ids=["nested-answer", "nested-keys", "nested-jwt-header", "huge-nbf", "huge-exp"],
+)
+def test_a_hostile_service_answer_is_a_clear_page_not_a_server_error(
+    checking_idp, citizen_browser, hostile_passport_office, hostile
+):
+    idp, browser, fake = checking_idp, citizen_browser, hostile_passport_office
+    what, value = hostile
+    if what == "answer":
+        fake.raw_answer = value
+    elif what == "keys":
+        fake.raw_keys = value
+    else:
+        fake.forge = value
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    response = browser.submit(page, passport_fields(KENNETH))
+    assert response.status_code == 503, response.text[:500]
+    assert UNAVAILABLE in response.text
+    assert events(idp)[-1]["event"] == "identity.evidence_refused"
