@@ -4,6 +4,7 @@ get round the limits, and what a hostile evidence service answers."""
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -102,3 +103,32 @@ def test_a_hostile_service_answer_is_a_clear_page_not_a_server_error(
     assert response.status_code == 503, response.text[:500]
     assert UNAVAILABLE in response.text
     assert events(idp)[-1]["event"] == "identity.evidence_refused"
+
+
+def _not_valid(claims: dict) -> dict:
+    claims["vc"]["evidence"][0].update(validityScore=0, ci=["D02"])
+    return claims
+
+
+def test_the_same_step_sent_many_times_at_once_is_checked_once(
+    checking_idp, citizen_browser, hostile_passport_office
+):
+    """Guesses sent in parallel on one check (each would fail the check, but only one failure
+    would count) reach the passport office once; the others are told to try again."""
+    idp, browser, fake = checking_idp, citizen_browser, hostile_passport_office
+    fake.forge = _not_valid
+    fake.delay = 0.5
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    answers: list[int] = []
+
+    def guess() -> None:
+        answers.append(browser.submit(page, passport_fields(KENNETH)).status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _checked(idp) == 1
+    assert sorted(answers) == [303, 503, 503, 503] or sorted(answers) == [302, 503, 503, 503]
+    assert checks_of(idp, browser.citizen["id"]) == [("failed", "D")]

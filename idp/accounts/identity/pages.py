@@ -146,7 +146,10 @@ def _use_credential(check: Check, kind: str, token: str, nonce: str) -> bool | N
 
 def _run_check(check: Check, kind: str, subject: dict) -> bool | None:
     """Send what the citizen typed to the service of this kind; whether it passed (None: the
-    service could not be used, or its credential was refused)."""
+    service could not be used, or its credential was refused, or another request is checking
+    this step now)."""
+    if not logic.claim_step(check):
+        return None
     nonce = evidence.new_nonce()
     try:
         token = evidence.request_check(kind, check.reference, nonce, subject)
@@ -384,6 +387,9 @@ def questions(*, current) -> Response:
 
 def _send_answers(check: Check) -> Response:
     journey = check.state.journey
+    if not logic.claim_step(check):
+        # Another request is sending the answers now.
+        return unavailable(journey, url_for("identity.questions", journey=journey))
     nonce = evidence.new_nonce()
     try:
         token = evidence.request_answers_check(check.reference, nonce, check.state.answers)
