@@ -680,3 +680,28 @@ def test_prompt_none_with_details_not_yet_agreed_is_consent_required(
     # The details already agreed need no page.
     attempt = department.authorization(vtr=P2, prompt="none", claims=claims_param(ADDRESS))
     assert "code" in callback(browser.follow(browser.get(attempt.url))).params
+
+
+def test_details_that_cannot_be_decrypted_are_not_given_and_not_a_server_error(
+    idp, browser, citizen, department
+):
+    """The identity encryption key changed (an operator's mistake): the department is told
+    nothing of the details rather than the citizen or the department meeting a 500."""
+    from cryptography.fernet import Fernet
+
+    prove(idp, citizen)
+    attempt, _, params = authorize_to_code(
+        browser, department, citizen, vtr=P2, claims=claims_param(CORE)
+    )
+    tokens = redeem(department, attempt, params["code"])
+    before = idp.app.config["IDP_IDENTITY_FERNET"]
+    idp.app.config["IDP_IDENTITY_FERNET"] = Fernet(Fernet.generate_key())
+    try:
+        info = userinfo(idp, tokens["access_token"])
+        assert CORE not in info and "sub" in info
+        page = browser.follow(
+            browser.get(department.authorization(vtr=P2, claims=claims_param(ADDRESS)).url)
+        )
+        assert page.status_code < 500, page.text[:500]
+    finally:
+        idp.app.config["IDP_IDENTITY_FERNET"] = before
