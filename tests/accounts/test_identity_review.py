@@ -132,3 +132,28 @@ def test_the_same_step_sent_many_times_at_once_is_checked_once(
     assert _checked(idp) == 1
     assert sorted(answers) == [303, 503, 503, 503] or sorted(answers) == [302, 503, 503, 503]
     assert checks_of(idp, browser.citizen["id"]) == [("failed", "D")]
+
+
+def test_refused_attempts_do_not_push_back_the_time_the_citizen_was_given(
+    checking_idp, citizen_browser, clock
+):
+    """Tries refused while the limit holds are not failed checks: at the time the not-proved
+    page gave, the citizen may try again, however often they tried meanwhile."""
+    idp, browser = checking_idp, citizen_browser
+    for _ in range(3):
+        page = browser.follow(start(browser, idp.issuer, "passport"))
+        browser.submit(page, passport_fields(PAUL))
+    clock.advance(12 * 3600)
+    _sign_in_again(browser, idp)
+    for _ in range(3):
+        refused = browser.follow(start(browser, idp.issuer, "passport"))
+        assert "You have tried to prove your identity too many times today" in refused.text
+    clock.advance(12 * 3600 + 60)
+    _sign_in_again(browser, idp)
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    assert "Enter your passport details" in page.text
+
+
+def _sign_in_again(browser: CitizenBrowser, idp) -> None:
+    sign_in = browser.follow(browser.get(idp.url("/sign-in")))
+    browser.sign_in(sign_in, browser.citizen["email"], browser.citizen["password"])

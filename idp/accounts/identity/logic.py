@@ -191,10 +191,19 @@ def current_check(citizen_id: int) -> Check | None:
     return Check(row, CheckState.from_json(state))
 
 
+def _checked_evidence(row: IdentityCheck) -> bool:
+    """Whether a failed check reached an evidence service (a start refused by the limit did
+    not: it must not push back the time the citizen was told they may try again)."""
+    try:
+        return bool(store.decrypt_json(row.state_encrypted).get("credentials"))
+    except store.UnreadableIdentity:
+        return True
+
+
 def recent_failures(citizen_id: int) -> list[IdentityCheck]:
-    """The citizen's checks that failed on the evidence (not for want of a document) within
-    the window, oldest first."""
-    return list(
+    """The citizen's checks that failed on the evidence (not for want of a document, nor
+    refused by the limit) within the window, oldest first."""
+    rows = list(
         db.session.scalars(
             select(IdentityCheck)
             .where(
@@ -206,6 +215,7 @@ def recent_failures(citizen_id: int) -> list[IdentityCheck]:
             .order_by(IdentityCheck.started_at, IdentityCheck.id)
         )
     )
+    return [row for row in rows if _checked_evidence(row)]
 
 
 def too_many_failures(citizen_id: int) -> IdentityCheck | None:
