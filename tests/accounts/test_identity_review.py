@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from idp.accounts.identity import store
+from idp.extensions import db
 from tests.accounts.test_identity_journey import (
     KENNETH,
     PAUL,
@@ -157,3 +159,35 @@ def test_refused_attempts_do_not_push_back_the_time_the_citizen_was_given(
 def _sign_in_again(browser: CitizenBrowser, idp) -> None:
     sign_in = browser.follow(browser.get(idp.url("/sign-in")))
     browser.sign_in(sign_in, browser.citizen["email"], browser.citizen["password"])
+
+
+def _answered_all_and_stopped(idp, citizen_id: int, busy_for: float) -> None:
+    """The state a request sending the answers leaves when it stops half way."""
+    from idp import clock
+    from idp.accounts.identity import logic
+
+    with idp.app.app_context():
+        check = logic.current_check(citizen_id)
+        check.state.answers = {q["id"]: q["choices"][0] for q in check.state.questions}
+        check.state.busy_until = clock.time() + busy_for if busy_for else 0.0
+        check.row.state_encrypted = store.encrypt_json(check.state.to_json())
+        db.session.commit()
+
+
+def test_answers_kept_but_never_checked_are_asked_again_not_a_server_error(
+    checking_idp, citizen_browser
+):
+    idp, browser = checking_idp, citizen_browser
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    page = browser.follow(browser.submit(page, passport_fields(KENNETH)))
+    page = browser.follow(browser.submit(page, KENNETH["address"]))
+    assert "Question 1 of 3" in page.text
+    # Being sent by another request now: try again later.
+    _answered_all_and_stopped(idp, browser.citizen["id"], busy_for=30)
+    busy = browser.get(idp.url("/identity/questions"))
+    assert busy.status_code == 503 and UNAVAILABLE in busy.text
+    # Nobody is sending them: asked again from the first question.
+    _answered_all_and_stopped(idp, browser.citizen["id"], busy_for=0)
+    again = browser.follow(browser.get(idp.url("/identity/questions")))
+    assert again.status_code == 200 and "Question 1 of 3" in again.text
+    assert _checked(idp) == 2

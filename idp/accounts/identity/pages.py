@@ -356,6 +356,14 @@ def questions(*, current) -> Response:
     if not check.state.questions:
         return _ask_questions(check)  # fetching them failed before: try again
     question = check.state.next_question()
+    if question is None:
+        # Every answer was kept but the answers were not checked (a request sending them
+        # stopped half way): unless one is sending them now, ask the questions again.
+        if not logic.claim_step(check):
+            return unavailable(journey, url_for("identity.questions", journey=journey))
+        check.state.answers = {}
+        logic.save_state(check)
+        return redirect(url_for("identity.questions", journey=journey))
     form = QuestionForm()
     form.answer.choices = [SelectChoice(choice, choice) for choice in question["choices"]]
     form.answer.label.text = question["text"]
