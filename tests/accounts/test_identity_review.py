@@ -4,6 +4,8 @@ get round the limits, and what a hostile evidence service answers."""
 from __future__ import annotations
 
 import base64
+import html
+import re
 import threading
 from collections.abc import Iterator
 
@@ -191,3 +193,26 @@ def test_answers_kept_but_never_checked_are_asked_again_not_a_server_error(
     again = browser.follow(browser.get(idp.url("/identity/questions")))
     assert again.status_code == 200 and "Question 1 of 3" in again.text
     assert _checked(idp) == 2
+
+
+@pytest.mark.parametrize("origin", ["same-site-no-token", "another-site"])
+def test_the_identity_pages_refuse_a_forged_post(checking_idp, citizen_browser, origin):
+    """No check starts, and no details reach a service, from a form without the page's CSRF
+    token or posted from another site."""
+    idp, browser = checking_idp, citizen_browser
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    assert "Enter your passport details" in page.text
+    headers = {"Origin": "https://attacker.example"} if origin == "another-site" else {}
+    data = {"document": "driving_licence"}
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    if origin == "another-site":
+        data["csrf_token"] = html.unescape(token)
+    forged = browser.http.post(idp.url("/identity/start"), data=data, headers=headers)
+    assert forged.status_code in (400, 403)
+    fields = {**passport_fields(KENNETH)} | (
+        {"csrf_token": html.unescape(token)} if origin == "another-site" else {}
+    )
+    guessed = browser.http.post(idp.url("/identity/passport"), data=fields, headers=headers)
+    assert guessed.status_code in (400, 403)
+    assert checks_of(idp, browser.citizen["id"]) == [(None, None)]
+    assert _checked(idp) == 0
