@@ -216,3 +216,18 @@ def test_the_identity_pages_refuse_a_forged_post(checking_idp, citizen_browser, 
     assert guessed.status_code in (400, 403)
     assert checks_of(idp, browser.citizen["id"]) == [(None, None)]
     assert _checked(idp) == 0
+
+
+@pytest.mark.parametrize(
+    ("part", "value"),
+    [("birth_day", "9" * 20), ("birth_month", "9" * 20), ("expiry_year", "9" * 4 + "0" * 20)],
+)
+def test_a_date_part_too_big_for_a_date_is_explained_not_a_server_error(
+    checking_idp, citizen_browser, part, value
+):
+    idp, browser = checking_idp, citizen_browser
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    answer = browser.submit(page, {**passport_fields(KENNETH), part: value})
+    assert answer.status_code == 400, answer.text[:300]
+    assert "must be a real date" in answer.text or "Year must include 4 numbers" in answer.text
+    assert _checked(idp) == 0
