@@ -231,3 +231,28 @@ def test_a_date_part_too_big_for_a_date_is_explained_not_a_server_error(
     assert answer.status_code == 400, answer.text[:300]
     assert "must be a real date" in answer.text or "Year must include 4 numbers" in answer.text
     assert _checked(idp) == 0
+
+
+def test_housekeeping_deletes_ended_checks_once_the_daily_limit_no_longer_needs_them(
+    checking_idp, citizen_browser, clock
+):
+    """A check keeps the credentials the services issued (the details typed, someone else's
+    passport number included when guessed): not kept for ever once it has ended."""
+    from idp.operations.housekeeping import purge_expired
+
+    idp, browser = checking_idp, citizen_browser
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    browser.submit(page, passport_fields(PAUL))
+    clock.advance(3600)
+    _sign_in_again(browser, idp)
+    browser.follow(start(browser, idp.issuer, "passport"))  # in progress, started later
+    with idp.app.app_context():
+        assert purge_expired()["identity_checks"] == 0  # the failure still counts today
+    clock.advance(24 * 3600 - 1800)
+    with idp.app.app_context():
+        assert purge_expired()["identity_checks"] == 1
+    assert checks_of(idp, browser.citizen["id"]) == [(None, None)]
+    clock.advance(3600)  # the one in progress has expired and is a day old
+    with idp.app.app_context():
+        assert purge_expired()["identity_checks"] == 1
+    assert checks_of(idp, browser.citizen["id"]) == []
