@@ -256,3 +256,27 @@ def test_housekeeping_deletes_ended_checks_once_the_daily_limit_no_longer_needs_
     with idp.app.app_context():
         assert purge_expired()["identity_checks"] == 1
     assert checks_of(idp, browser.citizen["id"]) == []
+
+
+def test_no_new_check_starts_while_a_step_is_with_its_service(
+    checking_idp, citizen_browser, hostile_passport_office
+):
+    """A new check started while a guess is with the service would let guesses overlap,
+    each in its own check, before any of them counted as failed: it waits."""
+    import time
+
+    idp, browser, fake = checking_idp, citizen_browser, hostile_passport_office
+    fake.forge = _not_valid
+    fake.delay = 1.0
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    guess = threading.Thread(target=lambda: browser.submit(page, passport_fields(KENNETH)))
+    guess.start()
+    time.sleep(0.4)
+    choose = browser.follow(browser.get(idp.url("/identity/start")))
+    second = browser.submit(choose, {"document": "passport"})
+    guess.join()
+    assert second.status_code == 503 and UNAVAILABLE in second.text
+    assert checks_of(idp, browser.citizen["id"]) == [("failed", "D")]
+    # Once the guess has come back (and counted), a new check may start.
+    again = browser.follow(start(browser, idp.issuer, "passport"))
+    assert "Enter your passport details" in again.text

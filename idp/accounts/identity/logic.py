@@ -61,6 +61,10 @@ FAILED_CHECKS_WINDOW = timedelta(days=1)
 DETAILS_FROM = {"passport": "passport", "driving_licence": "drivingPermit", "address": "address"}
 
 
+class CheckBusy(Exception):
+    """A step of the citizen's check in progress is with its service now: no new check yet."""
+
+
 @dataclass
 class CheckState:
     """What a check in progress keeps between its pages (encrypted in IdentityCheck)."""
@@ -137,8 +141,27 @@ def start_check(
 ) -> Check:
     """A new check for the citizen, with the document they chose (committed). Any check of
     theirs still in progress ends now (expired): one check at a time, so that checks started
-    in advance cannot each be failed in turn past the daily limit (too_many_failures)."""
+    in advance cannot each be failed in turn past the daily limit (too_many_failures).
+    CheckBusy while a step of the one in progress is with its service (claim_step): its
+    outcome must count before another check starts."""
     now = utcnow()
+    latest = current_check(citizen_id)
+    if latest is not None:
+        if latest.state.busy_until > clock.time():
+            raise CheckBusy
+        ended = db.session.execute(
+            update(IdentityCheck)
+            .where(
+                IdentityCheck.id == latest.row.id,
+                IdentityCheck.outcome.is_(None),
+                IdentityCheck.state_encrypted == latest.row.state_encrypted,
+            )
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if ended != 1:
+            db.session.rollback()
+            raise CheckBusy  # a step was claimed (or the check ended) meanwhile
     db.session.execute(
         update(IdentityCheck)
         .where(
@@ -147,6 +170,7 @@ def start_check(
             IdentityCheck.expires_at > now,
         )
         .values(expires_at=now)
+        .execution_options(synchronize_session=False)
     )
     row = IdentityCheck(
         reference=secrets.token_urlsafe(24),
@@ -268,6 +292,7 @@ def claim_step(check: Check) -> bool:
         .where(
             IdentityCheck.id == check.row.id,
             IdentityCheck.outcome.is_(None),
+            IdentityCheck.expires_at > utcnow(),  # not ended by a newer check (start_check)
             IdentityCheck.state_encrypted == before,
         )
         .values(state_encrypted=after)

@@ -195,14 +195,20 @@ def start(*, current) -> Response:
     if form.validate_on_submit():
         client_id = _client_id(journey)
         choice = form.document.data
-        if choice == "neither":
-            check = logic.no_document(current.citizen_id, journey, target, client_id)
-            return _ended(check)
-        if logic.too_many_failures(current.citizen_id) is not None:
-            latest = logic.recent_failures(current.citizen_id)[-1]
-            logic.refuse_start(current.citizen_id, journey, target, client_id, latest.return_code)
-            return redirect(url_for("identity.not_proved", journey=journey))
-        check = logic.start_check(current.citizen_id, journey, target, choice, client_id)
+        try:
+            if choice == "neither":
+                check = logic.no_document(current.citizen_id, journey, target, client_id)
+                return _ended(check)
+            if logic.too_many_failures(current.citizen_id) is not None:
+                latest = logic.recent_failures(current.citizen_id)[-1]
+                logic.refuse_start(
+                    current.citizen_id, journey, target, client_id, latest.return_code
+                )
+                return redirect(url_for("identity.not_proved", journey=journey))
+            logic.start_check(current.citizen_id, journey, target, choice, client_id)
+        except logic.CheckBusy:
+            # A step of the check in progress is with its service: its outcome first.
+            return unavailable(journey)
         return redirect(url_for(DOCUMENT_PAGES[choice], journey=journey))
     form.journey.data = journey
     status = 400 if form.is_submitted() else 200
