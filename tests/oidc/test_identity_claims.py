@@ -725,7 +725,9 @@ def test_after_stop_sharing_a_refresh_token_gets_no_more_details(
     tokens = redeem(client, attempt, params["code"])
     assert CORE in userinfo(idp, tokens["access_token"])
 
-    stopped = post_button(browser, account_page(idp, browser), r"/account/services/dept-stop/revoke")
+    stopped = post_button(
+        browser, account_page(idp, browser), r"/account/services/dept-stop/revoke"
+    )
     assert stopped.status_code == 303
 
     data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
