@@ -56,6 +56,15 @@ STANDS_IN_FOR = {
 }
 
 
+def _json_body() -> object:
+    """The request's JSON body, or None when it is not JSON (nested too deep included: the
+    parser's RecursionError is not a ValueError, so get_json(silent=True) lets it through)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def create_app(
     kind: str, instance_path: str | None = None, *, base_url: str | None = None
 ) -> Flask:
@@ -94,7 +103,7 @@ def create_app(
     @app.post("/check")
     def check() -> dict:
         """Check the details (or mark the answers) and return the signed credential."""
-        body = parse_body(request.get_json(silent=True))
+        body = parse_body(_json_body())
         binding = parse_binding(body)
         if kind == "kbv":
             credential_subject, evidence = kbv.mark(body, binding, outstanding)
@@ -109,7 +118,7 @@ def create_app(
         @app.post("/questions")
         def questions() -> dict:
             """The person's three questions."""
-            body = parse_body(request.get_json(silent=True))
+            body = parse_body(_json_body())
             binding = parse_binding(body)
             return {"questions": kbv.ask(parse_subject(body), binding, outstanding)}
 

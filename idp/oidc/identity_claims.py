@@ -19,6 +19,7 @@ expired since.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +32,12 @@ from sqlalchemy.exc import IntegrityError
 
 from idp import audit, clock
 from idp.accounts.identity import vocabulary
-from idp.accounts.identity.store import VerifiedIdentity, current_identity, identity_level
+from idp.accounts.identity.store import (
+    UnreadableIdentity,
+    VerifiedIdentity,
+    current_identity,
+    identity_level,
+)
 from idp.accounts.levels import (
     IDENTITY_ORDER,
     NO_IDENTITY_CONFIDENCE,
@@ -61,6 +67,8 @@ DETAIL_DESCRIPTIONS = {
     vocabulary.DRIVING_PERMIT: _l("your driving licence details (number, dates and address)"),
 }
 CREDENTIAL_TYPES = ["VerifiableCredential", "IdentityCheckCredential"]
+
+log = logging.getLogger("idp.identity")
 
 
 class InvalidClaimsRequest(ValueError):
@@ -228,7 +236,7 @@ def details_to_consent(client: Client, params: Mapping[str, str], citizen_id: in
         return []
     if identity_short(citizen_id, params):
         return []
-    identity = current_identity(citizen_id)
+    identity = readable_identity(citizen_id)
     if identity is None:
         return []
     return [
@@ -237,6 +245,17 @@ def details_to_consent(client: Client, params: Mapping[str, str], citizen_id: in
         if claim in DETAIL_CLAIMS
         and all(identity.details.get(d) for d in vocabulary.DETAILS_OF_CLAIM[claim])
     ]
+
+
+def readable_identity(citizen_id: int) -> VerifiedIdentity | None:
+    """The citizen's current identity, or None when there is none, it has expired, or its
+    details cannot be decrypted (the identity encryption key changed: told to the operator,
+    and nothing is given rather than an error)."""
+    try:
+        return current_identity(citizen_id)
+    except UnreadableIdentity as exc:
+        log.warning("citizen %s: %s", citizen_id, exc)
+        return None
 
 
 def describe_details(claims: list[str]) -> list[str]:
@@ -318,7 +337,7 @@ def identity_userinfo(
             return {}
         return {vocabulary.RETURN_CODE: [{"code": grant["return_code"]}]}
     level = grant.get("level")
-    identity = current_identity(citizen_id)
+    identity = readable_identity(citizen_id)
     if level is None or identity is None or not meets_identity(identity.level, level):
         # Expired or erased since the code was issued: nothing is given.
         return {}

@@ -1,5 +1,6 @@
 """Deleting what can no longer be used: expired journeys, codes (authorization, email and text
-message), passkey challenges, tokens, sessions, jtis and sign-in throttling counters.
+message), passkey challenges, tokens, sessions, jtis, sign-in throttling counters and identity
+checks ended more than a day ago.
 
 Initial access tokens are kept (used, expired or revoked) as the record of who was allowed
 to register what. Signing keys that never sign again (withdrawn, or past their retirement) lose
@@ -13,11 +14,13 @@ from flask import current_app
 from flask_migrate import upgrade
 from sqlalchemy import delete, or_, update
 
+from idp.accounts.identity.logic import FAILED_CHECKS_WINDOW
 from idp.extensions import db
 from idp.models import (
     AuthorizationCode,
     BrowserSession,
     EmailCode,
+    IdentityCheck,
     Interaction,
     LogoutDelivery,
     SigningKey,
@@ -82,6 +85,14 @@ def purge_expired() -> dict[str, int]:
         "throttle_counters": delete(ThrottleCounter).where(
             ThrottleCounter.expires_at < now,
             or_(ThrottleCounter.locked_until.is_(None), ThrottleCounter.locked_until < now),
+        ),
+        # Identity checks ended or abandoned, once the daily limit on failed checks no longer
+        # counts them: their state holds the credentials (the details typed, and any document
+        # number guessed); what was proved is kept apart (IdentityRecord), what happened in
+        # the audit record.
+        "identity_checks": delete(IdentityCheck).where(
+            IdentityCheck.started_at < now - FAILED_CHECKS_WINDOW,
+            or_(IdentityCheck.outcome.is_not(None), IdentityCheck.expires_at < now),
         ),
         # Keys withdrawn or past retires_at never sign (nor are published) again.
         "signing_key_private_parts": update(SigningKey)

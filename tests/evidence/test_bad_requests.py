@@ -259,3 +259,16 @@ def test_an_unknown_endpoint_says_what_the_service_answers(
 ):
     response = httpx.request(method, f"{evidence_services[kind]}{path}")
     assert_refused(response, "this service answers GET /, GET /.well-known/jwks.json", status)
+
+
+@pytest.mark.parametrize("kind", evidence.KINDS)
+def test_deeply_nested_json_is_refused_not_a_server_error(evidence_services, kind):
+    """JSON nested deeper than the parser recurses (well within the size limit) is a
+    malformed body, not the service's defect."""
+    content = b"[" * 5000 + b"]" * 5000
+    response = httpx.post(
+        f"{evidence_services[kind]}/check",
+        content=content,
+        headers={"Content-Type": "application/json"},
+    )
+    assert_refused(response, "the body must be a JSON object (Content-Type: application/json)")

@@ -680,3 +680,60 @@ def test_prompt_none_with_details_not_yet_agreed_is_consent_required(
     # The details already agreed need no page.
     attempt = department.authorization(vtr=P2, prompt="none", claims=claims_param(ADDRESS))
     assert "code" in callback(browser.follow(browser.get(attempt.url))).params
+
+
+def test_details_that_cannot_be_decrypted_are_not_given_and_not_a_server_error(
+    idp, browser, citizen, department
+):
+    """The identity encryption key changed (an operator's mistake): the department is told
+    nothing of the details rather than the citizen or the department meeting a 500."""
+    from cryptography.fernet import Fernet
+
+    prove(idp, citizen)
+    attempt, _, params = authorize_to_code(
+        browser, department, citizen, vtr=P2, claims=claims_param(CORE)
+    )
+    tokens = redeem(department, attempt, params["code"])
+    before = idp.app.config["IDP_IDENTITY_FERNET"]
+    idp.app.config["IDP_IDENTITY_FERNET"] = Fernet(Fernet.generate_key())
+    try:
+        info = userinfo(idp, tokens["access_token"])
+        assert CORE not in info and "sub" in info
+        page = browser.follow(
+            browser.get(department.authorization(vtr=P2, claims=claims_param(ADDRESS)).url)
+        )
+        assert page.status_code < 500, page.text[:500]
+    finally:
+        idp.app.config["IDP_IDENTITY_FERNET"] = before
+
+
+def test_after_stop_sharing_a_refresh_token_gets_no_more_details(
+    idp, browser, citizen, make_client
+):
+    """Stop sharing on the account page ends the refresh token that carried the grant: the
+    department can neither refresh nor read the details with what it holds."""
+    from tests.accounts.test_your_account import account_page, post_button
+
+    client = make_client(
+        "dept-stop",
+        redirect_uri="https://dept-stop.example.gov.uk/callback",
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    register_for(idp, client, [CORE, ADDRESS])
+    prove(idp, citizen)
+    attempt, _, params = authorize_to_code(browser, client, citizen, vtr=P2)
+    tokens = redeem(client, attempt, params["code"])
+    assert CORE in userinfo(idp, tokens["access_token"])
+
+    stopped = post_button(
+        browser, account_page(idp, browser), r"/account/services/dept-stop/revoke"
+    )
+    assert stopped.status_code == 303
+
+    data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    refreshed = client.http.post(idp.url("/token"), data=data, auth=client._authenticate(data))
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    gone = httpx.get(
+        idp.url("/userinfo"), headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert gone.status_code == 401

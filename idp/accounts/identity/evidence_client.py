@@ -106,7 +106,7 @@ def _post(kind: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         raise EvidenceUnavailable(f"the {kind} service answered too slowly or too much")
     try:
         answer = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         answer = None
     if response.status_code != 200 or not isinstance(answer, dict):
         described = ""
@@ -193,7 +193,7 @@ def _fetch_keys(base: str) -> dict[str, jwt.PyJWK]:
         if response.status_code != 200 or len(response.content) > MAX_ANSWER_BYTES:
             raise EvidenceUnavailable(f"{url} answered HTTP {response.status_code}")
         document = response.json()
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, RecursionError):
         raise EvidenceUnavailable(f"{url} could not be fetched") from None
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise EvidenceUnavailable(f"{url} is not a JWKS document")
@@ -289,7 +289,7 @@ def verify(
     base = service_url(kind)
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):
         raise CredentialRefused("not a JWT") from None
     if header.get("alg") != "ES256":
         raise CredentialRefused(f"signed with {str(header.get('alg'))[:20]}, not ES256")
@@ -322,7 +322,7 @@ def verify(
         raise CredentialRefused("issued by another issuer") from None
     except jwt.MissingRequiredClaimError as exc:
         raise CredentialRefused(f"no {exc.claim} claim") from None
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, RecursionError) as exc:
         raise CredentialRefused(f"cannot be read: {type(exc).__name__}") from None
     if claims["sub"] != reference:
         raise CredentialRefused("about another check (sub)")
@@ -333,7 +333,7 @@ def verify(
     now = clock.time()
     try:
         nbf, exp = float(claims["nbf"]), float(claims["exp"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise CredentialRefused("nbf or exp is not a time") from None
     if nbf > now + LEEWAY:
         raise CredentialRefused("not valid yet (nbf)")

@@ -118,7 +118,7 @@ def _check_date(form, parts: DateParts) -> tuple[str | None, list[str], date | N
         return _("Year must include 4 numbers"), ["year"], None
     try:
         value = date(int(year), month_number or int(month), int(day))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a day or month of many digits
         return _("%(what)s must be a real date", what=what), everything, None
     if parts.past and value >= clock.now().date():
         return _("%(what)s must be in the past", what=what), everything, None

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from idp import audit
+from idp import audit, clock
 from idp.accounts.identity import store
 from idp.accounts.identity.evidence_client import Credential, decode_stored
 from idp.accounts.identity.store import VerifiedIdentity
@@ -53,9 +53,16 @@ PASS_SCORES = {
 # questions not confirmed) may not start another until a day after the first of them: the
 # questions and the registers must not be open to guessing.
 MAX_FAILED_CHECKS = 3
+# How long one request may hold a step of a check while its service answers (claim_step):
+# longer than a service may take (evidence_client.TIMEOUT for the check and for its keys).
+STEP_BUSY_SECONDS = 30.0
 FAILED_CHECKS_WINDOW = timedelta(days=1)
 # The details each kind of credential adds to the stored identity (One Login's shapes).
 DETAILS_FROM = {"passport": "passport", "driving_licence": "drivingPermit", "address": "address"}
+
+
+class CheckBusy(Exception):
+    """A step of the citizen's check in progress is with its service now: no new check yet."""
 
 
 @dataclass
@@ -72,6 +79,8 @@ class CheckState:
     # The knowledge-based questions asked, and the citizen's answers so far (dropped once sent).
     questions: list[dict] = field(default_factory=list)
     answers: dict[str, str] = field(default_factory=dict)
+    # Until when (idp.clock seconds) one request is checking a step with a service (claim_step).
+    busy_until: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +90,7 @@ class CheckState:
             "credentials": self.credentials,
             "questions": self.questions,
             "answers": self.answers,
+            "busy_until": self.busy_until,
         }
 
     @classmethod
@@ -92,6 +102,7 @@ class CheckState:
             credentials=dict(data.get("credentials") or {}),
             questions=list(data.get("questions") or []),
             answers=dict(data.get("answers") or {}),
+            busy_until=float(data.get("busy_until") or 0.0),
         )
 
     def credential(self, kind: str) -> Credential | None:
@@ -128,8 +139,39 @@ class Check:
 def start_check(
     citizen_id: int, journey: str | None, target: str, document: str, client_id: str | None
 ) -> Check:
-    """A new check for the citizen, with the document they chose (committed)."""
+    """A new check for the citizen, with the document they chose (committed). Any check of
+    theirs still in progress ends now (expired): one check at a time, so that checks started
+    in advance cannot each be failed in turn past the daily limit (too_many_failures).
+    CheckBusy while a step of the one in progress is with its service (claim_step): its
+    outcome must count before another check starts."""
     now = utcnow()
+    latest = current_check(citizen_id)
+    if latest is not None:
+        if latest.state.busy_until > clock.time():
+            raise CheckBusy
+        ended = db.session.execute(
+            update(IdentityCheck)
+            .where(
+                IdentityCheck.id == latest.row.id,
+                IdentityCheck.outcome.is_(None),
+                IdentityCheck.state_encrypted == latest.row.state_encrypted,
+            )
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if ended != 1:
+            db.session.rollback()
+            raise CheckBusy  # a step was claimed (or the check ended) meanwhile
+    db.session.execute(
+        update(IdentityCheck)
+        .where(
+            IdentityCheck.citizen_id == citizen_id,
+            IdentityCheck.outcome.is_(None),
+            IdentityCheck.expires_at > now,
+        )
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
     row = IdentityCheck(
         reference=secrets.token_urlsafe(24),
         citizen_id=citizen_id,
@@ -173,10 +215,19 @@ def current_check(citizen_id: int) -> Check | None:
     return Check(row, CheckState.from_json(state))
 
 
+def _checked_evidence(row: IdentityCheck) -> bool:
+    """Whether a failed check reached an evidence service (a start refused by the limit did
+    not: it must not push back the time the citizen was told they may try again)."""
+    try:
+        return bool(store.decrypt_json(row.state_encrypted).get("credentials"))
+    except store.UnreadableIdentity:
+        return True
+
+
 def recent_failures(citizen_id: int) -> list[IdentityCheck]:
-    """The citizen's checks that failed on the evidence (not for want of a document) within
-    the window, oldest first."""
-    return list(
+    """The citizen's checks that failed on the evidence (not for want of a document, nor
+    refused by the limit) within the window, oldest first."""
+    rows = list(
         db.session.scalars(
             select(IdentityCheck)
             .where(
@@ -188,6 +239,7 @@ def recent_failures(citizen_id: int) -> list[IdentityCheck]:
             .order_by(IdentityCheck.started_at, IdentityCheck.id)
         )
     )
+    return [row for row in rows if _checked_evidence(row)]
 
 
 def too_many_failures(citizen_id: int) -> IdentityCheck | None:
@@ -217,9 +269,40 @@ def latest_check(citizen_id: int) -> IdentityCheck | None:
 
 
 def save_state(check: Check) -> None:
-    """Store the check's state (encrypted) and commit."""
+    """Store the check's state (encrypted) and commit; the step it was busy with is done."""
+    check.state.busy_until = 0.0
     check.row.state_encrypted = store.encrypt_json(check.state.to_json())
     db.session.commit()
+
+
+def claim_step(check: Check) -> bool:
+    """Whether this request may send the check's current step to its service: only one at a
+    time, so that the same step sent many times at once (each a guess, however many of them
+    fail) cannot get past the daily limit on failed checks. A compare-and-swap on the stored
+    state (its ciphertext, fresh each time it is written); the claim ends when the state is
+    next saved (save_state, refuse_evidence) or the check ends, or after STEP_BUSY_SECONDS."""
+    now = clock.time()
+    if check.state.busy_until > now:
+        return False
+    before = check.row.state_encrypted
+    check.state.busy_until = now + STEP_BUSY_SECONDS
+    after = store.encrypt_json(check.state.to_json())
+    claimed = db.session.execute(
+        update(IdentityCheck)
+        .where(
+            IdentityCheck.id == check.row.id,
+            IdentityCheck.outcome.is_(None),
+            IdentityCheck.expires_at > utcnow(),  # not ended by a newer check (start_check)
+            IdentityCheck.state_encrypted == before,
+        )
+        .values(state_encrypted=after)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if claimed != 1:
+        return False
+    check.row.state_encrypted = after
+    return True
 
 
 # -- Evidence ---------------------------------------------------------------------------------
@@ -273,7 +356,7 @@ def refuse_evidence(check: Check, kind: str, why: str) -> None:
         reference=check.reference,
         kind=kind,
     )
-    db.session.commit()
+    save_state(check)
 
 
 # -- The end of a check -----------------------------------------------------------------------

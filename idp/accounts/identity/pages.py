@@ -146,7 +146,10 @@ def _use_credential(check: Check, kind: str, token: str, nonce: str) -> bool | N
 
 def _run_check(check: Check, kind: str, subject: dict) -> bool | None:
     """Send what the citizen typed to the service of this kind; whether it passed (None: the
-    service could not be used, or its credential was refused)."""
+    service could not be used, or its credential was refused, or another request is checking
+    this step now)."""
+    if not logic.claim_step(check):
+        return None
     nonce = evidence.new_nonce()
     try:
         token = evidence.request_check(kind, check.reference, nonce, subject)
@@ -192,14 +195,20 @@ def start(*, current) -> Response:
     if form.validate_on_submit():
         client_id = _client_id(journey)
         choice = form.document.data
-        if choice == "neither":
-            check = logic.no_document(current.citizen_id, journey, target, client_id)
-            return _ended(check)
-        if logic.too_many_failures(current.citizen_id) is not None:
-            latest = logic.recent_failures(current.citizen_id)[-1]
-            logic.refuse_start(current.citizen_id, journey, target, client_id, latest.return_code)
-            return redirect(url_for("identity.not_proved", journey=journey))
-        check = logic.start_check(current.citizen_id, journey, target, choice, client_id)
+        try:
+            if choice == "neither":
+                check = logic.no_document(current.citizen_id, journey, target, client_id)
+                return _ended(check)
+            if logic.too_many_failures(current.citizen_id) is not None:
+                latest = logic.recent_failures(current.citizen_id)[-1]
+                logic.refuse_start(
+                    current.citizen_id, journey, target, client_id, latest.return_code
+                )
+                return redirect(url_for("identity.not_proved", journey=journey))
+            logic.start_check(current.citizen_id, journey, target, choice, client_id)
+        except logic.CheckBusy:
+            # A step of the check in progress is with its service: its outcome first.
+            return unavailable(journey)
         return redirect(url_for(DOCUMENT_PAGES[choice], journey=journey))
     form.journey.data = journey
     status = 400 if form.is_submitted() else 200
@@ -353,6 +362,14 @@ def questions(*, current) -> Response:
     if not check.state.questions:
         return _ask_questions(check)  # fetching them failed before: try again
     question = check.state.next_question()
+    if question is None:
+        # Every answer was kept but the answers were not checked (a request sending them
+        # stopped half way): unless one is sending them now, ask the questions again.
+        if not logic.claim_step(check):
+            return unavailable(journey, url_for("identity.questions", journey=journey))
+        check.state.answers = {}
+        logic.save_state(check)
+        return redirect(url_for("identity.questions", journey=journey))
     form = QuestionForm()
     form.answer.choices = [SelectChoice(choice, choice) for choice in question["choices"]]
     form.answer.label.text = question["text"]
@@ -384,6 +401,9 @@ def questions(*, current) -> Response:
 
 def _send_answers(check: Check) -> Response:
     journey = check.state.journey
+    if not logic.claim_step(check):
+        # Another request is sending the answers now.
+        return unavailable(journey, url_for("identity.questions", journey=journey))
     nonce = evidence.new_nonce()
     try:
         token = evidence.request_answers_check(check.reference, nonce, check.state.answers)
