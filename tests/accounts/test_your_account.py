@@ -353,3 +353,21 @@ def test_a_report_without_the_form_token_changes_nothing(idp, make_citizen, make
 
     assert forged.status_code == 400
     assert account_page(idp, browser).status_code == 200
+
+
+def test_a_code_not_yet_redeemed_is_worthless_after_stop_sharing(idp, make_citizen, make_client):
+    """The citizen stops sharing between the department getting a code and redeeming it: the
+    code gives nothing (invalid_grant), so the department cannot still obtain tokens."""
+    citizen = make_citizen()
+    client = make_client(client_name="Renew your passport")
+    browser, _ = signed_in_at(idp, client, citizen)
+    attempt = client.authorization()
+    back = browser.authorize(attempt.url)
+    code = back.params["code"]
+
+    page = account_page(idp, browser)
+    assert post_button(browser, page, "/account/services/dept-a/revoke").status_code == 303
+
+    refused = client.token_request(code, attempt.code_verifier)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"

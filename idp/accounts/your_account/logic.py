@@ -27,6 +27,7 @@ from idp.dates import uk_datetime
 from idp.extensions import db
 from idp.mail import MailError, send_mail
 from idp.models import (
+    AuthorizationCode,
     BrowserSession,
     Citizen,
     Client,
@@ -100,6 +101,17 @@ def revoke_service(citizen: Citizen, client_id: str) -> list[str] | None:
     now = utcnow()
     for model in (Token, RefreshToken):
         revoke_live(model, model.citizen_id == citizen.id, model.client_id == client_id, now=now)
+    # A code issued but not yet redeemed would still give the service tokens: it expires now.
+    db.session.execute(
+        db.update(AuthorizationCode)
+        .where(
+            AuthorizationCode.citizen_id == citizen.id,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.used_at.is_(None),
+            AuthorizationCode.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
     # The department stops showing the citizen signed in (back-channel logout).
     sign_out_of_department(citizen.id, client_id, "consent revoked")
     db.session.commit()
