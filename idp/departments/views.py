@@ -460,7 +460,7 @@ def admin_departments(member: StaffMember) -> Response:
 @staff_required(platform=True)
 def admin_department_welsh_name(member: StaffMember, department_id: int) -> Response:
     """Give a department its name in Welsh (or take it away)."""
-    department = db.session.get(Department, department_id)
+    department = db.session.get(Department, department_id) if department_id < 2**31 else None
     if department is None:
         abort(404, "There is no such department.")
     form = DepartmentWelshNameForm()
@@ -539,7 +539,7 @@ def admin_tokens(member: StaffMember) -> Response:
 def admin_revoke_token(member: StaffMember, token_id: int) -> Response:
     """Revoke an initial access token."""
     form = ActionForm(prefix="revoke")
-    token = db.session.get(InitialAccessToken, token_id)
+    token = db.session.get(InitialAccessToken, token_id) if token_id < 2**31 else None
     if token is None:
         abort(404, "There is no such token.")
     if not form.validate_on_submit():

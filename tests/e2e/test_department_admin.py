@@ -48,6 +48,8 @@ def test_a_registered_and_approved_service_is_named_to_citizens_with_its_departm
     page.get_by_role("button", name="Continue").click()
     page.get_by_label("Their email address").check()
     page.get_by_role("button", name="Continue").click()
+    page.get_by_label("No, it does not").check()  # no verified identity
+    page.get_by_role("button", name="Continue").click()
     # The key fields show only for a public key.
     key_field = page.get_by_label("Paste your public key")
     expect(key_field).to_be_hidden()
