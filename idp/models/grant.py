@@ -13,7 +13,37 @@ from idp.models.client import Client, registered_client
 from idp.models.timestamps import UTCDateTime, utcnow
 
 
-class AuthorizationCode(db.Model, AuthorizationCodeMixin):
+class AuthorizationCodeMethods(AuthorizationCodeMixin):
+    """What Authlib asks of an authorization code, for the stored row (AuthorizationCode) and
+    the lean record redemption reads (idp/oidc/records.py CodeRecord): both hold the same
+    fields."""
+
+    def get_redirect_uri(self) -> str:
+        """The redirect URI the code was issued to."""
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        """The scopes the citizen granted."""
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        """The nonce to carry into the ID token."""
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        """When the citizen authenticated, in seconds since the epoch."""
+        return int(self.auth_time.timestamp())
+
+    def get_amr(self) -> list[str]:
+        """How the citizen authenticated."""
+        return list(self.amr or [])
+
+    def get_acr(self) -> None:
+        """The level is added as vot and acr by the ID token (idp/oidc/id_token.py)."""
+        return None
+
+
+class AuthorizationCode(db.Model, AuthorizationCodeMethods):
     """A single-use code, stored only as a hash, bound to client, redirect URI and PKCE."""
 
     __tablename__ = "authorization_code"
@@ -42,30 +72,6 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     citizen: Mapped[Citizen] = relationship(lazy="joined")
-
-    def get_redirect_uri(self) -> str:
-        """The redirect URI the code was issued to."""
-        return self.redirect_uri
-
-    def get_scope(self) -> str:
-        """The scopes the citizen granted."""
-        return self.scope
-
-    def get_nonce(self) -> str | None:
-        """The nonce to carry into the ID token."""
-        return self.nonce
-
-    def get_auth_time(self) -> int:
-        """When the citizen authenticated, in seconds since the epoch."""
-        return int(self.auth_time.timestamp())
-
-    def get_amr(self) -> list[str]:
-        """How the citizen authenticated."""
-        return list(self.amr or [])
-
-    def get_acr(self) -> None:
-        """Levels of assurance arrive with a later change."""
-        return None
 
 
 class AccessTokenMethods(TokenMixin):

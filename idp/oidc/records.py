@@ -15,12 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from sqlalchemy import bindparam, select
 
 from idp.extensions import db
 from idp.models import AuthorizationCode, Citizen, Client, PhoneNumber, RefreshToken, Token
-from idp.models.grant import AccessTokenMethods
+from idp.models.grant import AccessTokenMethods, AuthorizationCodeMethods
 from idp.models.timestamps import utcnow
 
 
@@ -73,7 +72,7 @@ _CITIZEN_COLUMNS = [
 
 
 @dataclass(slots=True)
-class CodeRecord(AuthorizationCodeMixin):
+class CodeRecord(AuthorizationCodeMethods):
     """A stored authorization code (idp.models.AuthorizationCode), as redemption reads it."""
 
     id: int
@@ -95,30 +94,6 @@ class CodeRecord(AuthorizationCodeMixin):
     citizen: CitizenRecord
     # Set by the grant once the code's sign-in is found live; never stored.
     live_session_id: int | None = None
-
-    def get_redirect_uri(self) -> str:
-        """The redirect URI the code was issued to."""
-        return self.redirect_uri
-
-    def get_scope(self) -> str:
-        """The scopes the citizen granted."""
-        return self.scope
-
-    def get_nonce(self) -> str | None:
-        """The nonce to carry into the ID token."""
-        return self.nonce
-
-    def get_auth_time(self) -> int:
-        """When the citizen authenticated, in seconds since the epoch."""
-        return int(self.auth_time.timestamp())
-
-    def get_amr(self) -> list[str]:
-        """How the citizen authenticated."""
-        return list(self.amr or [])
-
-    def get_acr(self) -> None:
-        """The level is added as vot and acr by the ID token (idp/oidc/id_token.py)."""
-        return None
 
 
 @dataclass(slots=True, frozen=True)
