@@ -31,7 +31,7 @@ from idp.cli import cli
 from idp.extensions import db
 from idp.models import Client, IdentityCheck
 from tests.conftest import free_port
-from tests.support.audit import stored_entries, table_text
+from tests.support.audit import captured_log, stored_entries, table_text
 from tests.support.browser import CitizenBrowser, error_beside
 
 UNAVAILABLE = "Sorry, we cannot check your identity at the moment"
@@ -1005,3 +1005,24 @@ def test_the_error_summary_lists_the_mistakes_in_the_order_of_the_page(
     assert links == ["surname", "given_names", "birth_day", "passport_number", "expiry_day"]
     fields = re.findall(r'<input[^>]* id="([\w-]+)"', refused.text)
     assert [f for f in fields if f in links] == links
+
+
+def test_a_services_refusal_is_logged_by_its_code_never_its_words(
+    checking_idp, citizen_browser, fake_passport_office
+):
+    """A service's error_description may quote what the citizen typed: the IdP's log names the
+    refusal by its error code only."""
+    idp, browser = checking_idp, citizen_browser
+    fake_passport_office.raw_answer = (
+        400,
+        json.dumps(
+            {"error": "invalid_request", "error_description": "no passport 321654987 for KENNETH"}
+        ).encode(),
+    )
+    page = browser.follow(start(browser, idp.issuer, "passport"))
+    with captured_log("idp") as logged:
+        response = browser.submit(page, passport_fields(KENNETH))
+    assert response.status_code == 503 and UNAVAILABLE in response.text
+    text = logged.getvalue()
+    assert "answered HTTP 400: invalid_request" in text
+    assert "321654987" not in text and "KENNETH" not in text

@@ -16,6 +16,7 @@ the citizen is told the check is not available at the moment, never shown an err
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -28,6 +29,8 @@ import jwt
 from idp import clock
 from idp.settings import current_settings
 
+# An OAuth-style error code (RFC 6749 5.2 shape), the only part of a refusal the IdP logs.
+ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 log = logging.getLogger("idp.identity")
 
 # Each call to a service must be answered within this many seconds.
@@ -109,9 +112,12 @@ def _post(kind: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         answer = None
     if response.status_code != 200 or not isinstance(answer, dict):
+        # The error code only: a service's error_description may quote what the citizen typed,
+        # which never goes into the IdP's logs.
         described = ""
-        if isinstance(answer, dict) and isinstance(answer.get("error_description"), str):
-            described = ": " + answer["error_description"][:200]
+        code = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(code, str) and ERROR_CODE.fullmatch(code):
+            described = ": " + code
         log.warning(
             "the %s evidence service answered HTTP %s%s", kind, response.status_code, described
         )
