@@ -35,7 +35,8 @@ class SettingsError(ValueError):
 # What a throttle counts failures of: each has its own counters and limits.
 # "email_code" counts wrong codes sent by email; "email_send" counts codes sent to an address;
 # "sms_code" and "sms_send" likewise for text messages confirming a new mobile number (a code
-# typed at sign-in counts as "second_factor", with the app's).
+# typed at sign-in counts as "second_factor", with the app's); "identity_check" counts identity
+# checks failed on the evidence from one network.
 THROTTLE_KINDS = (
     "password",
     "second_factor",
@@ -45,6 +46,7 @@ THROTTLE_KINDS = (
     "email_send",
     "sms_code",
     "sms_send",
+    "identity_check",
 )
 # GOV.UK Notify's API, which the IdP sends email and text messages through when a key is set.
 NOTIFY_BASE_URL = "https://api.notifications.service.gov.uk"
@@ -118,6 +120,12 @@ class Settings:
     identity_jwt_lifetime: int = 3600
     # An identity check in progress may take this many seconds (an hour) between its steps.
     identity_check_lifetime: int = 3600
+    # Identity checks failed on the evidence from one network (IP address) in a window of this
+    # many seconds (a day), whoever's account: past it, no check starts from there until the
+    # window ends. Each account has its own limit of three besides, so this one stops many
+    # accounts guessing at the registers and the questions from one place.
+    identity_network_max_failed_checks: int = 20
+    identity_network_window_seconds: int = 86400
     # The evidence services (simulated passport office, driving licence register, address and
     # fraud check, knowledge-based questions): a table of their base URLs by kind, e.g.
     # {passport = "https://...", driving_licence = ..., address = ..., kbv = ...}; as an

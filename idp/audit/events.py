@@ -473,6 +473,11 @@ _EVENTS = (
         details=("reference", "identity_level", "evidence"),
     ),
     Event(
+        "identity.check_refused",
+        "No identity check could start: too many failed from the citizen's network today",
+        FAILURE,
+    ),
+    Event(
         "identity.failed",
         "A citizen's identity check ended without proving their identity (with the return code)",
         FAILURE,

@@ -1026,3 +1026,48 @@ def test_a_services_refusal_is_logged_by_its_code_never_its_words(
     text = logged.getvalue()
     assert "answered HTTP 400: invalid_request" in text
     assert "321654987" not in text and "KENNETH" not in text
+
+
+def test_too_many_failed_checks_from_one_network_stop_every_account_there(
+    checking_idp, make_citizen, clock
+):
+    """Each account has three failed checks a day; one network (IP address) has
+    identity_network_max_failed_checks whoever's accounts fail, so many accounts cannot guess
+    at the registers from one place. "Neither" does not count."""
+    idp = checking_idp
+    settings = idp.app.config["IDP_SETTINGS"]
+    idp.app.config["IDP_SETTINGS"] = settings.replace(identity_network_max_failed_checks=2)
+
+    def signed_in(citizen: dict) -> CitizenBrowser:
+        browser = CitizenBrowser(idp.issuer)
+        page = browser.follow(browser.get(idp.url("/sign-in")))
+        browser.sign_in(page, citizen["email"], citizen["password"])
+        return browser
+
+    def choose_passport(browser: CitizenBrowser) -> httpx.Response:
+        page = browser.follow(browser.get(idp.url("/identity/start")))
+        return browser.submit(page, {"document": "passport"})
+
+    try:
+        citizens = [make_citizen(f"network{number}@example.com") for number in range(3)]
+        for citizen in citizens[:2]:
+            browser = signed_in(citizen)
+            start(browser, idp.issuer, "neither")  # not a failure on the evidence
+            page = browser.follow(start(browser, idp.issuer, "passport"))
+            browser.submit(page, passport_fields(PAUL))  # expired: fails (D)
+            assert checks_of(idp, citizen["id"])[-1] == ("failed", "D")
+
+        third = citizens[2]
+        refused = choose_passport(signed_in(third))
+        assert refused.status_code == 429
+        assert "You cannot check your identity from here today" in refused.text
+        assert 0 < int(refused.headers["Retry-After"]) <= 86400
+        assert events(idp)[-1]["event"] == "identity.check_refused"
+        assert checks_of(idp, third["id"]) == []  # others' failures used none of its own
+
+        clock.advance(86400 + 1)
+        again = choose_passport(signed_in(third))
+        assert again.status_code in (302, 303)
+        assert again.headers["location"].startswith("/identity/passport")
+    finally:
+        idp.app.config["IDP_SETTINGS"] = settings

@@ -53,6 +53,8 @@ PASS_SCORES = {
 # questions not confirmed) may not start another until a day after the first of them: the
 # questions and the registers must not be open to guessing.
 MAX_FAILED_CHECKS = 3
+# The return codes of checks that failed on the evidence (the daily limits count them).
+EVIDENCE_RETURN_CODES = ("D", "F", "K")
 # How long one request may hold a step of a check while its service answers (claim_step):
 # longer than a service may take (evidence_client.TIMEOUT for the check and for its keys).
 STEP_BUSY_SECONDS = 30.0
@@ -233,7 +235,7 @@ def recent_failures(citizen_id: int) -> list[IdentityCheck]:
             .where(
                 IdentityCheck.citizen_id == citizen_id,
                 IdentityCheck.outcome == "failed",
-                IdentityCheck.return_code.in_(("D", "F", "K")),
+                IdentityCheck.return_code.in_(EVIDENCE_RETURN_CODES),
                 IdentityCheck.started_at > utcnow() - FAILED_CHECKS_WINDOW,
             )
             .order_by(IdentityCheck.started_at, IdentityCheck.id)
@@ -246,6 +248,18 @@ def too_many_failures(citizen_id: int) -> IdentityCheck | None:
     """The oldest of the recent failed checks when there are too many to start another."""
     failures = recent_failures(citizen_id)
     return failures[0] if len(failures) >= MAX_FAILED_CHECKS else None
+
+
+def refuse_network(citizen_id: int, client_id: str | None) -> None:
+    """No check starts: too many failed from this network today (audited; no check row, so
+    the citizen's own limit is not used up by others' failures)."""
+    audit.record(
+        "identity.check_refused",
+        "failure",
+        reason="too_many_failed_checks_from_network",
+        citizen_id=citizen_id,
+        client_id=client_id,
+    )
 
 
 def refuse_start(

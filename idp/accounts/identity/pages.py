@@ -42,6 +42,8 @@ from idp.accounts.identity.store import UnreadableIdentity, current_identity, id
 from idp.accounts.levels import meets_identity, requested_identity_level
 from idp.accounts.page_helpers import journey_context, page
 from idp.oidc.journey import find_interaction, interaction_params
+from idp.security import throttle
+from idp.settings import current_settings
 
 bp = Blueprint("identity", __name__, url_prefix="/identity")
 
@@ -66,6 +68,17 @@ def _target_level(journey: str | None) -> str:
 def _client_id(journey: str | None) -> str | None:
     client = journey_context(journey)["client"]
     return client.client_id if client else None
+
+
+def too_many_from_network(journey: str | None, retry_after: int) -> tuple:
+    """No check starts from this network today: too many failed from it (429)."""
+    return page(
+        "identity/too_many_from_network.html",
+        429,
+        {"Retry-After": str(retry_after)},
+        wait=throttle.wait_in_words(retry_after),
+        **_service(journey),
+    )
 
 
 def unavailable(journey: str | None, retry: str | None = None) -> tuple:
@@ -103,9 +116,18 @@ def _next_step(check: Check) -> Response:
     return redirect(url_for("identity.questions", journey=journey))
 
 
+def _network_key() -> str:
+    return f"identity:network:{request.remote_addr or ''}"
+
+
 def _ended(check: Check) -> Response:
-    """Where the citizen goes once the check has ended (its row holds the outcome)."""
+    """Where the citizen goes once the check has ended (its row holds the outcome). A check
+    failed on the evidence counts against this network's daily limit too."""
     journey = check.state.journey
+    if check.row.outcome == "failed" and check.row.return_code in logic.EVIDENCE_RETURN_CODES:
+        throttle.use_quota(
+            "identity_check", _network_key(), current_settings().identity_network_window_seconds
+        )
     if check.row.outcome == "proved":
         if journey and find_interaction(journey) is not None:
             return redirect(url_for("authorize.resume", journey=journey))
@@ -199,6 +221,14 @@ def start(*, current) -> Response:
             if choice == "neither":
                 check = logic.no_document(current.citizen_id, journey, target, client_id)
                 return _ended(check)
+            network = throttle.check_quota(
+                "identity_check",
+                _network_key(),
+                current_settings().identity_network_max_failed_checks,
+            )
+            if not network.allowed:
+                logic.refuse_network(current.citizen_id, client_id)
+                return too_many_from_network(journey, network.retry_after)
             if logic.too_many_failures(current.citizen_id) is not None:
                 latest = logic.recent_failures(current.citizen_id)[-1]
                 logic.refuse_start(
