@@ -28,6 +28,13 @@ VOCAB = "https://vocab.account.gov.uk/v1/"
 CORE_IDENTITY = VOCAB + "coreIdentityJWT"
 ADDRESS = VOCAB + "address"
 RETURN_CODE = VOCAB + "returnCode"
+# What the IdP's return codes mean, in this service's words (the IdP's README lists them).
+RETURN_CODE_WORDS = {
+    "X": "You told the sign-in service you do not have a passport or photocard driving licence.",
+    "D": "Your passport or driving licence details could not be confirmed.",
+    "F": "Your address could not be confirmed.",
+    "K": "You did not answer enough security questions correctly.",
+}
 DID_CACHE_SECONDS = 300
 LEEWAY_SECONDS = 30
 HTTP_TIMEOUT_SECONDS = 10

@@ -17,6 +17,7 @@ from relying_parties.client import (
 )
 from relying_parties.ended_sessions import EndedSessionsUnavailable, ReplayedLogoutToken
 from relying_parties.errors import IdentityProviderUnavailable, SignInError
+from relying_parties.identity import RETURN_CODE_WORDS
 from relying_parties.keys import public_jwks
 from relying_parties.settings import BACKCHANNEL_LOGOUT_PATH
 
@@ -165,6 +166,12 @@ def health() -> dict:
 def lower_first(text: str) -> str:
     """'Your tax account' becomes 'your tax account', for use mid-sentence."""
     return text[:1].lower() + text[1:]
+
+
+@blueprint.app_template_filter("return_code_words")
+def return_code_words(code: str) -> str:
+    """Why the citizen could not prove their identity online, in words."""
+    return RETURN_CODE_WORDS.get(code, "The sign-in service could not confirm your identity.")
 
 
 @blueprint.app_template_filter("long_date")

@@ -152,6 +152,7 @@ def test_one_sign_in_is_recognised_by_all_five_sample_services(
             # The name and birth date it checked in the core identity JWT, not typed.
             expect(page.locator("#verified-identity")).to_contain_text("KENNETH DECERQUEIRA")
             expect(page.locator("#verified-identity")).to_contain_text("8 July 1965")
+            expect(page.locator("#verified-identity code")).to_have_text("P2")
         if service == "benefits":
             # Its form starts with the verified address: nothing typed again.
             expect(page.locator("#address-line-1")).to_have_value("8 HADLEY ROAD")

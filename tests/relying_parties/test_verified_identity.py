@@ -178,3 +178,57 @@ def test_an_unknown_identity_level_is_refused_at_start():
             token_endpoint_auth_method="none",
             identity_level="P9",
         )
+
+
+# -- The account page: what the service shows of the identity ----------------------------------
+
+
+def _account_page(department_app, kind: str, identity: dict):
+    import time as _time
+
+    from relying_parties.account import SESSION_KEY
+
+    client = department_app(kind).test_client()
+    with client.session_transaction() as session:
+        session[SESSION_KEY] = {
+            "id_token": "header.payload.signature",
+            "claims": {"iss": "http://127.0.0.1:9", "sub": "citizen-1"},
+            "userinfo": {"sub": "citizen-1", "email": "ada@example.com"},
+            "identity": identity,
+            "signed_in_at": _time.time(),
+        }
+    return client.get("/account")
+
+
+def test_the_verified_identity_is_shown_as_markup_not_as_tags(department_app):
+    page = _account_page(
+        department_app,
+        "driving",
+        {
+            "level": "P2",
+            "given_names": "KENNETH",
+            "family_name": "DECERQUEIRA",
+            "birth_date": "1965-07-08",
+            "address": None,
+        },
+    )
+    assert page.status_code == 200
+    assert "<code>P2</code>" in page.text
+    assert "&lt;code&gt;" not in page.text and "&lt;strong" not in page.text
+    assert "KENNETH DECERQUEIRA" in page.text and "8 July 1965" in page.text
+    assert "Identity confidence" in page.text
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("D", "passport or driving licence details could not be confirmed"),
+        ("X", "do not have a passport or photocard driving licence"),
+        ("Q", "could not confirm your identity"),
+    ],
+)
+def test_a_return_code_is_explained_in_words(department_app, code, words):
+    page = _account_page(department_app, "benefits", {"return_code": code})
+    assert page.status_code == 200
+    assert words in page.text
+    assert "&lt;p" not in page.text
