@@ -98,21 +98,26 @@ def _identity_confidence(vector: str) -> str:
     return confidence[0] if confidence else NO_IDENTITY_CONFIDENCE
 
 
-def requested_identity_level(params: Mapping[str, str]) -> str:
-    """The identity confidence the request asks for: "P0" (none), "P1" or "P2".
-
-    Of several acceptable vectors, the lowest identity confidence among them is enough.
-    Call after parse_vtr has accepted the vtr (the authorization checks do).
-    """
+def identity_levels_accepted(params: Mapping[str, str]) -> set[str]:
+    """The identity confidences of the request's acceptable vectors ({"P0"} without a vtr,
+    or with one parse_vtr refuses: the authorization checks refuse it first)."""
     raw = params.get("vtr")
     if raw is None:
-        return NO_IDENTITY_CONFIDENCE
+        return {NO_IDENTITY_CONFIDENCE}
     try:
         parse_vtr(raw)
         vectors = json.loads(raw)
     except InvalidVectorOfTrust:
-        return NO_IDENTITY_CONFIDENCE
-    return min((_identity_confidence(v) for v in vectors), key=IDENTITY_ORDER.index)
+        return {NO_IDENTITY_CONFIDENCE}
+    return {_identity_confidence(v) for v in vectors}
+
+
+def requested_identity_level(params: Mapping[str, str]) -> str:
+    """The identity confidence the request asks for: "P0" (none), "P1" or "P2".
+
+    Of several acceptable vectors, the lowest identity confidence among them is enough.
+    """
+    return min(identity_levels_accepted(params), key=IDENTITY_ORDER.index)
 
 
 def meets_identity(held: str, asked: str) -> bool:

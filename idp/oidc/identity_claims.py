@@ -41,8 +41,8 @@ from idp.accounts.identity.store import (
 from idp.accounts.levels import (
     IDENTITY_ORDER,
     NO_IDENTITY_CONFIDENCE,
+    identity_levels_accepted,
     meets_identity,
-    parse_vtr,
     requested_identity_level,
 )
 from idp.extensions import db
@@ -169,19 +169,7 @@ def check_identity_request(client: Client, params: Mapping[str, str]) -> None:
 def released_level(params: Mapping[str, str], held: str) -> str | None:
     """The identity level a request's vtr accepts that an identity held at `held` meets (the
     strongest such), or None when it meets none. P0 when no identity confidence is asked."""
-    raw = params.get("vtr")
-    if raw is None:
-        return NO_IDENTITY_CONFIDENCE
-    try:
-        parse_vtr(raw)
-        vectors = json.loads(raw)
-    except ValueError:
-        return NO_IDENTITY_CONFIDENCE
-    levels = {
-        next((c for c in v.split(".") if c.startswith("P")), NO_IDENTITY_CONFIDENCE)
-        for v in vectors
-    }
-    met = [level for level in levels if meets_identity(held, level)]
+    met = [level for level in identity_levels_accepted(params) if meets_identity(held, level)]
     return max(met, key=IDENTITY_ORDER.index) if met else None
 
 
