@@ -220,12 +220,12 @@ def details_to_consent(client: Client, params: Mapping[str, str], citizen_id: in
     """The verified details the citizen is asked to agree to share: those asked that their
     identity holds (a passport only if one was checked), when it meets the request (none
     otherwise: none will be given)."""
-    if requested_identity_level(params) == NO_IDENTITY_CONFIDENCE:
+    asked = requested_identity_level(params)
+    if asked == NO_IDENTITY_CONFIDENCE:
         return []
-    if identity_short(citizen_id, params):
-        return []
+    # One read: the identity's own level says whether it meets the request.
     identity = readable_identity(citizen_id)
-    if identity is None:
+    if identity is None or not meets_identity(identity.level, asked):
         return []
     return [
         claim
