@@ -45,8 +45,9 @@ from idp import audit
 from idp.accounts.levels import achieved_vector, requested_vectors
 from idp.accounts.sessions import SignIn, current_session, current_sign_in
 from idp.accounts.shared_forms import ConsentForm
+from idp.accounts.text_messages.logic import phone_number as confirmed_mobile
 from idp.extensions import csrf, db
-from idp.models import BrowserSession, Citizen, Client, Consent, Interaction, PhoneNumber
+from idp.models import BrowserSession, Citizen, Client, Consent, Interaction
 from idp.models.client import registered_client
 from idp.models.timestamps import utcnow
 from idp.oidc.authorization_server import authorization_server
@@ -370,7 +371,7 @@ def citizen_with_mobile(session) -> Citizen:
     """The signed-in citizen, with the mobile number confirmed for text messages (if any) as
     userinfo reads it (mobile_number), for the consent page's list."""
     citizen = session.citizen
-    phone = db.session.scalar(select(PhoneNumber).filter_by(citizen_id=citizen.id))
+    phone = confirmed_mobile(citizen)
     citizen.mobile_number = phone.number if phone else None
     return citizen
 
